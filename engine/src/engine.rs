@@ -1,0 +1,244 @@
+//! A SQL session over Delta tables: registration, queries, and time travel
+//! written the way Spark and Databricks users write it
+//! (`FROM t VERSION AS OF 3`, `FROM t TIMESTAMP AS OF '2024-01-01'`).
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::RecordBatch;
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::{DataFrame, SessionConfig};
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, Ident, ObjectName, TableFactor, TableVersion, Value, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::DatabricksDialect;
+
+use crate::scan::DeltaTableProvider;
+use crate::snapshot::Snapshot;
+use crate::storage::StorageRef;
+use crate::table::Table;
+use crate::{Error, Result};
+
+static NEXT_TEMP_TABLE: AtomicU64 = AtomicU64::new(0);
+
+/// A SQL session with Delta tables registered by name.
+#[derive(Clone)]
+pub struct Engine {
+    ctx: SessionContext,
+    tables: Arc<RwLock<HashMap<String, Table>>>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A new session. In WebAssembly it runs on one partition: nothing may
+    /// spawn threads there.
+    pub fn new() -> Self {
+        let mut config = SessionConfig::new().with_information_schema(true);
+        if cfg!(target_arch = "wasm32") {
+            config = config.with_target_partitions(1);
+        }
+        Self {
+            ctx: SessionContext::new_with_config(config),
+            tables: Arc::new(RwLock::new(HashMap::new())),
+        }
+    }
+
+    /// The DataFusion context underneath.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Registers the table in `storage` as `name`, at its latest version.
+    pub async fn register(&self, name: &str, storage: StorageRef) -> Result<Snapshot> {
+        let table = Table::new(storage)?;
+        let snapshot = table.snapshot().await?;
+        let provider = DeltaTableProvider::new(snapshot.clone(), table.storage().clone())?;
+        self.ctx.register_table(name, Arc::new(provider))?;
+        self.tables
+            .write()
+            .map_err(|_| Error::InvalidArgument("table registry is poisoned".into()))?
+            .insert(name.to_owned(), table);
+        Ok(snapshot)
+    }
+
+    /// The table registered as `name`.
+    pub fn table(&self, name: &str) -> Option<Table> {
+        self.tables.read().ok()?.get(name).cloned()
+    }
+
+    /// Plans one SQL statement.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        if !mentions_time_travel(sql) {
+            return Ok(self.ctx.sql(sql).await?);
+        }
+        let mut statements = DFParser::parse_sql_with_dialect(sql, &DatabricksDialect {})?;
+        if statements.len() != 1 {
+            return Err(Error::Sql(format!(
+                "expected one statement, found {}",
+                statements.len()
+            )));
+        }
+        let Some(mut statement) = statements.pop_front() else {
+            return Err(Error::Sql("empty statement".into()));
+        };
+        let DfStatement::Statement(inner) = &mut statement else {
+            return Ok(self.ctx.sql(sql).await?);
+        };
+        let mut finder = VersionFinder::default();
+        let _ = inner.visit(&mut finder);
+        let mut temp_names = Vec::new();
+        let mut replacements = Vec::new();
+        for (table_name, version) in finder.found {
+            let snapshot = self.resolve_version(&table_name, &version).await?;
+            let table = self
+                .table(&table_name)
+                .ok_or_else(|| Error::Sql(format!("table {table_name:?} not found")))?;
+            let temp = format!("__wavelake_time_travel_{}", NEXT_TEMP_TABLE.fetch_add(1, Ordering::Relaxed));
+            let provider = DeltaTableProvider::new(snapshot, table.storage().clone())?;
+            self.ctx.register_table(temp.as_str(), Arc::new(provider))?;
+            temp_names.push(temp.clone());
+            replacements.push(temp);
+        }
+        let mut replacer = VersionReplacer {
+            names: replacements.into_iter(),
+        };
+        let _ = inner.visit(&mut replacer);
+        let planned = self.ctx.state().statement_to_plan(statement).await;
+        for temp in &temp_names {
+            let _ = self.ctx.deregister_table(temp.as_str());
+        }
+        Ok(self.ctx.execute_logical_plan(planned?).await?)
+    }
+
+    /// Runs one SQL statement and collects its result.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.sql(sql).await?.collect().await?)
+    }
+
+    async fn resolve_version(&self, table_name: &str, version: &TableVersion) -> Result<Snapshot> {
+        let table = self
+            .table(table_name)
+            .ok_or_else(|| Error::Sql(format!("time travel needs a Delta table; {table_name:?} is not one")))?;
+        match version {
+            TableVersion::VersionAsOf(expr) => {
+                let v = literal_text(expr)
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .ok_or_else(|| Error::Sql(format!("VERSION AS OF needs a whole number, not {expr}")))?;
+                table.snapshot_at(Some(v)).await
+            }
+            TableVersion::TimestampAsOf(expr) | TableVersion::ForSystemTimeAsOf(expr) => {
+                let millis = self.evaluate_timestamp(expr).await?;
+                table.snapshot_at_timestamp(millis).await
+            }
+            other => Err(Error::Sql(format!("unsupported time travel clause {other}"))),
+        }
+    }
+
+    /// Evaluates a `TIMESTAMP AS OF` expression to milliseconds since the
+    /// epoch (UTC), with DataFusion so that expressions work too.
+    async fn evaluate_timestamp(&self, expr: &SqlExpr) -> Result<i64> {
+        use arrow::array::{Array, AsArray};
+        use arrow::datatypes::TimestampMillisecondType;
+        let batches = self
+            .ctx
+            .sql(&format!("SELECT CAST(CAST(({expr}) AS TIMESTAMP) AS TIMESTAMP(3))"))
+            .await
+            .map_err(|e| Error::Sql(format!("TIMESTAMP AS OF {expr}: {e}")))?
+            .collect()
+            .await?;
+        let column = batches
+            .first()
+            .map(|b| b.column(0).clone())
+            .ok_or_else(|| Error::Sql(format!("TIMESTAMP AS OF {expr} gave no value")))?;
+        let values = column
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(|| Error::Sql(format!("TIMESTAMP AS OF {expr} is not a timestamp")))?;
+        if values.is_empty() || values.is_null(0) {
+            return Err(Error::Sql(format!("TIMESTAMP AS OF {expr} is null")));
+        }
+        Ok(values.value(0))
+    }
+}
+
+/// Whether `sql` may contain `VERSION AS OF` or `TIMESTAMP AS OF`.
+fn mentions_time_travel(sql: &str) -> bool {
+    let upper = sql.to_ascii_uppercase();
+    let words: Vec<&str> = upper.split_whitespace().collect();
+    words
+        .windows(3)
+        .any(|w| matches!(w[0], "VERSION" | "TIMESTAMP" | "SYSTEM_TIME") && w[1] == "AS" && w[2] == "OF")
+}
+
+fn literal_text(expr: &SqlExpr) -> Option<String> {
+    match expr {
+        SqlExpr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(n.clone()),
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Collects the tables that carry a time travel clause, in visit order.
+#[derive(Default)]
+struct VersionFinder {
+    found: Vec<(String, TableVersion)>,
+}
+
+impl VisitorMut for VersionFinder {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name,
+            version: Some(version),
+            ..
+        } = factor
+        {
+            let table = name
+                .0
+                .last()
+                .and_then(|part| part.as_ident())
+                .map(|ident| ident.value.clone())
+                .unwrap_or_else(|| name.to_string());
+            self.found.push((table, version.clone()));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Points each time-travelled table at its registered snapshot.
+struct VersionReplacer<I> {
+    names: I,
+}
+
+impl<I: Iterator<Item = String>> VisitorMut for VersionReplacer<I> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, version, .. } = factor {
+            if version.is_some() {
+                if let Some(temp) = self.names.next() {
+                    *name = ObjectName::from(vec![Ident::new(temp)]);
+                    *version = None;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}

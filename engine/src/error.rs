@@ -1,0 +1,149 @@
+//! The engine's error type: one enum whose variants callers branch on.
+
+use std::fmt;
+
+/// Result alias used throughout the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading or querying a Delta table.
+///
+/// Variants say whose fault an error is: the caller's (`InvalidArgument`,
+/// `Sql`), the table's (`Corrupt`, `InvalidTable`, `DeletionVector`), an
+/// unsupported protocol (`UnsupportedFeature`), or the environment
+/// (`Storage`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No Delta table at the location: the `_delta_log` is missing or empty.
+    #[error("no Delta table at {location}: {reason}")]
+    TableNotFound {
+        /// Where the table was looked for.
+        location: String,
+        /// What was missing.
+        reason: String,
+    },
+    /// A file the table needs is missing from storage.
+    #[error("file not found: {path}")]
+    NotFound {
+        /// The missing file, relative to the table root where possible.
+        path: String,
+    },
+    /// A file exists but its contents are not what the protocol allows.
+    #[error("corrupt file {path}: {reason}")]
+    Corrupt {
+        /// The offending file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The log as a whole does not form a valid table (missing protocol or
+    /// metadata, versions not contiguous, ...).
+    #[error("invalid Delta table: {reason}")]
+    InvalidTable {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The table needs a reader feature or protocol version this engine does
+    /// not implement.
+    #[error("unsupported Delta feature: {feature}")]
+    UnsupportedFeature {
+        /// The feature's protocol name, or a description of the requirement.
+        feature: String,
+    },
+    /// A deletion vector could not be loaded or does not match its descriptor.
+    #[error("bad deletion vector for {data_file}: {reason}")]
+    DeletionVector {
+        /// The data file the deletion vector belongs to.
+        data_file: String,
+        /// What is wrong with the deletion vector.
+        reason: String,
+    },
+    /// The requested version does not exist or can no longer be read.
+    #[error("version {version} of the table is not available: {reason}")]
+    VersionNotFound {
+        /// The version asked for.
+        version: i64,
+        /// Why it cannot be read.
+        reason: String,
+    },
+    /// The requested timestamp is outside the table's history.
+    #[error("no version of the table at timestamp {timestamp}: {reason}")]
+    TimestampOutOfRange {
+        /// The timestamp asked for, as given.
+        timestamp: String,
+        /// Why no version matches.
+        reason: String,
+    },
+    /// The caller passed an argument the engine cannot use.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// An SQL statement could not be parsed, planned or executed.
+    #[error("{0}")]
+    Sql(String),
+    /// The storage backend failed for a reason other than a missing file.
+    #[error("storage error on {path}: {message}")]
+    Storage {
+        /// The file or prefix being accessed.
+        path: String,
+        /// The backend's message.
+        message: String,
+    },
+    /// An error from Arrow while decoding or converting data.
+    #[error("arrow error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// An error from the query engine.
+    #[error("query error: {0}")]
+    DataFusion(Box<datafusion::error::DataFusionError>),
+}
+
+impl Error {
+    /// A `Corrupt` error for `path`.
+    pub(crate) fn corrupt(path: impl Into<String>, reason: impl fmt::Display) -> Self {
+        Self::Corrupt {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// An `InvalidTable` error.
+    pub(crate) fn invalid_table(reason: impl Into<String>) -> Self {
+        Self::InvalidTable {
+            reason: reason.into(),
+        }
+    }
+
+    /// True when the error means a file was not there.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(err: datafusion::error::DataFusionError) -> Self {
+        use datafusion::error::DataFusionError as Df;
+        // Unwrap errors the engine itself raised inside DataFusion callbacks.
+        match err {
+            Df::External(inner) => match inner.downcast::<Error>() {
+                Ok(ours) => *ours,
+                Err(other) => Self::DataFusion(Box::new(Df::External(other))),
+            },
+            Df::Context(ctx, inner) => match Self::from(*inner) {
+                Self::DataFusion(df) => Self::DataFusion(Box::new(Df::Context(ctx, df))),
+                ours => ours,
+            },
+            Df::SQL(..) | Df::Plan(..) | Df::SchemaError(..) | Df::NotImplemented(..) => {
+                Self::Sql(err.strip_backtrace())
+            }
+            other => Self::DataFusion(Box::new(other)),
+        }
+    }
+}
+
+impl From<Error> for datafusion::error::DataFusionError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::DataFusion(df) => *df,
+            other => Self::External(Box::new(other)),
+        }
+    }
+}

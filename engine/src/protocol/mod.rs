@@ -1,0 +1,12 @@
+//! The Delta Lake protocol: actions, table features and deletion vectors.
+//! Everything here is pure: bytes in, values out.
+
+pub mod actions;
+pub mod dv;
+pub mod features;
+
+pub use actions::{
+    ActionBatch, Add, CheckpointMetadata, DomainMetadata, FileKey, Format, Metadata, Protocol,
+    Remove, Sidecar, Txn,
+};
+pub use dv::{DeletionVectorDescriptor, DvLocation};

@@ -1,0 +1,218 @@
+//! `DeltaScanExec`: the Parquet scan of a Delta table, presenting logical
+//! column names and reporting Delta-level metrics (files pruned, rows
+//! removed by deletion vectors) in `EXPLAIN ANALYZE`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, ListArray, MapArray, RecordBatch, StructArray};
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+};
+use futures::StreamExt;
+
+/// Figures about a scan known when it is planned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanFigures {
+    /// Active files in the snapshot.
+    pub files_total: usize,
+    /// Files skipped by partition values and statistics.
+    pub files_pruned: usize,
+    /// Files read.
+    pub files_scanned: usize,
+    /// Files read that carry a deletion vector.
+    pub files_with_deletion_vectors: usize,
+    /// Rows the deletion vectors remove from the files read.
+    pub rows_removed_by_deletion_vectors: u64,
+    /// Bytes of the files read (Parquet reads fetch only parts of them).
+    pub bytes_of_files_scanned: u64,
+}
+
+/// Wraps the Parquet scan: renames physical columns to logical ones and
+/// reports [`ScanFigures`] as metrics.
+#[derive(Debug)]
+pub struct DeltaScanExec {
+    input: Arc<dyn ExecutionPlan>,
+    schema: SchemaRef,
+    figures: ScanFigures,
+    metrics: ExecutionPlanMetricsSet,
+    properties: Arc<PlanProperties>,
+}
+
+impl DeltaScanExec {
+    /// Presents `input`'s columns, in order, with `schema`'s names and types.
+    pub fn new(input: Arc<dyn ExecutionPlan>, schema: SchemaRef, figures: ScanFigures) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            input.output_partitioning().clone(),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        let metrics = ExecutionPlanMetricsSet::new();
+        let count = |name: &'static str, value: u64| {
+            MetricBuilder::new(&metrics).global_counter(name).add(value as usize);
+        };
+        count("files_total", figures.files_total as u64);
+        count("files_pruned", figures.files_pruned as u64);
+        count("files_scanned", figures.files_scanned as u64);
+        count("files_with_dv", figures.files_with_deletion_vectors as u64);
+        count("dv_rows_removed", figures.rows_removed_by_deletion_vectors);
+        Self {
+            input,
+            schema,
+            figures,
+            metrics,
+            properties,
+        }
+    }
+
+    /// The planning-time figures of this scan.
+    pub fn figures(&self) -> ScanFigures {
+        self.figures
+    }
+
+    /// The Parquet scan underneath.
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
+    }
+}
+
+impl DisplayAs for DeltaScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let s = &self.figures;
+        write!(
+            f,
+            "DeltaScanExec: files={}/{} pruned={} dv_files={} dv_rows_removed={}",
+            s.files_scanned, s.files_total, s.files_pruned, s.files_with_deletion_vectors,
+            s.rows_removed_by_deletion_vectors
+        )
+    }
+}
+
+impl ExecutionPlan for DeltaScanExec {
+    fn name(&self) -> &str {
+        "DeltaScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        match children.pop() {
+            Some(input) if children.is_empty() => {
+                Ok(Arc::new(Self::new(input, self.schema.clone(), self.figures)))
+            }
+            _ => Err(datafusion::error::DataFusionError::Internal(
+                "DeltaScanExec takes exactly one child".into(),
+            )),
+        }
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+        let schema = self.schema.clone();
+        let stream = self.input.execute(partition, context)?;
+        let out_schema = schema.clone();
+        let renamed = stream.map(move |batch| {
+            let batch = batch?;
+            if batch.schema() == out_schema {
+                return Ok(batch);
+            }
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(out_schema.fields())
+                .map(|(array, field)| retype(array, field.data_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(RecordBatch::try_new(out_schema.clone(), columns)?)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, renamed)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// Gives `array` the type `target`, which differs at most in nested field
+/// names (column mapping) or in a castable leaf type.
+pub fn retype(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, arrow::error::ArrowError> {
+    if array.data_type() == target {
+        return Ok(array.clone());
+    }
+    match (array.data_type(), target) {
+        (DataType::Struct(_), DataType::Struct(fields)) => {
+            let source = array
+                .as_any()
+                .downcast_ref::<StructArray>()
+                .ok_or_else(|| arrow::error::ArrowError::CastError("not a struct".into()))?;
+            let children = source
+                .columns()
+                .iter()
+                .zip(fields.iter())
+                .map(|(child, field)| retype(child, field.data_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Arc::new(StructArray::try_new(
+                fields.clone(),
+                children,
+                source.nulls().cloned(),
+            )?))
+        }
+        (DataType::List(_), DataType::List(field)) => {
+            let source = array
+                .as_any()
+                .downcast_ref::<ListArray>()
+                .ok_or_else(|| arrow::error::ArrowError::CastError("not a list".into()))?;
+            let values = retype(source.values(), field.data_type())?;
+            Ok(Arc::new(ListArray::try_new(
+                field.clone(),
+                source.offsets().clone(),
+                values,
+                source.nulls().cloned(),
+            )?))
+        }
+        (DataType::Map(_, _), DataType::Map(field, sorted)) => {
+            let source = array
+                .as_any()
+                .downcast_ref::<MapArray>()
+                .ok_or_else(|| arrow::error::ArrowError::CastError("not a map".into()))?;
+            let entries: ArrayRef = Arc::new(source.entries().clone());
+            let entries = retype(&entries, field.data_type())?;
+            let entries = entries
+                .as_any()
+                .downcast_ref::<StructArray>()
+                .ok_or_else(|| arrow::error::ArrowError::CastError("bad map entries".into()))?
+                .clone();
+            Ok(Arc::new(MapArray::try_new(
+                field.clone(),
+                source.offsets().clone(),
+                entries,
+                source.nulls().cloned(),
+                *sorted,
+            )?))
+        }
+        _ => arrow::compute::cast(array, target),
+    }
+}

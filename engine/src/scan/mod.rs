@@ -1,0 +1,322 @@
+//! The DataFusion `TableProvider` over a Delta snapshot: partition and
+//! statistics pruning, deletion vectors as Parquet row selections, and
+//! Parquet row-group and page-index pruning underneath.
+
+mod deletion;
+mod exec;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::object_store::ObjectMeta;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::catalog::TableProvider;
+use datafusion_datasource::file_groups::FileGroup;
+use datafusion_datasource::file_scan_config::FileScanConfigBuilder;
+use datafusion_datasource::source::DataSourceExec;
+use datafusion_datasource::{PartitionedFile, TableSchema};
+use datafusion_datasource_parquet::source::ParquetSource;
+use datafusion_datasource_parquet::{CachedParquetFileReaderFactory, ParquetRowSelection};
+use futures::{StreamExt, TryStreamExt};
+
+pub use deletion::{load_deletion_vector, row_selection};
+pub use exec::{DeltaScanExec, ScanFigures, retype};
+
+use crate::protocol::Add;
+use crate::snapshot::Snapshot;
+use crate::stats::{FileStats, FilesStatistics};
+use crate::storage::{StorageObjectStore, StorageRef, as_object_store};
+use crate::{Error, Result};
+
+/// Deletion vectors loaded at once while planning a scan.
+const DV_LOAD_CONCURRENCY: usize = 16;
+
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A Delta snapshot as a DataFusion table.
+#[derive(Debug, Clone)]
+pub struct DeltaTableProvider {
+    snapshot: Arc<Snapshot>,
+    storage: StorageRef,
+    store_url: ObjectStoreUrl,
+}
+
+impl DeltaTableProvider {
+    /// Serves `snapshot`, reading its files through `storage`.
+    pub fn new(snapshot: Snapshot, storage: StorageRef) -> Result<Self> {
+        let id = NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed);
+        let store_url = ObjectStoreUrl::parse(format!("wavelake://table-{id}/"))?;
+        Ok(Self {
+            snapshot: Arc::new(snapshot),
+            storage,
+            store_url,
+        })
+    }
+
+    /// The snapshot served.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Plans the files to read for `filters`: prunes by partition values and
+    /// statistics, and loads deletion vectors.
+    async fn plan_files(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> Result<(Vec<PartitionedFile>, ScanFigures)> {
+        let snapshot = &self.snapshot;
+        let files: Vec<&Add> = snapshot.files().iter().collect();
+        let partition_values = files
+            .iter()
+            .map(|f| snapshot.partition_values(f))
+            .collect::<Result<Vec<_>>>()?;
+        let keep = self.prune(state, filters, &files, &partition_values);
+        let mut figures = ScanFigures {
+            files_total: files.len(),
+            ..ScanFigures::default()
+        };
+        let kept: Vec<(Add, Vec<ScalarValue>)> = files
+            .into_iter()
+            .zip(partition_values)
+            .zip(keep)
+            .filter_map(|((file, values), keep)| keep.then(|| (file.clone(), values)))
+            .collect();
+        figures.files_pruned = figures.files_total - kept.len();
+        figures.files_scanned = kept.len();
+        for (add, _) in &kept {
+            figures.bytes_of_files_scanned += add.size.max(0) as u64;
+            if let Some(dv) = &add.deletion_vector {
+                figures.files_with_deletion_vectors += 1;
+                figures.rows_removed_by_deletion_vectors += dv.cardinality.max(0) as u64;
+            }
+        }
+        let planned = futures::stream::iter(kept)
+            .map(|(add, values)| async move { self.partitioned_file(&add, values).await })
+            .buffered(DV_LOAD_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok((planned, figures))
+    }
+
+    /// Which files may hold rows matching `filters` (true = read it).
+    fn prune(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+        files: &[&Add],
+        partition_values: &[Vec<ScalarValue>],
+    ) -> Vec<bool> {
+        let all = vec![true; files.len()];
+        let Some(predicate) = conjunction(filters.iter().cloned()) else {
+            return all;
+        };
+        let schema = self.snapshot.arrow_schema();
+        let Ok(df_schema) = DFSchema::try_from(schema.as_ref().clone()) else {
+            return all;
+        };
+        let Ok(physical) = state.create_physical_expr(predicate.clone(), &df_schema) else {
+            return all;
+        };
+        let Some(pruning) = PruningPredicateBuilder::new().with_file_schema(schema).build(physical) else {
+            return all;
+        };
+        let columns: HashSet<String> = predicate.column_refs().into_iter().map(|c| c.name.clone()).collect();
+        let stats = FilesStatistics::new(files, self.snapshot.schemas(), partition_values, &columns);
+        pruning.prune(&stats).unwrap_or(all)
+    }
+
+    async fn partitioned_file(&self, add: &Add, partition_values: Vec<ScalarValue>) -> Result<PartitionedFile> {
+        let path = self.snapshot.file_path(add);
+        let size = u64::try_from(add.size).map_err(|_| {
+            Error::corrupt(path.clone(), format!("negative size {} in the log", add.size))
+        })?;
+        let meta = ObjectMeta {
+            location: StorageObjectStore::object_path(&path)?,
+            last_modified: chrono::DateTime::from_timestamp_millis(add.modification_time)
+                .unwrap_or_default(),
+            size,
+            e_tag: None,
+            version: None,
+        };
+        let mut file = PartitionedFile::new_from_meta(meta).with_partition_values(partition_values);
+        if let Some(dv) = &add.deletion_vector {
+            let deleted = load_deletion_vector(self.storage.as_ref(), &path, dv).await?;
+            let num_rows = match FileStats::of(add).and_then(|s| s.num_records) {
+                Some(rows) => rows,
+                None => self.footer_row_count(&path, size).await?,
+            };
+            let selection = row_selection(&deleted, num_rows).map_err(|reason| Error::DeletionVector {
+                data_file: path.clone(),
+                reason,
+            })?;
+            file = file.with_extension(ParquetRowSelection::new(selection));
+        }
+        Ok(file)
+    }
+
+    /// Rows in a data file whose statistics do not say, from its footer.
+    async fn footer_row_count(&self, path: &str, size: u64) -> Result<u64> {
+        use parquet::file::metadata::ParquetMetaDataReader;
+        if size < 12 {
+            return Err(Error::corrupt(path, "too small to be a Parquet file"));
+        }
+        let tail = self.storage.get_ranges(path, &[size - 8..size]).await?;
+        let tail = tail.first().map(|b| b.to_vec()).unwrap_or_default();
+        if tail.len() != 8 || &tail[4..] != b"PAR1" {
+            return Err(Error::corrupt(path, "no Parquet footer"));
+        }
+        let footer_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+        if footer_len + 8 > size {
+            return Err(Error::corrupt(path, "footer length exceeds the file"));
+        }
+        let footer = self
+            .storage
+            .get_ranges(path, &[size - 8 - footer_len..size - 8])
+            .await?;
+        let metadata = ParquetMetaDataReader::decode_metadata(footer.first().map(|b| b.as_ref()).unwrap_or_default())
+            .map_err(|e| Error::corrupt(path, e))?;
+        Ok(metadata.file_metadata().num_rows().max(0) as u64)
+    }
+
+    /// The schema the Parquet scan produces: file columns under their
+    /// physical names, then partition columns.
+    fn scan_schema(&self) -> (SchemaRef, Vec<FieldRef>) {
+        let schemas = self.snapshot.schemas();
+        let partition: Vec<FieldRef> = schemas.partition_logical.iter().cloned().map(Arc::new).collect();
+        let mut fields: Vec<FieldRef> = schemas.file_physical.fields().iter().cloned().collect();
+        fields.extend(partition.iter().cloned());
+        (Arc::new(Schema::new(fields)), partition)
+    }
+
+    /// Index in the scan schema of each logical column.
+    fn scan_indices(&self) -> Vec<usize> {
+        let schemas = self.snapshot.schemas();
+        let file_count = schemas.file_physical.fields().len();
+        let mut next_file = 0;
+        schemas
+            .logical
+            .fields()
+            .iter()
+            .map(|field| {
+                match schemas.partition_logical.iter().position(|p| p.name() == field.name()) {
+                    Some(p) => file_count + p,
+                    None => {
+                        next_file += 1;
+                        next_file - 1
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Rewrites `expr` from logical to physical column names.
+    fn physical_filter(&self, expr: Expr) -> Option<Expr> {
+        let schemas = self.snapshot.schemas();
+        let indices = self.scan_indices();
+        let (scan_schema, _) = self.scan_schema();
+        expr.transform(|e| {
+            if let Expr::Column(column) = &e {
+                if let Ok(index) = schemas.logical.index_of(&column.name) {
+                    let physical = scan_schema.field(indices[index]).name().clone();
+                    return Ok(Transformed::yes(Expr::Column(Column::new_unqualified(physical))));
+                }
+            }
+            Ok(Transformed::no(e))
+        })
+        .ok()
+        .map(|t| t.data)
+    }
+}
+
+#[async_trait]
+impl TableProvider for DeltaTableProvider {
+    fn schema(&self) -> SchemaRef {
+        self.snapshot.arrow_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        state
+            .runtime_env()
+            .register_object_store(self.store_url.as_ref(), as_object_store(self.storage.clone()));
+        let (files, figures) = self.plan_files(state, filters).await?;
+
+        let (scan_schema, partition_fields) = self.scan_schema();
+        let schemas = self.snapshot.schemas();
+        let table_schema = TableSchema::builder(schemas.file_physical.clone())
+            .with_table_partition_cols(partition_fields)
+            .build();
+        let mut options = state.default_table_options().parquet;
+        options.global.coerce_int96 = Some("us".into());
+        let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+        let store = state.runtime_env().object_store(&self.store_url)?;
+        let mut source = ParquetSource::new(table_schema)
+            .with_table_parquet_options(options)
+            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
+                store,
+                metadata_cache,
+            )));
+        if let Some(predicate) = conjunction(filters.iter().cloned()).and_then(|e| self.physical_filter(e)) {
+            let df_schema = DFSchema::try_from(scan_schema.as_ref().clone())?;
+            if let Ok(physical) = state.create_physical_expr(predicate, &df_schema) {
+                source = source.with_predicate(physical);
+            }
+        }
+
+        let logical = self.snapshot.arrow_schema();
+        let wanted: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..logical.fields().len()).collect());
+        let indices = self.scan_indices();
+        let scan_projection: Vec<usize> = wanted.iter().map(|i| indices[*i]).collect();
+        let output_fields: Vec<Field> = wanted.iter().map(|i| logical.field(*i).clone()).collect();
+        let output_schema = Arc::new(Schema::new(output_fields));
+
+        let groups = file_groups(files, state.config().target_partitions().max(1));
+        let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+            .with_file_groups(groups)
+            .with_limit(limit)
+            .with_projection_indices(Some(scan_projection))?
+            .build();
+        let scan = DataSourceExec::from_data_source(config);
+        Ok(Arc::new(DeltaScanExec::new(scan, output_schema, figures)))
+    }
+}
+
+/// Spreads files over `partitions` groups of similar total size.
+fn file_groups(mut files: Vec<PartitionedFile>, partitions: usize) -> Vec<FileGroup> {
+    files.sort_by(|a, b| b.object_meta.size.cmp(&a.object_meta.size));
+    let count = partitions.min(files.len()).max(1);
+    let mut groups: Vec<(u64, Vec<PartitionedFile>)> = (0..count).map(|_| (0, Vec::new())).collect();
+    for file in files {
+        if let Some(smallest) = groups.iter_mut().min_by_key(|(size, _)| *size) {
+            smallest.0 += file.object_meta.size;
+            smallest.1.push(file);
+        }
+    }
+    groups.into_iter().map(|(_, files)| FileGroup::new(files)).collect()
+}

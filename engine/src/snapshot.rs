@@ -1,0 +1,127 @@
+//! A snapshot: one version of a table, ready to be queried.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
+use url::Url;
+
+use crate::log::TableState;
+use crate::partition::parse_partition_value;
+use crate::protocol::{Add, DomainMetadata, Metadata, Protocol, Txn};
+use crate::schema::{ColumnMappingMode, StructType, TableSchemas};
+use crate::storage::resolve_data_path;
+use crate::Result;
+
+/// One version of a Delta table: protocol, metadata, schema and files.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    state: Arc<TableState>,
+    schema: StructType,
+    schemas: TableSchemas,
+    root: Url,
+}
+
+impl Snapshot {
+    /// Builds a snapshot from replayed state, checking its schema.
+    pub fn try_new(state: TableState, root: Url) -> Result<Self> {
+        let schema = StructType::parse(&state.metadata.schema_string)?;
+        let mapping =
+            ColumnMappingMode::from_property(state.metadata.property("delta.columnMapping.mode"))?;
+        let schemas = TableSchemas::new(&schema, &state.metadata.partition_columns, mapping)?;
+        Ok(Self {
+            state: Arc::new(state),
+            schema,
+            schemas,
+            root,
+        })
+    }
+
+    /// The version.
+    pub fn version(&self) -> i64 {
+        self.state.version
+    }
+
+    /// When the version was committed (milliseconds since the epoch), if known.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.state.timestamp
+    }
+
+    /// The protocol.
+    pub fn protocol(&self) -> &Protocol {
+        &self.state.protocol
+    }
+
+    /// The metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.state.metadata
+    }
+
+    /// The Delta schema.
+    pub fn schema(&self) -> &StructType {
+        &self.schema
+    }
+
+    /// The Arrow schema queries see.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        self.schemas.logical.clone()
+    }
+
+    /// Logical, physical and partition schemas.
+    pub fn schemas(&self) -> &TableSchemas {
+        &self.schemas
+    }
+
+    /// The column mapping mode.
+    pub fn column_mapping(&self) -> ColumnMappingMode {
+        self.schemas.mapping
+    }
+
+    /// The active data files.
+    pub fn files(&self) -> &[Add] {
+        &self.state.files
+    }
+
+    /// The latest transaction version of application `app_id`.
+    pub fn txn(&self, app_id: &str) -> Option<&Txn> {
+        self.state.txns.get(app_id)
+    }
+
+    /// All application transactions.
+    pub fn txns(&self) -> &HashMap<String, Txn> {
+        &self.state.txns
+    }
+
+    /// The configuration of metadata domain `domain`, if active.
+    pub fn domain(&self, domain: &str) -> Option<&DomainMetadata> {
+        self.state.domains.get(domain)
+    }
+
+    /// The table root.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The storage path of a data file.
+    pub fn file_path(&self, add: &Add) -> String {
+        resolve_data_path(&self.root, &add.path)
+    }
+
+    /// The typed partition values of a file, in `partitionColumns` order.
+    pub fn partition_values(&self, add: &Add) -> Result<Vec<ScalarValue>> {
+        self.schemas
+            .partition_logical
+            .iter()
+            .zip(&self.schemas.partition_physical_names)
+            .map(|(field, physical)| {
+                let raw = add
+                    .partition_values
+                    .get(physical)
+                    .or_else(|| add.partition_values.get(field.name()))
+                    .and_then(|v| v.as_deref());
+                parse_partition_value(raw, field.data_type())
+            })
+            .collect()
+    }
+}

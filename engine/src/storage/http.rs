@@ -1,0 +1,143 @@
+//! [`Storage`] over plain HTTP(S): a table published on a static host, read
+//! with GETs and `Range` requests only (no listing, no HEAD).
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use url::Url;
+
+use super::send::run_send;
+use super::{COALESCE_GAP, FileMeta, Storage, storage_error};
+use crate::{Error, Result};
+
+/// A table rooted at an HTTP(S) base URL.
+#[derive(Debug, Clone)]
+pub struct HttpStorage {
+    base: Url,
+    client: reqwest::Client,
+    headers: Vec<(String, String)>,
+}
+
+impl HttpStorage {
+    /// Reads the table under `base_url` (a trailing `/` is added).
+    pub fn new(base_url: &str) -> Result<Self> {
+        let mut text = base_url.to_owned();
+        if !text.ends_with('/') {
+            text.push('/');
+        }
+        let base = Url::parse(&text)
+            .map_err(|e| Error::InvalidArgument(format!("bad base URL {base_url}: {e}")))?;
+        Ok(Self {
+            base,
+            client: reqwest::Client::new(),
+            headers: Vec::new(),
+        })
+    }
+
+    /// Sends `name: value` with every request (an `Authorization` header, say).
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The URL of a table-relative (or absolute) path.
+    pub fn url_of(&self, path: &str) -> Result<Url> {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return Url::parse(path)
+                .map_err(|e| Error::InvalidArgument(format!("bad URL {path}: {e}")));
+        }
+        // Encode each segment so that names with `%`, `#`, `?` or spaces survive.
+        let mut url = self.base.clone();
+        {
+            let mut segments = url
+                .path_segments_mut()
+                .map_err(|()| Error::InvalidArgument(format!("{} cannot be a base", self.base)))?;
+            segments.pop_if_empty();
+            for segment in path.split('/').filter(|s| !s.is_empty()) {
+                segments.push(segment);
+            }
+        }
+        Ok(url)
+    }
+}
+
+/// GETs `url`, optionally a byte range, mapping 404 to `NotFound`.
+pub(crate) async fn fetch(
+    client: reqwest::Client,
+    url: Url,
+    headers: Vec<(String, String)>,
+    path: String,
+    range: Option<Range<u64>>,
+) -> Result<Bytes> {
+    let mut request = client.get(url);
+    for (name, value) in &headers {
+        request = request.header(name, value);
+    }
+    if let Some(range) = &range {
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        request = request.header("Range", format!("bytes={}-{}", range.start, range.end - 1));
+    }
+    let response = request.send().await.map_err(|e| storage_error(&path, e))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Err(Error::NotFound { path });
+    }
+    if !status.is_success() {
+        return Err(storage_error(&path, format!("HTTP status {status}")));
+    }
+    let partial = status == reqwest::StatusCode::PARTIAL_CONTENT;
+    let body = response.bytes().await.map_err(|e| storage_error(&path, e))?;
+    match range {
+        // A server that ignores `Range` sends the whole file: cut it here.
+        Some(range) if !partial => {
+            let end = (range.end as usize).min(body.len());
+            let start = (range.start as usize).min(end);
+            Ok(body.slice(start..end))
+        }
+        _ => Ok(body),
+    }
+}
+
+#[async_trait]
+impl Storage for HttpStorage {
+    fn location(&self) -> String {
+        self.base.to_string()
+    }
+
+    async fn get(&self, path: &str) -> Result<Bytes> {
+        let url = self.url_of(path)?;
+        run_send(fetch(
+            self.client.clone(),
+            url,
+            self.headers.clone(),
+            path.to_owned(),
+            None,
+        ))
+        .await
+    }
+
+    async fn get_ranges(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        let url = self.url_of(path)?;
+        datafusion::object_store::coalesce_ranges(
+            ranges,
+            |range| {
+                run_send(fetch(
+                    self.client.clone(),
+                    url.clone(),
+                    self.headers.clone(),
+                    path.to_owned(),
+                    Some(range),
+                ))
+            },
+            COALESCE_GAP,
+        )
+        .await
+    }
+
+    async fn list(&self, _prefix: &str, _start_after: Option<&str>) -> Result<Option<Vec<FileMeta>>> {
+        Ok(None)
+    }
+}

@@ -1,0 +1,131 @@
+//! The one storage interface the engine reads through, and its backends.
+//!
+//! Paths handed to a [`Storage`] are plain (not percent-encoded) and relative
+//! to the table root, like `_delta_log/00000000000000000000.json` or
+//! `part=1/data.parquet`. A path that is an absolute URI (an `add` outside
+//! the table, a `p` deletion vector) is passed through unchanged; backends
+//! resolve it or return [`Error::NotFound`].
+
+use std::fmt::Debug;
+use std::ops::Range;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{Error, Result};
+
+mod adapter;
+#[cfg(feature = "http")]
+mod http;
+mod object_store;
+#[cfg(feature = "http")]
+mod send;
+mod url_map;
+
+pub use adapter::{StorageObjectStore, as_object_store};
+#[cfg(feature = "http")]
+pub use http::HttpStorage;
+pub use object_store::ObjectStoreStorage;
+pub use url_map::UrlMapStorage;
+
+/// Ranges closer than this are fetched with one request.
+pub const COALESCE_GAP: u64 = 512 * 1024;
+
+/// A file found by [`Storage::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Path relative to the table root.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Milliseconds since the epoch of the last modification.
+    pub last_modified: i64,
+}
+
+/// Async access to the files of one table.
+///
+/// Every method's future is `Send` on every target, so DataFusion can poll
+/// it; backends whose IO is not `Send` (browser `fetch`) bridge internally.
+#[async_trait]
+pub trait Storage: Send + Sync + Debug {
+    /// A URL-like description of the table root, for messages.
+    fn location(&self) -> String;
+
+    /// Reads a whole file. A missing file is [`Error::NotFound`].
+    async fn get(&self, path: &str) -> Result<Bytes>;
+
+    /// Reads byte ranges of a file. Implementations issue the reads
+    /// concurrently and coalesce nearby ranges; the result has one entry per
+    /// range, in order. Never needs to learn the file's size first.
+    async fn get_ranges(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>>;
+
+    /// Lists the files directly or indirectly under the directory `prefix`
+    /// (like `_delta_log/`) whose paths sort after `start_after`, in
+    /// ascending lexicographic order of path. Returns `Ok(None)` when the
+    /// backend cannot list (plain HTTP); callers then probe with `get`.
+    async fn list(&self, prefix: &str, start_after: Option<&str>) -> Result<Option<Vec<FileMeta>>>;
+}
+
+/// A shared, type-erased storage.
+pub type StorageRef = Arc<dyn Storage>;
+
+/// Opens storage for a table location: a local directory, `file://`,
+/// `memory://`, `s3://bucket/prefix`, or an `http(s)://` base URL.
+#[cfg(feature = "native")]
+pub fn open(location: &str) -> Result<StorageRef> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Ok(Arc::new(HttpStorage::new(location)?));
+    }
+    Ok(Arc::new(ObjectStoreStorage::open(location)?))
+}
+
+/// Turns an `add` or `remove` path (a percent-encoded URI reference) into a
+/// storage path: relative paths are decoded; absolute URIs that point inside
+/// `root` become relative; other absolute URIs are returned as they are.
+pub fn resolve_data_path(root: &url::Url, uri: &str) -> String {
+    if let Ok(absolute) = url::Url::parse(uri) {
+        let root_str = root.as_str().trim_end_matches('/');
+        let abs_str = absolute.as_str();
+        if let Some(rest) = abs_str.strip_prefix(root_str) {
+            if let Some(rest) = rest.strip_prefix('/') {
+                return decode(rest);
+            }
+        }
+        return uri.to_owned();
+    }
+    decode(uri)
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Maps a storage failure for `path` into the engine's error.
+pub(crate) fn storage_error(path: &str, err: impl std::fmt::Display) -> Error {
+    Error::Storage {
+        path: path.to_owned(),
+        message: err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_relative_and_absolute_paths() {
+        let root = url::Url::parse("file:///data/my%20table/").expect("url");
+        assert_eq!(resolve_data_path(&root, "a%20b/c.parquet"), "a b/c.parquet");
+        assert_eq!(
+            resolve_data_path(&root, "file:///data/my%20table/x=1/f.parquet"),
+            "x=1/f.parquet"
+        );
+        assert_eq!(
+            resolve_data_path(&root, "s3://other/f.parquet"),
+            "s3://other/f.parquet"
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! The `wavelake` npm package: wasm-bindgen bindings over the engine. Built in a later issue.

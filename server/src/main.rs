@@ -1,0 +1,88 @@
+//! `wavelake`: the command-line front end of the Wavelake engine.
+//!
+//! `wavelake sql "<query>" --table name=LOCATION [--format table|csv|json|parquet]`
+//! queries Delta tables in a directory, on S3 or on any HTTP host, printing
+//! the result on standard output.
+
+mod output;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use wavelake_engine::{Engine, storage};
+
+use output::{Format, write_batches};
+
+/// Wavelake: SQL over Delta Lake tables.
+#[derive(Debug, Parser)]
+#[command(name = "wavelake", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs one SQL statement over Delta tables and prints the result.
+    Sql {
+        /// The statement, e.g. "SELECT count(*) FROM t VERSION AS OF 3".
+        query: String,
+        /// A table to register, as NAME=LOCATION (a directory, s3://bucket/path
+        /// or an http(s):// base URL). Repeatable.
+        #[arg(long = "table", short = 't', value_name = "NAME=LOCATION")]
+        tables: Vec<String>,
+        /// Output format.
+        #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Sql {
+            query,
+            tables,
+            format,
+        } => {
+            let engine = Engine::new();
+            for spec in &tables {
+                let Some((name, location)) = spec.split_once('=') else {
+                    bail!("--table takes NAME=LOCATION, got {spec:?}");
+                };
+                if name.is_empty() || location.is_empty() {
+                    bail!("--table takes NAME=LOCATION, got {spec:?}");
+                }
+                let storage = storage::open(location)?;
+                engine
+                    .register(name, storage)
+                    .await
+                    .with_context(|| format!("cannot open table {name} at {location}"))?;
+            }
+            let frame = engine.sql(&query).await?;
+            let schema = frame.schema().as_arrow().clone();
+            let batches = frame.collect().await.map_err(wavelake_engine::Error::from)?;
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            write_batches(&mut lock, format, &schema, &batches)
+        }
+    }
+}
