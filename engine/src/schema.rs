@@ -117,6 +117,9 @@ impl ColumnMappingMode {
 impl StructType {
     /// Parses a `schemaString`.
     pub fn parse(schema_string: &str) -> Result<Self> {
+        if schema_string.is_empty() {
+            return Err(Error::invalid_table("metaData has no schemaString"));
+        }
         let parsed: Self = serde_json::from_str(schema_string)
             .map_err(|e| Error::invalid_table(format!("schemaString does not parse: {e}")))?;
         if parsed.type_name != "struct" {

@@ -237,7 +237,7 @@ fn decode_metadata(path: &str, meta: &StructArray, row: usize) -> Result<Metadat
                 .and_then(|f| string_map(child(f, "options"), row))
                 .unwrap_or_default(),
         },
-        schema_string: required(path, "metaData.schemaString", string(child(meta, "schemaString"), row))?,
+        schema_string: string(child(meta, "schemaString"), row).unwrap_or_default(),
         partition_columns: string_list(child(meta, "partitionColumns"), row).unwrap_or_default(),
         created_time: int(child(meta, "createdTime"), row),
         configuration: string_map(child(meta, "configuration"), row).unwrap_or_default(),

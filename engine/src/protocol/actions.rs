@@ -156,7 +156,9 @@ pub struct Metadata {
     /// Data file format.
     #[serde(default)]
     pub format: Format,
-    /// The schema as Delta's JSON schema string.
+    /// The schema as Delta's JSON schema string (empty when a broken
+    /// writer left it out; the snapshot then refuses the table).
+    #[serde(default)]
     pub schema_string: String,
     /// Names of the partition columns (logical names), in order.
     #[serde(default)]

@@ -84,6 +84,14 @@ pub fn open(location: &str) -> Result<StorageRef> {
 /// storage path: relative paths are decoded; absolute URIs that point inside
 /// `root` become relative; other absolute URIs are returned as they are.
 pub fn resolve_data_path(root: &url::Url, uri: &str) -> String {
+    // An absolute filesystem path without a scheme is a `file:` URI.
+    let qualified;
+    let uri = if uri.starts_with('/') {
+        qualified = format!("file://{uri}");
+        qualified.as_str()
+    } else {
+        uri
+    };
     if let Ok(absolute) = url::Url::parse(uri) {
         let root_str = root.as_str().trim_end_matches('/');
         let abs_str = absolute.as_str();
@@ -92,7 +100,7 @@ pub fn resolve_data_path(root: &url::Url, uri: &str) -> String {
                 return decode(rest);
             }
         }
-        return uri.to_owned();
+        return absolute.to_string();
     }
     decode(uri)
 }
@@ -122,6 +130,14 @@ mod tests {
         assert_eq!(
             resolve_data_path(&root, "file:///data/my%20table/x=1/f.parquet"),
             "x=1/f.parquet"
+        );
+        assert_eq!(
+            resolve_data_path(&root, "/data/my%20table/x=1/f.parquet"),
+            "x=1/f.parquet"
+        );
+        assert_eq!(
+            resolve_data_path(&root, "/elsewhere/f"),
+            resolve_data_path(&root, "file:/elsewhere/f")
         );
         assert_eq!(
             resolve_data_path(&root, "s3://other/f.parquet"),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use datafusion::object_store::path::{Path, PathPart};
+use datafusion::object_store::path::Path;
 use datafusion::object_store::{self, ObjectStore, ObjectStoreExt};
 use futures::TryStreamExt;
 use url::Url;
@@ -78,13 +78,16 @@ impl ObjectStoreStorage {
         } else {
             path.to_owned()
         };
-        let parts = self.root.parts().chain(
-            relative
-                .split('/')
-                .filter(|s| !s.is_empty())
-                .map(PathPart::from),
-        );
-        Ok(Path::from_iter(parts))
+        // Raw segments: a file named `a%3Ab` on disk or in a bucket is
+        // addressed as exactly that (no second round of escaping).
+        let mut raw = self.root.as_ref().to_owned();
+        for segment in relative.split('/').filter(|s| !s.is_empty()) {
+            if !raw.is_empty() {
+                raw.push('/');
+            }
+            raw.push_str(segment);
+        }
+        Path::parse(&raw).map_err(|e| Error::InvalidArgument(format!("cannot address {path:?}: {e}")))
     }
 
     fn relative(&self, location: &Path) -> String {
@@ -97,9 +100,7 @@ impl ObjectStoreStorage {
                 .map(|r| r.trim_start_matches('/'))
                 .unwrap_or(full)
         };
-        percent_encoding::percent_decode_str(rest)
-            .decode_utf8_lossy()
-            .into_owned()
+        rest.to_owned()
     }
 }
 
