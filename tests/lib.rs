@@ -64,7 +64,10 @@ pub fn read_parquet_dir(dir: &Path) -> Vec<RecordBatch> {
         .map(|e| e.expect("entry").path())
         .filter(|p| {
             p.extension().is_some_and(|e| e == "parquet")
-                && !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
+                && !p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
         })
         .collect();
     paths.sort();
@@ -102,7 +105,10 @@ pub fn canonical_rows(batches: &[RecordBatch], columns: &[String]) -> Result<Vec
             .map(|a| ArrayFormatter::try_new(a.as_ref(), &options).map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?;
         for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters.iter().map(|f| f.value(row).to_string()).collect();
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
             rows.push(cells.join(" | "));
         }
     }
@@ -131,6 +137,12 @@ fn normalise(array: &ArrayRef) -> ArrayRef {
 pub fn column_names(batches: &[RecordBatch]) -> Vec<String> {
     batches
         .first()
-        .map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        })
         .unwrap_or_default()
 }

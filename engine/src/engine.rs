@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use arrow::array::RecordBatch;
 use datafusion::execution::context::SessionContext;
@@ -107,7 +107,10 @@ impl Engine {
             let table = self
                 .table(&table_name)
                 .ok_or_else(|| Error::Sql(format!("table {table_name:?} not found")))?;
-            let temp = format!("__wavelake_time_travel_{}", NEXT_TEMP_TABLE.fetch_add(1, Ordering::Relaxed));
+            let temp = format!(
+                "__wavelake_time_travel_{}",
+                NEXT_TEMP_TABLE.fetch_add(1, Ordering::Relaxed)
+            );
             let provider = DeltaTableProvider::new(snapshot, table.storage().clone())?;
             self.ctx.register_table(temp.as_str(), Arc::new(provider))?;
             temp_names.push(temp.clone());
@@ -130,21 +133,27 @@ impl Engine {
     }
 
     async fn resolve_version(&self, table_name: &str, version: &TableVersion) -> Result<Snapshot> {
-        let table = self
-            .table(table_name)
-            .ok_or_else(|| Error::Sql(format!("time travel needs a Delta table; {table_name:?} is not one")))?;
+        let table = self.table(table_name).ok_or_else(|| {
+            Error::Sql(format!(
+                "time travel needs a Delta table; {table_name:?} is not one"
+            ))
+        })?;
         match version {
             TableVersion::VersionAsOf(expr) => {
                 let v = literal_text(expr)
                     .and_then(|t| t.parse::<i64>().ok())
-                    .ok_or_else(|| Error::Sql(format!("VERSION AS OF needs a whole number, not {expr}")))?;
+                    .ok_or_else(|| {
+                        Error::Sql(format!("VERSION AS OF needs a whole number, not {expr}"))
+                    })?;
                 table.snapshot_at(Some(v)).await
             }
             TableVersion::TimestampAsOf(expr) | TableVersion::ForSystemTimeAsOf(expr) => {
                 let millis = self.evaluate_timestamp(expr).await?;
                 table.snapshot_at_timestamp(millis).await
             }
-            other => Err(Error::Sql(format!("unsupported time travel clause {other}"))),
+            other => Err(Error::Sql(format!(
+                "unsupported time travel clause {other}"
+            ))),
         }
     }
 
@@ -155,7 +164,9 @@ impl Engine {
         use arrow::datatypes::TimestampMillisecondType;
         let batches = self
             .ctx
-            .sql(&format!("SELECT CAST(CAST(({expr}) AS TIMESTAMP) AS TIMESTAMP(3))"))
+            .sql(&format!(
+                "SELECT CAST(CAST(({expr}) AS TIMESTAMP) AS TIMESTAMP(3))"
+            ))
             .await
             .map_err(|e| Error::Sql(format!("TIMESTAMP AS OF {expr}: {e}")))?
             .collect()
@@ -178,9 +189,9 @@ impl Engine {
 fn mentions_time_travel(sql: &str) -> bool {
     let upper = sql.to_ascii_uppercase();
     let words: Vec<&str> = upper.split_whitespace().collect();
-    words
-        .windows(3)
-        .any(|w| matches!(w[0], "VERSION" | "TIMESTAMP" | "SYSTEM_TIME") && w[1] == "AS" && w[2] == "OF")
+    words.windows(3).any(|w| {
+        matches!(w[0], "VERSION" | "TIMESTAMP" | "SYSTEM_TIME") && w[1] == "AS" && w[2] == "OF"
+    })
 }
 
 fn literal_text(expr: &SqlExpr) -> Option<String> {
@@ -231,13 +242,12 @@ impl<I: Iterator<Item = String>> VisitorMut for VersionReplacer<I> {
     type Break = ();
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-        if let TableFactor::Table { name, version, .. } = factor {
-            if version.is_some() {
-                if let Some(temp) = self.names.next() {
-                    *name = ObjectName::from(vec![Ident::new(temp)]);
-                    *version = None;
-                }
-            }
+        if let TableFactor::Table { name, version, .. } = factor
+            && version.is_some()
+            && let Some(temp) = self.names.next()
+        {
+            *name = ObjectName::from(vec![Ident::new(temp)]);
+            *version = None;
         }
         ControlFlow::Continue(())
     }

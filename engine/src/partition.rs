@@ -30,12 +30,20 @@ pub fn parse_partition_value(value: Option<&str>, data_type: &DataType) -> Resul
         _ => ScalarValue::Utf8(Some(text.trim().to_owned()))
             .cast_to(data_type)
             .map_err(|_| bad(text, data_type))
-            .and_then(|v| if v.is_null() { Err(bad(text, data_type)) } else { Ok(v) }),
+            .and_then(|v| {
+                if v.is_null() {
+                    Err(bad(text, data_type))
+                } else {
+                    Ok(v)
+                }
+            }),
     }
 }
 
 fn bad(text: &str, data_type: &DataType) -> Error {
-    Error::invalid_table(format!("partition value {text:?} is not a valid {data_type}"))
+    Error::invalid_table(format!(
+        "partition value {text:?} is not a valid {data_type}"
+    ))
 }
 
 #[cfg(test)]
@@ -49,13 +57,19 @@ mod tests {
         assert_eq!(p(Some("7"), DataType::Int32), ScalarValue::Int32(Some(7)));
         assert_eq!(p(None, DataType::Int64), ScalarValue::Int64(None));
         assert_eq!(p(Some(""), DataType::Date32), ScalarValue::Date32(None));
-        assert_eq!(p(Some("2021-01-02"), DataType::Date32), ScalarValue::Date32(Some(18629)));
+        assert_eq!(
+            p(Some("2021-01-02"), DataType::Date32),
+            ScalarValue::Date32(Some(18629))
+        );
         assert_eq!(
             p(Some("1.25"), DataType::Decimal128(5, 2)),
             ScalarValue::Decimal128(Some(125), 5, 2)
         );
         assert_eq!(
-            p(Some("2021-01-01 00:00:01"), DataType::Timestamp(TimeUnit::Microsecond, None)),
+            p(
+                Some("2021-01-01 00:00:01"),
+                DataType::Timestamp(TimeUnit::Microsecond, None)
+            ),
             ScalarValue::TimestampMicrosecond(Some(1_609_459_201_000_000), None)
         );
         assert!(parse_partition_value(Some("x"), &DataType::Int32).is_err());

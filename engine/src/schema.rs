@@ -133,10 +133,11 @@ impl StructType {
 
     /// The field named `name` (exact match first, then case-insensitive).
     pub fn field(&self, name: &str) -> Option<&StructField> {
-        self.fields
-            .iter()
-            .find(|f| f.name == name)
-            .or_else(|| self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)))
+        self.fields.iter().find(|f| f.name == name).or_else(|| {
+            self.fields
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(name))
+        })
     }
 
     /// The Arrow schema of the table as queries see it (logical names).
@@ -174,13 +175,13 @@ impl StructField {
     pub fn to_arrow(&self, mode: ColumnMappingMode) -> Result<Field> {
         let data_type = self.data_type.to_arrow(mode)?;
         let mut field = Field::new(self.physical_name(mode), data_type, self.nullable);
-        if mode != ColumnMappingMode::None {
-            if let Some(id) = self.field_id() {
-                field = field.with_metadata(HashMap::from([(
-                    PARQUET_FIELD_ID_KEY.to_owned(),
-                    id.to_string(),
-                )]));
-            }
+        if mode != ColumnMappingMode::None
+            && let Some(id) = self.field_id()
+        {
+            field = field.with_metadata(HashMap::from([(
+                PARQUET_FIELD_ID_KEY.to_owned(),
+                id.to_string(),
+            )]));
         }
         Ok(field)
     }
@@ -200,7 +201,9 @@ impl DataType {
         match self {
             Self::Primitive(name) => primitive_to_arrow(name),
             Self::Nested(nested) => match nested.as_ref() {
-                NestedType::Struct { fields } => Ok(ArrowType::Struct(fields_to_arrow(fields, mode)?)),
+                NestedType::Struct { fields } => {
+                    Ok(ArrowType::Struct(fields_to_arrow(fields, mode)?))
+                }
                 NestedType::Array {
                     element_type,
                     contains_null,
@@ -358,10 +361,16 @@ mod tests {
             "metadata":{"delta.columnMapping.id":1,"delta.columnMapping.physicalName":"col-abc"}}]}"#,
         )
         .expect("parses");
-        let physical = schema.to_physical_arrow(ColumnMappingMode::Name).expect("maps");
+        let physical = schema
+            .to_physical_arrow(ColumnMappingMode::Name)
+            .expect("maps");
         assert_eq!(physical.field(0).name(), "col-abc");
         assert_eq!(
-            physical.field(0).metadata().get(PARQUET_FIELD_ID_KEY).map(String::as_str),
+            physical
+                .field(0)
+                .metadata()
+                .get(PARQUET_FIELD_ID_KEY)
+                .map(String::as_str),
             Some("1")
         );
     }

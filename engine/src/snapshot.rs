@@ -7,12 +7,12 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use url::Url;
 
+use crate::Result;
 use crate::log::TableState;
 use crate::partition::parse_partition_value;
 use crate::protocol::{Add, DomainMetadata, Metadata, Protocol, Txn};
 use crate::schema::{ColumnMappingMode, StructType, TableSchemas};
 use crate::storage::resolve_data_path;
-use crate::Result;
 
 /// One version of a Delta table: protocol, metadata, schema and files.
 #[derive(Debug, Clone)]

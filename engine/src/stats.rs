@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, UInt64Array};
 use arrow::datatypes::DataType;
-use datafusion::common::{Column, ScalarValue};
 use datafusion::common::pruning::PruningStatistics;
+use datafusion::common::{Column, ScalarValue};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -74,12 +74,18 @@ impl FilesStatistics {
             if !columns.contains(field.name()) {
                 continue;
             }
-            let values: Vec<ScalarValue> = partition_values.iter().map(|p| p[index].clone()).collect();
-            let nulls: UInt64Array = values.iter().map(|v| Some(u64::from(v.is_null()))).collect();
+            let values: Vec<ScalarValue> =
+                partition_values.iter().map(|p| p[index].clone()).collect();
+            let nulls: UInt64Array = values
+                .iter()
+                .map(|v| Some(u64::from(v.is_null())))
+                .collect();
             if let Ok(array) = ScalarValue::iter_to_array(values) {
                 stats.min.insert(field.name().clone(), array.clone());
                 stats.max.insert(field.name().clone(), array);
-                stats.null_counts.insert(field.name().clone(), Arc::new(nulls));
+                stats
+                    .null_counts
+                    .insert(field.name().clone(), Arc::new(nulls));
             }
         }
         for (logical, physical) in schemas.logical.fields().iter().zip(physical_names(schemas)) {
@@ -90,11 +96,10 @@ impl FilesStatistics {
             let ty = logical.data_type();
             let bound = |pick: fn(&FileStats) -> &HashMap<String, Value>, upper: bool| {
                 let values = parsed.iter().map(|s| {
-                    s.as_ref()
-                        .and_then(|s| pick(s).get(&physical))
-                        .map_or_else(|| ScalarValue::try_from(ty).unwrap_or(ScalarValue::Null), |v| {
-                            json_to_scalar(v, ty, upper)
-                        })
+                    s.as_ref().and_then(|s| pick(s).get(&physical)).map_or_else(
+                        || ScalarValue::try_from(ty).unwrap_or(ScalarValue::Null),
+                        |v| json_to_scalar(v, ty, upper),
+                    )
                 });
                 ScalarValue::iter_to_array(values).ok()
             };
@@ -106,9 +111,15 @@ impl FilesStatistics {
             }
             let nulls: UInt64Array = parsed
                 .iter()
-                .map(|s| s.as_ref().and_then(|s| s.null_count.get(&physical)).and_then(Value::as_u64))
+                .map(|s| {
+                    s.as_ref()
+                        .and_then(|s| s.null_count.get(&physical))
+                        .and_then(Value::as_u64)
+                })
                 .collect();
-            stats.null_counts.insert(logical.name().clone(), Arc::new(nulls));
+            stats
+                .null_counts
+                .insert(logical.name().clone(), Arc::new(nulls));
         }
         stats
     }
@@ -122,7 +133,11 @@ fn physical_names(schemas: &TableSchemas) -> Vec<Option<String>> {
         .fields()
         .iter()
         .map(|f| {
-            if schemas.partition_logical.iter().any(|p| p.name() == f.name()) {
+            if schemas
+                .partition_logical
+                .iter()
+                .any(|p| p.name() == f.name())
+            {
                 None
             } else {
                 file_fields.next().map(|p| p.name().clone())

@@ -113,7 +113,11 @@ impl Table {
             return Ok(commits.into_iter().map(|f| (f, None)).collect());
         }
         let segment = LogSegment::load(self.storage.as_ref(), None).await?;
-        Ok(segment.commits.into_iter().map(|c| (c.file, c.bytes)).collect())
+        Ok(segment
+            .commits
+            .into_iter()
+            .map(|c| (c.file, c.bytes))
+            .collect())
     }
 }
 
@@ -143,7 +147,10 @@ pub fn version_at(history: &[CommitEntry], timestamp_ms: i64) -> Result<i64> {
     best.ok_or_else(|| Error::TimestampOutOfRange {
         timestamp: format_millis(timestamp_ms),
         reason: match history.first().and_then(|c| c.timestamp) {
-            Some(first) => format!("the earliest available commit is at {}", format_millis(first)),
+            Some(first) => format!(
+                "the earliest available commit is at {}",
+                format_millis(first)
+            ),
             None => "the table has no commits with timestamps".into(),
         },
     })

@@ -40,7 +40,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -79,7 +82,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let frame = engine.sql(&query).await?;
             let schema = frame.schema().as_arrow().clone();
-            let batches = frame.collect().await.map_err(wavelake_engine::Error::from)?;
+            let batches = frame
+                .collect()
+                .await
+                .map_err(wavelake_engine::Error::from)?;
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
             write_batches(&mut lock, format, &schema, &batches)

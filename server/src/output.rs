@@ -22,14 +22,21 @@ pub enum Format {
 }
 
 /// Writes `batches` to `out` in `format`.
-pub fn write_batches(out: &mut impl Write, format: Format, schema: &Schema, batches: &[RecordBatch]) -> Result<()> {
+pub fn write_batches(
+    out: &mut impl Write,
+    format: Format,
+    schema: &Schema,
+    batches: &[RecordBatch],
+) -> Result<()> {
     match format {
         Format::Table => {
             let table = arrow::util::pretty::pretty_format_batches(batches)?;
             writeln!(out, "{table}")?;
         }
         Format::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
             if batches.is_empty() {
                 writer.write(&RecordBatch::new_empty(Arc::new(schema.clone())))?;
             }
@@ -46,7 +53,8 @@ pub fn write_batches(out: &mut impl Write, format: Format, schema: &Schema, batc
         }
         Format::Parquet => {
             let mut buffer = Vec::new();
-            let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, Arc::new(schema.clone()), None)?;
+            let mut writer =
+                parquet::arrow::ArrowWriter::try_new(&mut buffer, Arc::new(schema.clone()), None)?;
             for batch in batches {
                 writer.write(batch)?;
             }

@@ -10,24 +10,35 @@ use wavelake_engine::{Engine, Error};
 use wavelake_tests::{canonical_rows, column_names, golden_or_skip, read_parquet_dir, unpack};
 
 /// Tables that must be refused, with the error each must give.
-const INVALID: &[(&str, fn(&Error) -> bool)] = &[
-    ("deltalog-invalid-protocol-version", |e| matches!(e, Error::UnsupportedFeature { .. })),
-    ("deltalog-state-reconstruction-from-checkpoint-missing-metadata", |e| {
-        matches!(e, Error::InvalidTable { reason } if reason.contains("metaData"))
+type ErrorCheck = fn(&Error) -> bool;
+
+const INVALID: &[(&str, ErrorCheck)] = &[
+    ("deltalog-invalid-protocol-version", |e| {
+        matches!(e, Error::UnsupportedFeature { .. })
     }),
-    ("deltalog-state-reconstruction-from-checkpoint-missing-protocol", |e| {
-        matches!(e, Error::InvalidTable { reason } if reason.contains("protocol"))
+    (
+        "deltalog-state-reconstruction-from-checkpoint-missing-metadata",
+        |e| matches!(e, Error::InvalidTable { reason } if reason.contains("metaData")),
+    ),
+    (
+        "deltalog-state-reconstruction-from-checkpoint-missing-protocol",
+        |e| matches!(e, Error::InvalidTable { reason } if reason.contains("protocol")),
+    ),
+    (
+        "deltalog-state-reconstruction-without-metadata",
+        |e| matches!(e, Error::InvalidTable { reason } if reason.contains("metaData")),
+    ),
+    (
+        "deltalog-state-reconstruction-without-protocol",
+        |e| matches!(e, Error::InvalidTable { reason } if reason.contains("protocol")),
+    ),
+    ("no-delta-log-folder", |e| {
+        matches!(e, Error::TableNotFound { .. })
     }),
-    ("deltalog-state-reconstruction-without-metadata", |e| {
-        matches!(e, Error::InvalidTable { reason } if reason.contains("metaData"))
-    }),
-    ("deltalog-state-reconstruction-without-protocol", |e| {
-        matches!(e, Error::InvalidTable { reason } if reason.contains("protocol"))
-    }),
-    ("no-delta-log-folder", |e| matches!(e, Error::TableNotFound { .. })),
-    ("versions-not-contiguous", |e| {
-        matches!(e, Error::InvalidTable { reason } if reason.contains("contiguous"))
-    }),
+    (
+        "versions-not-contiguous",
+        |e| matches!(e, Error::InvalidTable { reason } if reason.contains("contiguous")),
+    ),
 ];
 
 async fn read_all(table_dir: &Path) -> Result<Vec<arrow::array::RecordBatch>, Error> {
@@ -72,7 +83,13 @@ async fn check(name: &str, archive: &Path) -> Result<(), String> {
     let expected_rows = canonical_rows(&expected, &columns)?;
     let actual_rows = canonical_rows(&actual, &columns)?;
     if expected_rows != actual_rows {
-        let show = |rows: &[String]| rows.iter().take(5).cloned().collect::<Vec<_>>().join("\n    ");
+        let show = |rows: &[String]| {
+            rows.iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n    ")
+        };
         return Err(format!(
             "rows differ: expected {} rows, got {}\n  expected:\n    {}\n  got:\n    {}",
             expected_rows.len(),
@@ -99,7 +116,9 @@ async fn check_log_only(name: &str, table: &Path) -> Result<(), String> {
         }
         return Ok(());
     }
-    let storage = Arc::new(ObjectStoreStorage::open(table.to_str().expect("utf-8")).map_err(|e| e.to_string())?);
+    let storage = Arc::new(
+        ObjectStoreStorage::open(table.to_str().expect("utf-8")).map_err(|e| e.to_string())?,
+    );
     let history = wavelake_engine::Table::new(storage.clone())
         .map_err(|e| e.to_string())?
         .history()
@@ -108,9 +127,13 @@ async fn check_log_only(name: &str, table: &Path) -> Result<(), String> {
     if history.is_empty() && name != "update-deleted-directory" {
         return Err("history is empty".into());
     }
-    let root = url::Url::parse(&wavelake_engine::storage::Storage::location(storage.as_ref()))
+    let root = url::Url::parse(&wavelake_engine::storage::Storage::location(
+        storage.as_ref(),
+    ))
+    .map_err(|e| e.to_string())?;
+    let segment = LogSegment::load(storage.as_ref(), None)
+        .await
         .map_err(|e| e.to_string())?;
-    let segment = LogSegment::load(storage.as_ref(), None).await.map_err(|e| e.to_string())?;
     let replayed = wavelake_engine::log::replay(storage.as_ref(), &root, &segment).await;
     if name == "data-reader-absolute-paths-escaped-chars" {
         // Its log has a protocol but no metaData action: per the protocol
@@ -130,12 +153,16 @@ async fn check_log_only(name: &str, table: &Path) -> Result<(), String> {
         "delete-re-add-same-file-different-transactions" => Some(&["bar", "foo"]),
         _ => None,
     };
-    if let Some(expected) = expected {
-        if files != expected {
-            return Err(format!("active files {files:?}, expected {expected:?}"));
-        }
+    if let Some(expected) = expected
+        && files != expected
+    {
+        return Err(format!("active files {files:?}, expected {expected:?}"));
     }
-    eprintln!("        {name}: log only, version {}, {} active files", state.version, files.len());
+    eprintln!(
+        "        {name}: log only, version {}, {} active files",
+        state.version,
+        files.len()
+    );
     Ok(())
 }
 
@@ -150,7 +177,11 @@ async fn kernel_golden_tables_match_expected_rows() {
         .filter(|p| p.to_string_lossy().ends_with(".tar.zst"))
         .collect();
     archives.sort();
-    assert!(archives.len() >= 80, "expected the full golden suite, found {}", archives.len());
+    assert!(
+        archives.len() >= 80,
+        "expected the full golden suite, found {}",
+        archives.len()
+    );
     let only = std::env::var("GOLDEN_ONLY").ok();
     let mut failures = Vec::new();
     let mut checked = 0;
@@ -173,6 +204,10 @@ async fn kernel_golden_tables_match_expected_rows() {
             }
         }
     }
-    eprintln!("golden tables: {} checked, {} failed", checked, failures.len());
+    eprintln!(
+        "golden tables: {} checked, {} failed",
+        checked,
+        failures.len()
+    );
     assert!(failures.is_empty(), "golden tables failed: {failures:?}");
 }

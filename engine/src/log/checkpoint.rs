@@ -105,7 +105,11 @@ pub fn decode_parquet_actions(path: &str, bytes: Bytes) -> Result<ActionBatch> {
         "checkpointMetadata",
         "sidecar",
     ];
-    wanted.push(if has_stats_json { "add.stats" } else { "add.stats_parsed" });
+    wanted.push(if has_stats_json {
+        "add.stats"
+    } else {
+        "add.stats_parsed"
+    });
     let mask = ProjectionMask::columns(descr, wanted);
     let reader = builder
         .with_projection(mask)
@@ -132,8 +136,16 @@ fn decode_batch(path: &str, batch: &RecordBatch, out: &mut ActionBatch) -> Resul
     if let Some(protocol) = struct_column(batch, "protocol") {
         for row in valid_rows(protocol) {
             out.protocol = Some(Protocol {
-                min_reader_version: required(path, "protocol.minReaderVersion", int(child(protocol, "minReaderVersion"), row))? as i32,
-                min_writer_version: required(path, "protocol.minWriterVersion", int(child(protocol, "minWriterVersion"), row))? as i32,
+                min_reader_version: required(
+                    path,
+                    "protocol.minReaderVersion",
+                    int(child(protocol, "minReaderVersion"), row),
+                )? as i32,
+                min_writer_version: required(
+                    path,
+                    "protocol.minWriterVersion",
+                    int(child(protocol, "minWriterVersion"), row),
+                )? as i32,
                 reader_features: string_list(child(protocol, "readerFeatures"), row),
                 writer_features: string_list(child(protocol, "writerFeatures"), row),
             });
@@ -151,7 +163,11 @@ fn decode_batch(path: &str, batch: &RecordBatch, out: &mut ActionBatch) -> Resul
     if let Some(domain) = struct_column(batch, "domainMetadata") {
         for row in valid_rows(domain) {
             out.domains.push(DomainMetadata {
-                domain: required(path, "domainMetadata.domain", string(child(domain, "domain"), row))?,
+                domain: required(
+                    path,
+                    "domainMetadata.domain",
+                    string(child(domain, "domain"), row),
+                )?,
                 configuration: string(child(domain, "configuration"), row).unwrap_or_default(),
                 removed: boolean(child(domain, "removed"), row).unwrap_or(false),
             });
@@ -160,7 +176,11 @@ fn decode_batch(path: &str, batch: &RecordBatch, out: &mut ActionBatch) -> Resul
     if let Some(cp) = struct_column(batch, "checkpointMetadata") {
         for row in valid_rows(cp) {
             out.checkpoint_metadata = Some(CheckpointMetadata {
-                version: required(path, "checkpointMetadata.version", int(child(cp, "version"), row))?,
+                version: required(
+                    path,
+                    "checkpointMetadata.version",
+                    int(child(cp, "version"), row),
+                )?,
             });
         }
     }
@@ -183,7 +203,9 @@ fn decode_adds(path: &str, add: &StructArray, out: &mut ActionBatch) -> Result<(
     let mtimes = child(add, "modificationTime");
     let data_change = child(add, "dataChange");
     let stats = child(add, "stats");
-    let parsed_stats = child(add, "stats_parsed").map(|s| stats_parsed_to_json(path, s)).transpose()?;
+    let parsed_stats = child(add, "stats_parsed")
+        .map(|s| stats_parsed_to_json(path, s))
+        .transpose()?;
     let dvs = child(add, "deletionVector").and_then(|a| a.as_struct_opt());
     let base_row_ids = child(add, "baseRowId");
     let row_commit_versions = child(add, "defaultRowCommitVersion");
@@ -201,7 +223,10 @@ fn decode_adds(path: &str, add: &StructArray, out: &mut ActionBatch) -> Result<(
             data_change: boolean(data_change, row).unwrap_or(false),
             stats,
             tags: None,
-            deletion_vector: dvs.map(|dv| decode_dv(path, dv, row)).transpose()?.flatten(),
+            deletion_vector: dvs
+                .map(|dv| decode_dv(path, dv, row))
+                .transpose()?
+                .flatten(),
             base_row_id: int(base_row_ids, row),
             default_row_commit_version: int(row_commit_versions, row),
             clustering_provider: None,
@@ -215,11 +240,27 @@ fn decode_dv(path: &str, dv: &StructArray, row: usize) -> Result<Option<Deletion
         return Ok(None);
     }
     Ok(Some(DeletionVectorDescriptor {
-        storage_type: required(path, "deletionVector.storageType", string(child(dv, "storageType"), row))?,
-        path_or_inline_dv: required(path, "deletionVector.pathOrInlineDv", string(child(dv, "pathOrInlineDv"), row))?,
+        storage_type: required(
+            path,
+            "deletionVector.storageType",
+            string(child(dv, "storageType"), row),
+        )?,
+        path_or_inline_dv: required(
+            path,
+            "deletionVector.pathOrInlineDv",
+            string(child(dv, "pathOrInlineDv"), row),
+        )?,
         offset: int(child(dv, "offset"), row).map(|o| o as i32),
-        size_in_bytes: required(path, "deletionVector.sizeInBytes", int(child(dv, "sizeInBytes"), row))? as i32,
-        cardinality: required(path, "deletionVector.cardinality", int(child(dv, "cardinality"), row))?,
+        size_in_bytes: required(
+            path,
+            "deletionVector.sizeInBytes",
+            int(child(dv, "sizeInBytes"), row),
+        )? as i32,
+        cardinality: required(
+            path,
+            "deletionVector.cardinality",
+            int(child(dv, "cardinality"), row),
+        )?,
     }))
 }
 
@@ -317,7 +358,11 @@ fn string_list(array: Option<&ArrayRef>, row: usize) -> Option<Vec<String>> {
         return None;
     }
     let values = array.as_list_opt::<i32>()?.value(row);
-    Some((0..values.len()).filter_map(|i| string(Some(&values), i)).collect())
+    Some(
+        (0..values.len())
+            .filter_map(|i| string(Some(&values), i))
+            .collect(),
+    )
 }
 
 fn string_map(array: Option<&ArrayRef>, row: usize) -> Option<HashMap<String, Option<String>>> {

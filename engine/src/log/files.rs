@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn recognises_every_log_file_name() {
         let kind = |n: &str| LogFile::parse(&meta(n)).map(|f| (f.version, f.kind));
-        assert_eq!(kind("00000000000000000007.json"), Some((7, LogFileKind::Commit)));
+        assert_eq!(
+            kind("00000000000000000007.json"),
+            Some((7, LogFileKind::Commit))
+        );
         assert_eq!(
             kind("00000000000000000010.checkpoint.parquet"),
             Some((10, LogFileKind::SingleCheckpoint))
@@ -186,7 +189,10 @@ mod tests {
             Some((2, LogFileKind::V2Checkpoint))
         );
         assert_eq!(kind("00000000000000000002.crc"), None);
-        assert_eq!(kind("00000000000000000000.00000000000000000003.compacted.json"), None);
+        assert_eq!(
+            kind("00000000000000000000.00000000000000000003.compacted.json"),
+            None
+        );
         assert_eq!(kind("_last_checkpoint"), None);
         assert_eq!(kind(".00000000000000000002.json.tmp"), None);
     }

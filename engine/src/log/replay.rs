@@ -9,7 +9,9 @@ use url::Url;
 use super::checkpoint::read_checkpoint;
 use super::segment::LogSegment;
 use crate::protocol::features::ensure_readable;
-use crate::protocol::{ActionBatch, Add, DeletionVectorDescriptor, DomainMetadata, Metadata, Protocol, Txn};
+use crate::protocol::{
+    ActionBatch, Add, DeletionVectorDescriptor, DomainMetadata, Metadata, Protocol, Txn,
+};
 use crate::storage::{Storage, resolve_data_path};
 use crate::{Error, Result};
 
@@ -80,12 +82,21 @@ pub fn commit_timestamp(
     info: Option<&serde_json::Map<String, serde_json::Value>>,
     file_time: Option<i64>,
 ) -> Option<i64> {
-    let field = |name: &str| info.and_then(|i| i.get(name)).and_then(serde_json::Value::as_i64);
-    field("inCommitTimestamp").or(file_time).or_else(|| field("timestamp"))
+    let field = |name: &str| {
+        info.and_then(|i| i.get(name))
+            .and_then(serde_json::Value::as_i64)
+    };
+    field("inCommitTimestamp")
+        .or(file_time)
+        .or_else(|| field("timestamp"))
 }
 
 /// Reconciles commits (ascending) on top of a checkpoint.
-pub fn reconcile(root: &Url, commits: Vec<ActionBatch>, checkpoint: Option<ActionBatch>) -> Result<TableState> {
+pub fn reconcile(
+    root: &Url,
+    commits: Vec<ActionBatch>,
+    checkpoint: Option<ActionBatch>,
+) -> Result<TableState> {
     let key = |path: &str, dv: Option<&DeletionVectorDescriptor>| {
         (
             resolve_data_path(root, path),
@@ -134,9 +145,11 @@ pub fn reconcile(root: &Url, commits: Vec<ActionBatch>, checkpoint: Option<Actio
     if let Some(checkpoint) = checkpoint {
         visit(checkpoint, true);
     }
-    let protocol = protocol.ok_or_else(|| Error::invalid_table("the log has no protocol action"))?;
+    let protocol =
+        protocol.ok_or_else(|| Error::invalid_table("the log has no protocol action"))?;
     ensure_readable(&protocol)?;
-    let metadata = metadata.ok_or_else(|| Error::invalid_table("the log has no metaData action"))?;
+    let metadata =
+        metadata.ok_or_else(|| Error::invalid_table("the log has no metaData action"))?;
     Ok(TableState {
         version: 0,
         protocol,

@@ -41,13 +41,13 @@ impl LogSegment {
 
     /// Finds the files for `version` (the latest when `None`).
     pub async fn load(storage: &dyn Storage, version: Option<i64>) -> Result<Self> {
-        if let Some(v) = version {
-            if v < 0 {
-                return Err(Error::VersionNotFound {
-                    version: v,
-                    reason: "versions start at 0".into(),
-                });
-            }
+        if let Some(v) = version
+            && v < 0
+        {
+            return Err(Error::VersionNotFound {
+                version: v,
+                reason: "versions start at 0".into(),
+            });
         }
         let hint = read_last_checkpoint(storage).await?;
         let usable_hint = hint.filter(|h| version.is_none_or(|v| h.version <= v));
@@ -69,7 +69,11 @@ impl LogSegment {
         }
     }
 
-    fn from_listing(storage: &dyn Storage, files: Vec<LogFile>, version: Option<i64>) -> Result<Self> {
+    fn from_listing(
+        storage: &dyn Storage,
+        files: Vec<LogFile>,
+        version: Option<i64>,
+    ) -> Result<Self> {
         let mut commits: BTreeMap<i64, LogFile> = BTreeMap::new();
         let mut checkpoints: BTreeMap<i64, Vec<LogFile>> = BTreeMap::new();
         let mut max_seen: Option<i64> = None;
@@ -94,7 +98,10 @@ impl LogSegment {
             .into_iter()
             .rev()
             .find_map(|(_, parts)| complete_checkpoint(parts));
-        let checkpoint_version = checkpoint.as_ref().and_then(|c| c.first()).map(|f| f.version);
+        let checkpoint_version = checkpoint
+            .as_ref()
+            .and_then(|c| c.first())
+            .map(|f| f.version);
         let newest = commits
             .keys()
             .next_back()
@@ -110,13 +117,13 @@ impl LogSegment {
                     reason: "no commits or checkpoints in _delta_log".into(),
                 },
             })?;
-        if let Some(v) = version {
-            if newest < v {
-                return Err(Error::VersionNotFound {
-                    version: v,
-                    reason: format!("the latest version is {newest}"),
-                });
-            }
+        if let Some(v) = version
+            && newest < v
+        {
+            return Err(Error::VersionNotFound {
+                version: v,
+                reason: format!("the latest version is {newest}"),
+            });
         }
         let after = checkpoint_version.map_or(0, |c| c + 1);
         let commits: Vec<CommitFile> = commits
@@ -134,7 +141,11 @@ impl LogSegment {
 
     /// Builds a segment without listing: the checkpoint named by
     /// `_last_checkpoint`, then GETs of `N.json` until one is missing.
-    async fn probe(storage: &dyn Storage, hint: Option<LastCheckpoint>, version: Option<i64>) -> Result<Self> {
+    async fn probe(
+        storage: &dyn Storage,
+        hint: Option<LastCheckpoint>,
+        version: Option<i64>,
+    ) -> Result<Self> {
         let checkpoint = hint.as_ref().map(LastCheckpoint::files).unwrap_or_default();
         let mut next = hint.as_ref().map_or(0, |h| h.version + 1);
         let mut commits = Vec::new();
@@ -175,13 +186,13 @@ impl LogSegment {
                 },
             });
         };
-        if let Some(v) = version {
-            if newest < v {
-                return Err(Error::VersionNotFound {
-                    version: v,
-                    reason: format!("the latest version is {newest}"),
-                });
-            }
+        if let Some(v) = version
+            && newest < v
+        {
+            return Err(Error::VersionNotFound {
+                version: v,
+                reason: format!("the latest version is {newest}"),
+            });
         }
         Ok(Self {
             version: newest,
@@ -194,17 +205,21 @@ impl LogSegment {
 /// Keeps a checkpoint only if all its parts are there.
 fn complete_checkpoint(mut parts: Vec<LogFile>) -> Option<Vec<LogFile>> {
     // Prefer a v2 or single-file checkpoint over a multi-part one.
-    if let Some(single) = parts
-        .iter()
-        .find(|f| matches!(f.kind, LogFileKind::V2Checkpoint | LogFileKind::SingleCheckpoint))
-    {
+    if let Some(single) = parts.iter().find(|f| {
+        matches!(
+            f.kind,
+            LogFileKind::V2Checkpoint | LogFileKind::SingleCheckpoint
+        )
+    }) {
         return Some(vec![single.clone()]);
     }
     let expected = parts.iter().find_map(|f| match f.kind {
         LogFileKind::MultiPartCheckpoint { parts, .. } => Some(parts),
         _ => None,
     })?;
-    parts.retain(|f| matches!(f.kind, LogFileKind::MultiPartCheckpoint { parts, .. } if parts == expected));
+    parts.retain(
+        |f| matches!(f.kind, LogFileKind::MultiPartCheckpoint { parts, .. } if parts == expected),
+    );
     parts.sort_by_key(|f| match f.kind {
         LogFileKind::MultiPartCheckpoint { part, .. } => part,
         _ => 0,
@@ -214,8 +229,7 @@ fn complete_checkpoint(mut parts: Vec<LogFile>) -> Option<Vec<LogFile>> {
 }
 
 fn check_contiguous(first: i64, commits: &[CommitFile], version: Option<i64>) -> Result<()> {
-    let mut expected = first;
-    for commit in commits {
+    for (expected, commit) in (first..).zip(commits) {
         if commit.file.version != expected {
             return Err(if first == 0 && expected == 0 {
                 Error::invalid_table(format!(
@@ -229,15 +243,15 @@ fn check_contiguous(first: i64, commits: &[CommitFile], version: Option<i64>) ->
                 ))
             });
         }
-        expected += 1;
     }
-    if commits.is_empty() && first == 0 {
-        if let Some(v) = version {
-            return Err(Error::VersionNotFound {
-                version: v,
-                reason: "commit 0 is missing".into(),
-            });
-        }
+    if commits.is_empty()
+        && first == 0
+        && let Some(v) = version
+    {
+        return Err(Error::VersionNotFound {
+            version: v,
+            reason: "commit 0 is missing".into(),
+        });
     }
     Ok(())
 }

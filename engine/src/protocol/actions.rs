@@ -347,9 +347,8 @@ impl ActionBatch {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let parsed: ActionLine = serde_json::from_slice(line).map_err(|e| {
-                crate::Error::corrupt(path, format!("line {}: {e}", index + 1))
-            })?;
+            let parsed: ActionLine = serde_json::from_slice(line)
+                .map_err(|e| crate::Error::corrupt(path, format!("line {}: {e}", index + 1)))?;
             batch.push(parsed);
         }
         Ok(batch)

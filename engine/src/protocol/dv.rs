@@ -185,7 +185,12 @@ mod tests {
         (out, data.len() as i32)
     }
 
-    fn descriptor(storage: &str, path: &str, size: i32, cardinality: u64) -> DeletionVectorDescriptor {
+    fn descriptor(
+        storage: &str,
+        path: &str,
+        size: i32,
+        cardinality: u64,
+    ) -> DeletionVectorDescriptor {
         DeletionVectorDescriptor {
             storage_type: storage.into(),
             path_or_inline_dv: path.into(),
@@ -203,7 +208,10 @@ mod tests {
             panic!("not a file")
         };
         assert_eq!(offset, 1);
-        assert_eq!(path, "ab/deletion_vector_d2c639aa-8816-431a-aaf6-d3fe2512ff61.bin");
+        assert_eq!(
+            path,
+            "ab/deletion_vector_d2c639aa-8816-431a-aaf6-d3fe2512ff61.bin"
+        );
     }
 
     #[test]
@@ -212,7 +220,9 @@ mod tests {
         let (mut bytes, size) = stored(&bitmap);
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
-        let err = descriptor("u", "x", size, 3).decode_stored(&bytes).expect_err("bad crc");
+        let err = descriptor("u", "x", size, 3)
+            .decode_stored(&bytes)
+            .expect_err("bad crc");
         assert!(err.contains("checksum"), "{err}");
     }
 
@@ -220,13 +230,20 @@ mod tests {
     fn wrong_cardinality_is_reported() {
         let bitmap: RoaringTreemap = [1u64, 5].into_iter().collect();
         let (bytes, size) = stored(&bitmap);
-        let err = descriptor("u", "x", size, 3).decode_stored(&bytes).expect_err("bad count");
+        let err = descriptor("u", "x", size, 3)
+            .decode_stored(&bytes)
+            .expect_err("bad count");
         assert!(err.contains("descriptor says 3"), "{err}");
     }
 
     #[test]
     fn garbage_never_panics() {
-        for junk in [&b""[..], b"\x01", b"\xd1\xd3\x39\x64", b"\xd1\xd3\x39\x64\xff\xff\xff\xff\xff\xff\xff\xff"] {
+        for junk in [
+            &b""[..],
+            b"\x01",
+            b"\xd1\xd3\x39\x64",
+            b"\xd1\xd3\x39\x64\xff\xff\xff\xff\xff\xff\xff\xff",
+        ] {
             assert!(decode_roaring_array(junk).is_err());
         }
     }
@@ -245,7 +262,7 @@ mod tests {
             let bitmap: RoaringTreemap = rows.iter().copied().collect();
             let mut data = encode_roaring_array(&bitmap);
             let size = data.len() as i32;
-            while data.len() % 4 != 0 { data.push(0); }
+            while !data.len().is_multiple_of(4) { data.push(0); }
             let dv = DeletionVectorDescriptor {
                 storage_type: "i".into(),
                 path_or_inline_dv: z85::encode(&data),

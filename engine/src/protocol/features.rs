@@ -60,7 +60,9 @@ mod tests {
         assert!(ensure_readable(&protocol(3, Some(&["deletionVectors", "columnMapping"]))).is_ok());
         let err = ensure_readable(&protocol(3, Some(&["deletionVectors", "catalogOwned"])))
             .expect_err("unknown feature");
-        assert!(matches!(err, Error::UnsupportedFeature { ref feature } if feature == "catalogOwned"));
+        assert!(
+            matches!(err, Error::UnsupportedFeature { ref feature } if feature == "catalogOwned")
+        );
         assert!(ensure_readable(&protocol(4, None)).is_err());
         assert!(ensure_readable(&protocol(0, None)).is_err());
     }

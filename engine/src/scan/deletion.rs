@@ -22,14 +22,15 @@ pub async fn load_deletion_vector(
         DvLocation::Inline(bytes) => dv.decode_bitmap(&bytes).map_err(bad),
         DvLocation::File { path, offset } => {
             let len = dv.stored_len().map_err(bad)?;
-            let mut parts = storage
-                .get_ranges(&path, &[offset..offset + len])
+            let stored = storage
+                .get_range(&path, offset..offset + len)
                 .await
                 .map_err(|e| match e {
-                    Error::NotFound { path } => bad(format!("deletion vector file {path} is missing")),
+                    Error::NotFound { path } => {
+                        bad(format!("deletion vector file {path} is missing"))
+                    }
                     other => bad(format!("cannot read {path}: {other}")),
                 })?;
-            let stored = parts.pop().unwrap_or_default();
             dv.decode_stored(&stored)
                 .map_err(|reason| bad(format!("{path}: {reason}")))
         }
@@ -38,12 +39,12 @@ pub async fn load_deletion_vector(
 
 /// The rows of a file of `num_rows` rows that survive `deleted`.
 pub fn row_selection(deleted: &RoaringTreemap, num_rows: u64) -> Result<RowSelection, String> {
-    if let Some(max) = deleted.max() {
-        if max >= num_rows {
-            return Err(format!(
-                "deletes row {max} but the file has only {num_rows} rows"
-            ));
-        }
+    if let Some(max) = deleted.max()
+        && max >= num_rows
+    {
+        return Err(format!(
+            "deletes row {max} but the file has only {num_rows} rows"
+        ));
     }
     let mut selectors: Vec<RowSelector> = Vec::new();
     let mut position = 0u64;

@@ -58,7 +58,9 @@ impl DeltaScanExec {
         ));
         let metrics = ExecutionPlanMetricsSet::new();
         let count = |name: &'static str, value: u64| {
-            MetricBuilder::new(&metrics).global_counter(name).add(value as usize);
+            MetricBuilder::new(&metrics)
+                .global_counter(name)
+                .add(value as usize);
         };
         count("files_total", figures.files_total as u64);
         count("files_pruned", figures.files_pruned as u64);
@@ -91,7 +93,10 @@ impl DisplayAs for DeltaScanExec {
         write!(
             f,
             "DeltaScanExec: files={}/{} pruned={} dv_files={} dv_rows_removed={}",
-            s.files_scanned, s.files_total, s.files_pruned, s.files_with_deletion_vectors,
+            s.files_scanned,
+            s.files_total,
+            s.files_pruned,
+            s.files_with_deletion_vectors,
             s.rows_removed_by_deletion_vectors
         )
     }
@@ -122,16 +127,22 @@ impl ExecutionPlan for DeltaScanExec {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         match children.pop() {
-            Some(input) if children.is_empty() => {
-                Ok(Arc::new(Self::new(input, self.schema.clone(), self.figures)))
-            }
+            Some(input) if children.is_empty() => Ok(Arc::new(Self::new(
+                input,
+                self.schema.clone(),
+                self.figures,
+            ))),
             _ => Err(datafusion::error::DataFusionError::Internal(
                 "DeltaScanExec takes exactly one child".into(),
             )),
         }
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
         let schema = self.schema.clone();
         let stream = self.input.execute(partition, context)?;
         let out_schema = schema.clone();

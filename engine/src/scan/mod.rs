@@ -12,17 +12,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
+use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::object_store::ObjectMeta;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::object_store::ObjectMeta;
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::catalog::TableProvider;
 use datafusion_datasource::file_groups::FileGroup;
 use datafusion_datasource::file_scan_config::FileScanConfigBuilder;
 use datafusion_datasource::source::DataSourceExec;
@@ -130,18 +130,33 @@ impl DeltaTableProvider {
         let Ok(physical) = state.create_physical_expr(predicate.clone(), &df_schema) else {
             return all;
         };
-        let Some(pruning) = PruningPredicateBuilder::new().with_file_schema(schema).build(physical) else {
+        let Some(pruning) = PruningPredicateBuilder::new()
+            .with_file_schema(schema)
+            .build(physical)
+        else {
             return all;
         };
-        let columns: HashSet<String> = predicate.column_refs().into_iter().map(|c| c.name.clone()).collect();
-        let stats = FilesStatistics::new(files, self.snapshot.schemas(), partition_values, &columns);
+        let columns: HashSet<String> = predicate
+            .column_refs()
+            .into_iter()
+            .map(|c| c.name.clone())
+            .collect();
+        let stats =
+            FilesStatistics::new(files, self.snapshot.schemas(), partition_values, &columns);
         pruning.prune(&stats).unwrap_or(all)
     }
 
-    async fn partitioned_file(&self, add: &Add, partition_values: Vec<ScalarValue>) -> Result<PartitionedFile> {
+    async fn partitioned_file(
+        &self,
+        add: &Add,
+        partition_values: Vec<ScalarValue>,
+    ) -> Result<PartitionedFile> {
         let path = self.snapshot.file_path(add);
         let size = u64::try_from(add.size).map_err(|_| {
-            Error::corrupt(path.clone(), format!("negative size {} in the log", add.size))
+            Error::corrupt(
+                path.clone(),
+                format!("negative size {} in the log", add.size),
+            )
         })?;
         let meta = ObjectMeta {
             location: StorageObjectStore::object_path(&path)?,
@@ -158,10 +173,11 @@ impl DeltaTableProvider {
                 Some(rows) => rows,
                 None => self.footer_row_count(&path, size).await?,
             };
-            let selection = row_selection(&deleted, num_rows).map_err(|reason| Error::DeletionVector {
-                data_file: path.clone(),
-                reason,
-            })?;
+            let selection =
+                row_selection(&deleted, num_rows).map_err(|reason| Error::DeletionVector {
+                    data_file: path.clone(),
+                    reason,
+                })?;
             file = file.with_extension(ParquetRowSelection::new(selection));
         }
         Ok(file)
@@ -173,8 +189,7 @@ impl DeltaTableProvider {
         if size < 12 {
             return Err(Error::corrupt(path, "too small to be a Parquet file"));
         }
-        let tail = self.storage.get_ranges(path, &[size - 8..size]).await?;
-        let tail = tail.first().map(|b| b.to_vec()).unwrap_or_default();
+        let tail = self.storage.get_range(path, size - 8..size).await?;
         if tail.len() != 8 || &tail[4..] != b"PAR1" {
             return Err(Error::corrupt(path, "no Parquet footer"));
         }
@@ -184,10 +199,10 @@ impl DeltaTableProvider {
         }
         let footer = self
             .storage
-            .get_ranges(path, &[size - 8 - footer_len..size - 8])
+            .get_range(path, size - 8 - footer_len..size - 8)
             .await?;
-        let metadata = ParquetMetaDataReader::decode_metadata(footer.first().map(|b| b.as_ref()).unwrap_or_default())
-            .map_err(|e| Error::corrupt(path, e))?;
+        let metadata =
+            ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| Error::corrupt(path, e))?;
         Ok(metadata.file_metadata().num_rows().max(0) as u64)
     }
 
@@ -195,7 +210,12 @@ impl DeltaTableProvider {
     /// physical names, then partition columns.
     fn scan_schema(&self) -> (SchemaRef, Vec<FieldRef>) {
         let schemas = self.snapshot.schemas();
-        let partition: Vec<FieldRef> = schemas.partition_logical.iter().cloned().map(Arc::new).collect();
+        let partition: Vec<FieldRef> = schemas
+            .partition_logical
+            .iter()
+            .cloned()
+            .map(Arc::new)
+            .collect();
         let mut fields: Vec<FieldRef> = schemas.file_physical.fields().iter().cloned().collect();
         fields.extend(partition.iter().cloned());
         (Arc::new(Schema::new(fields)), partition)
@@ -211,7 +231,11 @@ impl DeltaTableProvider {
             .fields()
             .iter()
             .map(|field| {
-                match schemas.partition_logical.iter().position(|p| p.name() == field.name()) {
+                match schemas
+                    .partition_logical
+                    .iter()
+                    .position(|p| p.name() == field.name())
+                {
                     Some(p) => file_count + p,
                     None => {
                         next_file += 1;
@@ -228,11 +252,13 @@ impl DeltaTableProvider {
         let indices = self.scan_indices();
         let (scan_schema, _) = self.scan_schema();
         expr.transform(|e| {
-            if let Expr::Column(column) = &e {
-                if let Ok(index) = schemas.logical.index_of(&column.name) {
-                    let physical = scan_schema.field(indices[index]).name().clone();
-                    return Ok(Transformed::yes(Expr::Column(Column::new_unqualified(physical))));
-                }
+            if let Expr::Column(column) = &e
+                && let Ok(index) = schemas.logical.index_of(&column.name)
+            {
+                let physical = scan_schema.field(indices[index]).name().clone();
+                return Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+                    physical,
+                ))));
             }
             Ok(Transformed::no(e))
         })
@@ -251,7 +277,10 @@ impl TableProvider for DeltaTableProvider {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
@@ -262,9 +291,10 @@ impl TableProvider for DeltaTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        state
-            .runtime_env()
-            .register_object_store(self.store_url.as_ref(), as_object_store(self.storage.clone()));
+        state.runtime_env().register_object_store(
+            self.store_url.as_ref(),
+            as_object_store(self.storage.clone()),
+        );
         let (files, figures) = self.plan_files(state, filters).await?;
 
         let (scan_schema, partition_fields) = self.scan_schema();
@@ -282,7 +312,9 @@ impl TableProvider for DeltaTableProvider {
                 store,
                 metadata_cache,
             )));
-        if let Some(predicate) = conjunction(filters.iter().cloned()).and_then(|e| self.physical_filter(e)) {
+        if let Some(predicate) =
+            conjunction(filters.iter().cloned()).and_then(|e| self.physical_filter(e))
+        {
             let df_schema = DFSchema::try_from(scan_schema.as_ref().clone())?;
             if let Ok(physical) = state.create_physical_expr(predicate, &df_schema) {
                 source = source.with_predicate(physical);
@@ -290,7 +322,9 @@ impl TableProvider for DeltaTableProvider {
         }
 
         let logical = self.snapshot.arrow_schema();
-        let wanted: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..logical.fields().len()).collect());
+        let wanted: Vec<usize> = projection
+            .cloned()
+            .unwrap_or_else(|| (0..logical.fields().len()).collect());
         let indices = self.scan_indices();
         let scan_projection: Vec<usize> = wanted.iter().map(|i| indices[*i]).collect();
         let output_fields: Vec<Field> = wanted.iter().map(|i| logical.field(*i).clone()).collect();
@@ -309,14 +343,18 @@ impl TableProvider for DeltaTableProvider {
 
 /// Spreads files over `partitions` groups of similar total size.
 fn file_groups(mut files: Vec<PartitionedFile>, partitions: usize) -> Vec<FileGroup> {
-    files.sort_by(|a, b| b.object_meta.size.cmp(&a.object_meta.size));
+    files.sort_by_key(|f| std::cmp::Reverse(f.object_meta.size));
     let count = partitions.min(files.len()).max(1);
-    let mut groups: Vec<(u64, Vec<PartitionedFile>)> = (0..count).map(|_| (0, Vec::new())).collect();
+    let mut groups: Vec<(u64, Vec<PartitionedFile>)> =
+        (0..count).map(|_| (0, Vec::new())).collect();
     for file in files {
         if let Some(smallest) = groups.iter_mut().min_by_key(|(size, _)| *size) {
             smallest.0 += file.object_meta.size;
             smallest.1.push(file);
         }
     }
-    groups.into_iter().map(|(_, files)| FileGroup::new(files)).collect()
+    groups
+        .into_iter()
+        .map(|(_, files)| FileGroup::new(files))
+        .collect()
 }

@@ -88,7 +88,12 @@ fn read_only() -> object_store::Error {
 
 #[async_trait]
 impl ObjectStore for StorageObjectStore {
-    async fn put_opts(&self, _: &Path, _: PutPayload, _: PutOptions) -> object_store::Result<PutResult> {
+    async fn put_opts(
+        &self,
+        _: &Path,
+        _: PutPayload,
+        _: PutOptions,
+    ) -> object_store::Result<PutResult> {
         Err(read_only())
     }
 
@@ -100,7 +105,11 @@ impl ObjectStore for StorageObjectStore {
         Err(read_only())
     }
 
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
         let path = Self::storage_path(location);
         let (bytes, range) = match options.range {
             Some(GetRange::Bounded(range)) => {
@@ -138,14 +147,20 @@ impl ObjectStore for StorageObjectStore {
             version: None,
         };
         Ok(GetResult {
-            payload: GetResultPayload::Stream(futures::stream::once(async move { Ok(bytes) }).boxed()),
+            payload: GetResultPayload::Stream(
+                futures::stream::once(async move { Ok(bytes) }).boxed(),
+            ),
             meta,
             range,
             attributes: Default::default(),
         })
     }
 
-    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> object_store::Result<Vec<Bytes>> {
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
         let path = Self::storage_path(location);
         self.storage
             .get_ranges(&path, ranges)
@@ -168,7 +183,12 @@ impl ObjectStore for StorageObjectStore {
         Err(read_only())
     }
 
-    async fn copy_opts(&self, _: &Path, _: &Path, _: object_store::CopyOptions) -> object_store::Result<()> {
+    async fn copy_opts(
+        &self,
+        _: &Path,
+        _: &Path,
+        _: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
         Err(read_only())
     }
 }
@@ -184,7 +204,12 @@ mod tests {
 
     #[test]
     fn object_paths_round_trip_any_name() {
-        for name in ["a/b.parquet", "p=a%b/c d#e?.parquet", "ü/日本.parquet", "x=1/+,;"] {
+        for name in [
+            "a/b.parquet",
+            "p=a%b/c d#e?.parquet",
+            "ü/日本.parquet",
+            "x=1/+,;",
+        ] {
             let path = StorageObjectStore::object_path(name).expect("encodes");
             assert_eq!(StorageObjectStore::storage_path(&path), name);
         }

@@ -89,7 +89,10 @@ pub(crate) async fn fetch(
         return Err(storage_error(&path, format!("HTTP status {status}")));
     }
     let partial = status == reqwest::StatusCode::PARTIAL_CONTENT;
-    let body = response.bytes().await.map_err(|e| storage_error(&path, e))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| storage_error(&path, e))?;
     match range {
         // A server that ignores `Range` sends the whole file: cut it here.
         Some(range) if !partial => {
@@ -137,7 +140,11 @@ impl Storage for HttpStorage {
         .await
     }
 
-    async fn list(&self, _prefix: &str, _start_after: Option<&str>) -> Result<Option<Vec<FileMeta>>> {
+    async fn list(
+        &self,
+        _prefix: &str,
+        _start_after: Option<&str>,
+    ) -> Result<Option<Vec<FileMeta>>> {
         Ok(None)
     }
 }

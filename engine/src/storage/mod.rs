@@ -60,6 +60,12 @@ pub trait Storage: Send + Sync + Debug {
     /// range, in order. Never needs to learn the file's size first.
     async fn get_ranges(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>>;
 
+    /// Reads one byte range of a file.
+    async fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
+        let mut parts = self.get_ranges(path, std::slice::from_ref(&range)).await?;
+        Ok(parts.pop().unwrap_or_default())
+    }
+
     /// Lists the files directly or indirectly under the directory `prefix`
     /// (like `_delta_log/`) whose paths sort after `start_after`, in
     /// ascending lexicographic order of path. Returns `Ok(None)` when the
@@ -95,10 +101,10 @@ pub fn resolve_data_path(root: &url::Url, uri: &str) -> String {
     if let Ok(absolute) = url::Url::parse(uri) {
         let root_str = root.as_str().trim_end_matches('/');
         let abs_str = absolute.as_str();
-        if let Some(rest) = abs_str.strip_prefix(root_str) {
-            if let Some(rest) = rest.strip_prefix('/') {
-                return decode(rest);
-            }
+        if let Some(rest) = abs_str.strip_prefix(root_str)
+            && let Some(rest) = rest.strip_prefix('/')
+        {
+            return decode(rest);
         }
         return absolute.to_string();
     }

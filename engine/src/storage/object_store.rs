@@ -65,7 +65,11 @@ impl ObjectStoreStorage {
             let absolute = Url::parse(path)
                 .map_err(|e| Error::InvalidArgument(format!("bad file URI {path}: {e}")))?;
             let root = self.url.as_str().trim_end_matches('/');
-            match absolute.as_str().strip_prefix(root).and_then(|r| r.strip_prefix('/')) {
+            match absolute
+                .as_str()
+                .strip_prefix(root)
+                .and_then(|r| r.strip_prefix('/'))
+            {
                 Some(rest) => percent_encoding::percent_decode_str(rest)
                     .decode_utf8_lossy()
                     .into_owned(),
@@ -87,7 +91,8 @@ impl ObjectStoreStorage {
             }
             raw.push_str(segment);
         }
-        Path::parse(&raw).map_err(|e| Error::InvalidArgument(format!("cannot address {path:?}: {e}")))
+        Path::parse(&raw)
+            .map_err(|e| Error::InvalidArgument(format!("cannot address {path:?}: {e}")))
     }
 
     fn relative(&self, location: &Path) -> String {
@@ -120,7 +125,10 @@ fn location_url(location: &str) -> Result<Url> {
                 .join(path)
         };
         Url::from_directory_path(&absolute).map_err(|()| {
-            Error::InvalidArgument(format!("cannot use {} as a table location", absolute.display()))
+            Error::InvalidArgument(format!(
+                "cannot use {} as a table location",
+                absolute.display()
+            ))
         })?
     };
     let mut text = url.to_string();
@@ -192,15 +200,23 @@ impl Storage for ObjectStoreStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::object_store::memory::InMemory;
     use datafusion::object_store::PutPayload;
+    use datafusion::object_store::memory::InMemory;
 
     #[tokio::test]
     async fn reads_ranges_and_lists_in_order() {
         let store = Arc::new(InMemory::new());
-        for name in ["t/_delta_log/2.json", "t/_delta_log/0.json", "t/_delta_log/1.json", "t/x y.parquet"] {
+        for name in [
+            "t/_delta_log/2.json",
+            "t/_delta_log/0.json",
+            "t/_delta_log/1.json",
+            "t/x y.parquet",
+        ] {
             store
-                .put(&Path::from(name), PutPayload::from(name.as_bytes().to_vec()))
+                .put(
+                    &Path::from(name),
+                    PutPayload::from(name.as_bytes().to_vec()),
+                )
                 .await
                 .expect("put");
         }
@@ -218,6 +234,12 @@ mod tests {
             .await
             .expect("ranges");
         assert_eq!(parts, [Bytes::from_static(b"t"), Bytes::from_static(b"x ")]);
-        assert!(storage.get("missing").await.expect_err("missing").is_not_found());
+        assert!(
+            storage
+                .get("missing")
+                .await
+                .expect_err("missing")
+                .is_not_found()
+        );
     }
 }

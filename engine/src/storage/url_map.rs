@@ -23,7 +23,11 @@ pub struct UrlMapStorage {
 impl UrlMapStorage {
     /// Serves `path -> url` through `reader`, which must accept absolute URLs
     /// as paths (an [`HttpStorage`](super::HttpStorage) does).
-    pub fn new(location: impl Into<String>, urls: HashMap<String, String>, reader: StorageRef) -> Self {
+    pub fn new(
+        location: impl Into<String>,
+        urls: HashMap<String, String>,
+        reader: StorageRef,
+    ) -> Self {
         Self {
             location: location.into(),
             urls: Arc::new(urls),
@@ -32,9 +36,12 @@ impl UrlMapStorage {
     }
 
     fn url_of(&self, path: &str) -> Result<&str> {
-        self.urls.get(path).map(String::as_str).ok_or_else(|| Error::NotFound {
-            path: path.to_owned(),
-        })
+        self.urls
+            .get(path)
+            .map(String::as_str)
+            .ok_or_else(|| Error::NotFound {
+                path: path.to_owned(),
+            })
     }
 }
 
@@ -53,7 +60,11 @@ impl Storage for UrlMapStorage {
     }
 
     /// A URL map knows its files but cannot list a log: callers probe.
-    async fn list(&self, _prefix: &str, _start_after: Option<&str>) -> Result<Option<Vec<FileMeta>>> {
+    async fn list(
+        &self,
+        _prefix: &str,
+        _start_after: Option<&str>,
+    ) -> Result<Option<Vec<FileMeta>>> {
         Ok(None)
     }
 }
