@@ -161,6 +161,12 @@ impl Engine {
     /// epoch (UTC), with DataFusion so that expressions work too.
     async fn evaluate_timestamp(&self, expr: &SqlExpr) -> Result<i64> {
         use arrow::array::{Array, AsArray};
+        if let Some(millis) = literal_text(expr)
+            .as_deref()
+            .and_then(parse_timestamp_millis)
+        {
+            return Ok(millis);
+        }
         use arrow::datatypes::TimestampMillisecondType;
         let batches = self
             .ctx
@@ -192,6 +198,26 @@ fn mentions_time_travel(sql: &str) -> bool {
     words.windows(3).any(|w| {
         matches!(w[0], "VERSION" | "TIMESTAMP" | "SYSTEM_TIME") && w[1] == "AS" && w[2] == "OF"
     })
+}
+
+/// Parses `YYYY-MM-DD[ HH:MM:SS[.fff]]` or RFC 3339 text as UTC milliseconds.
+fn parse_timestamp_millis(text: &str) -> Option<i64> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.timestamp_millis());
+    }
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
 }
 
 fn literal_text(expr: &SqlExpr) -> Option<String> {
