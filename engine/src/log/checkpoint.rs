@@ -136,16 +136,20 @@ fn decode_batch(path: &str, batch: &RecordBatch, out: &mut ActionBatch) -> Resul
     if let Some(protocol) = struct_column(batch, "protocol") {
         for row in valid_rows(protocol) {
             out.protocol = Some(Protocol {
-                min_reader_version: required(
+                min_reader_version: required_i32(
                     path,
-                    "protocol.minReaderVersion",
-                    int(child(protocol, "minReaderVersion"), row),
-                )? as i32,
-                min_writer_version: required(
+                    protocol,
+                    "protocol",
+                    "minReaderVersion",
+                    row,
+                )?,
+                min_writer_version: required_i32(
                     path,
-                    "protocol.minWriterVersion",
-                    int(child(protocol, "minWriterVersion"), row),
-                )? as i32,
+                    protocol,
+                    "protocol",
+                    "minWriterVersion",
+                    row,
+                )?,
                 reader_features: string_list(child(protocol, "readerFeatures"), row),
                 writer_features: string_list(child(protocol, "writerFeatures"), row),
             });
@@ -155,7 +159,7 @@ fn decode_batch(path: &str, batch: &RecordBatch, out: &mut ActionBatch) -> Resul
         for row in valid_rows(txn) {
             out.txns.push(Txn {
                 app_id: required(path, "txn.appId", string(child(txn, "appId"), row))?,
-                version: required(path, "txn.version", int(child(txn, "version"), row))?,
+                version: required_int(path, txn, "txn", "version", row)?,
                 last_updated: int(child(txn, "lastUpdated"), row),
             });
         }
@@ -176,11 +180,7 @@ fn decode_batch(path: &str, batch: &RecordBatch, out: &mut ActionBatch) -> Resul
     if let Some(cp) = struct_column(batch, "checkpointMetadata") {
         for row in valid_rows(cp) {
             out.checkpoint_metadata = Some(CheckpointMetadata {
-                version: required(
-                    path,
-                    "checkpointMetadata.version",
-                    int(child(cp, "version"), row),
-                )?,
+                version: required_int(path, cp, "checkpointMetadata", "version", row)?,
             });
         }
     }
@@ -250,17 +250,15 @@ fn decode_dv(path: &str, dv: &StructArray, row: usize) -> Result<Option<Deletion
             "deletionVector.pathOrInlineDv",
             string(child(dv, "pathOrInlineDv"), row),
         )?,
-        offset: int(child(dv, "offset"), row).map(|o| o as i32),
-        size_in_bytes: required(
-            path,
-            "deletionVector.sizeInBytes",
-            int(child(dv, "sizeInBytes"), row),
-        )? as i32,
-        cardinality: required(
-            path,
-            "deletionVector.cardinality",
-            int(child(dv, "cardinality"), row),
-        )?,
+        offset: int(child(dv, "offset"), row)
+            .map(|o| {
+                i32::try_from(o).map_err(|_| {
+                    Error::corrupt(path, format!("deletionVector.offset = {o} is out of range"))
+                })
+            })
+            .transpose()?,
+        size_in_bytes: required_i32(path, dv, "deletionVector", "sizeInBytes", row)?,
+        cardinality: required_int(path, dv, "deletionVector", "cardinality", row)?,
     }))
 }
 
@@ -320,6 +318,31 @@ fn valid_rows(array: &StructArray) -> impl Iterator<Item = usize> + '_ {
 
 fn required<T>(path: &str, field: &str, value: Option<T>) -> Result<T> {
     value.ok_or_else(|| Error::corrupt(path, format!("{field} is missing")))
+}
+
+/// A required integer field `prefix.field` of struct `parent`.
+fn required_int(
+    path: &str,
+    parent: &StructArray,
+    prefix: &str,
+    field: &str,
+    row: usize,
+) -> Result<i64> {
+    int(child(parent, field), row)
+        .ok_or_else(|| Error::corrupt(path, format!("{prefix}.{field} is missing")))
+}
+
+/// A required 32-bit field; an out-of-range value is corruption, not wrap-around.
+fn required_i32(
+    path: &str,
+    parent: &StructArray,
+    prefix: &str,
+    field: &str,
+    row: usize,
+) -> Result<i32> {
+    let value = required_int(path, parent, prefix, field, row)?;
+    i32::try_from(value)
+        .map_err(|_| Error::corrupt(path, format!("{prefix}.{field} = {value} is out of range")))
 }
 
 fn string(array: Option<&ArrayRef>, row: usize) -> Option<String> {
