@@ -10,7 +10,7 @@ use url::Url;
 use crate::log::{self, LOG_DIR, LogFile, LogFileKind, LogSegment};
 use crate::protocol::ActionBatch;
 use crate::snapshot::Snapshot;
-use crate::storage::StorageRef;
+use crate::storage::{Storage, StorageRef};
 use crate::{Error, Result};
 
 /// One entry of a table's history.
@@ -82,15 +82,11 @@ impl Table {
     /// Every commit still in the log, oldest first.
     pub async fn history(&self) -> Result<Vec<CommitEntry>> {
         let commits = self.commit_files().await?;
-        futures::stream::iter(commits)
-            .map(|(file, prefetched)| async move {
-                let bytes = match prefetched {
-                    Some(bytes) => bytes,
-                    None => self.storage.get(&file.path).await?,
-                };
-                let actions = ActionBatch::from_json_lines(&file.path, &bytes)?;
-                Ok::<_, Error>(entry(file, actions.commit_info))
-            })
+        let reads: Vec<_> = commits
+            .into_iter()
+            .map(|(file, prefetched)| read_entry(self.storage.as_ref(), file, prefetched))
+            .collect();
+        futures::stream::iter(reads)
             .buffered(16)
             .try_collect()
             .await
@@ -119,6 +115,19 @@ impl Table {
             .map(|c| (c.file, c.bytes))
             .collect())
     }
+}
+
+async fn read_entry(
+    storage: &dyn Storage,
+    file: LogFile,
+    prefetched: Option<bytes::Bytes>,
+) -> Result<CommitEntry> {
+    let bytes = match prefetched {
+        Some(bytes) => bytes,
+        None => storage.get(&file.path).await?,
+    };
+    let actions = ActionBatch::from_json_lines(&file.path, &bytes)?;
+    Ok(entry(file, actions.commit_info))
 }
 
 fn entry(file: LogFile, info: Option<Map<String, Value>>) -> CommitEntry {

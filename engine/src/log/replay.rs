@@ -7,7 +7,7 @@ use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
 use super::checkpoint::read_checkpoint;
-use super::segment::LogSegment;
+use super::segment::{CommitFile, LogSegment};
 use crate::protocol::features::ensure_readable;
 use crate::protocol::{
     ActionBatch, Add, DeletionVectorDescriptor, DomainMetadata, Metadata, Protocol, Txn,
@@ -40,22 +40,30 @@ pub struct TableState {
 
 /// Reads the commits of a segment, in ascending order.
 pub async fn read_commits(storage: &dyn Storage, segment: &LogSegment) -> Result<Vec<ActionBatch>> {
-    futures::stream::iter(segment.commits.iter())
-        .map(|commit| async move {
-            let bytes = match &commit.bytes {
-                Some(bytes) => bytes.clone(),
-                None => storage.get(&commit.file.path).await.map_err(|e| match e {
-                    Error::NotFound { path } => Error::invalid_table(format!(
-                        "commit file {path} disappeared while reading the log"
-                    )),
-                    other => other,
-                })?,
-            };
-            ActionBatch::from_json_lines(&commit.file.path, &bytes)
-        })
+    // Futures collected first (not a closure over the stream) so that the
+    // whole read stays `Send` for callers that need it.
+    let reads: Vec<_> = segment
+        .commits
+        .iter()
+        .map(|commit| read_commit(storage, commit))
+        .collect();
+    futures::stream::iter(reads)
         .buffered(COMMIT_READ_CONCURRENCY)
         .try_collect()
         .await
+}
+
+async fn read_commit(storage: &dyn Storage, commit: &CommitFile) -> Result<ActionBatch> {
+    let bytes = match &commit.bytes {
+        Some(bytes) => bytes.clone(),
+        None => storage.get(&commit.file.path).await.map_err(|e| match e {
+            Error::NotFound { path } => Error::invalid_table(format!(
+                "commit file {path} disappeared while reading the log"
+            )),
+            other => other,
+        })?,
+    };
+    ActionBatch::from_json_lines(&commit.file.path, &bytes)
 }
 
 /// Replays `segment` into the table's state at its version.

@@ -158,16 +158,31 @@ impl LogSegment {
                 let path = commit_path(v);
                 (v, storage.get(&path).await, path)
             });
-            for (v, result, path) in join_all(fetches).await {
-                match result {
-                    Ok(bytes) => commits.push(CommitFile {
+            let results = join_all(fetches).await;
+            let mut missing = None;
+            for (v, result, path) in results {
+                match (result, missing) {
+                    (Ok(_), Some(gap)) => {
+                        // The batch saw a later commit past a missing one.
+                        return Err(Error::invalid_table(format!(
+                            "log versions are not contiguous: {gap} is missing but {v} exists"
+                        )));
+                    }
+                    (Ok(bytes), None) => commits.push(CommitFile {
                         file: LogFile::unlisted(v, LogFileKind::Commit, path),
                         bytes: Some(bytes),
                     }),
-                    Err(e) if e.is_not_found() => break 'probing,
-                    Err(e) => return Err(e),
+                    (Err(e), _) if e.is_not_found() => {
+                        missing.get_or_insert(v);
+                    }
+                    (Err(e), _) => return Err(e),
                 }
-                next = v + 1;
+                if missing.is_none() {
+                    next = v + 1;
+                }
+            }
+            if missing.is_some() {
+                break 'probing;
             }
         }
         let newest = commits
