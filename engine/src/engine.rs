@@ -16,6 +16,10 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::DatabricksDialect;
 
+use crate::metadata_tables::{
+    MetadataFunction, MetadataKind, TableRegistry, describe_history_query,
+};
+use crate::profile::QueryProfile;
 use crate::scan::DeltaTableProvider;
 use crate::snapshot::Snapshot;
 use crate::storage::StorageRef;
@@ -28,7 +32,7 @@ static NEXT_TEMP_TABLE: AtomicU64 = AtomicU64::new(0);
 #[derive(Clone)]
 pub struct Engine {
     ctx: SessionContext,
-    tables: Arc<RwLock<HashMap<String, Table>>>,
+    tables: TableRegistry,
 }
 
 impl Default for Engine {
@@ -51,10 +55,15 @@ impl Engine {
         if cfg!(target_arch = "wasm32") {
             config = config.with_target_partitions(1);
         }
-        Self {
-            ctx: SessionContext::new_with_config(config),
-            tables: Arc::new(RwLock::new(HashMap::new())),
+        let ctx = SessionContext::new_with_config(config);
+        let tables: TableRegistry = Arc::new(RwLock::new(HashMap::new()));
+        for kind in MetadataKind::ALL {
+            ctx.register_udtf(
+                kind.function_name(),
+                Arc::new(MetadataFunction::new(kind, tables.clone())),
+            );
         }
+        Self { ctx, tables }
     }
 
     /// The DataFusion context underneath.
@@ -82,6 +91,9 @@ impl Engine {
 
     /// Plans one SQL statement.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        if let Some(query) = describe_history_query(sql) {
+            return Ok(self.ctx.sql(&query).await?);
+        }
         if !mentions_time_travel(sql) {
             return Ok(self.ctx.sql(sql).await?);
         }
@@ -130,6 +142,16 @@ impl Engine {
     /// Runs one SQL statement and collects its result.
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         Ok(self.sql(sql).await?.collect().await?)
+    }
+
+    /// Runs one SQL statement and reports what it cost: files, row groups
+    /// and pages pruned, rows removed by deletion vectors, bytes fetched.
+    pub async fn profile(&self, sql: &str) -> Result<QueryProfile> {
+        let frame = self.sql(sql).await?;
+        let task = Arc::new(frame.task_ctx());
+        let plan = frame.create_physical_plan().await?;
+        let batches = datafusion::physical_plan::collect(plan.clone(), task).await?;
+        Ok(QueryProfile::of(&plan, batches))
     }
 
     async fn resolve_version(&self, table_name: &str, version: &TableVersion) -> Result<Snapshot> {

@@ -112,6 +112,67 @@ impl Error {
         }
     }
 
+    /// A stable, machine-readable name for the kind of error, for callers
+    /// on the other side of a process or language boundary (HTTP, JavaScript).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TableNotFound { .. } => "TABLE_NOT_FOUND",
+            Self::NotFound { .. } => "FILE_NOT_FOUND",
+            Self::Corrupt { .. } => "CORRUPT_FILE",
+            Self::InvalidTable { .. } => "INVALID_TABLE",
+            Self::UnsupportedFeature { .. } => "UNSUPPORTED_FEATURE",
+            Self::DeletionVector { .. } => "BAD_DELETION_VECTOR",
+            Self::VersionNotFound { .. } => "VERSION_NOT_FOUND",
+            Self::TimestampOutOfRange { .. } => "TIMESTAMP_OUT_OF_RANGE",
+            Self::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Self::Sql(_) => "SQL_ERROR",
+            Self::Storage { .. } => "STORAGE_ERROR",
+            Self::Arrow(_) => "ARROW_ERROR",
+            Self::DataFusion(_) => "QUERY_ERROR",
+        }
+    }
+
+    /// A copy of the errors that carry only text (all but `Arrow` and
+    /// `DataFusion`).
+    fn duplicate(&self) -> Option<Self> {
+        Some(match self {
+            Self::TableNotFound { location, reason } => Self::TableNotFound {
+                location: location.clone(),
+                reason: reason.clone(),
+            },
+            Self::NotFound { path } => Self::NotFound { path: path.clone() },
+            Self::Corrupt { path, reason } => Self::Corrupt {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Self::InvalidTable { reason } => Self::InvalidTable {
+                reason: reason.clone(),
+            },
+            Self::UnsupportedFeature { feature } => Self::UnsupportedFeature {
+                feature: feature.clone(),
+            },
+            Self::DeletionVector { data_file, reason } => Self::DeletionVector {
+                data_file: data_file.clone(),
+                reason: reason.clone(),
+            },
+            Self::VersionNotFound { version, reason } => Self::VersionNotFound {
+                version: *version,
+                reason: reason.clone(),
+            },
+            Self::TimestampOutOfRange { timestamp, reason } => Self::TimestampOutOfRange {
+                timestamp: timestamp.clone(),
+                reason: reason.clone(),
+            },
+            Self::InvalidArgument(m) => Self::InvalidArgument(m.clone()),
+            Self::Sql(m) => Self::Sql(m.clone()),
+            Self::Storage { path, message } => Self::Storage {
+                path: path.clone(),
+                message: message.clone(),
+            },
+            Self::Arrow(_) | Self::DataFusion(_) => return None,
+        })
+    }
+
     /// True when the error means a file was not there.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
@@ -134,9 +195,25 @@ impl From<datafusion::error::DataFusionError> for Error {
             Df::SQL(..) | Df::Plan(..) | Df::SchemaError(..) | Df::NotImplemented(..) => {
                 Self::Sql(err.strip_backtrace())
             }
-            other => Self::DataFusion(Box::new(other)),
+            other => match engine_error_in_chain(&other) {
+                Some(ours) => ours,
+                None => Self::DataFusion(Box::new(other)),
+            },
         }
     }
+}
+
+/// The first engine error among `err`'s sources (a storage error surfacing
+/// through the Parquet reader, say), copied out.
+fn engine_error_in_chain(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(ours) = e.downcast_ref::<Error>() {
+            return ours.duplicate();
+        }
+        current = e.source();
+    }
+    None
 }
 
 impl From<Error> for datafusion::error::DataFusionError {

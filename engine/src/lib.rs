@@ -15,13 +15,17 @@
 //! - [`scan`]: the DataFusion `TableProvider` that prunes files and applies
 //!   deletion vectors while reading.
 //! - [`engine`]: a SQL session with Delta tables registered, including
-//!   time travel (`VERSION AS OF`, `TIMESTAMP AS OF`).
+//!   time travel (`VERSION AS OF`, `TIMESTAMP AS OF`), and
+//!   [`metadata_tables`]: history, files, schema, protocol and properties
+//!   as SQL table functions; [`profile`]: what a query cost.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod engine;
 pub mod error;
 pub mod log;
+pub mod metadata_tables;
 pub mod partition;
+pub mod profile;
 pub mod protocol;
 pub mod scan;
 pub mod schema;
@@ -32,5 +36,20 @@ pub mod table;
 
 pub use engine::Engine;
 pub use error::{Error, Result};
+pub use profile::{QueryProfile, ScanProfile};
 pub use snapshot::Snapshot;
 pub use table::{CommitEntry, Table};
+
+/// Compile-time proof that the engine's futures are `Send` on native
+/// targets, so servers can run them on a multi-threaded runtime. Never
+/// called; it only has to type-check.
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(dead_code)]
+fn futures_are_send(engine: &'static Engine, table: &'static Table, storage: storage::StorageRef) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(engine.register("t", storage));
+    is_send(engine.query("SELECT 1"));
+    is_send(table.history());
+    is_send(table.snapshot_at(None));
+    is_send(table.snapshot_at_timestamp(0));
+}

@@ -12,12 +12,16 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, Metric, MetricBuilder, MetricValue, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
 };
 use futures::StreamExt;
+
+use crate::storage::{FetchFigures, FetchMeter};
 
 /// Figures about a scan known when it is planned.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,13 +47,20 @@ pub struct DeltaScanExec {
     input: Arc<dyn ExecutionPlan>,
     schema: SchemaRef,
     figures: ScanFigures,
+    meter: Arc<FetchMeter>,
     metrics: ExecutionPlanMetricsSet,
     properties: Arc<PlanProperties>,
 }
 
 impl DeltaScanExec {
-    /// Presents `input`'s columns, in order, with `schema`'s names and types.
-    pub fn new(input: Arc<dyn ExecutionPlan>, schema: SchemaRef, figures: ScanFigures) -> Self {
+    /// Presents `input`'s columns, in order, with `schema`'s names and types;
+    /// `meter` counts the scan's reads from storage.
+    pub fn new(
+        input: Arc<dyn ExecutionPlan>,
+        schema: SchemaRef,
+        figures: ScanFigures,
+        meter: Arc<FetchMeter>,
+    ) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             input.output_partitioning().clone(),
@@ -71,6 +82,7 @@ impl DeltaScanExec {
             input,
             schema,
             figures,
+            meter,
             metrics,
             properties,
         }
@@ -79,6 +91,12 @@ impl DeltaScanExec {
     /// The planning-time figures of this scan.
     pub fn figures(&self) -> ScanFigures {
         self.figures
+    }
+
+    /// What the scan has read from storage so far (deletion vectors,
+    /// footers, pages).
+    pub fn fetched(&self) -> FetchFigures {
+        self.meter.figures()
     }
 
     /// The Parquet scan underneath.
@@ -131,6 +149,7 @@ impl ExecutionPlan for DeltaScanExec {
                 input,
                 self.schema.clone(),
                 self.figures,
+                self.meter.clone(),
             ))),
             _ => Err(datafusion::error::DataFusionError::Internal(
                 "DeltaScanExec takes exactly one child".into(),
@@ -163,7 +182,23 @@ impl ExecutionPlan for DeltaScanExec {
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
-        Some(self.metrics.clone_inner())
+        let mut set = self.metrics.clone_inner();
+        let fetched = self.meter.figures();
+        for (name, value) in [
+            ("bytes_fetched", fetched.bytes),
+            ("fetch_requests", fetched.requests),
+        ] {
+            let count = Count::new();
+            count.add(usize::try_from(value).unwrap_or(usize::MAX));
+            set.push(Arc::new(Metric::new(
+                MetricValue::Count {
+                    name: name.into(),
+                    count,
+                },
+                None,
+            )));
+        }
+        Some(set)
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod deletion;
 mod exec;
+mod reader;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,17 +28,18 @@ use datafusion_datasource::file_groups::FileGroup;
 use datafusion_datasource::file_scan_config::FileScanConfigBuilder;
 use datafusion_datasource::source::DataSourceExec;
 use datafusion_datasource::{PartitionedFile, TableSchema};
+use datafusion_datasource_parquet::ParquetRowSelection;
 use datafusion_datasource_parquet::source::ParquetSource;
-use datafusion_datasource_parquet::{CachedParquetFileReaderFactory, ParquetRowSelection};
 use futures::{StreamExt, TryStreamExt};
 
 pub use deletion::{load_deletion_vector, row_selection};
 pub use exec::{DeltaScanExec, ScanFigures, retype};
+pub use reader::DeltaParquetReaderFactory;
 
 use crate::protocol::Add;
 use crate::snapshot::Snapshot;
 use crate::stats::{FileStats, FilesStatistics};
-use crate::storage::{StorageObjectStore, StorageRef, as_object_store};
+use crate::storage::{MeteredStorage, Storage, StorageObjectStore, StorageRef, as_object_store};
 use crate::{Error, Result};
 
 /// Deletion vectors loaded at once while planning a scan.
@@ -76,6 +78,7 @@ impl DeltaTableProvider {
         &self,
         state: &dyn Session,
         filters: &[Expr],
+        storage: &dyn Storage,
     ) -> Result<(Vec<PartitionedFile>, ScanFigures)> {
         let snapshot = &self.snapshot;
         let files: Vec<&Add> = snapshot.files().iter().collect();
@@ -104,7 +107,7 @@ impl DeltaTableProvider {
             }
         }
         let planned = futures::stream::iter(kept)
-            .map(|(add, values)| async move { self.partitioned_file(&add, values).await })
+            .map(|(add, values)| async move { self.partitioned_file(storage, &add, values).await })
             .buffered(DV_LOAD_CONCURRENCY)
             .try_collect()
             .await?;
@@ -148,6 +151,7 @@ impl DeltaTableProvider {
 
     async fn partitioned_file(
         &self,
+        storage: &dyn Storage,
         add: &Add,
         partition_values: Vec<ScalarValue>,
     ) -> Result<PartitionedFile> {
@@ -168,10 +172,10 @@ impl DeltaTableProvider {
         };
         let mut file = PartitionedFile::new_from_meta(meta).with_partition_values(partition_values);
         if let Some(dv) = &add.deletion_vector {
-            let deleted = load_deletion_vector(self.storage.as_ref(), &path, dv).await?;
+            let deleted = load_deletion_vector(storage, &path, dv).await?;
             let num_rows = match FileStats::of(add).and_then(|s| s.num_records) {
                 Some(rows) => rows,
-                None => self.footer_row_count(&path, size).await?,
+                None => footer_row_count(storage, &path, size).await?,
             };
             let selection =
                 row_selection(&deleted, num_rows).map_err(|reason| Error::DeletionVector {
@@ -181,29 +185,6 @@ impl DeltaTableProvider {
             file = file.with_extension(ParquetRowSelection::new(selection));
         }
         Ok(file)
-    }
-
-    /// Rows in a data file whose statistics do not say, from its footer.
-    async fn footer_row_count(&self, path: &str, size: u64) -> Result<u64> {
-        use parquet::file::metadata::ParquetMetaDataReader;
-        if size < 12 {
-            return Err(Error::corrupt(path, "too small to be a Parquet file"));
-        }
-        let tail = self.storage.get_range(path, size - 8..size).await?;
-        if tail.len() != 8 || &tail[4..] != b"PAR1" {
-            return Err(Error::corrupt(path, "no Parquet footer"));
-        }
-        let footer_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
-        if footer_len + 8 > size {
-            return Err(Error::corrupt(path, "footer length exceeds the file"));
-        }
-        let footer = self
-            .storage
-            .get_range(path, size - 8 - footer_len..size - 8)
-            .await?;
-        let metadata =
-            ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| Error::corrupt(path, e))?;
-        Ok(metadata.file_metadata().num_rows().max(0) as u64)
     }
 
     /// The schema the Parquet scan produces: file columns under their
@@ -295,7 +276,12 @@ impl TableProvider for DeltaTableProvider {
             self.store_url.as_ref(),
             as_object_store(self.storage.clone()),
         );
-        let (files, figures) = self.plan_files(state, filters).await?;
+        // Every read of this scan (deletion vectors, footers, pages) is
+        // counted, so the plan can report what the query fetched.
+        let metered = MeteredStorage::new(self.storage.clone());
+        let meter = metered.meter();
+        let metered: StorageRef = Arc::new(metered);
+        let (files, figures) = self.plan_files(state, filters, metered.as_ref()).await?;
 
         let (scan_schema, partition_fields) = self.scan_schema();
         let schemas = self.snapshot.schemas();
@@ -305,11 +291,10 @@ impl TableProvider for DeltaTableProvider {
         let mut options = state.default_table_options().parquet;
         options.global.coerce_int96 = Some("us".into());
         let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
-        let store = state.runtime_env().object_store(&self.store_url)?;
         let mut source = ParquetSource::new(table_schema)
             .with_table_parquet_options(options)
-            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
-                store,
+            .with_parquet_file_reader_factory(Arc::new(DeltaParquetReaderFactory::new(
+                as_object_store(metered),
                 metadata_cache,
             )));
         if let Some(predicate) =
@@ -337,8 +322,35 @@ impl TableProvider for DeltaTableProvider {
             .with_projection_indices(Some(scan_projection))?
             .build();
         let scan = DataSourceExec::from_data_source(config);
-        Ok(Arc::new(DeltaScanExec::new(scan, output_schema, figures)))
+        Ok(Arc::new(DeltaScanExec::new(
+            scan,
+            output_schema,
+            figures,
+            meter,
+        )))
     }
+}
+
+/// Rows in a data file whose statistics do not say, from its footer.
+async fn footer_row_count(storage: &dyn Storage, path: &str, size: u64) -> Result<u64> {
+    use parquet::file::metadata::ParquetMetaDataReader;
+    if size < 12 {
+        return Err(Error::corrupt(path, "too small to be a Parquet file"));
+    }
+    let tail = storage.get_range(path, size - 8..size).await?;
+    if tail.len() != 8 || &tail[4..] != b"PAR1" {
+        return Err(Error::corrupt(path, "no Parquet footer"));
+    }
+    let footer_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if footer_len + 8 > size {
+        return Err(Error::corrupt(path, "footer length exceeds the file"));
+    }
+    let footer = storage
+        .get_range(path, size - 8 - footer_len..size - 8)
+        .await?;
+    let metadata =
+        ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| Error::corrupt(path, e))?;
+    Ok(metadata.file_metadata().num_rows().max(0) as u64)
 }
 
 /// Spreads files over `partitions` groups of similar total size.

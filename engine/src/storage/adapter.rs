@@ -47,7 +47,8 @@ impl StorageObjectStore {
             .map_err(|e| Error::InvalidArgument(format!("cannot address file {path:?}: {e}")))
     }
 
-    fn storage_path(location: &Path) -> String {
+    /// The storage path an object path stands for.
+    pub fn storage_path(location: &Path) -> String {
         percent_decode_str(location.as_ref())
             .decode_utf8_lossy()
             .into_owned()

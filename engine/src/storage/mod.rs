@@ -18,6 +18,7 @@ use crate::{Error, Result};
 mod adapter;
 #[cfg(feature = "http")]
 mod http;
+mod metered;
 mod object_store;
 #[cfg(feature = "http")]
 mod send;
@@ -26,6 +27,7 @@ mod url_map;
 pub use adapter::{StorageObjectStore, as_object_store};
 #[cfg(feature = "http")]
 pub use http::HttpStorage;
+pub use metered::{FetchFigures, FetchMeter, MeteredStorage};
 pub use object_store::ObjectStoreStorage;
 pub use url_map::UrlMapStorage;
 

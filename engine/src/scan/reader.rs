@@ -1,0 +1,111 @@
+//! The Parquet reader factory of a scan: DataFusion's cached reader, with
+//! typed errors when a footer cannot be read (the stock reader turns them
+//! into text): a missing file stays `NotFound`, a broken one is `Corrupt`,
+//! both naming the file.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
+use datafusion::object_store::{ObjectStore, ObjectStoreExt};
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion_datasource::PartitionedFile;
+use datafusion_datasource_parquet::{CachedParquetFileReaderFactory, ParquetFileReaderFactory};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::ParquetMetaData;
+
+use crate::Error;
+use crate::storage::StorageObjectStore;
+
+/// Creates the readers of one scan's data files.
+#[derive(Debug)]
+pub struct DeltaParquetReaderFactory {
+    store: Arc<dyn ObjectStore>,
+    inner: CachedParquetFileReaderFactory,
+}
+
+impl DeltaParquetReaderFactory {
+    /// Readers over `store`, sharing parsed footers in `metadata_cache`.
+    pub fn new(store: Arc<dyn ObjectStore>, metadata_cache: Arc<FileMetadataCache>) -> Self {
+        Self {
+            inner: CachedParquetFileReaderFactory::new(store.clone(), metadata_cache),
+            store,
+        }
+    }
+}
+
+impl ParquetFileReaderFactory for DeltaParquetReaderFactory {
+    fn create_reader(
+        &self,
+        partition_index: usize,
+        partitioned_file: PartitionedFile,
+        metadata_size_hint: Option<usize>,
+        metrics: &ExecutionPlanMetricsSet,
+    ) -> DfResult<Box<dyn AsyncFileReader + Send>> {
+        let location = partitioned_file.object_meta.location.clone();
+        let size = partitioned_file.object_meta.size;
+        let inner = self.inner.create_reader(
+            partition_index,
+            partitioned_file,
+            metadata_size_hint,
+            metrics,
+        )?;
+        Ok(Box::new(TypedErrorReader {
+            inner,
+            store: self.store.clone(),
+            location,
+            size,
+        }))
+    }
+}
+
+/// Forwards to DataFusion's reader; on a failed footer read, re-reads the
+/// last byte to recover the storage error as a value.
+struct TypedErrorReader {
+    inner: Box<dyn AsyncFileReader + Send>,
+    store: Arc<dyn ObjectStore>,
+    location: datafusion::object_store::path::Path,
+    size: u64,
+}
+
+impl AsyncFileReader for TypedErrorReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        self.inner.get_bytes(range)
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        self.inner.get_byte_ranges(ranges)
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            match self.inner.get_metadata(options).await {
+                Ok(metadata) => Ok(metadata),
+                Err(err) => {
+                    let probe = self.size.saturating_sub(1)..self.size;
+                    match self.store.get_range(&self.location, probe).await {
+                        Err(storage_error) => Err(ParquetError::External(Box::new(storage_error))),
+                        // The file is there: its footer is what is wrong.
+                        Ok(_) => Err(ParquetError::External(Box::new(Error::Corrupt {
+                            path: StorageObjectStore::storage_path(&self.location),
+                            reason: format!("not a readable Parquet file: {err}"),
+                        }))),
+                    }
+                }
+            }
+        }
+        .boxed()
+    }
+}

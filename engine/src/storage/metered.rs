@@ -1,0 +1,129 @@
+//! A [`Storage`] wrapper that counts what its reads fetch, so a scan can
+//! report the requests and bytes it cost.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{FileMeta, Storage, StorageRef};
+use crate::Result;
+
+/// Running totals of the reads made through a [`MeteredStorage`].
+#[derive(Debug, Default)]
+pub struct FetchMeter {
+    requests: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// A reading of a [`FetchMeter`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchFigures {
+    /// Reads made (a whole-file read or one range each).
+    pub requests: u64,
+    /// Bytes received.
+    pub bytes: u64,
+}
+
+impl FetchMeter {
+    /// The totals so far.
+    pub fn figures(&self) -> FetchFigures {
+        FetchFigures {
+            requests: self.requests.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    fn record(&self, requests: usize, bytes: usize) {
+        self.requests.fetch_add(requests as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// Forwards to another storage and counts every read in a [`FetchMeter`].
+#[derive(Debug, Clone)]
+pub struct MeteredStorage {
+    inner: StorageRef,
+    meter: Arc<FetchMeter>,
+}
+
+impl MeteredStorage {
+    /// Counts the reads of `inner` in a new meter.
+    pub fn new(inner: StorageRef) -> Self {
+        Self {
+            inner,
+            meter: Arc::default(),
+        }
+    }
+
+    /// The meter the reads are counted in.
+    pub fn meter(&self) -> Arc<FetchMeter> {
+        self.meter.clone()
+    }
+}
+
+#[async_trait]
+impl Storage for MeteredStorage {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    async fn get(&self, path: &str) -> Result<Bytes> {
+        let bytes = self.inner.get(path).await?;
+        self.meter.record(1, bytes.len());
+        Ok(bytes)
+    }
+
+    async fn get_ranges(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        let parts = self.inner.get_ranges(path, ranges).await?;
+        self.meter
+            .record(ranges.len(), parts.iter().map(Bytes::len).sum());
+        Ok(parts)
+    }
+
+    async fn list(&self, prefix: &str, start_after: Option<&str>) -> Result<Option<Vec<FileMeta>>> {
+        let listed = self.inner.list(prefix, start_after).await?;
+        if listed.is_some() {
+            self.meter.record(1, 0);
+        }
+        Ok(listed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::object_store::memory::InMemory;
+    use datafusion::object_store::path::Path;
+    use datafusion::object_store::{ObjectStoreExt, PutPayload};
+
+    use super::*;
+    use crate::storage::ObjectStoreStorage;
+
+    #[tokio::test]
+    async fn counts_requests_and_bytes() {
+        let store = Arc::new(InMemory::new());
+        store
+            .put(&Path::from("t/f.bin"), PutPayload::from(vec![7u8; 1000]))
+            .await
+            .unwrap();
+        let url = url::Url::parse("memory:///t/").unwrap();
+        let inner = Arc::new(ObjectStoreStorage::new(store, url).unwrap());
+        let metered = MeteredStorage::new(inner);
+        metered.get("f.bin").await.unwrap();
+        metered
+            .get_ranges("f.bin", &[0..10, 500..600])
+            .await
+            .unwrap();
+        assert_eq!(
+            metered.meter().figures(),
+            FetchFigures {
+                requests: 3,
+                bytes: 1110
+            }
+        );
+        assert!(metered.get("missing").await.is_err());
+        assert_eq!(metered.meter().figures().requests, 3);
+    }
+}
