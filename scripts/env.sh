@@ -18,3 +18,32 @@ ensure_venv() {
   fi
   "$WAVELAKE_VENV/bin/pip" install --quiet --disable-pip-version-check "$@"
 }
+
+# Installs Debian packages that are missing (safe to repeat; needs root).
+ensure_apt() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# The wasm-bindgen version pinned in Cargo.lock; the CLI must match it exactly.
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+# Installs the wasm32 target, clang (zstd-sys for wasm) and the matching
+# wasm-bindgen CLI with its test runner (safe to repeat).
+ensure_wasm_toolchain() {
+  rustup target add wasm32-unknown-unknown >/dev/null 2>&1
+  ensure_apt clang
+  local want
+  want="$(wasm_bindgen_version)"
+  if ! wasm-bindgen --version 2>/dev/null | grep -q " $want\$"; then
+    cargo install wasm-bindgen-cli --version "$want"
+  fi
+}

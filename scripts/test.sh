@@ -8,15 +8,33 @@ source scripts/env.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "toolchain"
+step "toolchain (rustfmt, clippy, wasm32 target, clang, wasm-bindgen-cli)"
 ensure_rust_components
+ensure_wasm_toolchain
 cargo --version
+wasm-bindgen --version
 
 step "format"
 cargo fmt --all -- --check
 
 step "lint"
 cargo clippy --all-targets -p wavelake-engine -p wavelake-server -p wavelake-tests -- -D warnings
+cargo clippy --target wasm32-unknown-unknown -p wavelake-engine --features http --lib --test wasm_http -- -D warnings
 
 step "tests (engine unit tests, CLI, golden conformance)"
 cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests 2>&1 | tee "$WAVELAKE_TEST_SCRATCH/cargo-test.log"
+
+step "wasm32: the engine's tests over HTTP, under wasm-bindgen-test in Node"
+cargo build -p wavelake-tests --bin golden-http-server
+server_out="$WAVELAKE_TEST_SCRATCH/golden-http-server.out"
+"$CARGO_TARGET_DIR/debug/golden-http-server" >"$server_out" &
+server_pid=$!
+trap 'kill "$server_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 240); do
+  grep -q '^WAVELAKE_TEST_HTTP_URL=\|^SKIPPED' "$server_out" && break
+  kill -0 "$server_pid" 2>/dev/null || break
+  sleep 0.5
+done
+cat "$server_out"
+url="$(sed -n 's/^WAVELAKE_TEST_HTTP_URL=//p' "$server_out")"
+WAVELAKE_TEST_HTTP_URL="$url" cargo test --target wasm32-unknown-unknown -p wavelake-engine --features http --test wasm_http

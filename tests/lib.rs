@@ -3,12 +3,15 @@
 //! comparing results as multisets of rows.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod canonical;
+pub mod golden_cases;
+pub mod http_server;
 
-use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::{DataType, TimeUnit};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+pub use canonical::{canonical_rows, column_names};
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// The golden tables folder, if `../shared` is beside the project.
@@ -85,64 +88,62 @@ pub fn read_parquet_dir(dir: &Path) -> Vec<RecordBatch> {
     batches
 }
 
-/// Rows of `batches` as sorted strings over the columns named in `columns`
-/// (in that order), with timestamps normalised to microseconds in UTC.
-pub fn canonical_rows(batches: &[RecordBatch], columns: &[String]) -> Result<Vec<String>, String> {
-    let mut rows = Vec::new();
-    let options = FormatOptions::default().with_null("NULL");
-    for batch in batches {
-        let arrays: Vec<ArrayRef> = columns
-            .iter()
-            .map(|name| {
-                let column = batch
-                    .column_by_name(name)
-                    .ok_or_else(|| format!("column {name} is missing"))?;
-                Ok(normalise(column))
-            })
-            .collect::<Result<_, String>>()?;
-        let formatters: Vec<ArrayFormatter> = arrays
-            .iter()
-            .map(|a| ArrayFormatter::try_new(a.as_ref(), &options).map_err(|e| e.to_string()))
-            .collect::<Result<_, _>>()?;
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters
-                .iter()
-                .map(|f| f.value(row).to_string())
-                .collect();
-            rows.push(cells.join(" | "));
-        }
-    }
-    rows.sort();
-    Ok(rows)
+/// An engine with the golden table `name` registered as `t`, or `None`
+/// (with a visible message) when `../shared/golden` is absent.
+pub async fn golden_engine(test: &str, name: &str) -> Option<wavelake_engine::Engine> {
+    let root = golden_or_skip(test)?;
+    let dir = unpack(&root.join(format!("kernel-golden/{name}.tar.zst"))).join("delta");
+    let engine = wavelake_engine::Engine::new();
+    let storage = wavelake_engine::storage::ObjectStoreStorage::open(dir.to_str().expect("utf-8"))
+        .expect("storage");
+    engine
+        .register("t", std::sync::Arc::new(storage))
+        .await
+        .expect("register");
+    Some(engine)
 }
 
-fn normalise(array: &ArrayRef) -> ArrayRef {
-    match array.data_type() {
-        DataType::Timestamp(_, _) => arrow::compute::cast(
-            array,
-            &DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC"))),
-        )
-        .unwrap_or_else(|_| array.clone()),
-        DataType::Utf8View | DataType::LargeUtf8 => {
-            arrow::compute::cast(array, &DataType::Utf8).unwrap_or_else(|_| array.clone())
-        }
-        DataType::BinaryView | DataType::LargeBinary => {
-            arrow::compute::cast(array, &DataType::Binary).unwrap_or_else(|_| array.clone())
-        }
-        _ => array.clone(),
-    }
-}
-
-/// Column names of the first batch (or none).
-pub fn column_names(batches: &[RecordBatch]) -> Vec<String> {
-    batches
-        .first()
-        .map(|b| {
-            b.schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect()
+/// Writes `batch` as a one-file Delta table in `dir` (protocol 1/2, no
+/// statistics, so only the Parquet reader can prune), with pages of
+/// `page_rows` rows and row groups of `group_rows` rows.
+pub fn write_one_file_table(dir: &Path, batch: &RecordBatch, group_rows: usize, page_rows: usize) {
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+    let properties = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(group_rows))
+        .set_data_page_row_count_limit(page_rows)
+        .set_write_batch_size(page_rows)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .build();
+    let file_name = "part-00000.parquet";
+    let file = std::fs::File::create(dir.join(file_name)).expect("create");
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties)).expect("writer");
+    writer.write(batch).expect("write");
+    writer.close().expect("close");
+    let size = std::fs::metadata(dir.join(file_name)).expect("meta").len();
+    let fields: Vec<serde_json::Value> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let delta_type = match f.data_type() {
+                arrow::datatypes::DataType::Int64 => "long",
+                arrow::datatypes::DataType::Utf8 => "string",
+                other => panic!("no Delta type for {other} in this helper"),
+            };
+            serde_json::json!({"name": f.name(), "type": delta_type, "nullable": true, "metadata": {}})
         })
-        .unwrap_or_default()
+        .collect();
+    let schema = serde_json::json!({"type": "struct", "fields": fields}).to_string();
+    let log = [
+        serde_json::json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),
+        serde_json::json!({"metaData": {"id": "test", "format": {"provider": "parquet", "options": {}},
+            "schemaString": schema, "partitionColumns": [], "configuration": {}, "createdTime": 0}}),
+        serde_json::json!({"add": {"path": file_name, "partitionValues": {}, "size": size,
+            "modificationTime": 0, "dataChange": true}}),
+    ]
+    .map(|a| a.to_string())
+    .join("\n");
+    std::fs::create_dir_all(dir.join("_delta_log")).expect("log dir");
+    std::fs::write(dir.join("_delta_log/00000000000000000000.json"), log).expect("commit");
 }

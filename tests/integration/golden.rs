@@ -7,39 +7,9 @@ use std::sync::Arc;
 use wavelake_engine::log::LogSegment;
 use wavelake_engine::storage::ObjectStoreStorage;
 use wavelake_engine::{Engine, Error};
+
+use wavelake_tests::golden_cases::{ZONED_PARTITION_TABLE, archives, invalid};
 use wavelake_tests::{canonical_rows, column_names, golden_or_skip, read_parquet_dir, unpack};
-
-/// Tables that must be refused, with the error each must give.
-type ErrorCheck = fn(&Error) -> bool;
-
-const INVALID: &[(&str, ErrorCheck)] = &[
-    ("deltalog-invalid-protocol-version", |e| {
-        matches!(e, Error::UnsupportedFeature { .. })
-    }),
-    (
-        "deltalog-state-reconstruction-from-checkpoint-missing-metadata",
-        |e| matches!(e, Error::InvalidTable { reason } if reason.contains("metaData")),
-    ),
-    (
-        "deltalog-state-reconstruction-from-checkpoint-missing-protocol",
-        |e| matches!(e, Error::InvalidTable { reason } if reason.contains("protocol")),
-    ),
-    (
-        "deltalog-state-reconstruction-without-metadata",
-        |e| matches!(e, Error::InvalidTable { reason } if reason.contains("metaData")),
-    ),
-    (
-        "deltalog-state-reconstruction-without-protocol",
-        |e| matches!(e, Error::InvalidTable { reason } if reason.contains("protocol")),
-    ),
-    ("no-delta-log-folder", |e| {
-        matches!(e, Error::TableNotFound { .. })
-    }),
-    (
-        "versions-not-contiguous",
-        |e| matches!(e, Error::InvalidTable { reason } if reason.contains("contiguous")),
-    ),
-];
 
 async fn read_all(table_dir: &Path) -> Result<Vec<arrow::array::RecordBatch>, Error> {
     let engine = Engine::new();
@@ -53,9 +23,13 @@ async fn check(name: &str, archive: &Path) -> Result<(), String> {
     let unpacked = unpack(archive);
     let table = unpacked.join("delta");
     let result = read_all(&table).await;
-    if let Some((_, expected_error)) = INVALID.iter().find(|(n, _)| *n == name) {
+    if let Some(invalid) = invalid(name) {
         return match result {
-            Err(e) if expected_error(&e) => Ok(()),
+            Err(e)
+                if e.code() == invalid.code && e.to_string().contains(invalid.message_contains) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(format!("refused with the wrong error: {e:?}")),
             Ok(_) => Err("read an invalid table without error".into()),
         };
@@ -67,12 +41,9 @@ async fn check(name: &str, archive: &Path) -> Result<(), String> {
     let actual = result.map_err(|e| format!("read failed: {e}"))?;
     let expected = read_parquet_dir(&expected_dir);
     let mut columns = column_names(&expected);
-    if name == "data-reader-partition-values" {
-        // Spark wrote the timestamp partition value `2021-09-08 11:11:11` in
-        // an America/Los_Angeles session, and its expected rows carry that
-        // zone. The Delta protocol gives such values no zone, so they are
-        // read as UTC (as delta-kernel does): check that, then compare the
-        // other columns with Spark's rows.
+    if name == ZONED_PARTITION_TABLE {
+        // See `ZONED_PARTITION_TABLE`: check the partition values read as
+        // UTC, then compare the other columns with Spark's rows.
         columns.retain(|c| c != "as_timestamp");
         let stamps = canonical_rows(&actual, &["as_timestamp".to_owned()])?;
         let utc = "2021-09-08T11:11:11Z".to_owned();
@@ -171,12 +142,7 @@ async fn kernel_golden_tables_match_expected_rows() {
     let Some(root) = golden_or_skip("kernel_golden_tables_match_expected_rows") else {
         return;
     };
-    let mut archives: Vec<_> = std::fs::read_dir(root.join("kernel-golden"))
-        .expect("kernel-golden")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.to_string_lossy().ends_with(".tar.zst"))
-        .collect();
-    archives.sort();
+    let archives = archives(&root);
     assert!(
         archives.len() >= 80,
         "expected the full golden suite, found {}",
@@ -185,22 +151,16 @@ async fn kernel_golden_tables_match_expected_rows() {
     let only = std::env::var("GOLDEN_ONLY").ok();
     let mut failures = Vec::new();
     let mut checked = 0;
-    for archive in &archives {
-        let name = archive
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".tar.zst"))
-            .expect("name")
-            .to_owned();
+    for (name, archive) in &archives {
         if only.as_deref().is_some_and(|o| !name.contains(o)) {
             continue;
         }
         checked += 1;
-        match check(&name, archive).await {
+        match check(name, archive).await {
             Ok(()) => eprintln!("ok      {name}"),
             Err(why) => {
                 eprintln!("FAILED  {name}: {why}");
-                failures.push(name);
+                failures.push(name.clone());
             }
         }
     }

@@ -1,5 +1,9 @@
 //! Wavelake's integration tests, linked into one test binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod bad_input;
 mod golden;
+mod http;
+mod metadata;
+mod profile;
 mod time_travel;

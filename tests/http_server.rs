@@ -1,0 +1,121 @@
+//! A static HTTP server for tests: serves a directory with Range support
+//! (206 and `Content-Range`, through tower-http's `ServeDir`), CORS for
+//! browsers, and a log of every request so tests can check what a reader
+//! fetched (no HEAD, no LIST, how many ranges and bytes).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::header::{CONTENT_LENGTH, RANGE};
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tower_http::cors::CorsLayer;
+use tower_http::services::ServeDir;
+
+/// One request the server answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// `GET`, `HEAD`, ...
+    pub method: String,
+    /// The URL path (without the query string).
+    pub path: String,
+    /// The `Range` header, if any.
+    pub range: Option<String>,
+    /// The response status.
+    pub status: u16,
+    /// The response body length, from `Content-Length`.
+    pub bytes: u64,
+}
+
+/// A running server; it stops when dropped.
+pub struct TestHttpServer {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    log: Arc<Mutex<Vec<RequestRecord>>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestHttpServer {
+    /// Serves `root` on an ephemeral port of 127.0.0.1.
+    pub async fn start(root: &Path) -> std::io::Result<Self> {
+        Self::start_on(root, 0).await
+    }
+
+    /// Serves `root` on `port` of 127.0.0.1 (0 picks a free one).
+    pub async fn start_on(root: &Path, port: u16) -> std::io::Result<Self> {
+        let log: Arc<Mutex<Vec<RequestRecord>>> = Arc::default();
+        let recorder = log.clone();
+        let app = Router::new()
+            .fallback_service(ServeDir::new(root))
+            .layer(axum::middleware::from_fn(
+                move |req: Request, next: Next| {
+                    let log = recorder.clone();
+                    async move { record(log, req, next).await }
+                },
+            ))
+            .layer(CorsLayer::permissive());
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            url,
+            log,
+            stop: Some(stop),
+        })
+    }
+
+    /// The requests answered so far.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Forgets the requests answered so far.
+    pub fn clear(&self) {
+        self.log.lock().expect("log").clear();
+    }
+}
+
+impl Drop for TestHttpServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn record(log: Arc<Mutex<Vec<RequestRecord>>>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let range = req
+        .headers()
+        .get(RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let response = next.run(req).await;
+    let bytes = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    log.lock().expect("log").push(RequestRecord {
+        method,
+        path,
+        range,
+        status: response.status().as_u16(),
+        bytes,
+    });
+    response
+}

@@ -1,0 +1,201 @@
+//! Broken tables give typed errors naming the file or feature, never a
+//! panic: malformed and truncated commits, a truncated checkpoint, a missing
+//! or corrupt data file, a deletion vector with a wrong checksum, an unknown
+//! reader feature.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wavelake_engine::storage::ObjectStoreStorage;
+use wavelake_engine::{Engine, Error};
+use wavelake_tests::{golden_or_skip, unpack};
+
+/// A writable copy of a golden table's `delta/` folder.
+fn copy_of(test: &str, name: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    let root = golden_or_skip(test)?;
+    let source = unpack(&root.join(format!("kernel-golden/{name}.tar.zst"))).join("delta");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&source, dir.path());
+    let path = dir.path().to_path_buf();
+    Some((dir, path))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+async fn read(table: &Path) -> Result<usize, Error> {
+    let engine = Engine::new();
+    let storage = ObjectStoreStorage::open(table.to_str().unwrap())?;
+    engine.register("t", Arc::new(storage)).await?;
+    let batches = engine.query("SELECT * FROM t").await?;
+    Ok(batches.iter().map(|b| b.num_rows()).sum())
+}
+
+fn files_matching(dir: &Path, pred: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = walk(dir)
+        .into_iter()
+        .filter(|p| pred(&p.to_string_lossy()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+const LAST_COMMIT: &str = "_delta_log/00000000000000000002.json";
+
+#[tokio::test]
+async fn a_malformed_commit_line_is_corrupt_naming_the_commit() {
+    let Some((_dir, table)) = copy_of("malformed commit", "time-travel-start-start20-start40")
+    else {
+        return;
+    };
+    let commit = table.join(LAST_COMMIT);
+    let mut text = std::fs::read_to_string(&commit).unwrap();
+    text.push_str("{\"add\": {\"path\": \"x.parquet\", \"size\": \"not a number\"}}\n");
+    std::fs::write(&commit, text).unwrap();
+    let err = read(&table).await.expect_err("malformed");
+    assert!(
+        matches!(&err, Error::Corrupt { path, .. } if path.ends_with("00000000000000000002.json")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_commit_is_corrupt_naming_the_commit() {
+    let Some((_dir, table)) = copy_of("truncated commit", "time-travel-start-start20-start40")
+    else {
+        return;
+    };
+    let commit = table.join(LAST_COMMIT);
+    let bytes = std::fs::read(&commit).unwrap();
+    std::fs::write(&commit, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let err = read(&table).await.expect_err("truncated");
+    assert!(
+        matches!(&err, Error::Corrupt { path, .. } if path.ends_with("00000000000000000002.json")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_checkpoint_is_corrupt_naming_it() {
+    let Some((_dir, table)) = copy_of("truncated checkpoint", "checkpoint") else {
+        return;
+    };
+    let checkpoints = files_matching(&table, |p| p.ends_with(".checkpoint.parquet"));
+    let checkpoint = checkpoints.last().expect("a checkpoint");
+    let bytes = std::fs::read(checkpoint).unwrap();
+    std::fs::write(checkpoint, &bytes[..bytes.len() / 2]).unwrap();
+    let name = checkpoint
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let err = read(&table).await.expect_err("truncated checkpoint");
+    assert!(
+        matches!(&err, Error::Corrupt { path, .. } if path.ends_with(&name)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn missing_and_corrupt_data_files_are_named() {
+    let Some((_dir, table)) = copy_of("data files", "basic-with-inserts-deletes-checkpoint") else {
+        return;
+    };
+    let active = {
+        let storage = Arc::new(ObjectStoreStorage::open(table.to_str().unwrap()).unwrap());
+        let snapshot = wavelake_engine::Table::new(storage)
+            .unwrap()
+            .snapshot()
+            .await
+            .unwrap();
+        table.join(&snapshot.files()[0].path)
+    };
+    let corrupt = active.file_name().unwrap().to_string_lossy().into_owned();
+    // Garbage of the same size where a data file should be.
+    let size = std::fs::metadata(&active).unwrap().len() as usize;
+    std::fs::write(&active, vec![b'x'; size]).unwrap();
+    let err = read(&table).await.expect_err("corrupt data file");
+    assert!(
+        matches!(&err, Error::Corrupt { path, .. } if path.ends_with(&corrupt)),
+        "{err:?}"
+    );
+    // A data file that is gone.
+    std::fs::remove_file(&active).unwrap();
+    let err = read(&table).await.expect_err("missing data file");
+    assert!(
+        matches!(&err, Error::NotFound { path } if path.ends_with(&corrupt)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_deletion_vector_with_a_wrong_checksum_names_the_data_file() {
+    let Some((_dir, table)) = copy_of("dv checksum", "dv-partitioned-with-checkpoint") else {
+        return;
+    };
+    // Flip one bit of the bitmap in every DV file (after its 4-byte version
+    // and 4-byte length prefix, inside the serialized bitmap).
+    for dv in files_matching(&table, |p| {
+        p.contains("deletion_vector_") && p.ends_with(".bin")
+    }) {
+        let mut bytes = std::fs::read(&dv).unwrap();
+        let at = bytes.len().min(16) - 1;
+        bytes[at] ^= 0x01;
+        std::fs::write(&dv, bytes).unwrap();
+    }
+    let err = read(&table).await.expect_err("bad DV");
+    assert!(
+        matches!(&err, Error::DeletionVector { data_file, reason }
+            if data_file.ends_with(".parquet") && (reason.contains("checksum") || reason.contains("CRC"))),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_reader_feature_is_refused_by_name() {
+    let Some((_dir, table)) = copy_of("unknown feature", "time-travel-start-start20-start40")
+    else {
+        return;
+    };
+    let commit = table.join("_delta_log/00000000000000000000.json");
+    let text = std::fs::read_to_string(&commit).unwrap();
+    let rewritten: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("{\"protocol\"") {
+                r#"{"protocol":{"minReaderVersion":3,"minWriterVersion":7,"readerFeatures":["deletionVectors","quantumCompression"],"writerFeatures":["deletionVectors","quantumCompression"]}}"#.to_owned()
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&commit, rewritten.join("\n")).unwrap();
+    let err = read(&table).await.expect_err("unknown feature");
+    assert!(
+        matches!(&err, Error::UnsupportedFeature { feature } if feature.contains("quantumCompression")),
+        "{err:?}"
+    );
+}
