@@ -60,6 +60,17 @@ pub fn unpack(archive: &Path) -> PathBuf {
     target
 }
 
+/// Reads one Parquet file.
+pub fn read_parquet_file(path: &Path) -> Vec<RecordBatch> {
+    let file = std::fs::File::open(path).expect("open");
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch"))
+        .collect()
+}
+
 /// Reads every Parquet file in `dir` (not recursing into hidden files).
 pub fn read_parquet_dir(dir: &Path) -> Vec<RecordBatch> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -146,4 +157,45 @@ pub fn write_one_file_table(dir: &Path, batch: &RecordBatch, group_rows: usize, 
     .join("\n");
     std::fs::create_dir_all(dir.join("_delta_log")).expect("log dir");
     std::fs::write(dir.join("_delta_log/00000000000000000000.json"), log).expect("commit");
+}
+
+/// The Python of the project's virtualenv (`scripts/test.sh` creates it with
+/// the interop oracles), if it has `module`; otherwise says why the test is
+/// skipped and returns `None`.
+pub fn venv_python_with(test: &str, module: &str) -> Option<PathBuf> {
+    let venv = std::env::var_os("WAVELAKE_VENV")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/wavelake/venv")))?;
+    let python = venv.join("bin/python");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "SKIPPED {test}: no Python module {module} in {} (scripts/test.sh installs it)",
+            venv.display()
+        );
+        return None;
+    }
+    Some(python)
+}
+
+/// Runs a Python script of `tests/interop/` with `args`, failing loudly.
+pub fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("interop")
+        .join(script);
+    let output = std::process::Command::new(python)
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -6,11 +6,13 @@ use datafusion::common::ScalarValue;
 use crate::{Error, Result};
 
 /// Parses a serialized partition value into a scalar of `data_type`.
-/// `None` and the empty string (for non-string types) are null.
+/// `None` and the empty string are null, for every type: Hive-style
+/// partitioning cannot tell an empty string from null, and Spark,
+/// delta-kernel and delta-rs all read `""` as null.
 pub fn parse_partition_value(value: Option<&str>, data_type: &DataType) -> Result<ScalarValue> {
     let text = match value {
         None => return Ok(ScalarValue::try_from(data_type)?),
-        Some("") if data_type != &DataType::Utf8 => return Ok(ScalarValue::try_from(data_type)?),
+        Some("") => return Ok(ScalarValue::try_from(data_type)?),
         Some(text) => text,
     };
     match data_type {
@@ -57,6 +59,7 @@ mod tests {
         assert_eq!(p(Some("7"), DataType::Int32), ScalarValue::Int32(Some(7)));
         assert_eq!(p(None, DataType::Int64), ScalarValue::Int64(None));
         assert_eq!(p(Some(""), DataType::Date32), ScalarValue::Date32(None));
+        assert_eq!(p(Some(""), DataType::Utf8), ScalarValue::Utf8(None));
         assert_eq!(
             p(Some("2021-01-02"), DataType::Date32),
             ScalarValue::Date32(Some(18629))

@@ -4,6 +4,7 @@
 mod bad_input;
 mod golden;
 mod http;
+mod interop;
 mod metadata;
 mod profile;
 mod time_travel;
