@@ -41,20 +41,25 @@ pub fn scratch_dir() -> PathBuf {
 /// Unpacks `archive` (a `.tar.zst`) into the scratch dir once; returns the
 /// folder it unpacked to.
 pub fn unpack(archive: &Path) -> PathBuf {
+    unpack_into(archive, &scratch_dir().join("golden"))
+}
+
+/// Unpacks `archive` (a `.tar.zst` holding one folder named like it) into
+/// `base` once; returns that folder.
+pub fn unpack_into(archive: &Path, base: &Path) -> PathBuf {
     let name = archive
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_suffix(".tar.zst"))
         .expect("a .tar.zst archive");
-    let base = scratch_dir().join("golden");
     let done = base.join(format!("{name}.unpacked"));
     let target = base.join(name);
     if !done.exists() {
         let _ = std::fs::remove_dir_all(&target);
-        std::fs::create_dir_all(&base).expect("dir");
+        std::fs::create_dir_all(base).expect("dir");
         let file = std::fs::File::open(archive).expect("archive");
         let decoder = zstd::Decoder::new(file).expect("zstd");
-        tar::Archive::new(decoder).unpack(&base).expect("untar");
+        tar::Archive::new(decoder).unpack(base).expect("untar");
         std::fs::write(&done, b"").expect("marker");
     }
     target

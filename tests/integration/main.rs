@@ -5,6 +5,7 @@ mod bad_input;
 mod golden;
 mod http;
 mod interop;
+mod kernel_data;
 mod metadata;
 mod profile;
 mod time_travel;

@@ -2,9 +2,10 @@
 //! Parquet, with sidecars), decoded column by column into actions.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StructArray};
-use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
 use bytes::Bytes;
 use futures::future::try_join_all;
 use parquet::arrow::ProjectionMask;
@@ -289,7 +290,15 @@ fn stats_parsed_to_json(path: &str, stats: &ArrayRef) -> Result<Vec<Option<Strin
     let Some(parsed) = stats.as_struct_opt() else {
         return Ok(Vec::new());
     };
-    let batch = RecordBatch::from(parsed.clone());
+    // The struct's own null rows are dropped below; its children become a
+    // batch whose columns may all hold nulls.
+    let (fields, columns, _) = parsed.clone().into_parts();
+    let fields: Vec<Field> = fields
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| Error::corrupt(path, e))?;
     let mut buffer = Vec::new();
     {
         let mut writer = arrow::json::LineDelimitedWriter::new(&mut buffer);
