@@ -168,3 +168,22 @@ pub fn reconcile(
         timestamp: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(json: &str) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn in_commit_timestamps_win_over_file_times() {
+        let with_ict = info(r#"{"timestamp": 5, "inCommitTimestamp": 42}"#);
+        assert_eq!(commit_timestamp(Some(&with_ict), Some(7)), Some(42));
+        let without = info(r#"{"timestamp": 5}"#);
+        assert_eq!(commit_timestamp(Some(&without), Some(7)), Some(7));
+        assert_eq!(commit_timestamp(Some(&without), None), Some(5));
+        assert_eq!(commit_timestamp(None, None), None);
+    }
+}

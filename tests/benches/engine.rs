@@ -1,0 +1,190 @@
+//! Engine benchmarks against the peers, measured in the same run (this
+//! machine is noisy: compare ratios, not seconds).
+//!
+//! `cargo bench -p wavelake-tests --bench engine -- [snapshot] [tpch]`
+//! (`scripts/bench.sh` sets up the peers and runs it):
+//!
+//! - `snapshot`: loading the latest snapshot (with its file list) of
+//!   `kernel-data/300k-add-files-100-col-partitioned`, against PyPI
+//!   `deltalake`.
+//! - `tpch`: TPC-H Q1 and Q6 at scale factor `WAVELAKE_TPCH_SF` (default 1)
+//!   over `lineitem` as a Delta table, against DuckDB 1.5.5 with its delta
+//!   extension and against `deltalake`'s QueryBuilder.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use wavelake_engine::storage::ObjectStoreStorage;
+use wavelake_engine::{Engine, Table};
+use wavelake_tests::{golden_root, scratch_dir, unpack_into, venv_python_with};
+
+const RUNS: usize = 5;
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// Peak resident memory of this process so far (Linux), in bytes.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn peers(python: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/bench_peers.py");
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "bench_peers.py {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn seconds_of(results: &[serde_json::Value], peer: &str, what: &str) -> f64 {
+    results
+        .iter()
+        .find(|r| r["peer"] == peer && r["what"] == what)
+        .and_then(|r| r["seconds"].as_f64())
+        .unwrap_or(f64::NAN)
+}
+
+async fn snapshot_bench(python: &Path) {
+    let Some(golden) = golden_root() else {
+        println!("SKIPPED snapshot: ../shared/golden is not beside the project");
+        return;
+    };
+    let table = unpack_into(
+        &golden.join("kernel-data/300k-add-files-100-col-partitioned.tar.zst"),
+        &scratch_dir().join("kernel-data"),
+    );
+    let location = table.to_str().unwrap().to_owned();
+    let load = || async {
+        let storage = Arc::new(ObjectStoreStorage::open(&location).unwrap());
+        let snapshot = Table::new(storage).unwrap().snapshot().await.unwrap();
+        snapshot.files().len()
+    };
+    let files = load().await;
+    let mut samples = Vec::new();
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        assert_eq!(load().await, files);
+        samples.push(start.elapsed().as_secs_f64());
+    }
+    let ours = median(samples);
+    let peer = peers(python, &["snapshot", &location, &RUNS.to_string()]);
+    let theirs = seconds_of(&peer, "deltalake", "snapshot");
+    let their_files = peer[0]["files"].as_u64().unwrap_or(0);
+    let their_rss = peer[0]["peak_rss_bytes"].as_u64().unwrap_or(0);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("## Snapshot load: 300k-add-files-100-col-partitioned ({files} active files)");
+    println!();
+    println!("| reader | median of {RUNS} | peak RSS | ratio to deltalake |");
+    println!("|---|---|---|---|");
+    println!(
+        "| Wavelake | {ours:.3} s | {:.0} MiB | {:.2}x |",
+        mib(peak_rss().unwrap_or(0)),
+        ours / theirs
+    );
+    println!(
+        "| deltalake (PyPI) | {theirs:.3} s | {:.0} MiB | 1.00x |",
+        mib(their_rss)
+    );
+    println!();
+    assert_eq!(
+        their_files as usize, files,
+        "both readers must see the same active files"
+    );
+}
+
+async fn tpch_bench(python: &Path) {
+    let scale = std::env::var("WAVELAKE_TPCH_SF").unwrap_or_else(|_| "1".into());
+    let out = scratch_dir().join(format!("tpch-sf{scale}"));
+    peers(python, &["tpch-data", out.to_str().unwrap(), &scale]);
+    let table = out.join("lineitem");
+    let queries: Vec<PathBuf> = ["q1", "q6"]
+        .iter()
+        .map(|q| Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("benches/tpch/{q}.sql")))
+        .collect();
+    let engine = Engine::new();
+    let storage = ObjectStoreStorage::open(table.to_str().unwrap()).unwrap();
+    engine.register("lineitem", Arc::new(storage)).await.unwrap();
+    let mut ours = Vec::new();
+    for query in &queries {
+        let sql = std::fs::read_to_string(query).unwrap();
+        let mut first = String::new();
+        engine.query(&sql).await.unwrap();
+        let mut samples = Vec::new();
+        for _ in 0..RUNS {
+            let start = Instant::now();
+            let batches = engine.query(&sql).await.unwrap();
+            samples.push(start.elapsed().as_secs_f64());
+            first = arrow::util::pretty::pretty_format_batches(&batches[..1])
+                .map(|t| t.to_string().lines().nth(3).unwrap_or_default().to_owned())
+                .unwrap_or_default();
+        }
+        ours.push((median(samples), first));
+    }
+    let mut args = vec![
+        "tpch".to_owned(),
+        table.to_str().unwrap().to_owned(),
+        RUNS.to_string(),
+    ];
+    args.extend(queries.iter().map(|q| q.to_str().unwrap().to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let peer = peers(python, &args);
+    println!("## TPC-H SF{scale} over lineitem as a Delta table (median of {RUNS}, warm)");
+    println!();
+    println!(
+        "| query | Wavelake | DuckDB 1.5.5 delta | deltalake QueryBuilder | Wavelake / DuckDB | Wavelake / deltalake |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (query, (seconds, first)) in ["q1", "q6"].iter().zip(&ours) {
+        let duck = seconds_of(&peer, "duckdb", query);
+        let qb = seconds_of(&peer, "deltalake-querybuilder", query);
+        println!(
+            "| {query} | {seconds:.3} s | {duck:.3} s | {qb:.3} s | {:.2}x | {:.2}x |",
+            seconds / duck,
+            seconds / qb
+        );
+        eprintln!("{query} first row (Wavelake): {first}");
+    }
+    for r in &peer {
+        if r["peer"] == "duckdb" {
+            eprintln!("{} first row (DuckDB): {}", r["what"], r["first_row"]);
+        }
+    }
+    println!();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let all = args.is_empty();
+    let Some(python) = venv_python_with("benchmarks", "deltalake") else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        if all || args.iter().any(|a| a == "snapshot") {
+            snapshot_bench(&python).await;
+        }
+        if all || args.iter().any(|a| a == "tpch") {
+            tpch_bench(&python).await;
+        }
+    });
+}

@@ -1,0 +1,118 @@
+"""The peers of Wavelake's benchmarks, timed in the same run.
+
+  python bench_peers.py snapshot TABLE_DIR RUNS
+      PyPI deltalake: load the latest snapshot with its file list.
+  python bench_peers.py tpch TABLE_DIR RUNS QUERY.sql...
+      DuckDB 1.5.5 (delta extension, delta_scan) and deltalake's QueryBuilder
+      run each query; one warm-up run, then RUNS timed runs.
+  python bench_peers.py tpch-data OUT_DIR SCALE
+      Generates TPC-H lineitem with tpchgen-cli and writes it as a Delta
+      table with deltalake (once; kept between runs).
+
+Prints one JSON object per measurement on stdout.
+"""
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def median_seconds(fn, runs):
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def emit(**fields):
+    print(json.dumps(fields), flush=True)
+
+
+def snapshot(table, runs):
+    from deltalake import DeltaTable
+
+    files = []
+
+    def load():
+        dt = DeltaTable(table)
+        files[:] = [len(dt.file_uris())]
+
+    seconds = median_seconds(load, runs)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    emit(peer="deltalake", what="snapshot", seconds=seconds, files=files[0], peak_rss_bytes=peak)
+
+
+def tpch(table, runs, queries):
+    import duckdb
+    import duckdb_extension_delta
+    from deltalake import DeltaTable, QueryBuilder
+
+    ext = sorted(Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))[0]
+    con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+    con.execute(f"LOAD '{ext}'")
+    con.execute(f"CREATE VIEW lineitem AS SELECT * FROM delta_scan('{table}')")
+    builder = QueryBuilder().register("lineitem", DeltaTable(table))
+
+    def run_qb(sql):
+        result = builder.execute(sql)
+        return result.read_all() if hasattr(result, "read_all") else result
+
+    for query in queries:
+        sql = Path(query).read_text()
+        name = Path(query).stem
+        rows = []
+        seconds = median_seconds(lambda: rows.__setitem__(slice(None), con.execute(sql).fetchall()), runs)
+        emit(peer="duckdb", what=name, seconds=seconds, first_row=str(rows[0]) if rows else None)
+        seconds = median_seconds(lambda: run_qb(sql), runs)
+        emit(peer="deltalake-querybuilder", what=name, seconds=seconds)
+
+
+def tpch_data(out, scale):
+    from deltalake import write_deltalake
+    import pyarrow.dataset as ds
+
+    out = Path(out)
+    table = out / "lineitem"
+    if (table / "_delta_log").is_dir():
+        emit(what="tpch-data", table=str(table), cached=True)
+        return
+    raw = out / "parquet"
+    subprocess.run(
+        [str(Path(sys.executable).parent / "tpchgen-cli"), "parquet", "-s", str(scale),
+         "--tables", "lineitem", "--parts", "8", "-o", str(raw)],
+        check=True,
+    )
+    dataset = ds.dataset(str(raw / "lineitem"), format="parquet")
+    import pyarrow as pa
+
+    # tpchgen-cli marks columns with Parquet field ids; without column mapping
+    # they mean nothing to Delta, and DuckDB's delta extension then reads
+    # NULLs. Plain fields, as any Delta writer produces.
+    schema = pa.schema([pa.field(f.name, f.type, f.nullable) for f in dataset.schema])
+    batches = (pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in dataset.to_batches())
+    reader = pa.RecordBatchReader.from_batches(schema, batches)
+    write_deltalake(str(table), reader, mode="overwrite")
+    emit(what="tpch-data", table=str(table), cached=False)
+
+
+def main():
+    command = sys.argv[1]
+    if command == "snapshot":
+        snapshot(sys.argv[2], int(sys.argv[3]))
+    elif command == "tpch":
+        tpch(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
+    elif command == "tpch-data":
+        tpch_data(sys.argv[2], sys.argv[3])
+    else:
+        raise SystemExit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    main()
