@@ -256,6 +256,14 @@ pub fn primitive_to_arrow(name: &str) -> Result<ArrowType> {
         "timestamp" => ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         "timestamp_ntz" => ArrowType::Timestamp(TimeUnit::Microsecond, None),
         "void" => ArrowType::Null,
+        // Unshredded variant: the binary encoding as Spark stores it.
+        "variant" => ArrowType::Struct(
+            vec![
+                Field::new("value", ArrowType::Binary, false),
+                Field::new("metadata", ArrowType::Binary, false),
+            ]
+            .into(),
+        ),
         other => {
             if let Some((precision, scale)) = parse_decimal(other) {
                 ArrowType::Decimal128(precision, scale)

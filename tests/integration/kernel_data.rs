@@ -150,3 +150,21 @@ fn compare(
         .unwrap_or_default();
     Err(format!("{} rows, DuckDB {}{diff}", got.len(), want.len()))
 }
+
+#[tokio::test]
+async fn unshredded_variants_read_as_their_binary_encoding() {
+    // DuckDB cannot read this table, so the truth is the data files
+    // themselves: every file is active (no removes in its log), and a
+    // variant is stored unshredded as struct<value: binary, metadata: binary>.
+    let Some(golden) = golden_or_skip("unshredded_variants_read_as_their_binary_encoding") else {
+        return;
+    };
+    let table = unpack_into(
+        &golden.join("kernel-data/unshredded-variant.tar.zst"),
+        &scratch_dir().join("kernel-data"),
+    );
+    let expected = wavelake_tests::read_parquet_dir(&table);
+    let actual = read_latest(&table).await.expect("variant table reads");
+    let rows = compare(&expected, &actual).expect("same rows as the data files");
+    assert!(rows >= 100, "{rows} rows");
+}

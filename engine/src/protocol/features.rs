@@ -12,6 +12,8 @@ pub const SUPPORTED_READER_FEATURES: &[&str] = &[
     "vacuumProtocolCheck",
     "typeWidening",
     "typeWidening-preview",
+    "variantType",
+    "variantType-preview",
 ];
 
 /// Highest reader protocol version understood.
