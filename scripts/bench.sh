@@ -17,7 +17,8 @@ engine_benches=()
 is_selected snapshot && engine_benches+=(snapshot)
 is_selected tpch && engine_benches+=(tpch)
 if [ ${#engine_benches[@]} -gt 0 ]; then
-  cargo bench -p wavelake-tests --bench engine -- "${engine_benches[@]}"
+  # The release profile (not "bench") shares its build with scripts/demo.sh.
+  cargo bench --profile release -p wavelake-tests --bench engine -- "${engine_benches[@]}"
 fi
 
 if is_selected wasm-size; then

@@ -18,5 +18,11 @@ echo "--- the latest version"
 "$bin" sql "SELECT city, count(*) AS trips, round(avg(fare), 2) AS avg_fare FROM trips GROUP BY city ORDER BY trips DESC" --table trips="$demo"
 echo "--- as it was at version 0 (before the delete)"
 "$bin" sql "SELECT count(*) AS trips FROM trips VERSION AS OF 0" --table trips="$demo"
-echo "--- the same query now (deleted rows are gone: merge-on-read)"
+echo "--- the same query now (the delete removed the fares over 75)"
 "$bin" sql "SELECT count(*) AS trips FROM trips" --table trips="$demo"
+echo "--- the table's history and files"
+"$bin" sql "SELECT version, timestamp, operation FROM delta_history('trips')" --table trips="$demo"
+"$bin" sql "SELECT count(*) AS files, sum(num_records) AS rows, sum(size_bytes) AS bytes FROM delta_files('trips')" --table trips="$demo"
+echo "--- what a selective query read (files and bytes)"
+"$bin" sql "EXPLAIN ANALYZE SELECT count(*) FROM trips WHERE day = '2026-11-03'" --table trips="$demo" \
+  | grep -o 'DeltaScanExec: [^|]*' | sed 's/ *$//' || true

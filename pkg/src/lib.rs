@@ -49,8 +49,8 @@ impl Lake {
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await.map_err(|e| to_js(e.into()))?;
         let mut bytes = Vec::new();
-        let mut writer = StreamWriter::try_new(&mut bytes, &schema)
-            .map_err(|e| JsError::new(&e.to_string()))?;
+        let mut writer =
+            StreamWriter::try_new(&mut bytes, &schema).map_err(|e| JsError::new(&e.to_string()))?;
         for batch in &batches {
             writer
                 .write(batch)

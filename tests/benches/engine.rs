@@ -120,7 +120,10 @@ async fn tpch_bench(python: &Path) {
         .collect();
     let engine = Engine::new();
     let storage = ObjectStoreStorage::open(table.to_str().unwrap()).unwrap();
-    engine.register("lineitem", Arc::new(storage)).await.unwrap();
+    engine
+        .register("lineitem", Arc::new(storage))
+        .await
+        .unwrap();
     let mut ours = Vec::new();
     for query in &queries {
         let sql = std::fs::read_to_string(query).unwrap();
@@ -170,7 +173,10 @@ async fn tpch_bench(python: &Path) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let all = args.is_empty();
     let Some(python) = venv_python_with("benchmarks", "deltalake") else {
         return;
