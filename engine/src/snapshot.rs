@@ -1,7 +1,7 @@
 //! A snapshot: one version of a table, ready to be queried.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
@@ -12,6 +12,7 @@ use crate::log::TableState;
 use crate::partition::parse_partition_value;
 use crate::protocol::{Add, DomainMetadata, Metadata, Protocol, Txn};
 use crate::schema::{ColumnMappingMode, StructType, TableSchemas};
+use crate::stats::FilesStatistics;
 use crate::storage::resolve_data_path;
 
 /// One version of a Delta table: protocol, metadata, schema and files.
@@ -21,7 +22,20 @@ pub struct Snapshot {
     schema: StructType,
     schemas: TableSchemas,
     root: Url,
+    cache: Arc<ScanCache>,
 }
+
+/// What every scan of a snapshot would otherwise recompute: typed partition
+/// values and the file statistics of the columns filters use (parsing the
+/// JSON statistics of 300k files takes seconds).
+#[derive(Debug, Default)]
+struct ScanCache {
+    partition_values: Mutex<Option<Arc<Vec<Vec<ScalarValue>>>>>,
+    statistics: Mutex<HashMap<Vec<String>, Arc<FilesStatistics>>>,
+}
+
+/// Column sets whose statistics a snapshot keeps at most.
+const CACHED_STATISTICS: usize = 32;
 
 impl Snapshot {
     /// Builds a snapshot from replayed state, checking its schema.
@@ -35,6 +49,7 @@ impl Snapshot {
             schema,
             schemas,
             root,
+            cache: Arc::default(),
         })
     }
 
@@ -106,6 +121,61 @@ impl Snapshot {
     /// The storage path of a data file.
     pub fn file_path(&self, add: &Add) -> String {
         resolve_data_path(&self.root, &add.path)
+    }
+
+    /// The typed partition values of every active file (in [`Self::files`]
+    /// order), parsed once per snapshot.
+    pub fn all_partition_values(&self) -> Result<Arc<Vec<Vec<ScalarValue>>>> {
+        if let Some(values) = self
+            .cache
+            .partition_values
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+        {
+            return Ok(values);
+        }
+        let values = Arc::new(
+            self.files()
+                .iter()
+                .map(|f| self.partition_values(f))
+                .collect::<Result<Vec<_>>>()?,
+        );
+        if let Ok(mut cache) = self.cache.partition_values.lock() {
+            *cache = Some(values.clone());
+        }
+        Ok(values)
+    }
+
+    /// Statistics of every active file for the logical `columns`, built once
+    /// per snapshot and column set.
+    pub fn files_statistics(&self, columns: &HashSet<String>) -> Result<Arc<FilesStatistics>> {
+        let mut key: Vec<String> = columns.iter().cloned().collect();
+        key.sort();
+        if let Some(stats) = self
+            .cache
+            .statistics
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+        {
+            return Ok(stats);
+        }
+        let files: Vec<&Add> = self.files().iter().collect();
+        let partition_values = self.all_partition_values()?;
+        let stats = Arc::new(FilesStatistics::new(
+            &files,
+            &self.schemas,
+            &partition_values,
+            columns,
+        ));
+        if let Ok(mut cache) = self.cache.statistics.lock() {
+            if cache.len() >= CACHED_STATISTICS {
+                cache.clear();
+            }
+            cache.insert(key, stats.clone());
+        }
+        Ok(stats)
     }
 
     /// The typed partition values of a file, in `partitionColumns` order.

@@ -109,3 +109,32 @@ async fn deletion_vector_rows_and_pruned_files_are_reported() {
         "the scan's rows are the rows after DVs"
     );
 }
+
+#[tokio::test]
+async fn a_snapshot_parses_statistics_once_per_column_set() {
+    let Some(engine) = golden_engine("stats cache", "dv-partitioned-with-checkpoint").await else {
+        return;
+    };
+    let snapshot = engine.table("t").unwrap().snapshot().await.unwrap();
+    let columns = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+    let first = snapshot.files_statistics(&columns(&["col1"])).unwrap();
+    let again = snapshot.files_statistics(&columns(&["col1"])).unwrap();
+    let other = snapshot
+        .files_statistics(&columns(&["col1", "part"]))
+        .unwrap();
+    assert!(Arc::ptr_eq(&first, &again), "same columns: cached");
+    assert!(!Arc::ptr_eq(&first, &other), "other columns: built anew");
+    let values = snapshot.all_partition_values().unwrap();
+    assert_eq!(values.len(), snapshot.files().len());
+    assert!(Arc::ptr_eq(
+        &values,
+        &snapshot.all_partition_values().unwrap()
+    ));
+    // Queries still prune with the cached statistics.
+    let pruned = engine
+        .profile("SELECT * FROM t WHERE part = 1")
+        .await
+        .unwrap()
+        .total();
+    assert!(pruned.files_pruned > 0, "{pruned:?}");
+}

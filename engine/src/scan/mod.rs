@@ -38,7 +38,7 @@ pub use reader::DeltaParquetReaderFactory;
 
 use crate::protocol::Add;
 use crate::snapshot::Snapshot;
-use crate::stats::{FileStats, FilesStatistics};
+use crate::stats::FileStats;
 use crate::storage::{MeteredStorage, Storage, StorageObjectStore, StorageRef, as_object_store};
 use crate::{Error, Result};
 
@@ -82,18 +82,15 @@ impl DeltaTableProvider {
     ) -> Result<(Vec<PartitionedFile>, ScanFigures)> {
         let snapshot = &self.snapshot;
         let files: Vec<&Add> = snapshot.files().iter().collect();
-        let partition_values = files
-            .iter()
-            .map(|f| snapshot.partition_values(f))
-            .collect::<Result<Vec<_>>>()?;
-        let keep = self.prune(state, filters, &files, &partition_values);
+        let partition_values = snapshot.all_partition_values()?;
+        let keep = self.prune(state, filters, files.len());
         let mut figures = ScanFigures {
             files_total: files.len(),
             ..ScanFigures::default()
         };
         let kept: Vec<(Add, Vec<ScalarValue>)> = files
             .into_iter()
-            .zip(partition_values)
+            .zip(partition_values.iter().cloned())
             .zip(keep)
             .filter_map(|((file, values), keep)| keep.then(|| (file.clone(), values)))
             .collect();
@@ -115,14 +112,8 @@ impl DeltaTableProvider {
     }
 
     /// Which files may hold rows matching `filters` (true = read it).
-    fn prune(
-        &self,
-        state: &dyn Session,
-        filters: &[Expr],
-        files: &[&Add],
-        partition_values: &[Vec<ScalarValue>],
-    ) -> Vec<bool> {
-        let all = vec![true; files.len()];
+    fn prune(&self, state: &dyn Session, filters: &[Expr], file_count: usize) -> Vec<bool> {
+        let all = vec![true; file_count];
         let Some(predicate) = conjunction(filters.iter().cloned()) else {
             return all;
         };
@@ -144,9 +135,10 @@ impl DeltaTableProvider {
             .into_iter()
             .map(|c| c.name.clone())
             .collect();
-        let stats =
-            FilesStatistics::new(files, self.snapshot.schemas(), partition_values, &columns);
-        pruning.prune(&stats).unwrap_or(all)
+        let Ok(stats) = self.snapshot.files_statistics(&columns) else {
+            return all;
+        };
+        pruning.prune(stats.as_ref()).unwrap_or(all)
     }
 
     async fn partitioned_file(
