@@ -28,6 +28,18 @@ pub enum Error {
         /// The missing file, relative to the table root where possible.
         path: String,
     },
+    /// A file that must be new already exists (a commit lost its race).
+    #[error("file already exists: {path}")]
+    AlreadyExists {
+        /// The file, relative to the table root.
+        path: String,
+    },
+    /// The storage cannot be written (a static HTTP host, presigned URLs).
+    #[error("storage at {location} is read-only")]
+    ReadOnly {
+        /// The storage's location.
+        location: String,
+    },
     /// A file exists but its contents are not what the protocol allows.
     #[error("corrupt file {path}: {reason}")]
     Corrupt {
@@ -118,6 +130,8 @@ impl Error {
         match self {
             Self::TableNotFound { .. } => "TABLE_NOT_FOUND",
             Self::NotFound { .. } => "FILE_NOT_FOUND",
+            Self::AlreadyExists { .. } => "ALREADY_EXISTS",
+            Self::ReadOnly { .. } => "READ_ONLY",
             Self::Corrupt { .. } => "CORRUPT_FILE",
             Self::InvalidTable { .. } => "INVALID_TABLE",
             Self::UnsupportedFeature { .. } => "UNSUPPORTED_FEATURE",
@@ -141,6 +155,10 @@ impl Error {
                 reason: reason.clone(),
             },
             Self::NotFound { path } => Self::NotFound { path: path.clone() },
+            Self::AlreadyExists { path } => Self::AlreadyExists { path: path.clone() },
+            Self::ReadOnly { location } => Self::ReadOnly {
+                location: location.clone(),
+            },
             Self::Corrupt { path, reason } => Self::Corrupt {
                 path: path.clone(),
                 reason: reason.clone(),

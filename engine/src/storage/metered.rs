@@ -90,6 +90,18 @@ impl Storage for MeteredStorage {
         }
         Ok(listed)
     }
+
+    async fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
+        self.inner.put(path, bytes).await
+    }
+
+    async fn put_if_absent(&self, path: &str, bytes: Bytes) -> Result<()> {
+        self.inner.put_if_absent(path, bytes).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<()> {
+        self.inner.delete(path).await
+    }
 }
 
 #[cfg(test)]

@@ -73,6 +73,33 @@ pub trait Storage: Send + Sync + Debug {
     /// ascending lexicographic order of path. Returns `Ok(None)` when the
     /// backend cannot list (plain HTTP); callers then probe with `get`.
     async fn list(&self, prefix: &str, start_after: Option<&str>) -> Result<Option<Vec<FileMeta>>>;
+
+    /// Writes a whole file, replacing any file at `path` (data files, which
+    /// have unique names). Read-only backends return [`Error::ReadOnly`].
+    async fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
+        let _ = (path, bytes);
+        Err(Error::ReadOnly {
+            location: self.location(),
+        })
+    }
+
+    /// Writes a file only if none exists at `path`, atomically: the step
+    /// that makes a commit. A file already there is
+    /// [`Error::AlreadyExists`] and nothing is written.
+    async fn put_if_absent(&self, path: &str, bytes: Bytes) -> Result<()> {
+        let _ = (path, bytes);
+        Err(Error::ReadOnly {
+            location: self.location(),
+        })
+    }
+
+    /// Deletes a file; a file already gone is not an error.
+    async fn delete(&self, path: &str) -> Result<()> {
+        let _ = path;
+        Err(Error::ReadOnly {
+            location: self.location(),
+        })
+    }
 }
 
 /// A shared, type-erased storage.

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use datafusion::object_store::path::Path;
-use datafusion::object_store::{self, ObjectStore, ObjectStoreExt};
+use datafusion::object_store::{
+    self, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+};
 use futures::TryStreamExt;
 use url::Url;
 
@@ -195,6 +197,45 @@ impl Storage for ObjectStoreStorage {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(Some(files))
     }
+
+    async fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
+        let location = self.object_path(path)?;
+        self.store
+            .put(&location, PutPayload::from(bytes))
+            .await
+            .map_err(|e| map_error(path, e))?;
+        Ok(())
+    }
+
+    async fn put_if_absent(&self, path: &str, bytes: Bytes) -> Result<()> {
+        let location = self.object_path(path)?;
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&location, PutPayload::from(bytes), options)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Err(Error::AlreadyExists {
+                path: path.to_owned(),
+            }),
+            Err(e) => Err(map_error(path, e)),
+        }
+    }
+
+    async fn delete(&self, path: &str) -> Result<()> {
+        let location = self.object_path(path)?;
+        match self.store.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_error(path, e)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -241,5 +282,58 @@ mod tests {
                 .expect_err("missing")
                 .is_not_found()
         );
+    }
+
+    #[tokio::test]
+    async fn put_if_absent_writes_once() {
+        let storage = ObjectStoreStorage::new(
+            Arc::new(InMemory::new()),
+            Url::parse("memory:///t/").expect("url"),
+        )
+        .expect("new");
+        let path = "_delta_log/00000000000000000000.json";
+        storage
+            .put_if_absent(path, Bytes::from_static(b"first"))
+            .await
+            .expect("first write wins");
+        let err = storage
+            .put_if_absent(path, Bytes::from_static(b"second"))
+            .await
+            .expect_err("second write loses");
+        assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+        assert_eq!(storage.get(path).await.expect("get").as_ref(), b"first");
+        storage.delete(path).await.expect("delete");
+        storage
+            .delete(path)
+            .await
+            .expect("deleting a missing file is fine");
+        assert!(storage.get(path).await.expect_err("gone").is_not_found());
+    }
+
+    #[cfg(feature = "native")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_writers_on_a_directory_have_one_winner() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage =
+            Arc::new(ObjectStoreStorage::open(dir.path().to_str().expect("utf-8")).expect("open"));
+        for round in 0..10 {
+            let path = format!("_delta_log/{round:020}.json");
+            let writers = (0..16).map(|writer| {
+                let storage = storage.clone();
+                let path = path.clone();
+                tokio::spawn(async move {
+                    storage
+                        .put_if_absent(&path, Bytes::from(format!("writer {writer}")))
+                        .await
+                })
+            });
+            let results = futures::future::join_all(writers).await;
+            let winners = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
+            let losers = results
+                .iter()
+                .filter(|r| matches!(r, Ok(Err(Error::AlreadyExists { .. }))))
+                .count();
+            assert_eq!((winners, losers), (1, 15), "round {round}");
+        }
     }
 }
