@@ -34,6 +34,15 @@ pub enum Error {
         /// The file, relative to the table root.
         path: String,
     },
+    /// A concurrent commit won the race for a version and conflicts with
+    /// this one; nothing of this commit was written.
+    #[error("commit conflict at version {version}: {reason}")]
+    CommitConflict {
+        /// The version the winning commit took.
+        version: i64,
+        /// What conflicts.
+        reason: String,
+    },
     /// The storage cannot be written (a static HTTP host, presigned URLs).
     #[error("storage at {location} is read-only")]
     ReadOnly {
@@ -132,6 +141,7 @@ impl Error {
             Self::NotFound { .. } => "FILE_NOT_FOUND",
             Self::AlreadyExists { .. } => "ALREADY_EXISTS",
             Self::ReadOnly { .. } => "READ_ONLY",
+            Self::CommitConflict { .. } => "COMMIT_CONFLICT",
             Self::Corrupt { .. } => "CORRUPT_FILE",
             Self::InvalidTable { .. } => "INVALID_TABLE",
             Self::UnsupportedFeature { .. } => "UNSUPPORTED_FEATURE",
@@ -158,6 +168,10 @@ impl Error {
             Self::AlreadyExists { path } => Self::AlreadyExists { path: path.clone() },
             Self::ReadOnly { location } => Self::ReadOnly {
                 location: location.clone(),
+            },
+            Self::CommitConflict { version, reason } => Self::CommitConflict {
+                version: *version,
+                reason: reason.clone(),
             },
             Self::Corrupt { path, reason } => Self::Corrupt {
                 path: path.clone(),

@@ -18,6 +18,8 @@
 //!   time travel (`VERSION AS OF`, `TIMESTAMP AS OF`), and
 //!   [`metadata_tables`]: history, files, schema, protocol and properties
 //!   as SQL table functions; [`profile`]: what a query cost.
+//! - [`transaction`]: commits with put-if-absent, conflict detection and
+//!   rebasing (the start of the write path).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod engine;
@@ -33,6 +35,7 @@ pub mod snapshot;
 pub mod stats;
 pub mod storage;
 pub mod table;
+pub mod transaction;
 
 pub use engine::Engine;
 pub use error::{Error, Result};

@@ -1,0 +1,502 @@
+//! Commits: the actions of one change to a table, written as the next
+//! `_delta_log/N.json` with put-if-absent. When another writer took that
+//! version first, the winner's actions are checked for a logical conflict
+//! the way Delta does; without one the commit is rebased onto the next
+//! version and retried. Target-agnostic: all IO is through [`Storage`].
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::log::commit_path;
+use crate::protocol::{ActionBatch, Add, DomainMetadata, FileKey, Metadata, Protocol, Remove, Txn};
+use crate::storage::Storage;
+use crate::{Error, Result};
+
+/// Lost races a commit survives (rebasing each time) before giving up.
+pub const MAX_COMMIT_ATTEMPTS: usize = 16;
+
+/// What a commit's operation read, for conflict detection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ReadScope {
+    /// Read nothing: a blind append (adds files only).
+    #[default]
+    Nothing,
+    /// Read (and may have rewritten or removed) these files only.
+    Files(HashSet<FileKey>),
+    /// Read the whole table (an overwrite, or a change whose predicate a
+    /// concurrent append could satisfy).
+    WholeTable,
+}
+
+/// One change to a table, committed atomically.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    read_version: Option<i64>,
+    operation: String,
+    parameters: Map<String, Value>,
+    metrics: Map<String, Value>,
+    read_scope: ReadScope,
+    protocol: Option<Protocol>,
+    metadata: Option<Metadata>,
+    adds: Vec<Add>,
+    removes: Vec<Remove>,
+    txns: Vec<Txn>,
+    domains: Vec<DomainMetadata>,
+}
+
+/// A line of a commit file.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum ActionLine<'a> {
+    CommitInfo(&'a Map<String, Value>),
+    Protocol(&'a Protocol),
+    #[serde(rename = "metaData")]
+    Metadata(&'a Metadata),
+    Txn(&'a Txn),
+    DomainMetadata(&'a DomainMetadata),
+    Remove(&'a Remove),
+    Add(&'a Add),
+}
+
+/// A committed transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The version the commit became.
+    pub version: i64,
+    /// Races lost (and rebased over) on the way.
+    pub retries: usize,
+}
+
+impl Transaction {
+    /// A change based on `read_version` (`None` creates the table), named
+    /// like Delta's operations (`WRITE`, `DELETE`, `MERGE`, ...).
+    pub fn new(read_version: Option<i64>, operation: impl Into<String>) -> Self {
+        Self {
+            read_version,
+            operation: operation.into(),
+            parameters: Map::new(),
+            metrics: Map::new(),
+            read_scope: ReadScope::Nothing,
+            protocol: None,
+            metadata: None,
+            adds: Vec::new(),
+            removes: Vec::new(),
+            txns: Vec::new(),
+            domains: Vec::new(),
+        }
+    }
+
+    /// Records an operation parameter in the commit info.
+    pub fn parameter(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.parameters.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Records an operation metric in the commit info.
+    pub fn metric(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.metrics.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Declares what the operation read.
+    pub fn read(mut self, scope: ReadScope) -> Self {
+        self.read_scope = scope;
+        self
+    }
+
+    /// Sets the protocol.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// Sets the metadata (schema, partitioning, properties).
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// Adds data files.
+    pub fn add_files(mut self, adds: impl IntoIterator<Item = Add>) -> Self {
+        self.adds.extend(adds);
+        self
+    }
+
+    /// Removes data files.
+    pub fn remove_files(mut self, removes: impl IntoIterator<Item = Remove>) -> Self {
+        self.removes.extend(removes);
+        self
+    }
+
+    /// Records an application transaction (idempotent writes).
+    pub fn app_transaction(mut self, txn: Txn) -> Self {
+        self.txns.push(txn);
+        self
+    }
+
+    /// Sets a metadata domain.
+    pub fn domain(mut self, domain: DomainMetadata) -> Self {
+        self.domains.push(domain);
+        self
+    }
+
+    /// The commit file's text at `timestamp_ms`, as JSON lines.
+    pub fn to_json_lines(&self, timestamp_ms: i64) -> Result<String> {
+        let mut info = Map::new();
+        info.insert("timestamp".into(), timestamp_ms.into());
+        info.insert("operation".into(), self.operation.clone().into());
+        info.insert(
+            "operationParameters".into(),
+            Value::Object(self.parameters.clone()),
+        );
+        if let Some(v) = self.read_version {
+            info.insert("readVersion".into(), v.into());
+        }
+        info.insert(
+            "isBlindAppend".into(),
+            (self.read_scope == ReadScope::Nothing && self.removes.is_empty()).into(),
+        );
+        if !self.metrics.is_empty() {
+            info.insert(
+                "operationMetrics".into(),
+                Value::Object(self.metrics.clone()),
+            );
+        }
+        info.insert(
+            "engineInfo".into(),
+            format!("Wavelake/{}", env!("CARGO_PKG_VERSION")).into(),
+        );
+        let mut lines = vec![ActionLine::CommitInfo(&info)];
+        lines.extend(self.protocol.as_ref().map(ActionLine::Protocol));
+        lines.extend(self.metadata.as_ref().map(ActionLine::Metadata));
+        lines.extend(self.txns.iter().map(ActionLine::Txn));
+        lines.extend(self.domains.iter().map(ActionLine::DomainMetadata));
+        lines.extend(self.removes.iter().map(ActionLine::Remove));
+        lines.extend(self.adds.iter().map(ActionLine::Add));
+        let mut text = String::new();
+        for line in lines {
+            text.push_str(
+                &serde_json::to_string(&line)
+                    .map_err(|e| Error::InvalidArgument(format!("cannot serialize action: {e}")))?,
+            );
+            text.push('\n');
+        }
+        Ok(text)
+    }
+
+    /// Writes the commit as the next version, rebasing over writers that
+    /// won a race when their changes do not conflict with this one.
+    pub async fn commit(&self, storage: &dyn Storage, now_ms: i64) -> Result<Committed> {
+        let mut version = self.read_version.map_or(0, |v| v + 1);
+        for retries in 0..MAX_COMMIT_ATTEMPTS {
+            let text = self.to_json_lines(now_ms)?;
+            match storage
+                .put_if_absent(&commit_path(version), Bytes::from(text))
+                .await
+            {
+                Ok(()) => return Ok(Committed { version, retries }),
+                Err(Error::AlreadyExists { .. }) => {
+                    let path = commit_path(version);
+                    let winner = ActionBatch::from_json_lines(&path, &storage.get(&path).await?)?;
+                    self.check_conflict(version, &winner)?;
+                    version += 1;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(Error::CommitConflict {
+            version,
+            reason: format!("lost {MAX_COMMIT_ATTEMPTS} races in a row"),
+        })
+    }
+
+    /// Whether the winning commit `winner` at `version` invalidates this one.
+    pub fn check_conflict(&self, version: i64, winner: &ActionBatch) -> Result<()> {
+        let conflict = |reason: String| Err(Error::CommitConflict { version, reason });
+        if self.read_version.is_none() {
+            return conflict("the table was created concurrently".into());
+        }
+        if winner.protocol.is_some() {
+            return conflict("a concurrent commit changed the protocol".into());
+        }
+        if winner.metadata.is_some() {
+            return conflict("a concurrent commit changed the schema or properties".into());
+        }
+        for txn in &winner.txns {
+            if self.txns.iter().any(|t| t.app_id == txn.app_id) {
+                return conflict(format!(
+                    "application {} committed concurrently (its version {})",
+                    txn.app_id, txn.version
+                ));
+            }
+        }
+        let ours: HashSet<FileKey> = self.removes.iter().map(Remove::replay_key).collect();
+        if let Some(both) = winner
+            .removes
+            .iter()
+            .find(|r| ours.contains(&r.replay_key()))
+        {
+            return conflict(format!("a concurrent commit also removed {}", both.path));
+        }
+        match &self.read_scope {
+            ReadScope::Nothing => Ok(()),
+            ReadScope::Files(read) => match winner
+                .removes
+                .iter()
+                .find(|r| read.contains(&r.replay_key()))
+            {
+                Some(r) => conflict(format!(
+                    "a concurrent commit removed {}, which this one read",
+                    r.path
+                )),
+                None => Ok(()),
+            },
+            ReadScope::WholeTable => {
+                if winner.adds.iter().any(|a| a.data_change)
+                    || winner.removes.iter().any(|r| r.data_change)
+                {
+                    conflict("a concurrent commit changed data this one read".into())
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use datafusion::object_store::memory::InMemory;
+    use url::Url;
+
+    use super::*;
+    use crate::Table;
+    use crate::protocol::Format;
+    use crate::storage::{ObjectStoreStorage, StorageRef};
+
+    fn storage() -> StorageRef {
+        Arc::new(
+            ObjectStoreStorage::new(
+                Arc::new(InMemory::new()),
+                Url::parse("memory:///t/").unwrap(),
+            )
+            .unwrap(),
+        )
+    }
+
+    fn add(path: &str) -> Add {
+        Add {
+            path: path.into(),
+            partition_values: HashMap::new(),
+            size: 10,
+            modification_time: 1,
+            data_change: true,
+            stats: Some(r#"{"numRecords":1}"#.into()),
+            tags: None,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+            clustering_provider: None,
+        }
+    }
+
+    fn remove(path: &str) -> Remove {
+        Remove {
+            path: path.into(),
+            deletion_timestamp: Some(2),
+            data_change: true,
+            extended_file_metadata: None,
+            partition_values: None,
+            size: None,
+            stats: None,
+            tags: None,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+        }
+    }
+
+    fn create() -> Transaction {
+        Transaction::new(None, "CREATE TABLE")
+            .protocol(Protocol {
+                min_reader_version: 1,
+                min_writer_version: 2,
+                reader_features: None,
+                writer_features: None,
+            })
+            .metadata(Metadata {
+                id: "test".into(),
+                name: None,
+                description: None,
+                format: Format::default(),
+                schema_string:
+                    r#"{"type":"struct","fields":[{"name":"id","type":"long","nullable":true,"metadata":{}}]}"#
+                        .into(),
+                partition_columns: vec![],
+                created_time: Some(0),
+                configuration: HashMap::new(),
+            })
+    }
+
+    async fn active_files(storage: &StorageRef) -> (i64, Vec<String>) {
+        let snapshot = Table::new(storage.clone())
+            .unwrap()
+            .snapshot()
+            .await
+            .unwrap();
+        let mut files: Vec<String> = snapshot.files().iter().map(|f| f.path.clone()).collect();
+        files.sort();
+        (snapshot.version(), files)
+    }
+
+    #[tokio::test]
+    async fn commits_are_read_back_by_the_reader() {
+        let storage = storage();
+        let created = create().commit(storage.as_ref(), 1).await.unwrap();
+        assert_eq!(
+            created,
+            Committed {
+                version: 0,
+                retries: 0
+            }
+        );
+        Transaction::new(Some(0), "WRITE")
+            .add_files([add("a.parquet")])
+            .metric("numFiles", "1")
+            .commit(storage.as_ref(), 2)
+            .await
+            .unwrap();
+        assert_eq!(active_files(&storage).await, (1, vec!["a.parquet".into()]));
+        let history = Table::new(storage.clone())
+            .unwrap()
+            .history()
+            .await
+            .unwrap();
+        assert_eq!(history[1].operation.as_deref(), Some("WRITE"));
+    }
+
+    #[tokio::test]
+    async fn blind_appends_that_lose_a_race_rebase() {
+        let storage = storage();
+        create().commit(storage.as_ref(), 1).await.unwrap();
+        let first = Transaction::new(Some(0), "WRITE").add_files([add("a.parquet")]);
+        let second = Transaction::new(Some(0), "WRITE").add_files([add("b.parquet")]);
+        first.commit(storage.as_ref(), 2).await.unwrap();
+        let rebased = second.commit(storage.as_ref(), 3).await.unwrap();
+        assert_eq!(
+            rebased,
+            Committed {
+                version: 2,
+                retries: 1
+            }
+        );
+        assert_eq!(
+            active_files(&storage).await,
+            (2, vec!["a.parquet".into(), "b.parquet".into()])
+        );
+    }
+
+    #[tokio::test]
+    async fn removing_the_same_file_twice_conflicts() {
+        let storage = storage();
+        create().commit(storage.as_ref(), 1).await.unwrap();
+        Transaction::new(Some(0), "WRITE")
+            .add_files([add("a.parquet"), add("b.parquet")])
+            .commit(storage.as_ref(), 2)
+            .await
+            .unwrap();
+        let delete = |path: &str| {
+            Transaction::new(Some(1), "DELETE")
+                .read(ReadScope::Files(HashSet::from([remove(path).replay_key()])))
+                .remove_files([remove(path)])
+        };
+        delete("a.parquet")
+            .commit(storage.as_ref(), 3)
+            .await
+            .unwrap();
+        let err = delete("a.parquet")
+            .commit(storage.as_ref(), 4)
+            .await
+            .expect_err("both deleted a.parquet");
+        assert!(
+            matches!(&err, Error::CommitConflict { version: 2, reason } if reason.contains("a.parquet")),
+            "{err:?}"
+        );
+        // Deleting another file, or appending, does not conflict.
+        let other = delete("b.parquet")
+            .commit(storage.as_ref(), 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            other,
+            Committed {
+                version: 3,
+                retries: 1
+            }
+        );
+        assert_eq!(active_files(&storage).await, (3, vec![]));
+    }
+
+    #[tokio::test]
+    async fn whole_table_readers_conflict_with_concurrent_data_changes() {
+        let storage = storage();
+        create().commit(storage.as_ref(), 1).await.unwrap();
+        let overwrite = Transaction::new(Some(0), "WRITE")
+            .read(ReadScope::WholeTable)
+            .add_files([add("new.parquet")]);
+        Transaction::new(Some(0), "WRITE")
+            .add_files([add("a.parquet")])
+            .commit(storage.as_ref(), 2)
+            .await
+            .unwrap();
+        let err = overwrite
+            .commit(storage.as_ref(), 3)
+            .await
+            .expect_err("conflict");
+        assert_eq!(err.code(), "COMMIT_CONFLICT");
+        let again = create()
+            .commit(storage.as_ref(), 4)
+            .await
+            .expect_err("exists");
+        assert!(
+            matches!(again, Error::CommitConflict { version: 0, .. }),
+            "{again:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_appenders_all_land_once_in_contiguous_versions() {
+        let storage = storage();
+        create().commit(storage.as_ref(), 1).await.unwrap();
+        let writers = (0..12).map(|i| {
+            let storage = storage.clone();
+            tokio::spawn(async move {
+                Transaction::new(Some(0), "WRITE")
+                    .add_files([add(&format!("f{i:02}.parquet"))])
+                    .commit(storage.as_ref(), 10 + i)
+                    .await
+            })
+        });
+        let mut versions: Vec<i64> = futures::future::join_all(writers)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().unwrap().version)
+            .collect();
+        versions.sort();
+        assert_eq!(versions, (1..=12).collect::<Vec<_>>());
+        let (version, files) = active_files(&storage).await;
+        assert_eq!(version, 12);
+        assert_eq!(
+            files,
+            (0..12)
+                .map(|i| format!("f{i:02}.parquet"))
+                .collect::<Vec<_>>()
+        );
+    }
+}
