@@ -19,9 +19,11 @@
 //!   [`metadata_tables`]: history, files, schema, protocol and properties
 //!   as SQL table functions; [`profile`]: what a query cost.
 //! - [`transaction`]: commits with put-if-absent, conflict detection and
-//!   rebasing (the start of the write path).
+//!   rebasing, and [`data_file`]: Parquet data files with Delta statistics
+//!   (the start of the write path).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod data_file;
 pub mod engine;
 pub mod error;
 pub mod log;

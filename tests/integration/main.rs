@@ -9,3 +9,4 @@ mod kernel_data;
 mod metadata;
 mod profile;
 mod time_travel;
+mod writes;
