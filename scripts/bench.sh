@@ -8,8 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-ensure_venv "deltalake==1.6.6" "pyarrow==26.0.1" "duckdb==1.5.5" \
-  "duckdb-extension-delta==1.5.5" "tpchgen-cli"
+ensure_venv "${PYTHON_ORACLES[@]}" "tpchgen-cli==4.0.0"
 selected=("$@")
 is_selected() { [ ${#selected[@]} -eq 0 ] || [[ " ${selected[*]} " == *" $1 "* ]]; }
 

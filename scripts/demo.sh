@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-ensure_venv "deltalake>=1.1,<2" "pyarrow>=15"
+ensure_venv "${PYTHON_ORACLES[@]}"
 demo="${WAVELAKE_DEMO_DIR:-data/demo}"
 if [ ! -d "$demo/_delta_log" ]; then
   "$WAVELAKE_VENV/bin/python" scripts/make_demo_table.py "$demo"

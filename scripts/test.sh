@@ -15,8 +15,7 @@ cargo --version
 wasm-bindgen --version
 
 step "Python oracles (deltalake, DuckDB 1.5.5 with its delta extension) in $WAVELAKE_VENV"
-ensure_venv "deltalake==1.6.6" "pyarrow==26.0.1" "duckdb==1.5.5" \
-  "duckdb-extension-delta==1.5.5" "duckdb-extension-httpfs==1.5.5"
+ensure_venv "${PYTHON_ORACLES[@]}"
 
 step "format"
 cargo fmt --all -- --check

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use wavelake_engine::storage::ObjectStoreStorage;
 use wavelake_engine::{Engine, Table};
-use wavelake_tests::{golden_root, scratch_dir, unpack_into, venv_python_with};
+use wavelake_tests::{golden_root, run_python, scratch_dir, unpack_into, venv_python_with};
 
 const RUNS: usize = 5;
 
@@ -36,18 +36,7 @@ fn peak_rss() -> Option<u64> {
 }
 
 fn peers(python: &Path, args: &[&str]) -> Vec<serde_json::Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/bench_peers.py");
-    let output = std::process::Command::new(python)
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "bench_peers.py {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
+    run_python(python, "bench_peers.py", args)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()

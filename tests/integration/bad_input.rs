@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use wavelake_engine::storage::ObjectStoreStorage;
 use wavelake_engine::{Engine, Error};
-use wavelake_tests::{golden_or_skip, unpack};
+use wavelake_tests::{copy_dir, files_under, golden_or_skip, unpack};
 
 /// A writable copy of a golden table's `delta/` folder.
 fn copy_of(test: &str, name: &str) -> Option<(tempfile::TempDir, PathBuf)> {
@@ -20,19 +20,6 @@ fn copy_of(test: &str, name: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     Some((dir, path))
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
-}
-
 async fn read(table: &Path) -> Result<usize, Error> {
     let engine = Engine::new();
     let storage = ObjectStoreStorage::open(table.to_str().unwrap())?;
@@ -42,25 +29,10 @@ async fn read(table: &Path) -> Result<usize, Error> {
 }
 
 fn files_matching(dir: &Path, pred: impl Fn(&str) -> bool) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = walk(dir)
+    files_under(dir)
         .into_iter()
         .filter(|p| pred(&p.to_string_lossy()))
-        .collect();
-    out.sort();
-    out
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
+        .collect()
 }
 
 const LAST_COMMIT: &str = "_delta_log/00000000000000000002.json";

@@ -4,14 +4,13 @@
 //! coalesced, missing files named.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use wavelake_engine::storage::{COALESCE_GAP, HttpStorage, Storage, UrlMapStorage};
 use wavelake_engine::{Engine, Error};
 use wavelake_tests::golden_cases::http_cases;
 use wavelake_tests::http_server::{RequestRecord, TestHttpServer};
-use wavelake_tests::{canonical_rows, golden_or_skip, scratch_dir};
+use wavelake_tests::{canonical_rows, copy_dir, files_under, golden_or_skip, scratch_dir, unpack};
 
 async fn run_case(
     engine: &Engine,
@@ -155,17 +154,24 @@ async fn a_missing_data_file_is_an_error_naming_it() {
     let Some(golden) = golden_or_skip("a_missing_data_file_is_an_error_naming_it") else {
         return;
     };
-    let _ = http_cases(&golden);
-    let source = scratch_dir().join("golden/basic-with-inserts-deletes-checkpoint/delta");
+    let source =
+        unpack(&golden.join("kernel-golden/basic-with-inserts-deletes-checkpoint.tar.zst"))
+            .join("delta");
     let copy = tempfile::tempdir().expect("tempdir");
     copy_dir(&source, copy.path());
-    let victim = files_under(copy.path())
-        .into_iter()
-        .find(|p| {
-            p.extension().is_some_and(|e| e == "parquet")
-                && !p.starts_with(copy.path().join("_delta_log"))
-        })
-        .expect("a data file");
+    // An active file (an unreferenced one would not be read at all).
+    let victim = {
+        let local = wavelake_engine::storage::ObjectStoreStorage::open(
+            copy.path().to_str().expect("utf-8"),
+        )
+        .expect("storage");
+        let snapshot = wavelake_engine::Table::new(Arc::new(local))
+            .expect("table")
+            .snapshot()
+            .await
+            .expect("snapshot");
+        copy.path().join(&snapshot.files()[0].path)
+    };
     std::fs::remove_file(&victim).expect("remove");
     let victim_name = victim
         .file_name()
@@ -182,27 +188,6 @@ async fn a_missing_data_file_is_an_error_naming_it() {
         matches!(&err, Error::NotFound { path } if path.contains(&victim_name)),
         "{err:?}"
     );
-}
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for file in files_under(from) {
-        let target = to.join(file.strip_prefix(from).expect("under"));
-        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(&file, &target).expect("copy");
-    }
 }
 
 fn encode_path(relative: &str) -> String {
