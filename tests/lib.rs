@@ -228,3 +228,145 @@ pub fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(&file, &target).expect("copy");
     }
 }
+
+/// An independent Delta reader run from the project's virtualenv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oracle {
+    /// PyPI `deltalake` (delta-rs), through its QueryBuilder.
+    Deltalake,
+    /// DuckDB with its delta extension (delta-kernel-rs).
+    Duckdb,
+}
+
+impl Oracle {
+    /// Both oracles.
+    pub const ALL: [Oracle; 2] = [Oracle::Deltalake, Oracle::Duckdb];
+
+    /// The reader's name, as `read_tables.py` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Oracle::Deltalake => "deltalake",
+            Oracle::Duckdb => "duckdb",
+        }
+    }
+
+    /// The Python module whose presence the oracle needs.
+    pub fn module(self) -> &'static str {
+        match self {
+            Oracle::Deltalake => "deltalake",
+            Oracle::Duckdb => "duckdb_extension_delta",
+        }
+    }
+}
+
+/// Reads the latest version of each table in `tables` with `oracle`, writing
+/// under `out`; per table directory name, its rows or the oracle's error.
+pub fn read_with_oracle(
+    python: &Path,
+    oracle: Oracle,
+    out: &Path,
+    tables: &[PathBuf],
+) -> std::collections::BTreeMap<String, Result<Vec<RecordBatch>, String>> {
+    let mut args = vec![oracle.name().to_owned(), out.to_str().unwrap().to_owned()];
+    args.extend(tables.iter().map(|t| t.to_str().unwrap().to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    eprintln!("{}", run_python(python, "read_tables.py", &args).trim());
+    let results: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    results
+        .into_iter()
+        .map(|(name, outcome)| {
+            let rows = if outcome == "ok" {
+                Ok(read_parquet_file(&out.join(format!("{name}.parquet"))))
+            } else {
+                Err(outcome)
+            };
+            (name, rows)
+        })
+        .collect()
+}
+
+/// Compares `actual` with `expected` as multisets of rows over the expected
+/// columns; the number of rows, or the first difference labelled by
+/// `expected_by`.
+pub fn compare_rows(
+    expected: &[RecordBatch],
+    actual: &[RecordBatch],
+    expected_by: &str,
+) -> Result<usize, String> {
+    let columns = column_names(expected);
+    let want = canonical_rows(expected, &columns)?;
+    let got = if actual.is_empty() && want.is_empty() {
+        Vec::new()
+    } else if actual.is_empty() {
+        return Err(format!("no rows, {expected_by} {}", want.len()));
+    } else {
+        canonical_rows(actual, &columns)?
+    };
+    if want == got {
+        return Ok(want.len());
+    }
+    let diff = want
+        .iter()
+        .zip(&got)
+        .find(|(a, b)| a != b)
+        .map(|(a, b)| format!("\n  {expected_by}: {a}\n  Wavelake: {b}"))
+        .unwrap_or_default();
+    Err(format!(
+        "{} rows, {expected_by} {}{diff}",
+        got.len(),
+        want.len()
+    ))
+}
+
+/// Reads each table of `tables` with Wavelake and with every oracle the
+/// virtualenv has, and fails unless all read the same rows. Oracles that are
+/// missing are reported as skipped. Returns the number of comparisons made.
+pub async fn assert_oracles_agree(test: &str, tables: &[PathBuf]) -> usize {
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for oracle in Oracle::ALL {
+        let Some(python) = venv_python_with(test, oracle.module()) else {
+            continue;
+        };
+        let out = tempfile::tempdir().unwrap();
+        let theirs = read_with_oracle(&python, oracle, out.path(), tables);
+        for table in tables {
+            let name = table.file_name().unwrap().to_string_lossy().into_owned();
+            let ours = read_latest_rows(table).await;
+            match (theirs.get(&name), ours) {
+                (Some(Ok(expected)), Ok(actual)) => {
+                    match compare_rows(expected, &actual, oracle.name()) {
+                        Ok(rows) => {
+                            eprintln!("same    {name} by {} ({rows} rows)", oracle.name());
+                            compared += 1;
+                        }
+                        Err(why) => failures.push(format!("{name} by {}: {why}", oracle.name())),
+                    }
+                }
+                (Some(Err(e)), _) => {
+                    failures.push(format!("{name}: {} cannot read it: {e}", oracle.name()))
+                }
+                (None, _) => failures.push(format!("{name}: {} did not run", oracle.name())),
+                (_, Err(e)) => failures.push(format!("{name}: Wavelake cannot read it: {e}")),
+            }
+        }
+    }
+    for failure in &failures {
+        eprintln!("FAILED  {failure}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{test}: {} disagreements",
+        failures.len()
+    );
+    compared
+}
+
+/// All rows of the latest version of the table at `table`, read by Wavelake.
+pub async fn read_latest_rows(table: &Path) -> wavelake_engine::Result<Vec<RecordBatch>> {
+    let engine = wavelake_engine::Engine::new();
+    let storage = wavelake_engine::storage::ObjectStoreStorage::open(table.to_str().unwrap())?;
+    engine.register("t", std::sync::Arc::new(storage)).await?;
+    engine.query("SELECT * FROM t").await
+}

@@ -3,14 +3,10 @@
 //! widening, change data feed tables, ...) checked against an independent
 //! reader: DuckDB 1.5.5 with its delta extension (delta-kernel-rs).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use wavelake_engine::Engine;
-use wavelake_engine::storage::ObjectStoreStorage;
 use wavelake_tests::{
-    canonical_rows, column_names, golden_or_skip, read_parquet_file, run_python, scratch_dir,
+    Oracle, compare_rows, golden_or_skip, read_latest_rows, read_with_oracle, scratch_dir,
     unpack_into, venv_python_with,
 };
 
@@ -71,34 +67,35 @@ async fn kernel_data_tables_match_duckdb_delta() {
         return;
     };
     let tables = tables(&golden);
-    let out = scratch_dir().join("duckdb-kernel-data");
-    let mut args = vec![out.to_str().unwrap().to_owned()];
-    args.extend(tables.iter().map(|t| t.to_str().unwrap().to_owned()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    eprintln!("{}", run_python(&python, "duckdb_scan.py", &args).trim());
-    let duckdb: BTreeMap<String, String> =
-        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let duckdb = read_with_oracle(
+        &python,
+        Oracle::Duckdb,
+        &scratch_dir().join("duckdb-kernel-data"),
+        &tables,
+    );
 
     let mut failures = Vec::new();
     let mut compared = Vec::new();
     for table in &tables {
         let name = table.file_name().unwrap().to_string_lossy().into_owned();
-        let ours = read_latest(table).await;
-        match (duckdb.get(&name).map(String::as_str), ours) {
-            (Some("ok"), Ok(batches)) => {
-                let expected = read_parquet_file(&out.join(format!("{name}.parquet")));
-                match compare(&expected, &batches) {
-                    Ok(rows) => {
-                        eprintln!("same    {name} ({rows} rows)");
-                        compared.push(name);
-                    }
-                    Err(why) => failures.push(format!("{name}: {why}")),
+        let ours = read_latest_rows(table).await;
+        match (duckdb.get(&name), ours) {
+            (Some(Ok(expected)), Ok(batches)) => match compare_rows(expected, &batches, "DuckDB") {
+                Ok(rows) => {
+                    eprintln!("same    {name} ({rows} rows)");
+                    compared.push(name);
                 }
+                Err(why) => failures.push(format!("{name}: {why}")),
+            },
+            (Some(Ok(_)), Err(e)) => {
+                failures.push(format!("{name}: DuckDB reads it, we fail: {e}"))
             }
-            (Some("ok"), Err(e)) => failures.push(format!("{name}: DuckDB reads it, we fail: {e}")),
             (duckdb_error, ours) => eprintln!(
                 "skipped {name}: DuckDB cannot read it ({}); Wavelake: {}",
-                duckdb_error.unwrap_or("not run"),
+                match duckdb_error {
+                    Some(Err(e)) => e.as_str(),
+                    _ => "not run",
+                },
                 match ours {
                     Ok(b) => format!("{} rows", b.iter().map(|b| b.num_rows()).sum::<usize>()),
                     Err(e) => format!("error {}: {e}", e.code()),
@@ -121,36 +118,6 @@ async fn kernel_data_tables_match_duckdb_delta() {
     );
 }
 
-async fn read_latest(table: &Path) -> wavelake_engine::Result<Vec<arrow::array::RecordBatch>> {
-    let engine = Engine::new();
-    let storage = ObjectStoreStorage::open(table.to_str().unwrap())?;
-    engine.register("t", Arc::new(storage)).await?;
-    engine.query("SELECT * FROM t").await
-}
-
-fn compare(
-    expected: &[arrow::array::RecordBatch],
-    actual: &[arrow::array::RecordBatch],
-) -> Result<usize, String> {
-    let columns = column_names(expected);
-    let want = canonical_rows(expected, &columns)?;
-    let got = if actual.is_empty() && want.is_empty() {
-        Vec::new()
-    } else {
-        canonical_rows(actual, &columns)?
-    };
-    if want == got {
-        return Ok(want.len());
-    }
-    let diff = want
-        .iter()
-        .zip(&got)
-        .find(|(a, b)| a != b)
-        .map(|(a, b)| format!("\n  DuckDB:   {a}\n  Wavelake: {b}"))
-        .unwrap_or_default();
-    Err(format!("{} rows, DuckDB {}{diff}", got.len(), want.len()))
-}
-
 #[tokio::test]
 async fn unshredded_variants_read_as_their_binary_encoding() {
     // DuckDB cannot read this table, so the truth is the data files
@@ -164,7 +131,7 @@ async fn unshredded_variants_read_as_their_binary_encoding() {
         &scratch_dir().join("kernel-data"),
     );
     let expected = wavelake_tests::read_parquet_dir(&table);
-    let actual = read_latest(&table).await.expect("variant table reads");
-    let rows = compare(&expected, &actual).expect("same rows as the data files");
+    let actual = read_latest_rows(&table).await.expect("variant table reads");
+    let rows = compare_rows(&expected, &actual, "data files").expect("same rows as the data files");
     assert!(rows >= 100, "{rows} rows");
 }
