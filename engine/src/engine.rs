@@ -28,11 +28,23 @@ use crate::{Error, Result};
 
 static NEXT_TEMP_TABLE: AtomicU64 = AtomicU64::new(0);
 
+/// Opens the storage of a table location (a directory, `s3://…`, …).
+pub type StorageOpener = Arc<dyn Fn(&str) -> Result<StorageRef> + Send + Sync>;
+
+/// Where new tables go and how locations are opened.
+#[derive(Clone, Default)]
+struct Catalog {
+    /// The table root: `CREATE TABLE t` without `LOCATION` goes to `root/t`.
+    root: Option<String>,
+    opener: Option<StorageOpener>,
+}
+
 /// A SQL session with Delta tables registered by name.
 #[derive(Clone)]
 pub struct Engine {
     ctx: SessionContext,
     tables: TableRegistry,
+    catalog: Arc<RwLock<Catalog>>,
 }
 
 impl Default for Engine {
@@ -63,7 +75,76 @@ impl Engine {
                 Arc::new(MetadataFunction::new(kind, tables.clone())),
             );
         }
-        Self { ctx, tables }
+        Self {
+            ctx,
+            tables,
+            catalog: Arc::default(),
+        }
+    }
+
+    /// Lets SQL create tables: `opener` opens the storage of a location.
+    pub fn with_storage_opener(self, opener: StorageOpener) -> Self {
+        if let Ok(mut catalog) = self.catalog.write() {
+            catalog.opener = Some(opener);
+        }
+        self
+    }
+
+    /// Registers every Delta table directly under `root` by its directory
+    /// name, and makes `root` where `CREATE TABLE` puts new tables. Needs a
+    /// storage opener. Returns the names registered.
+    pub async fn register_root(&self, root: &str) -> Result<Vec<String>> {
+        let opener = self.opener()?;
+        let root = root.trim_end_matches('/').to_owned();
+        if let Ok(mut catalog) = self.catalog.write() {
+            catalog.root = Some(root.clone());
+        }
+        let storage = opener(&root)?;
+        let mut names = Vec::new();
+        for directory in storage.list_directories("").await? {
+            let table = opener(&format!("{root}/{directory}"))?;
+            let has_log = table
+                .list(crate::log::LOG_DIR, None)
+                .await?
+                .is_some_and(|files| !files.is_empty());
+            if !has_log {
+                continue;
+            }
+            self.register(&directory, table).await?;
+            names.push(directory);
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn opener(&self) -> Result<StorageOpener> {
+        self.catalog
+            .read()
+            .ok()
+            .and_then(|c| c.opener.clone())
+            .ok_or_else(|| {
+                Error::InvalidArgument("this session cannot open table locations".into())
+            })
+    }
+
+    /// Loads the latest version of the table registered as `name` again,
+    /// so queries see commits made since.
+    pub async fn refresh(&self, name: &str) -> Result<Snapshot> {
+        let table = self
+            .table(name)
+            .ok_or_else(|| Error::Sql(format!("table {name} not found")))?;
+        self.register(name, table.storage().clone()).await
+    }
+
+    /// Names of the registered tables, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tables
+            .read()
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
     }
 
     /// The DataFusion context underneath.
@@ -76,6 +157,7 @@ impl Engine {
         let table = Table::new(storage)?;
         let snapshot = table.snapshot().await?;
         let provider = DeltaTableProvider::new(snapshot.clone(), table.storage().clone())?;
+        self.ctx.deregister_table(name)?;
         self.ctx.register_table(name, Arc::new(provider))?;
         self.tables
             .write()
@@ -89,8 +171,111 @@ impl Engine {
         self.tables.read().ok()?.get(name).cloned()
     }
 
-    /// Plans one SQL statement.
+    /// Plans one SQL statement. DDL and DML (CREATE, DROP, INSERT, DELETE,
+    /// UPDATE) run here, before the frame is returned; the frame then holds
+    /// their result, one row with the number of rows affected.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        if let Some(command) = crate::command::parse(sql) {
+            let count = self.run_command(command?).await?;
+            return self.count_frame(count);
+        }
+        if let Some(target) = dml_target(sql)? {
+            let frame = self.plan(sql).await?;
+            let batches = frame.collect().await?;
+            self.refresh(&target).await?;
+            return Ok(self.ctx.read_batches(batches)?);
+        }
+        self.plan(sql).await
+    }
+
+    fn count_frame(&self, count: u64) -> Result<DataFrame> {
+        let batch = RecordBatch::try_new(
+            crate::write::exec::count_schema(),
+            vec![Arc::new(arrow::array::UInt64Array::from(vec![count]))],
+        )?;
+        Ok(self.ctx.read_batch(batch)?)
+    }
+
+    async fn run_command(&self, command: crate::command::Command) -> Result<u64> {
+        use crate::command::Command;
+        match command {
+            Command::CreateTable(create) => self.create_table(*create).await,
+            Command::DropTable { name, if_exists } => {
+                let Some(table) = self.table(&name) else {
+                    return if if_exists {
+                        Ok(0)
+                    } else {
+                        Err(Error::Sql(format!("table {name} not found")))
+                    };
+                };
+                let managed_root = self.catalog.read().ok().and_then(|c| c.root.clone());
+                let location = table.storage().location();
+                let managed = managed_root.is_some_and(|root| {
+                    let root = root.trim_start_matches("file://");
+                    location.trim_start_matches("file://").trim_end_matches('/')
+                        == format!("{}/{name}", root.trim_end_matches('/'))
+                });
+                if managed && let Some(files) = table.storage().list("", None).await? {
+                    for file in files.iter().rev() {
+                        table.storage().delete(&file.path).await?;
+                    }
+                }
+                self.ctx.deregister_table(name.as_str())?;
+                if let Ok(mut tables) = self.tables.write() {
+                    tables.remove(&name);
+                }
+                Ok(0)
+            }
+        }
+    }
+
+    async fn create_table(&self, create: crate::command::CreateTable) -> Result<u64> {
+        use futures::StreamExt;
+        if self.table(&create.name).is_some() {
+            return if create.if_not_exists {
+                Ok(0)
+            } else {
+                Err(Error::TableExists(create.name))
+            };
+        }
+        let opener = self.opener()?;
+        let location = match (
+            &create.location,
+            self.catalog.read().ok().and_then(|c| c.root.clone()),
+        ) {
+            (Some(location), _) => location.clone(),
+            (None, Some(root)) => format!("{root}/{}", create.name),
+            (None, None) => {
+                return Err(Error::Sql(format!(
+                    "CREATE TABLE {} needs a LOCATION: no table root is set",
+                    create.name
+                )));
+            }
+        };
+        let storage = opener(&location)?;
+        let mut table = create.table;
+        let outcome = match &create.query {
+            Some(query) => {
+                let frame = self.plan(query).await?;
+                let schema = frame.schema().as_arrow().clone();
+                table.schema = Some(crate::schema::StructType::from_arrow(&schema)?);
+                let rows = frame
+                    .execute_stream()
+                    .await?
+                    .map(|batch| batch.map_err(Error::from));
+                crate::write::create_table(storage.as_ref(), &table, Some(rows)).await?
+            }
+            None => {
+                let none: Option<futures::stream::Empty<Result<RecordBatch>>> = None;
+                crate::write::create_table(storage.as_ref(), &table, none).await?
+            }
+        };
+        self.register(&create.name, storage).await?;
+        Ok(outcome.rows)
+    }
+
+    /// Plans one SQL statement with DataFusion (after time travel).
+    async fn plan(&self, sql: &str) -> Result<DataFrame> {
         if let Some(query) = describe_history_query(sql) {
             return Ok(self.ctx.sql(&query).await?);
         }
@@ -211,6 +396,92 @@ impl Engine {
         }
         Ok(values.value(0))
     }
+}
+
+/// The table an INSERT, DELETE or UPDATE writes to, if `sql` is one.
+/// DELETE and UPDATE conditions with subqueries are refused: DataFusion
+/// would turn them into joins and lose the condition.
+fn dml_target(sql: &str) -> Result<Option<String>> {
+    use datafusion::sql::sqlparser::ast::{FromTable, Statement, TableObject};
+    let first = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    if !matches!(first.as_str(), "INSERT" | "DELETE" | "UPDATE") {
+        return Ok(None);
+    }
+    let statements = DFParser::parse_sql_with_dialect(sql, &DatabricksDialect {})?;
+    let Some(DfStatement::Statement(statement)) = statements.front() else {
+        return Ok(None);
+    };
+    let name_of = |name: &ObjectName| {
+        name.0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.clone())
+            .unwrap_or_else(|| name.to_string())
+    };
+    let refuse_subqueries = |expr: &Option<SqlExpr>, what: &str| -> Result<()> {
+        if let Some(expr) = expr
+            && contains_subquery(expr)
+        {
+            return Err(Error::Sql(format!(
+                "{what} with a subquery in its condition is not supported; use MERGE INTO"
+            )));
+        }
+        Ok(())
+    };
+    Ok(match statement.as_ref() {
+        Statement::Insert(insert) => match &insert.table {
+            TableObject::TableName(name) => Some(name_of(name)),
+            _ => None,
+        },
+        Statement::Delete(delete) => {
+            refuse_subqueries(&delete.selection, "DELETE")?;
+            let tables = match &delete.from {
+                FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+            };
+            match tables.first().map(|t| &t.relation) {
+                Some(TableFactor::Table { name, .. }) => Some(name_of(name)),
+                _ => None,
+            }
+        }
+        Statement::Update(update) => {
+            refuse_subqueries(&update.selection, "UPDATE")?;
+            if update.from.is_some() {
+                return Err(Error::Sql(
+                    "UPDATE … FROM is not supported; use MERGE INTO".into(),
+                ));
+            }
+            match &update.table.relation {
+                TableFactor::Table { name, .. } => Some(name_of(name)),
+                _ => None,
+            }
+        }
+        _ => None,
+    })
+}
+
+fn contains_subquery(expr: &SqlExpr) -> bool {
+    use datafusion::sql::sqlparser::ast::Visit;
+    struct Finder(bool);
+    impl datafusion::sql::sqlparser::ast::Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &SqlExpr) -> ControlFlow<()> {
+            if matches!(
+                expr,
+                SqlExpr::Subquery(_) | SqlExpr::InSubquery { .. } | SqlExpr::Exists { .. }
+            ) {
+                self.0 = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut finder = Finder(false);
+    let _ = expr.visit(&mut finder);
+    finder.0
 }
 
 /// Whether `sql` may contain `VERSION AS OF` or `TIMESTAMP AS OF`.

@@ -95,6 +95,16 @@ pub enum Error {
         /// Why no version matches.
         reason: String,
     },
+    /// Rows to write do not fit the table's schema (a missing or unknown
+    /// column, a type that cannot be converted without loss).
+    #[error("schema mismatch: {0}")]
+    SchemaMismatch(String),
+    /// Rows to write break a constraint of the table (NOT NULL).
+    #[error("constraint violated: {0}")]
+    ConstraintViolation(String),
+    /// A table is already registered or stored under the name or location.
+    #[error("table already exists: {0}")]
+    TableExists(String),
     /// The caller passed an argument the engine cannot use.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -148,6 +158,9 @@ impl Error {
             Self::DeletionVector { .. } => "BAD_DELETION_VECTOR",
             Self::VersionNotFound { .. } => "VERSION_NOT_FOUND",
             Self::TimestampOutOfRange { .. } => "TIMESTAMP_OUT_OF_RANGE",
+            Self::SchemaMismatch(_) => "SCHEMA_MISMATCH",
+            Self::ConstraintViolation(_) => "CONSTRAINT_VIOLATION",
+            Self::TableExists(_) => "TABLE_EXISTS",
             Self::InvalidArgument(_) => "INVALID_ARGUMENT",
             Self::Sql(_) => "SQL_ERROR",
             Self::Storage { .. } => "STORAGE_ERROR",
@@ -195,6 +208,9 @@ impl Error {
                 timestamp: timestamp.clone(),
                 reason: reason.clone(),
             },
+            Self::SchemaMismatch(m) => Self::SchemaMismatch(m.clone()),
+            Self::ConstraintViolation(m) => Self::ConstraintViolation(m.clone()),
+            Self::TableExists(m) => Self::TableExists(m.clone()),
             Self::InvalidArgument(m) => Self::InvalidArgument(m.clone()),
             Self::Sql(m) => Self::Sql(m.clone()),
             Self::Storage { path, message } => Self::Storage {

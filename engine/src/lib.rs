@@ -23,6 +23,7 @@
 //!   (the start of the write path).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod command;
 pub mod data_file;
 pub mod engine;
 pub mod error;
@@ -38,6 +39,7 @@ pub mod stats;
 pub mod storage;
 pub mod table;
 pub mod transaction;
+pub mod write;
 
 pub use engine::Engine;
 pub use error::{Error, Result};

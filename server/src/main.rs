@@ -10,6 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
 use wavelake_engine::{Engine, storage};
 
 use output::{Format, write_batches};
@@ -32,6 +34,11 @@ enum Command {
         /// or an http(s):// base URL). Repeatable.
         #[arg(long = "table", short = 't', value_name = "NAME=LOCATION")]
         tables: Vec<String>,
+        /// A table root: every Delta table in a directory directly under it
+        /// is registered by its directory name, and CREATE TABLE without a
+        /// LOCATION creates the table there.
+        #[arg(long, value_name = "DIR")]
+        root: Option<String>,
         /// Output format.
         #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -64,9 +71,21 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Sql {
             query,
             tables,
+            root,
             format,
         } => {
-            let engine = Engine::new();
+            let engine = Engine::new()
+                .with_storage_opener(Arc::new(|location: &str| storage::open(location)));
+            if let Some(root) = &root {
+                if !root.contains("://") {
+                    std::fs::create_dir_all(root)
+                        .with_context(|| format!("cannot create the table root {root}"))?;
+                }
+                engine
+                    .register_root(root)
+                    .await
+                    .with_context(|| format!("cannot open the tables under {root}"))?;
+            }
             for spec in &tables {
                 let Some((name, location)) = spec.split_once('=') else {
                     bail!("--table takes NAME=LOCATION, got {spec:?}");

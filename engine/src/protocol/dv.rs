@@ -172,6 +172,83 @@ pub fn encode_roaring_array(bitmap: &RoaringTreemap) -> Vec<u8> {
     out
 }
 
+/// Serialized bitmaps up to this many bytes are stored inline in the log.
+pub const MAX_INLINE_DV_BYTES: usize = 64;
+
+impl DeletionVectorDescriptor {
+    /// A descriptor holding `bitmap` inline (z85, padded to a multiple of
+    /// four bytes as z85 requires; `sizeInBytes` is the unpadded size).
+    pub fn inline(bitmap: &RoaringTreemap) -> Self {
+        let mut data = encode_roaring_array(bitmap);
+        let size = data.len();
+        data.resize(size.div_ceil(4) * 4, 0);
+        Self {
+            storage_type: "i".into(),
+            path_or_inline_dv: z85::encode(&data),
+            offset: None,
+            size_in_bytes: i32::try_from(size).unwrap_or(i32::MAX),
+            cardinality: i64::try_from(bitmap.len()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// A deletion vector file being assembled: version byte, then for each
+/// vector its size, its bitmap and a CRC-32 (sizes and checksums big-endian).
+#[derive(Debug, Clone)]
+pub struct DeletionVectorFile {
+    uuid: uuid::Uuid,
+    bytes: Vec<u8>,
+}
+
+impl Default for DeletionVectorFile {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DeletionVectorFile {
+    /// An empty file with a fresh name.
+    pub fn new() -> Self {
+        Self {
+            uuid: uuid::Uuid::new_v4(),
+            bytes: vec![1],
+        }
+    }
+
+    /// The file's path relative to the table root.
+    pub fn path(&self) -> String {
+        format!("deletion_vector_{}.bin", self.uuid)
+    }
+
+    /// Whether no vector has been added.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.len() <= 1
+    }
+
+    /// The file's contents.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// Appends `bitmap`; its descriptor (storage type `u`).
+    pub fn push(&mut self, bitmap: &RoaringTreemap) -> DeletionVectorDescriptor {
+        let data = encode_roaring_array(bitmap);
+        let offset = self.bytes.len();
+        self.bytes
+            .extend_from_slice(&(data.len() as u32).to_be_bytes());
+        self.bytes.extend_from_slice(&data);
+        self.bytes
+            .extend_from_slice(&crc32fast::hash(&data).to_be_bytes());
+        DeletionVectorDescriptor {
+            storage_type: "u".into(),
+            path_or_inline_dv: z85::encode(self.uuid.as_bytes()),
+            offset: Some(i32::try_from(offset).unwrap_or(i32::MAX)),
+            size_in_bytes: i32::try_from(data.len()).unwrap_or(i32::MAX),
+            cardinality: i64::try_from(bitmap.len()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +355,35 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = decode_roaring_array(&bytes);
             let _ = descriptor("u", "x", bytes.len().saturating_sub(8) as i32, 0).decode_stored(&bytes);
+        }
+    }
+
+    #[test]
+    fn written_vectors_read_back_inline_and_from_files() {
+        let bitmap: RoaringTreemap = [0u64, 3, 7, 1 << 33].into_iter().collect();
+        let inline = DeletionVectorDescriptor::inline(&bitmap);
+        let DvLocation::Inline(bytes) = inline.location().unwrap() else {
+            panic!("inline");
+        };
+        assert_eq!(inline.decode_bitmap(&bytes).unwrap(), bitmap);
+
+        let mut file = DeletionVectorFile::new();
+        let first = file.push(&bitmap);
+        let other: RoaringTreemap = (10u64..20).collect();
+        let second = file.push(&other);
+        let path = file.path();
+        let bytes = file.into_bytes();
+        for (descriptor, expected) in [(first, &bitmap), (second, &other)] {
+            let DvLocation::File { path: at, offset } = descriptor.location().unwrap() else {
+                panic!("file");
+            };
+            assert_eq!(at, path);
+            let start = offset as usize;
+            let end = start + descriptor.stored_len().unwrap() as usize;
+            assert_eq!(
+                &descriptor.decode_stored(&bytes[start..end]).unwrap(),
+                expected
+            );
         }
     }
 }

@@ -9,4 +9,4 @@ pub use actions::{
     ActionBatch, Add, CheckpointMetadata, DomainMetadata, FileKey, Format, Metadata, Protocol,
     Remove, Sidecar, Txn,
 };
-pub use dv::{DeletionVectorDescriptor, DvLocation};
+pub use dv::{DeletionVectorDescriptor, DeletionVectorFile, DvLocation, MAX_INLINE_DV_BYTES};

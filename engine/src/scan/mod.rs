@@ -18,7 +18,9 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
+use datafusion::execution::context::SessionState;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::object_store::ObjectMeta;
@@ -40,6 +42,9 @@ use crate::protocol::Add;
 use crate::snapshot::Snapshot;
 use crate::stats::FileStats;
 use crate::storage::{MeteredStorage, Storage, StorageObjectStore, StorageRef, as_object_store};
+use crate::table::Table;
+use crate::write::exec::{TableWriteExec, WriteJob};
+use crate::write::{SaveMode, WriteOptions};
 use crate::{Error, Result};
 
 /// Deletion vectors loaded at once while planning a scan.
@@ -47,12 +52,21 @@ const DV_LOAD_CONCURRENCY: usize = 16;
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
 
+/// Column that [`DeltaTableProvider::with_row_ids`] adds: the `add.path`
+/// of the file a row comes from.
+pub const FILE_PATH_COLUMN: &str = "__delta_file_path";
+/// Column that [`DeltaTableProvider::with_row_ids`] adds: the row's
+/// position in its data file (what deletion vectors record).
+pub const ROW_INDEX_COLUMN: &str = "__delta_row_index";
+
 /// A Delta snapshot as a DataFusion table.
 #[derive(Debug, Clone)]
 pub struct DeltaTableProvider {
     snapshot: Arc<Snapshot>,
     storage: StorageRef,
     store_url: ObjectStoreUrl,
+    row_ids: bool,
+    only_files: Option<Arc<HashSet<String>>>,
 }
 
 impl DeltaTableProvider {
@@ -64,7 +78,46 @@ impl DeltaTableProvider {
             snapshot: Arc::new(snapshot),
             storage,
             store_url,
+            row_ids: false,
+            only_files: None,
         })
+    }
+
+    /// The same table with two more columns, [`FILE_PATH_COLUMN`] and
+    /// [`ROW_INDEX_COLUMN`], that identify each row for the write path.
+    pub fn with_row_ids(mut self) -> Self {
+        self.row_ids = true;
+        self
+    }
+
+    /// The same table restricted to the files whose `add.path` is in `paths`.
+    pub fn with_files(mut self, paths: HashSet<String>) -> Self {
+        self.only_files = Some(Arc::new(paths));
+        self
+    }
+
+    /// The storage files are read through.
+    pub fn storage(&self) -> &StorageRef {
+        &self.storage
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        let logical = self.snapshot.arrow_schema();
+        if !self.row_ids {
+            return logical;
+        }
+        let mut fields: Vec<FieldRef> = logical.fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new(
+            FILE_PATH_COLUMN,
+            arrow::datatypes::DataType::Utf8,
+            false,
+        )));
+        fields.push(Arc::new(Field::new(
+            ROW_INDEX_COLUMN,
+            arrow::datatypes::DataType::Int64,
+            false,
+        )));
+        Arc::new(Schema::new(fields))
     }
 
     /// The snapshot served.
@@ -83,7 +136,12 @@ impl DeltaTableProvider {
         let snapshot = &self.snapshot;
         let files: Vec<&Add> = snapshot.files().iter().collect();
         let partition_values = snapshot.all_partition_values()?;
-        let keep = self.prune(state, filters, files.len());
+        let mut keep = self.prune(state, filters, files.len());
+        if let Some(only) = &self.only_files {
+            for (keep, file) in keep.iter_mut().zip(&files) {
+                *keep &= only.contains(&file.path);
+            }
+        }
         let mut figures = ScanFigures {
             files_total: files.len(),
             ..ScanFigures::default()
@@ -92,7 +150,12 @@ impl DeltaTableProvider {
             .into_iter()
             .zip(partition_values.iter().cloned())
             .zip(keep)
-            .filter_map(|((file, values), keep)| keep.then(|| (file.clone(), values)))
+            .filter_map(|((file, mut values), keep)| {
+                if self.row_ids {
+                    values.push(ScalarValue::Utf8(Some(file.path.clone())));
+                }
+                keep.then(|| (file.clone(), values))
+            })
             .collect();
         figures.files_pruned = figures.files_total - kept.len();
         figures.files_scanned = kept.len();
@@ -183,23 +246,33 @@ impl DeltaTableProvider {
     /// physical names, then partition columns.
     fn scan_schema(&self) -> (SchemaRef, Vec<FieldRef>) {
         let schemas = self.snapshot.schemas();
-        let partition: Vec<FieldRef> = schemas
+        let mut partition: Vec<FieldRef> = schemas
             .partition_logical
             .iter()
             .cloned()
             .map(Arc::new)
             .collect();
+        if self.row_ids {
+            partition.push(Arc::new(Field::new(
+                FILE_PATH_COLUMN,
+                arrow::datatypes::DataType::Utf8,
+                false,
+            )));
+        }
         let mut fields: Vec<FieldRef> = schemas.file_physical.fields().iter().cloned().collect();
         fields.extend(partition.iter().cloned());
+        if self.row_ids {
+            fields.push(row_index_field());
+        }
         (Arc::new(Schema::new(fields)), partition)
     }
 
-    /// Index in the scan schema of each logical column.
+    /// Index in the scan schema of each output column.
     fn scan_indices(&self) -> Vec<usize> {
         let schemas = self.snapshot.schemas();
         let file_count = schemas.file_physical.fields().len();
         let mut next_file = 0;
-        schemas
+        let mut indices: Vec<usize> = schemas
             .logical
             .fields()
             .iter()
@@ -216,7 +289,13 @@ impl DeltaTableProvider {
                     }
                 }
             })
-            .collect()
+            .collect();
+        if self.row_ids {
+            let path_index = file_count + schemas.partition_logical.len();
+            indices.push(path_index);
+            indices.push(path_index + 1);
+        }
+        indices
     }
 
     /// Rewrites `expr` from logical to physical column names.
@@ -243,7 +322,7 @@ impl DeltaTableProvider {
 #[async_trait]
 impl TableProvider for DeltaTableProvider {
     fn schema(&self) -> SchemaRef {
-        self.snapshot.arrow_schema()
+        self.output_schema()
     }
 
     fn table_type(&self) -> TableType {
@@ -277,9 +356,12 @@ impl TableProvider for DeltaTableProvider {
 
         let (scan_schema, partition_fields) = self.scan_schema();
         let schemas = self.snapshot.schemas();
-        let table_schema = TableSchema::builder(schemas.file_physical.clone())
-            .with_table_partition_cols(partition_fields)
-            .build();
+        let mut table_schema = TableSchema::builder(schemas.file_physical.clone())
+            .with_table_partition_cols(partition_fields);
+        if self.row_ids {
+            table_schema = table_schema.with_virtual_columns(vec![row_index_field()]);
+        }
+        let table_schema = table_schema.build();
         let mut options = state.default_table_options().parquet;
         options.global.coerce_int96 = Some("us".into());
         let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
@@ -298,7 +380,7 @@ impl TableProvider for DeltaTableProvider {
             }
         }
 
-        let logical = self.snapshot.arrow_schema();
+        let logical = self.output_schema();
         let wanted: Vec<usize> = projection
             .cloned()
             .unwrap_or_else(|| (0..logical.fields().len()).collect());
@@ -321,6 +403,108 @@ impl TableProvider for DeltaTableProvider {
             meter,
         )))
     }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let mode = match insert_op {
+            InsertOp::Append => SaveMode::Append,
+            InsertOp::Overwrite => SaveMode::Overwrite,
+            InsertOp::Replace => {
+                return Err(Error::Sql("REPLACE INTO is not supported; use MERGE".into()).into());
+            }
+        };
+        let table = Table::new(self.storage.clone())?;
+        let job: WriteJob = Arc::new(move |input, _context| {
+            let table = table.clone();
+            Box::pin(async move {
+                let input =
+                    input.ok_or_else(|| Error::Sql("INSERT without rows to insert".into()))?;
+                let rows = input.map(|batch| batch.map_err(Error::from));
+                let options = WriteOptions {
+                    mode,
+                    ..WriteOptions::default()
+                };
+                Ok(crate::write::write(&table, rows, &options).await?.rows)
+            })
+        });
+        Ok(Arc::new(TableWriteExec::new(
+            "INSERT",
+            self.storage.location(),
+            Some(input),
+            job,
+        )))
+    }
+
+    async fn delete_from(
+        &self,
+        state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let state = session_state(state)?;
+        let table = Table::new(self.storage.clone())?;
+        let job: WriteJob = Arc::new(move |_input, _context| {
+            let (table, state, filters) = (table.clone(), state.clone(), filters.clone());
+            Box::pin(async move {
+                Ok(crate::write::dml::delete(&table, &state, filters)
+                    .await?
+                    .rows)
+            })
+        });
+        Ok(Arc::new(TableWriteExec::new(
+            "DELETE",
+            self.storage.location(),
+            None,
+            job,
+        )))
+    }
+
+    async fn update(
+        &self,
+        state: &dyn Session,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let state = session_state(state)?;
+        let table = Table::new(self.storage.clone())?;
+        let job: WriteJob = Arc::new(move |_input, _context| {
+            let (table, state) = (table.clone(), state.clone());
+            let (assignments, filters) = (assignments.clone(), filters.clone());
+            Box::pin(async move {
+                Ok(
+                    crate::write::dml::update(&table, &state, assignments, filters)
+                        .await?
+                        .rows,
+                )
+            })
+        });
+        Ok(Arc::new(TableWriteExec::new(
+            "UPDATE",
+            self.storage.location(),
+            None,
+            job,
+        )))
+    }
+}
+
+/// The full session state behind `state`, which the write path plans with.
+fn session_state(state: &dyn Session) -> DfResult<Arc<SessionState>> {
+    state
+        .as_any()
+        .downcast_ref::<SessionState>()
+        .map(|s| Arc::new(s.clone()))
+        .ok_or_else(|| Error::Sql("writes need a DataFusion SessionState".into()).into())
+}
+
+/// The Parquet reader's row-number virtual column, as [`ROW_INDEX_COLUMN`].
+fn row_index_field() -> FieldRef {
+    Arc::new(
+        Field::new(ROW_INDEX_COLUMN, arrow::datatypes::DataType::Int64, false)
+            .with_extension_type(parquet::arrow::RowNumber),
+    )
 }
 
 /// Rows in a data file whose statistics do not say, from its footer.

@@ -74,6 +74,13 @@ pub trait Storage: Send + Sync + Debug {
     /// backend cannot list (plain HTTP); callers then probe with `get`.
     async fn list(&self, prefix: &str, start_after: Option<&str>) -> Result<Option<Vec<FileMeta>>>;
 
+    /// Names of the directories directly under the directory `prefix`
+    /// (`""` for the root), sorted. Backends that cannot list return none.
+    async fn list_directories(&self, prefix: &str) -> Result<Vec<String>> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
+
     /// Writes a whole file, replacing any file at `path` (data files, which
     /// have unique names). Read-only backends return [`Error::ReadOnly`].
     async fn put(&self, path: &str, bytes: Bytes) -> Result<()> {

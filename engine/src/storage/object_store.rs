@@ -198,6 +198,22 @@ impl Storage for ObjectStoreStorage {
         Ok(Some(files))
     }
 
+    async fn list_directories(&self, prefix: &str) -> Result<Vec<String>> {
+        let dir = self.object_path(prefix)?;
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&dir))
+            .await
+            .map_err(|e| map_error(prefix, e))?;
+        let mut names: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     async fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
         let location = self.object_path(path)?;
         self.store

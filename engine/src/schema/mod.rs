@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
+mod convert;
+
 /// Metadata key holding a column's physical name under column mapping.
 pub const PHYSICAL_NAME_KEY: &str = "delta.columnMapping.physicalName";
 /// Metadata key holding a column's field id under column mapping.

@@ -1,0 +1,217 @@
+//! A new table's first commit: its protocol (the lowest that holds the
+//! features its schema and properties need) and metadata (with column
+//! mapping ids and physical names assigned when the table asks for them).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::protocol::features::with_feature;
+use crate::protocol::{Format, Metadata, Protocol};
+use crate::schema::{
+    ColumnMappingMode, DataType, FIELD_ID_KEY, NestedType, PHYSICAL_NAME_KEY, StructField,
+    StructType,
+};
+use crate::{Error, Result};
+
+/// Table property holding the highest column id assigned so far.
+pub const MAX_COLUMN_ID_PROPERTY: &str = "delta.columnMapping.maxColumnId";
+
+/// A table to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewTable {
+    /// Columns.
+    pub schema: Option<StructType>,
+    /// Partition columns, by name, in order.
+    pub partition_columns: Vec<String>,
+    /// Table properties (`delta.*` and others).
+    pub properties: HashMap<String, String>,
+    /// The table's name, recorded in its metadata.
+    pub name: Option<String>,
+    /// A description, recorded in its metadata.
+    pub description: Option<String>,
+}
+
+impl NewTable {
+    /// The protocol and metadata of version 0.
+    pub fn actions(&self, now_ms: i64) -> Result<(Protocol, Metadata)> {
+        let mut schema = self
+            .schema
+            .clone()
+            .ok_or_else(|| Error::Sql("a new table needs columns".into()))?;
+        if schema.fields.is_empty() {
+            return Err(Error::Sql("a table needs at least one column".into()));
+        }
+        check_names(&schema.fields)?;
+        let mut partition_columns = Vec::new();
+        for name in &self.partition_columns {
+            let field = schema
+                .fields
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    Error::Sql(format!("partition column {name} is not among the columns"))
+                })?;
+            match &field.data_type {
+                DataType::Primitive(t) if t != "binary" && t != "variant" => {}
+                other => {
+                    return Err(Error::Sql(format!(
+                        "column {} cannot be a partition column: its type is {}",
+                        field.name,
+                        serde_json::to_string(other).unwrap_or_default()
+                    )));
+                }
+            }
+            partition_columns.push(field.name.clone());
+        }
+        if partition_columns.len() == schema.fields.len() {
+            return Err(Error::Sql(
+                "at least one column must not be a partition column".into(),
+            ));
+        }
+        let mut configuration: HashMap<String, Option<String>> = self
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        let mapping = ColumnMappingMode::from_property(
+            self.properties
+                .get("delta.columnMapping.mode")
+                .map(String::as_str),
+        )?;
+        let mut protocol = Protocol {
+            min_reader_version: 1,
+            min_writer_version: 2,
+            reader_features: None,
+            writer_features: None,
+        };
+        if mapping != ColumnMappingMode::None {
+            let mut next_id = 0;
+            assign_column_mapping(&mut schema.fields, &mut next_id);
+            configuration.insert(MAX_COLUMN_ID_PROPERTY.into(), Some(next_id.to_string()));
+            protocol = with_feature(&protocol, "columnMapping", true);
+        }
+        let enabled = |key: &str| {
+            self.properties
+                .get(key)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        };
+        if enabled("delta.enableDeletionVectors") {
+            protocol = with_feature(&protocol, "deletionVectors", true);
+        }
+        if schema
+            .fields
+            .iter()
+            .any(|f| f.data_type.uses_timestamp_ntz())
+        {
+            protocol = with_feature(&protocol, "timestampNtz", true);
+        }
+        if enabled("delta.appendOnly") && protocol.min_writer_version == 7 {
+            protocol = with_feature(&protocol, "appendOnly", false);
+        }
+        let metadata = Metadata {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            format: Format::default(),
+            schema_string: schema.to_json()?,
+            partition_columns,
+            created_time: Some(now_ms),
+            configuration,
+        };
+        Ok((protocol, metadata))
+    }
+}
+
+fn check_names(fields: &[StructField]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for field in fields {
+        if field.name.is_empty() {
+            return Err(Error::Sql("a column needs a name".into()));
+        }
+        if !seen.insert(field.name.to_ascii_lowercase()) {
+            return Err(Error::Sql(format!("column {} appears twice", field.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Gives every field (nested ones too) an id and a physical name.
+pub fn assign_column_mapping(fields: &mut [StructField], next_id: &mut i64) {
+    for field in fields {
+        if !field.metadata.contains_key(FIELD_ID_KEY) {
+            *next_id += 1;
+            field
+                .metadata
+                .insert(FIELD_ID_KEY.into(), Value::from(*next_id));
+        } else if let Some(id) = field.metadata.get(FIELD_ID_KEY).and_then(Value::as_i64) {
+            *next_id = (*next_id).max(id);
+        }
+        field
+            .metadata
+            .entry(PHYSICAL_NAME_KEY.into())
+            .or_insert_with(|| Value::from(format!("col-{}", uuid::Uuid::new_v4())));
+        if let DataType::Nested(nested) = &mut field.data_type
+            && let NestedType::Struct { fields } = nested.as_mut()
+        {
+            assign_column_mapping(fields, next_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(properties: &[(&str, &str)]) -> NewTable {
+        NewTable {
+            schema: Some(StructType {
+                type_name: "struct".into(),
+                fields: vec![
+                    StructField::new("id", DataType::Primitive("long".into()), false),
+                    StructField::new("day", DataType::Primitive("date".into()), true),
+                ],
+            }),
+            partition_columns: vec!["DAY".into()],
+            properties: properties
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..NewTable::default()
+        }
+    }
+
+    #[test]
+    fn plain_tables_get_the_oldest_protocol() {
+        let (protocol, metadata) = table(&[]).actions(1).unwrap();
+        assert_eq!(
+            (protocol.min_reader_version, protocol.min_writer_version),
+            (1, 2)
+        );
+        assert_eq!(metadata.partition_columns, vec!["day"]);
+    }
+
+    #[test]
+    fn features_follow_properties() {
+        let (protocol, metadata) = table(&[
+            ("delta.enableDeletionVectors", "true"),
+            ("delta.columnMapping.mode", "name"),
+        ])
+        .actions(1)
+        .unwrap();
+        assert!(protocol.has_reader_feature("deletionVectors"));
+        assert!(protocol.has_reader_feature("columnMapping"));
+        assert_eq!(metadata.property(MAX_COLUMN_ID_PROPERTY), Some("2"));
+        let schema = StructType::parse(&metadata.schema_string).unwrap();
+        assert!(schema.fields[0].metadata.contains_key(PHYSICAL_NAME_KEY));
+    }
+
+    #[test]
+    fn bad_partitions_are_refused() {
+        let mut t = table(&[]);
+        t.partition_columns = vec!["nope".into()];
+        assert!(t.actions(1).unwrap_err().to_string().contains("nope"));
+        t.partition_columns = vec!["id".into(), "day".into()];
+        assert!(t.actions(1).is_err());
+    }
+}

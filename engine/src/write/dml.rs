@@ -1,0 +1,424 @@
+//! DELETE and UPDATE. By default they are merge-on-read: the rows they
+//! change are marked in deletion vectors (and updated rows written to new
+//! files), so changing one row never rewrites a file. A table whose
+//! `delta.enableDeletionVectors` is `false` gets copy-on-write instead:
+//! every file holding a changed row is rewritten without it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use datafusion::common::Column;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::execution::context::{SessionContext, SessionState};
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, cast, col, lit, when};
+use datafusion::prelude::{DataFrame, coalesce};
+use futures::StreamExt;
+use roaring::RoaringTreemap;
+
+use super::{TableFileWriter, WriteTarget, delete_files, now_ms, remove_of};
+use crate::protocol::features::{ensure_writable, is_append_only, with_feature};
+use crate::protocol::{Add, DeletionVectorFile, FileKey, MAX_INLINE_DV_BYTES, Metadata, Remove};
+use crate::scan::{DeltaTableProvider, FILE_PATH_COLUMN, ROW_INDEX_COLUMN, load_deletion_vector};
+use crate::snapshot::Snapshot;
+use crate::stats::FileStats;
+use crate::table::Table;
+use crate::transaction::{ReadScope, Transaction};
+use crate::{Error, Result};
+
+/// What a DELETE or UPDATE did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DmlOutcome {
+    /// The version committed; `None` when no row matched.
+    pub version: Option<i64>,
+    /// Rows deleted or updated.
+    pub rows: u64,
+    /// Data files added (updated rows, rewritten files).
+    pub files_added: usize,
+    /// Data files removed entirely.
+    pub files_removed: usize,
+    /// Deletion vectors written.
+    pub deletion_vectors: usize,
+    /// Bytes written: data files plus deletion vector files.
+    pub bytes_written: u64,
+}
+
+/// Deletes the rows matching every one of `filters` (all rows if none).
+pub async fn delete(table: &Table, state: &SessionState, filters: Vec<Expr>) -> Result<DmlOutcome> {
+    let change = Change::prepare(table, "DELETE").await?;
+    let predicate = conjunction(filters.into_iter().map(unqualify));
+    change.run(state, predicate, None).await
+}
+
+/// Sets columns to the expressions of `assignments` in the rows matching
+/// every one of `filters` (all rows if none).
+pub async fn update(
+    table: &Table,
+    state: &SessionState,
+    assignments: Vec<(String, Expr)>,
+    filters: Vec<Expr>,
+) -> Result<DmlOutcome> {
+    let change = Change::prepare(table, "UPDATE").await?;
+    let predicate = conjunction(filters.into_iter().map(unqualify));
+    let logical = change.snapshot.arrow_schema();
+    let mut set: HashMap<String, Expr> = HashMap::new();
+    for (column, expr) in assignments {
+        let field = logical
+            .fields()
+            .iter()
+            .find(|f| f.name().eq_ignore_ascii_case(&column))
+            .ok_or_else(|| Error::Sql(format!("UPDATE sets unknown column {column}")))?;
+        let expr = unqualify(expr);
+        if matches!(&expr, Expr::Column(c) if c.name == *field.name()) {
+            continue;
+        }
+        set.insert(field.name().clone(), cast(expr, field.data_type().clone()));
+    }
+    change.run(state, predicate, Some(set)).await
+}
+
+/// Strips table qualifiers: the expressions are evaluated over the table
+/// alone.
+fn unqualify(expr: Expr) -> Expr {
+    expr.transform(|e| match e {
+        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+            Column::new_unqualified(c.name),
+        ))),
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+    .unwrap_or_else(|e| lit(e.to_string()))
+}
+
+struct Change<'a> {
+    table: &'a Table,
+    snapshot: Snapshot,
+    operation: &'static str,
+    merge_on_read: bool,
+}
+
+impl<'a> Change<'a> {
+    async fn prepare(table: &'a Table, operation: &'static str) -> Result<Self> {
+        let snapshot = table.snapshot().await?;
+        ensure_writable(snapshot.protocol(), snapshot.metadata())?;
+        if is_append_only(snapshot.metadata()) {
+            return Err(Error::InvalidArgument(format!(
+                "the table is append-only (delta.appendOnly); {operation} is not allowed"
+            )));
+        }
+        let merge_on_read = !snapshot
+            .metadata()
+            .property("delta.enableDeletionVectors")
+            .is_some_and(|v| v.eq_ignore_ascii_case("false"));
+        Ok(Self {
+            table,
+            snapshot,
+            operation,
+            merge_on_read,
+        })
+    }
+
+    fn frame(&self, state: &SessionState, files: Option<HashSet<String>>) -> Result<DataFrame> {
+        let mut provider =
+            DeltaTableProvider::new(self.snapshot.clone(), self.table.storage().clone())?
+                .with_row_ids();
+        if let Some(files) = files {
+            provider = provider.with_files(files);
+        }
+        let ctx = SessionContext::new_with_state(state.clone());
+        Ok(ctx.read_table(Arc::new(provider))?)
+    }
+
+    fn logical_columns(&self) -> Vec<String> {
+        self.snapshot
+            .arrow_schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
+    async fn run(
+        self,
+        state: &SessionState,
+        predicate: Option<Expr>,
+        assignments: Option<HashMap<String, Expr>>,
+    ) -> Result<DmlOutcome> {
+        let now = now_ms();
+        let target = WriteTarget::new(self.snapshot.metadata())?;
+        let storage = self.table.storage().as_ref();
+        let mut matched = self.frame(state, None)?;
+        if let Some(predicate) = &predicate {
+            matched = matched.filter(predicate.clone())?;
+        }
+        // The changed rows: their ids, and for UPDATE their new values.
+        let mut select: Vec<Expr> = Vec::new();
+        let updating = assignments.is_some() && self.merge_on_read;
+        if updating && let Some(set) = &assignments {
+            for name in self.logical_columns() {
+                let value = set
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| col(quoted(&name)));
+                select.push(value.alias(&name));
+            }
+        }
+        select.push(col(FILE_PATH_COLUMN));
+        select.push(col(ROW_INDEX_COLUMN));
+        let mut stream = matched.select(select)?.execute_stream().await?;
+        let mut writer = TableFileWriter::new(&target, storage, now, true)?;
+        let mut deleted: HashMap<String, RoaringTreemap> = HashMap::new();
+        let mut rows = 0u64;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            rows += batch.num_rows() as u64;
+            record_row_ids(&batch, &mut deleted)?;
+            if updating {
+                let values = batch.project(&(0..batch.num_columns() - 2).collect::<Vec<_>>())?;
+                if let Err(e) = writer.write(&values).await {
+                    writer.abandon().await;
+                    return Err(e);
+                }
+            }
+        }
+        if rows == 0 {
+            writer.abandon().await;
+            return Ok(DmlOutcome::default());
+        }
+        let mut adds = writer.finish().await?;
+        if !self.merge_on_read {
+            let rewritten = self
+                .rewrite_files(state, &target, predicate, assignments, &deleted, now)
+                .await;
+            match rewritten {
+                Ok(more) => adds.extend(more),
+                Err(e) => {
+                    delete_files(storage, &adds).await;
+                    return Err(e);
+                }
+            }
+        }
+        let committed = self.commit(adds.clone(), deleted, rows, now).await;
+        if committed.is_err() {
+            delete_files(storage, &adds).await;
+        }
+        committed
+    }
+
+    /// Copy-on-write: every file holding a changed row, rewritten with the
+    /// change applied.
+    async fn rewrite_files(
+        &self,
+        state: &SessionState,
+        target: &WriteTarget,
+        predicate: Option<Expr>,
+        assignments: Option<HashMap<String, Expr>>,
+        deleted: &HashMap<String, RoaringTreemap>,
+        now: i64,
+    ) -> Result<Vec<Add>> {
+        let files: HashSet<String> = deleted.keys().cloned().collect();
+        let hit = predicate
+            .clone()
+            .map(|p| coalesce(vec![p, lit(false)]))
+            .unwrap_or_else(|| lit(true));
+        let mut frame = self.frame(state, Some(files))?;
+        let select: Vec<Expr> = match &assignments {
+            None => {
+                frame = frame.filter(Expr::Not(Box::new(hit)))?;
+                self.logical_columns()
+                    .iter()
+                    .map(|c| col(quoted(c)))
+                    .collect()
+            }
+            Some(set) => self
+                .logical_columns()
+                .iter()
+                .map(|name| match set.get(name) {
+                    Some(value) => when(hit.clone(), value.clone())
+                        .otherwise(col(quoted(name)))
+                        .map(|e| e.alias(name)),
+                    None => Ok(col(quoted(name))),
+                })
+                .collect::<datafusion::error::Result<_>>()?,
+        };
+        let mut stream = frame.select(select)?.execute_stream().await?;
+        let storage = self.table.storage().as_ref();
+        let mut writer = TableFileWriter::new(target, storage, now, true)?;
+        while let Some(batch) = stream.next().await {
+            let written = match batch {
+                Ok(batch) => writer.write(&batch).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = written {
+                writer.abandon().await;
+                return Err(e);
+            }
+        }
+        writer.finish().await
+    }
+
+    async fn commit(
+        &self,
+        adds: Vec<Add>,
+        deleted: HashMap<String, RoaringTreemap>,
+        rows: u64,
+        now: i64,
+    ) -> Result<DmlOutcome> {
+        let storage = self.table.storage().as_ref();
+        let by_path: HashMap<&str, &Add> = self
+            .snapshot
+            .files()
+            .iter()
+            .map(|a| (a.path.as_str(), a))
+            .collect();
+        let mut removes: Vec<Remove> = Vec::new();
+        let mut marked: Vec<Add> = Vec::new();
+        let mut read: HashSet<FileKey> = HashSet::new();
+        let mut dv_file = DeletionVectorFile::new();
+        let mut deletion_vectors = 0;
+        let mut files_removed = 0;
+        for (path, new_rows) in &deleted {
+            let add = by_path.get(path.as_str()).copied().ok_or_else(|| {
+                Error::Sql(format!("a matched row names file {path}, not in the table"))
+            })?;
+            read.insert(add.replay_key());
+            removes.push(remove_of(add, now, true));
+            if !self.merge_on_read {
+                files_removed += 1;
+                continue;
+            }
+            let data_path = self.snapshot.file_path(add);
+            let mut all = match &add.deletion_vector {
+                Some(dv) => load_deletion_vector(storage, &data_path, dv).await?,
+                None => RoaringTreemap::new(),
+            };
+            all |= new_rows;
+            let num_records = FileStats::of(add).and_then(|s| s.num_records);
+            if num_records.is_some_and(|n| all.len() >= n) {
+                files_removed += 1;
+                continue;
+            }
+            let descriptor = if all.serialized_size() + 4 <= MAX_INLINE_DV_BYTES {
+                crate::protocol::DeletionVectorDescriptor::inline(&all)
+            } else {
+                dv_file.push(&all)
+            };
+            deletion_vectors += 1;
+            marked.push(Add {
+                deletion_vector: Some(descriptor),
+                modification_time: now,
+                data_change: true,
+                stats: add.stats.as_deref().map(loosen_bounds),
+                ..add.clone()
+            });
+        }
+        let mut bytes_written: u64 = adds.iter().map(|a| a.size.max(0) as u64).sum();
+        let dv_path = dv_file.path();
+        if !dv_file.is_empty() {
+            let bytes = dv_file.into_bytes();
+            bytes_written += bytes.len() as u64;
+            storage.put(&dv_path, bytes.into()).await?;
+        }
+        let mut transaction = Transaction::new(Some(self.snapshot.version()), self.operation)
+            .read(ReadScope::Files(read))
+            .metric("numRemovedFiles", files_removed.to_string())
+            .metric("numAddedFiles", adds.len().to_string())
+            .metric("numDeletionVectorsAdded", deletion_vectors.to_string())
+            .metric("numBytesWritten", bytes_written.to_string());
+        transaction = match self.operation {
+            "UPDATE" => transaction.metric("numUpdatedRows", rows.to_string()),
+            _ => transaction.metric("numDeletedRows", rows.to_string()),
+        };
+        if self.merge_on_read
+            && deletion_vectors > 0
+            && let Some((protocol, metadata)) = self.enable_deletion_vectors()
+        {
+            transaction = transaction.protocol(protocol).metadata(metadata);
+        }
+        let files_added = adds.len();
+        let transaction = transaction
+            .remove_files(removes)
+            .add_files(marked)
+            .add_files(adds);
+        match transaction.commit(storage, now).await {
+            Ok(committed) => Ok(DmlOutcome {
+                version: Some(committed.version),
+                rows,
+                files_added,
+                files_removed,
+                deletion_vectors,
+                bytes_written,
+            }),
+            Err(e) => {
+                if deletion_vectors > 0 {
+                    let _ = storage.delete(&dv_path).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The protocol and metadata that let the table hold deletion vectors,
+    /// if it cannot yet.
+    fn enable_deletion_vectors(&self) -> Option<(crate::protocol::Protocol, Metadata)> {
+        let protocol = self.snapshot.protocol();
+        let metadata = self.snapshot.metadata();
+        let has_feature = protocol.has_reader_feature("deletionVectors")
+            && protocol.has_writer_feature("deletionVectors");
+        let enabled = metadata.property("delta.enableDeletionVectors") == Some("true");
+        if has_feature && enabled {
+            return None;
+        }
+        let mut metadata = metadata.clone();
+        metadata
+            .configuration
+            .insert("delta.enableDeletionVectors".into(), Some("true".into()));
+        Some((with_feature(protocol, "deletionVectors", true), metadata))
+    }
+}
+
+/// Records the (file, row) ids of `batch`'s last two columns.
+fn record_row_ids(batch: &RecordBatch, into: &mut HashMap<String, RoaringTreemap>) -> Result<()> {
+    let n = batch.num_columns();
+    let paths = batch.column(n - 2);
+    let rows = batch
+        .column(n - 1)
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| Error::Sql("row index column has the wrong type".into()))?;
+    let paths = arrow::compute::cast(paths, &arrow::datatypes::DataType::Utf8)?;
+    let paths = paths.as_string::<i32>();
+    for i in 0..batch.num_rows() {
+        if paths.is_null(i) || rows.is_null(i) {
+            return Err(Error::Sql("a matched row has no file or position".into()));
+        }
+        let position =
+            u64::try_from(rows.value(i)).map_err(|_| Error::Sql("negative row position".into()))?;
+        let fresh = into
+            .entry(paths.value(i).to_owned())
+            .or_default()
+            .insert(position);
+        if !fresh {
+            return Err(Error::Sql("a target row was matched more than once".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Statistics of a file that now carries a deletion vector: its bounds may
+/// no longer be tight.
+fn loosen_bounds(stats: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(stats) {
+        Ok(serde_json::Value::Object(mut doc)) => {
+            doc.insert("tightBounds".into(), serde_json::Value::Bool(false));
+            serde_json::Value::Object(doc).to_string()
+        }
+        _ => stats.to_owned(),
+    }
+}
+
+/// A column name as `col()` takes it: quoted, so case and dots survive.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
