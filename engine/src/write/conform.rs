@@ -2,8 +2,6 @@
 //! present and of a type that converts without loss, and NOT NULL columns
 //! free of nulls.
 
-use std::sync::Arc;
-
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
@@ -35,21 +33,10 @@ pub fn conform(batch: &RecordBatch, table: &SchemaRef) -> Result<RecordBatch> {
         let column = batch.column(index);
         columns.push(convert(column, field)?);
     }
-    let conformed = RecordBatch::try_new_with_options(
-        Arc::new(arrow::datatypes::Schema::new(
-            table
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone().with_nullable(true))
-                .collect::<Vec<_>>(),
-        )),
-        columns,
-        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
-    )?;
-    check_not_null(&conformed, table)?;
+    check_not_null(&columns, table)?;
     RecordBatch::try_new_with_options(
         table.clone(),
-        conformed.columns().to_vec(),
+        columns,
         &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )
     .map_err(Error::from)
@@ -137,10 +124,11 @@ fn converts_without_loss(from: &DataType, to: &DataType) -> bool {
     }
 }
 
-/// A [`Error::ConstraintViolation`] if a NOT NULL column (or a NOT NULL
+/// A [`Error::ConstraintViolation`] if one of `columns` (the table's, in
+/// order) that is NOT NULL (or a NOT NULL
 /// field of a struct that is itself present) holds a null.
-pub fn check_not_null(batch: &RecordBatch, table: &SchemaRef) -> Result<()> {
-    for (field, column) in table.fields().iter().zip(batch.columns()) {
+pub fn check_not_null(columns: &[ArrayRef], table: &SchemaRef) -> Result<()> {
+    for (field, column) in table.fields().iter().zip(columns) {
         check_column(field.name(), field, column, None)?;
     }
     Ok(())
@@ -185,6 +173,8 @@ fn check_column(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use arrow::array::{Int32Array, Int64Array, StringArray, StringViewArray};
     use arrow::datatypes::Schema;
 

@@ -48,7 +48,12 @@ pub struct DmlOutcome {
 /// Deletes the rows matching every one of `filters` (all rows if none).
 pub async fn delete(table: &Table, state: &SessionState, filters: Vec<Expr>) -> Result<DmlOutcome> {
     let change = Change::prepare(table, "DELETE").await?;
-    let predicate = conjunction(filters.into_iter().map(unqualify));
+    let predicate = conjunction(
+        filters
+            .into_iter()
+            .map(unqualify)
+            .collect::<Result<Vec<_>>>()?,
+    );
     change.run(state, predicate, None).await
 }
 
@@ -61,7 +66,12 @@ pub async fn update(
     filters: Vec<Expr>,
 ) -> Result<DmlOutcome> {
     let change = Change::prepare(table, "UPDATE").await?;
-    let predicate = conjunction(filters.into_iter().map(unqualify));
+    let predicate = conjunction(
+        filters
+            .into_iter()
+            .map(unqualify)
+            .collect::<Result<Vec<_>>>()?,
+    );
     let logical = change.snapshot.arrow_schema();
     let mut set: HashMap<String, Expr> = HashMap::new();
     for (column, expr) in assignments {
@@ -70,7 +80,7 @@ pub async fn update(
             .iter()
             .find(|f| f.name().eq_ignore_ascii_case(&column))
             .ok_or_else(|| Error::Sql(format!("UPDATE sets unknown column {column}")))?;
-        let expr = unqualify(expr);
+        let expr = unqualify(expr)?;
         if matches!(&expr, Expr::Column(c) if c.name == *field.name()) {
             continue;
         }
@@ -81,15 +91,15 @@ pub async fn update(
 
 /// Strips table qualifiers: the expressions are evaluated over the table
 /// alone.
-fn unqualify(expr: Expr) -> Expr {
-    expr.transform(|e| match e {
-        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
-            Column::new_unqualified(c.name),
-        ))),
-        other => Ok(Transformed::no(other)),
-    })
-    .map(|t| t.data)
-    .unwrap_or_else(|e| lit(e.to_string()))
+fn unqualify(expr: Expr) -> Result<Expr> {
+    Ok(expr
+        .transform(|e| match e {
+            Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+                Column::new_unqualified(c.name),
+            ))),
+            other => Ok(Transformed::no(other)),
+        })?
+        .data)
 }
 
 struct Change<'a> {
