@@ -14,9 +14,18 @@ use std::path::{Path, PathBuf};
 use arrow::array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+/// The `tests/` crate's directory in the checkout being tested. Read at run
+/// time: a build shared between checkouts (one `CARGO_TARGET_DIR`) must
+/// not point at another checkout's files.
+pub fn tests_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// The golden tables folder, if `../shared` is beside the project.
 pub fn golden_root() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden");
+    let root = tests_dir().join("../../shared/golden");
     root.is_dir().then(|| root.canonicalize().unwrap_or(root))
 }
 
@@ -188,7 +197,7 @@ pub fn venv_python_with(test: &str, module: &str) -> Option<PathBuf> {
 
 /// Runs a Python script of `tests/interop/` with `args`, failing loudly.
 pub fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = tests_dir()
         .join("interop")
         .join(script);
     let output = std::process::Command::new(python)

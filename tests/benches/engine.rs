@@ -105,7 +105,7 @@ async fn tpch_bench(python: &Path) {
     let table = out.join("lineitem");
     let queries: Vec<PathBuf> = ["q1", "q6"]
         .iter()
-        .map(|q| Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("benches/tpch/{q}.sql")))
+        .map(|q| wavelake_tests::tests_dir().join(format!("benches/tpch/{q}.sql")))
         .collect();
     let engine = Engine::new();
     let storage = ObjectStoreStorage::open(table.to_str().unwrap()).unwrap();
