@@ -197,9 +197,7 @@ pub fn venv_python_with(test: &str, module: &str) -> Option<PathBuf> {
 
 /// Runs a Python script of `tests/interop/` with `args`, failing loudly.
 pub fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
-    let path = tests_dir()
-        .join("interop")
-        .join(script);
+    let path = tests_dir().join("interop").join(script);
     let output = std::process::Command::new(python)
         .arg(&path)
         .args(args)

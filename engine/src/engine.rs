@@ -200,6 +200,14 @@ impl Engine {
         use crate::command::Command;
         match command {
             Command::CreateTable(create) => self.create_table(*create).await,
+            Command::Merge(merge) => {
+                let table = self
+                    .table(&merge.target)
+                    .ok_or_else(|| Error::Sql(format!("table {} not found", merge.target)))?;
+                let outcome = crate::write::merge::merge(&table, &self.ctx, &merge).await;
+                self.refresh(&merge.target).await?;
+                Ok(outcome?.rows)
+            }
             Command::DropTable { name, if_exists } => {
                 let Some(table) = self.table(&name) else {
                     return if if_exists {

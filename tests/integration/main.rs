@@ -8,5 +8,6 @@ mod interop;
 mod kernel_data;
 mod metadata;
 mod profile;
+mod sql_writes;
 mod time_travel;
 mod writes;

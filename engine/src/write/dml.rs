@@ -13,8 +13,8 @@ use datafusion::common::Column;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::execution::context::{SessionContext, SessionState};
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{Expr, cast, col, lit, when};
-use datafusion::prelude::{DataFrame, coalesce};
+use datafusion::logical_expr::{Expr, cast, col};
+use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 use roaring::RoaringTreemap;
 
@@ -33,8 +33,10 @@ use crate::{Error, Result};
 pub struct DmlOutcome {
     /// The version committed; `None` when no row matched.
     pub version: Option<i64>,
-    /// Rows deleted or updated.
+    /// Rows deleted, updated or inserted.
     pub rows: u64,
+    /// The same, by kind.
+    pub counts: ChangeCounts,
     /// Data files added (updated rows, rewritten files).
     pub files_added: usize,
     /// Data files removed entirely.
@@ -43,6 +45,38 @@ pub struct DmlOutcome {
     pub deletion_vectors: usize,
     /// Bytes written: data files plus deletion vector files.
     pub bytes_written: u64,
+}
+
+/// Rows a change touched, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangeCounts {
+    /// Rows updated in place (old row removed, new one written).
+    pub updated: u64,
+    /// Rows deleted.
+    pub deleted: u64,
+    /// Rows inserted (MERGE's not-matched rows).
+    pub inserted: u64,
+}
+
+impl ChangeCounts {
+    fn add(&mut self, other: &ChangeCounts) {
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.inserted += other.inserted;
+    }
+
+    /// All rows touched.
+    pub fn total(&self) -> u64 {
+        self.updated + self.deleted + self.inserted
+    }
+}
+
+/// One batch of a change: rows of the table that go (file path and row
+/// index columns), and rows to write.
+pub(crate) struct RowChanges {
+    pub removed: Option<RecordBatch>,
+    pub written: Option<RecordBatch>,
+    pub counts: ChangeCounts,
 }
 
 /// Deletes the rows matching every one of `filters` (all rows if none).
@@ -102,7 +136,7 @@ fn unqualify(expr: Expr) -> Result<Expr> {
         .data)
 }
 
-struct Change<'a> {
+pub(crate) struct Change<'a> {
     table: &'a Table,
     snapshot: Snapshot,
     operation: &'static str,
@@ -110,7 +144,7 @@ struct Change<'a> {
 }
 
 impl<'a> Change<'a> {
-    async fn prepare(table: &'a Table, operation: &'static str) -> Result<Self> {
+    pub(crate) async fn prepare(table: &'a Table, operation: &'static str) -> Result<Self> {
         let snapshot = table.snapshot().await?;
         ensure_writable(snapshot.protocol(), snapshot.metadata())?;
         if is_append_only(snapshot.metadata()) {
@@ -130,10 +164,17 @@ impl<'a> Change<'a> {
         })
     }
 
-    fn frame(&self, state: &SessionState, files: Option<HashSet<String>>) -> Result<DataFrame> {
-        let mut provider =
+    /// The table as read by this change, with its row-id columns
+    /// ([`FILE_PATH_COLUMN`], [`ROW_INDEX_COLUMN`]).
+    pub(crate) fn provider(&self) -> Result<DeltaTableProvider> {
+        Ok(
             DeltaTableProvider::new(self.snapshot.clone(), self.table.storage().clone())?
-                .with_row_ids();
+                .with_row_ids(),
+        )
+    }
+
+    fn frame(&self, state: &SessionState, files: Option<HashSet<String>>) -> Result<DataFrame> {
+        let mut provider = self.provider()?;
         if let Some(files) = files {
             provider = provider.with_files(files);
         }
@@ -141,7 +182,13 @@ impl<'a> Change<'a> {
         Ok(ctx.read_table(Arc::new(provider))?)
     }
 
-    fn logical_columns(&self) -> Vec<String> {
+    /// The table's logical (Arrow) schema.
+    pub(crate) fn logical_schema(&self) -> arrow::datatypes::SchemaRef {
+        self.snapshot.arrow_schema()
+    }
+
+    /// The table's columns, by logical name.
+    pub(crate) fn logical_columns(&self) -> Vec<String> {
         self.snapshot
             .arrow_schema()
             .fields()
@@ -156,17 +203,13 @@ impl<'a> Change<'a> {
         predicate: Option<Expr>,
         assignments: Option<HashMap<String, Expr>>,
     ) -> Result<DmlOutcome> {
-        let now = now_ms();
-        let target = WriteTarget::new(self.snapshot.metadata())?;
-        let storage = self.table.storage().as_ref();
         let mut matched = self.frame(state, None)?;
-        if let Some(predicate) = &predicate {
-            matched = matched.filter(predicate.clone())?;
+        if let Some(predicate) = predicate {
+            matched = matched.filter(predicate)?;
         }
-        // The changed rows: their ids, and for UPDATE their new values.
+        // The changed rows: for UPDATE their new values, then their ids.
         let mut select: Vec<Expr> = Vec::new();
-        let updating = assignments.is_some() && self.merge_on_read;
-        if updating && let Some(set) = &assignments {
+        if let Some(set) = &assignments {
             for name in self.logical_columns() {
                 let value = set
                     .get(&name)
@@ -177,103 +220,127 @@ impl<'a> Change<'a> {
         }
         select.push(col(FILE_PATH_COLUMN));
         select.push(col(ROW_INDEX_COLUMN));
-        let mut stream = matched.select(select)?.execute_stream().await?;
+        let updating = assignments.is_some();
+        let changes = matched
+            .select(select)?
+            .execute_stream()
+            .await?
+            .map(move |batch| {
+                let batch = batch?;
+                let n = batch.num_columns();
+                let rows = batch.num_rows() as u64;
+                let removed = batch.project(&[n - 2, n - 1])?;
+                Ok(if updating {
+                    RowChanges {
+                        written: Some(batch.project(&(0..n - 2).collect::<Vec<_>>())?),
+                        removed: Some(removed),
+                        counts: ChangeCounts {
+                            updated: rows,
+                            ..Default::default()
+                        },
+                    }
+                } else {
+                    RowChanges {
+                        written: None,
+                        removed: Some(removed),
+                        counts: ChangeCounts {
+                            deleted: rows,
+                            ..Default::default()
+                        },
+                    }
+                })
+            });
+        self.apply(state, changes).await
+    }
+
+    /// Applies a stream of changes: removed rows are marked in deletion
+    /// vectors (or their files rewritten without them), written rows go
+    /// to new files, and one commit records it all.
+    pub(crate) async fn apply<S>(self, state: &SessionState, changes: S) -> Result<DmlOutcome>
+    where
+        S: futures::Stream<Item = Result<RowChanges>>,
+    {
+        let now = now_ms();
+        let target = WriteTarget::new(self.snapshot.metadata())?;
+        let storage = self.table.storage().as_ref();
         let mut writer = TableFileWriter::new(&target, storage, now, true)?;
         let mut deleted: HashMap<String, RoaringTreemap> = HashMap::new();
-        let mut rows = 0u64;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            rows += batch.num_rows() as u64;
-            record_row_ids(&batch, &mut deleted)?;
-            if updating {
-                let values = batch.project(&(0..batch.num_columns() - 2).collect::<Vec<_>>())?;
-                if let Err(e) = writer.write(&values).await {
-                    writer.abandon().await;
-                    return Err(e);
+        let mut counts = ChangeCounts::default();
+        let mut changes = std::pin::pin!(changes);
+        while let Some(change) = changes.next().await {
+            let step = async {
+                let change = change?;
+                counts.add(&change.counts);
+                if let Some(removed) = &change.removed {
+                    record_row_ids(removed, &mut deleted)?;
                 }
+                if let Some(written) = &change.written {
+                    writer.write(written).await?;
+                }
+                Ok::<(), Error>(())
+            };
+            if let Err(e) = step.await {
+                writer.abandon().await;
+                return Err(e);
             }
         }
-        if rows == 0 {
+        if counts.total() == 0 {
             writer.abandon().await;
             return Ok(DmlOutcome::default());
         }
-        let mut adds = writer.finish().await?;
-        if !self.merge_on_read {
-            let rewritten = self
-                .rewrite_files(state, &target, predicate, assignments, &deleted, now)
-                .await;
-            match rewritten {
-                Ok(more) => adds.extend(more),
-                Err(e) => {
-                    delete_files(storage, &adds).await;
-                    return Err(e);
-                }
-            }
+        if !self.merge_on_read
+            && !deleted.is_empty()
+            && let Err(e) = self.copy_remaining_rows(state, &deleted, &mut writer).await
+        {
+            writer.abandon().await;
+            return Err(e);
         }
-        let committed = self.commit(adds.clone(), deleted, rows, now).await;
+        let adds = writer.finish().await?;
+        let committed = self.commit(adds.clone(), deleted, counts, now).await;
         if committed.is_err() {
             delete_files(storage, &adds).await;
         }
         committed
     }
 
-    /// Copy-on-write: every file holding a changed row, rewritten with the
-    /// change applied.
-    async fn rewrite_files(
+    /// Copy-on-write: the rows of every file that lost some, minus those,
+    /// written again.
+    async fn copy_remaining_rows(
         &self,
         state: &SessionState,
-        target: &WriteTarget,
-        predicate: Option<Expr>,
-        assignments: Option<HashMap<String, Expr>>,
         deleted: &HashMap<String, RoaringTreemap>,
-        now: i64,
-    ) -> Result<Vec<Add>> {
+        writer: &mut TableFileWriter<'_>,
+    ) -> Result<()> {
         let files: HashSet<String> = deleted.keys().cloned().collect();
-        let hit = predicate
-            .clone()
-            .map(|p| coalesce(vec![p, lit(false)]))
-            .unwrap_or_else(|| lit(true));
-        let mut frame = self.frame(state, Some(files))?;
-        let select: Vec<Expr> = match &assignments {
-            None => {
-                frame = frame.filter(Expr::Not(Box::new(hit)))?;
-                self.logical_columns()
-                    .iter()
-                    .map(|c| col(quoted(c)))
-                    .collect()
-            }
-            Some(set) => self
-                .logical_columns()
-                .iter()
-                .map(|name| match set.get(name) {
-                    Some(value) => when(hit.clone(), value.clone())
-                        .otherwise(col(quoted(name)))
-                        .map(|e| e.alias(name)),
-                    None => Ok(col(quoted(name))),
-                })
-                .collect::<datafusion::error::Result<_>>()?,
-        };
-        let mut stream = frame.select(select)?.execute_stream().await?;
-        let storage = self.table.storage().as_ref();
-        let mut writer = TableFileWriter::new(target, storage, now, true)?;
+        let mut select: Vec<Expr> = self
+            .logical_columns()
+            .iter()
+            .map(|c| col(quoted(c)))
+            .collect();
+        select.push(col(FILE_PATH_COLUMN));
+        select.push(col(ROW_INDEX_COLUMN));
+        let mut stream = self
+            .frame(state, Some(files))?
+            .select(select)?
+            .execute_stream()
+            .await?;
         while let Some(batch) = stream.next().await {
-            let written = match batch {
-                Ok(batch) => writer.write(&batch).await,
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e) = written {
-                writer.abandon().await;
-                return Err(e);
-            }
+            let batch = batch?;
+            let n = batch.num_columns();
+            let keep = surviving_rows(&batch.project(&[n - 2, n - 1])?, deleted)?;
+            let values = batch.project(&(0..n - 2).collect::<Vec<_>>())?;
+            writer
+                .write(&arrow::compute::filter_record_batch(&values, &keep)?)
+                .await?;
         }
-        writer.finish().await
+        Ok(())
     }
 
     async fn commit(
         &self,
         adds: Vec<Add>,
         deleted: HashMap<String, RoaringTreemap>,
-        rows: u64,
+        counts: ChangeCounts,
         now: i64,
     ) -> Result<DmlOutcome> {
         let storage = self.table.storage().as_ref();
@@ -338,8 +405,12 @@ impl<'a> Change<'a> {
             .metric("numDeletionVectorsAdded", deletion_vectors.to_string())
             .metric("numBytesWritten", bytes_written.to_string());
         transaction = match self.operation {
-            "UPDATE" => transaction.metric("numUpdatedRows", rows.to_string()),
-            _ => transaction.metric("numDeletedRows", rows.to_string()),
+            "UPDATE" => transaction.metric("numUpdatedRows", counts.updated.to_string()),
+            "DELETE" => transaction.metric("numDeletedRows", counts.deleted.to_string()),
+            _ => transaction
+                .metric("numTargetRowsUpdated", counts.updated.to_string())
+                .metric("numTargetRowsDeleted", counts.deleted.to_string())
+                .metric("numTargetRowsInserted", counts.inserted.to_string()),
         };
         if self.merge_on_read
             && deletion_vectors > 0
@@ -355,7 +426,8 @@ impl<'a> Change<'a> {
         match transaction.commit(storage, now).await {
             Ok(committed) => Ok(DmlOutcome {
                 version: Some(committed.version),
-                rows,
+                rows: counts.total(),
+                counts,
                 files_added,
                 files_removed,
                 deletion_vectors,
@@ -389,12 +461,11 @@ impl<'a> Change<'a> {
     }
 }
 
-/// Records the (file, row) ids of `batch`'s last two columns.
+/// Records the (file, row) ids of a (file path, row index) batch.
 fn record_row_ids(batch: &RecordBatch, into: &mut HashMap<String, RoaringTreemap>) -> Result<()> {
-    let n = batch.num_columns();
-    let paths = batch.column(n - 2);
+    let paths = batch.column(0);
     let rows = batch
-        .column(n - 1)
+        .column(1)
         .as_primitive_opt::<Int64Type>()
         .ok_or_else(|| Error::Sql("row index column has the wrong type".into()))?;
     let paths = arrow::compute::cast(paths, &arrow::datatypes::DataType::Utf8)?;
@@ -414,6 +485,27 @@ fn record_row_ids(batch: &RecordBatch, into: &mut HashMap<String, RoaringTreemap
         }
     }
     Ok(())
+}
+
+/// Which rows of a (file path, row index) batch are not in `deleted`.
+fn surviving_rows(
+    ids: &RecordBatch,
+    deleted: &HashMap<String, RoaringTreemap>,
+) -> Result<arrow::array::BooleanArray> {
+    let paths = arrow::compute::cast(ids.column(0), &arrow::datatypes::DataType::Utf8)?;
+    let paths = paths.as_string::<i32>();
+    let rows = ids
+        .column(1)
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| Error::Sql("row index column has the wrong type".into()))?;
+    Ok((0..ids.num_rows())
+        .map(|i| {
+            let gone = deleted
+                .get(paths.value(i))
+                .is_some_and(|d| u64::try_from(rows.value(i)).is_ok_and(|row| d.contains(row)));
+            Some(!gone)
+        })
+        .collect())
 }
 
 /// Statistics of a file that now carries a deletion vector: its bounds may

@@ -8,6 +8,7 @@ pub mod create;
 pub mod dml;
 pub mod exec;
 pub mod files;
+pub mod merge;
 pub mod target;
 
 use arrow::array::RecordBatch;

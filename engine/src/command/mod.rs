@@ -1,7 +1,11 @@
 //! Statements the engine runs itself rather than through DataFusion's
 //! planner: Delta DDL written the way Spark and Databricks users write it
 //! (`CREATE TABLE … USING DELTA PARTITIONED BY (…) LOCATION '…'
-//! TBLPROPERTIES (…) [AS SELECT …]`, `DROP TABLE`).
+//! TBLPROPERTIES (…) [AS SELECT …]`, `DROP TABLE`, `MERGE INTO`).
+
+mod merge;
+
+pub use merge::{Merge, MergeAction, MergeClause, MergeWhen, parse_merge};
 
 use std::collections::HashMap;
 
@@ -27,6 +31,8 @@ pub enum Command {
         /// Whether a missing table is fine.
         if_exists: bool,
     },
+    /// `MERGE INTO target USING source ON … WHEN …`.
+    Merge(Box<Merge>),
 }
 
 /// A parsed `CREATE TABLE`.
@@ -58,6 +64,7 @@ pub fn parse(sql: &str) -> Option<Result<Command>> {
             Some(parse_create(sql).map(|c| Command::CreateTable(Box::new(c))))
         }
         ["DROP", "TABLE", ..] => Some(parse_drop(sql)),
+        ["MERGE", ..] => Some(parse_merge(sql).map(|m| Command::Merge(Box::new(m)))),
         _ => None,
     }
 }
