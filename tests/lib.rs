@@ -341,9 +341,21 @@ pub async fn assert_oracles_agree(test: &str, tables: &[PathBuf]) -> usize {
         for table in tables {
             let name = table.file_name().unwrap().to_string_lossy().into_owned();
             let ours = read_latest_rows(table).await;
+            let blind = match oracle {
+                Oracle::Duckdb => duckdb_blind_columns(table).await,
+                Oracle::Deltalake => Vec::new(),
+            };
+            if !blind.is_empty() {
+                eprintln!(
+                    "KNOWN   {name}: DuckDB reads renamed partition columns {blind:?} as NULL \
+                     under column mapping (duckdb/duckdb-delta#343); compared without them"
+                );
+            }
             match (theirs.get(&name), ours) {
                 (Some(Ok(expected)), Ok(actual)) => {
-                    match compare_rows(expected, &actual, oracle.name()) {
+                    let expected = without_columns(expected, &blind);
+                    let actual = without_columns(&actual, &blind);
+                    match compare_rows(&expected, &actual, oracle.name()) {
                         Ok(rows) => {
                             eprintln!("same    {name} by {} ({rows} rows)", oracle.name());
                             compared += 1;
@@ -368,6 +380,57 @@ pub async fn assert_oracles_agree(test: &str, tables: &[PathBuf]) -> usize {
         failures.len()
     );
     compared
+}
+
+/// Partition columns DuckDB's delta extension cannot read: under column
+/// mapping it looks partition values up by logical name, where the log
+/// (rightly) keys them by physical name (duckdb/duckdb-delta#343).
+async fn duckdb_blind_columns(table: &Path) -> Vec<String> {
+    use wavelake_engine::schema::{ColumnMappingMode, StructType};
+    let Ok(storage) = wavelake_engine::storage::ObjectStoreStorage::open(table.to_str().unwrap())
+    else {
+        return Vec::new();
+    };
+    let Ok(table) = wavelake_engine::table::Table::new(std::sync::Arc::new(storage)) else {
+        return Vec::new();
+    };
+    let Ok(snapshot) = table.snapshot().await else {
+        return Vec::new();
+    };
+    let metadata = snapshot.metadata();
+    let mode = ColumnMappingMode::from_property(metadata.property("delta.columnMapping.mode"))
+        .unwrap_or(ColumnMappingMode::None);
+    let Ok(schema) = StructType::parse(&metadata.schema_string) else {
+        return Vec::new();
+    };
+    metadata
+        .partition_columns
+        .iter()
+        .filter(|name| {
+            schema
+                .field(name)
+                .is_some_and(|f| f.physical_name(mode) != f.name)
+        })
+        .cloned()
+        .collect()
+}
+
+/// `batches` without the columns named in `drop`.
+fn without_columns(batches: &[RecordBatch], drop: &[String]) -> Vec<RecordBatch> {
+    batches
+        .iter()
+        .map(|batch| {
+            let keep: Vec<usize> = batch
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| !drop.contains(f.name()))
+                .map(|(i, _)| i)
+                .collect();
+            batch.project(&keep).unwrap()
+        })
+        .collect()
 }
 
 /// All rows of the latest version of the table at `table`, read by Wavelake.

@@ -200,6 +200,14 @@ impl Engine {
         use crate::command::Command;
         match command {
             Command::CreateTable(create) => self.create_table(*create).await,
+            Command::AlterTable { name, change } => {
+                let table = self
+                    .table(&name)
+                    .ok_or_else(|| Error::Sql(format!("table {name} not found")))?;
+                crate::write::alter::alter_table(&table, &change).await?;
+                self.refresh(&name).await?;
+                Ok(0)
+            }
             Command::Merge(merge) => {
                 let table = self
                     .table(&merge.target)

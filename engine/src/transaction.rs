@@ -143,6 +143,16 @@ impl Transaction {
         self
     }
 
+    /// Whether the commit only adds files it wrote without reading the
+    /// table: no removes, no protocol or metadata change.
+    pub fn is_blind_append(&self) -> bool {
+        self.read_scope == ReadScope::Nothing
+            && self.removes.is_empty()
+            && self.protocol.is_none()
+            && self.metadata.is_none()
+            && !self.adds.is_empty()
+    }
+
     /// The commit file's text at `timestamp_ms`, as JSON lines.
     pub fn to_json_lines(&self, timestamp_ms: i64) -> Result<String> {
         let mut info = Map::new();
@@ -155,10 +165,7 @@ impl Transaction {
         if let Some(v) = self.read_version {
             info.insert("readVersion".into(), v.into());
         }
-        info.insert(
-            "isBlindAppend".into(),
-            (self.read_scope == ReadScope::Nothing && self.removes.is_empty()).into(),
-        );
+        info.insert("isBlindAppend".into(), self.is_blind_append().into());
         if !self.metrics.is_empty() {
             info.insert(
                 "operationMetrics".into(),

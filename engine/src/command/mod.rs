@@ -1,15 +1,18 @@
 //! Statements the engine runs itself rather than through DataFusion's
 //! planner: Delta DDL written the way Spark and Databricks users write it
 //! (`CREATE TABLE … USING DELTA PARTITIONED BY (…) LOCATION '…'
-//! TBLPROPERTIES (…) [AS SELECT …]`, `DROP TABLE`, `MERGE INTO`).
+//! TBLPROPERTIES (…) [AS SELECT …]`, `DROP TABLE`, `ALTER TABLE`, `MERGE
+//! INTO`).
 
+mod alter;
 mod merge;
 
+pub use alter::{TableChange, parse_alter};
 pub use merge::{Merge, MergeAction, MergeClause, MergeWhen, parse_merge};
 
 use std::collections::HashMap;
 
-use datafusion::sql::sqlparser::ast::ColumnOption;
+use datafusion::sql::sqlparser::ast::{ColumnDef, ColumnOption};
 use datafusion::sql::sqlparser::dialect::SparkSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -33,6 +36,13 @@ pub enum Command {
     },
     /// `MERGE INTO target USING source ON … WHEN …`.
     Merge(Box<Merge>),
+    /// `ALTER TABLE name …`.
+    AlterTable {
+        /// The table.
+        name: String,
+        /// What changes.
+        change: TableChange,
+    },
 }
 
 /// A parsed `CREATE TABLE`.
@@ -64,6 +74,7 @@ pub fn parse(sql: &str) -> Option<Result<Command>> {
             Some(parse_create(sql).map(|c| Command::CreateTable(Box::new(c))))
         }
         ["DROP", "TABLE", ..] => Some(parse_drop(sql)),
+        ["ALTER", "TABLE", ..] => Some(parse_alter(sql)),
         ["MERGE", ..] => Some(parse_merge(sql).map(|m| Command::Merge(Box::new(m)))),
         _ => None,
     }
@@ -135,14 +146,7 @@ fn parse_create(sql: &str) -> Result<CreateTable> {
         p.expect_token(&Token::RParen).map_err(sql_error)?;
         let fields = columns
             .iter()
-            .map(|c| {
-                let nullable = !c.options.iter().any(|o| o.option == ColumnOption::NotNull);
-                Ok(StructField::new(
-                    c.name.value.clone(),
-                    DataType::from_sql(&c.data_type)?,
-                    nullable,
-                ))
-            })
+            .map(column_field)
             .collect::<Result<Vec<_>>>()?;
         table.schema = Some(StructType {
             type_name: "struct".into(),
@@ -201,6 +205,27 @@ fn parse_create(sql: &str) -> Result<CreateTable> {
         location,
         query,
     })
+}
+
+/// A column definition as a Delta field: type, NOT NULL, COMMENT.
+fn column_field(column: &ColumnDef) -> Result<StructField> {
+    let nullable = !column
+        .options
+        .iter()
+        .any(|o| o.option == ColumnOption::NotNull);
+    let mut field = StructField::new(
+        column.name.value.clone(),
+        DataType::from_sql(&column.data_type)?,
+        nullable,
+    );
+    for option in &column.options {
+        if let ColumnOption::Comment(comment) = &option.option {
+            field
+                .metadata
+                .insert("comment".into(), comment.clone().into());
+        }
+    }
+    Ok(field)
 }
 
 /// `('key' = 'value', …)`; keys may also be dotted identifiers.

@@ -87,7 +87,7 @@ impl NewTable {
         };
         if mapping != ColumnMappingMode::None {
             let mut next_id = 0;
-            assign_column_mapping(&mut schema.fields, &mut next_id);
+            assign_column_mapping(&mut schema.fields, &mut next_id, PhysicalNames::Fresh);
             configuration.insert(MAX_COLUMN_ID_PROPERTY.into(), Some(next_id.to_string()));
             protocol = with_feature(&protocol, "columnMapping", true);
         }
@@ -136,25 +136,54 @@ fn check_names(fields: &[StructField]) -> Result<()> {
     Ok(())
 }
 
-/// Gives every field (nested ones too) an id and a physical name.
-pub fn assign_column_mapping(fields: &mut [StructField], next_id: &mut i64) {
+/// How fields that have none get their physical name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhysicalNames {
+    /// A fresh `col-<uuid>` (new columns).
+    Fresh,
+    /// The current name (existing columns of a table turning column
+    /// mapping on: its data files already use those names).
+    Current,
+}
+
+/// Gives every field (nested ones too, inside arrays and maps as well) an
+/// id above `next_id` and a physical name, where it has none.
+pub fn assign_column_mapping(fields: &mut [StructField], next_id: &mut i64, names: PhysicalNames) {
     for field in fields {
-        if !field.metadata.contains_key(FIELD_ID_KEY) {
+        if let Some(id) = field.metadata.get(FIELD_ID_KEY).and_then(Value::as_i64) {
+            *next_id = (*next_id).max(id);
+        } else {
             *next_id += 1;
             field
                 .metadata
                 .insert(FIELD_ID_KEY.into(), Value::from(*next_id));
-        } else if let Some(id) = field.metadata.get(FIELD_ID_KEY).and_then(Value::as_i64) {
-            *next_id = (*next_id).max(id);
         }
+        let current = field.name.clone();
         field
             .metadata
             .entry(PHYSICAL_NAME_KEY.into())
-            .or_insert_with(|| Value::from(format!("col-{}", uuid::Uuid::new_v4())));
-        if let DataType::Nested(nested) = &mut field.data_type
-            && let NestedType::Struct { fields } = nested.as_mut()
-        {
-            assign_column_mapping(fields, next_id);
+            .or_insert_with(|| match names {
+                PhysicalNames::Fresh => Value::from(format!("col-{}", uuid::Uuid::new_v4())),
+                PhysicalNames::Current => Value::from(current),
+            });
+        assign_nested(&mut field.data_type, next_id, names);
+    }
+}
+
+fn assign_nested(data_type: &mut DataType, next_id: &mut i64, names: PhysicalNames) {
+    let DataType::Nested(nested) = data_type else {
+        return;
+    };
+    match nested.as_mut() {
+        NestedType::Struct { fields } => assign_column_mapping(fields, next_id, names),
+        NestedType::Array { element_type, .. } => assign_nested(element_type, next_id, names),
+        NestedType::Map {
+            key_type,
+            value_type,
+            ..
+        } => {
+            assign_nested(key_type, next_id, names);
+            assign_nested(value_type, next_id, names);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! [`Storage`] and one [`Transaction`], so a write is all or nothing: files
 //! of a failed write are deleted again and never referenced by the log.
 
+pub mod alter;
 pub mod conform;
 pub mod create;
 pub mod dml;
