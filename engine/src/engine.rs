@@ -28,6 +28,14 @@ use crate::{Error, Result};
 
 static NEXT_TEMP_TABLE: AtomicU64 = AtomicU64::new(0);
 
+/// A one-row `count` result.
+fn count_batch(count: u64) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new(
+        crate::write::exec::count_schema(),
+        vec![Arc::new(arrow::array::UInt64Array::from(vec![count]))],
+    )?)
+}
+
 /// Opens the storage of a table location (a directory, `s3://…`, …).
 pub type StorageOpener = Arc<dyn Fn(&str) -> Result<StorageRef> + Send + Sync>;
 
@@ -45,6 +53,8 @@ pub struct Engine {
     ctx: SessionContext,
     tables: TableRegistry,
     catalog: Arc<RwLock<Catalog>>,
+    /// Whether VACUUM refuses a retention below the table's.
+    retention_check: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for Engine {
@@ -79,6 +89,7 @@ impl Engine {
             ctx,
             tables,
             catalog: Arc::default(),
+            retention_check: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 
@@ -176,8 +187,8 @@ impl Engine {
     /// their result, one row with the number of rows affected.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
         if let Some(command) = crate::command::parse(sql) {
-            let count = self.run_command(command?).await?;
-            return self.count_frame(count);
+            let batch = self.run_command(command?).await?;
+            return Ok(self.ctx.read_batch(batch)?);
         }
         if let Some(target) = dml_target(sql)? {
             let frame = self.plan(sql).await?;
@@ -188,15 +199,76 @@ impl Engine {
         self.plan(sql).await
     }
 
-    fn count_frame(&self, count: u64) -> Result<DataFrame> {
-        let batch = RecordBatch::try_new(
-            crate::write::exec::count_schema(),
-            vec![Arc::new(arrow::array::UInt64Array::from(vec![count]))],
-        )?;
-        Ok(self.ctx.read_batch(batch)?)
+    async fn run_command(&self, command: crate::command::Command) -> Result<RecordBatch> {
+        use crate::command::Command;
+        match command {
+            Command::Optimize {
+                name,
+                predicate,
+                zorder_by,
+            } => {
+                let options = crate::write::optimize::OptimizeOptions {
+                    predicate,
+                    zorder_by,
+                    progress: None,
+                };
+                let outcome = crate::write::optimize::optimize(
+                    &self.table_named(&name)?,
+                    &self.ctx.state(),
+                    &options,
+                )
+                .await?;
+                self.refresh(&name).await?;
+                outcome.to_batch()
+            }
+            Command::Vacuum {
+                name,
+                retain_hours,
+                dry_run,
+            } => {
+                let options = crate::write::vacuum::VacuumOptions {
+                    retain_hours,
+                    dry_run,
+                    skip_retention_check: !self.retention_check.load(Ordering::Relaxed),
+                    progress: None,
+                };
+                let outcome =
+                    crate::write::vacuum::vacuum(&self.table_named(&name)?, &options).await?;
+                outcome.to_batch()
+            }
+            Command::Restore { name, target } => {
+                let table = self.table_named(&name)?;
+                let snapshot = match target {
+                    crate::command::RestoreTarget::Version(version) => {
+                        table.snapshot_at(Some(version)).await?
+                    }
+                    crate::command::RestoreTarget::Timestamp(text) => {
+                        let ms = parse_timestamp_millis(&text).ok_or_else(|| {
+                            Error::Sql(format!(
+                                "RESTORE … TIMESTAMP AS OF needs a timestamp, not {text:?}"
+                            ))
+                        })?;
+                        table.snapshot_at_timestamp(ms).await?
+                    }
+                };
+                let outcome = crate::write::restore::restore(&table, &snapshot).await?;
+                self.refresh(&name).await?;
+                outcome.to_batch()
+            }
+            Command::RetentionCheck(enabled) => {
+                self.retention_check.store(enabled, Ordering::Relaxed);
+                count_batch(0)
+            }
+            other => count_batch(self.run_change(other).await?),
+        }
     }
 
-    async fn run_command(&self, command: crate::command::Command) -> Result<u64> {
+    fn table_named(&self, name: &str) -> Result<Table> {
+        self.table(name)
+            .ok_or_else(|| Error::Sql(format!("table {name} not found")))
+    }
+
+    async fn run_change(&self, command: crate::command::Command) -> Result<u64> {
         use crate::command::Command;
         match command {
             Command::CreateTable(create) => self.create_table(*create).await,
@@ -242,6 +314,9 @@ impl Engine {
                 }
                 Ok(0)
             }
+            maintenance => Err(Error::Sql(format!(
+                "{maintenance:?} has a result of its own, not a count"
+            ))),
         }
     }
 

@@ -45,6 +45,7 @@ pub struct Transaction {
     removes: Vec<Remove>,
     txns: Vec<Txn>,
     domains: Vec<DomainMetadata>,
+    checkpoint_interval: Option<i64>,
 }
 
 /// A line of a commit file.
@@ -86,6 +87,7 @@ impl Transaction {
             removes: Vec::new(),
             txns: Vec::new(),
             domains: Vec::new(),
+            checkpoint_interval: None,
         }
     }
 
@@ -115,7 +117,19 @@ impl Transaction {
 
     /// Sets the metadata (schema, partitioning, properties).
     pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.checkpoint_interval = Some(crate::write::checkpoint::checkpoint_interval(&metadata));
         self.metadata = Some(metadata);
+        self
+    }
+
+    /// Takes the checkpoint interval from the table's metadata (when the
+    /// commit does not change it): a commit whose version is a multiple
+    /// of it is followed by a checkpoint.
+    pub fn checkpoint_interval_of(mut self, metadata: &Metadata) -> Self {
+        if self.metadata.is_none() {
+            self.checkpoint_interval =
+                Some(crate::write::checkpoint::checkpoint_interval(metadata));
+        }
         self
     }
 
@@ -141,6 +155,21 @@ impl Transaction {
     pub fn domain(mut self, domain: DomainMetadata) -> Self {
         self.domains.push(domain);
         self
+    }
+
+    /// Writes the checkpoint of `version` when the interval calls for one.
+    /// A failed checkpoint does not fail the commit: readers replay the
+    /// JSON commits instead, and the next checkpoint covers this one.
+    async fn checkpoint_if_due(&self, storage: &dyn Storage, version: i64, now_ms: i64) {
+        use crate::write::checkpoint::{DEFAULT_CHECKPOINT_INTERVAL, is_due, write_checkpoint};
+        let interval = self
+            .checkpoint_interval
+            .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL);
+        if is_due(version, interval)
+            && let Err(e) = write_checkpoint(storage, Some(version), now_ms).await
+        {
+            tracing::warn!(version, error = %e, "checkpoint after commit failed");
+        }
     }
 
     /// Whether the commit only adds files it wrote without reading the
@@ -204,7 +233,10 @@ impl Transaction {
                 .put_if_absent(&commit_path(version), Bytes::from(text))
                 .await
             {
-                Ok(()) => return Ok(Committed { version, retries }),
+                Ok(()) => {
+                    self.checkpoint_if_due(storage, version, now_ms).await;
+                    return Ok(Committed { version, retries });
+                }
                 Err(Error::AlreadyExists { .. }) => {
                     let path = commit_path(version);
                     let winner = ActionBatch::from_json_lines(&path, &storage.get(&path).await?)?;

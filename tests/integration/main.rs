@@ -6,6 +6,7 @@ mod golden;
 mod http;
 mod interop;
 mod kernel_data;
+mod maintenance;
 mod metadata;
 mod profile;
 mod sql_writes;

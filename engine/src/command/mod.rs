@@ -5,9 +5,11 @@
 //! INTO`).
 
 mod alter;
+mod maintenance;
 mod merge;
 
 pub use alter::{TableChange, parse_alter};
+pub use maintenance::{RETENTION_CHECK_SETTING, RestoreTarget};
 pub use merge::{Merge, MergeAction, MergeClause, MergeWhen, parse_merge};
 
 use std::collections::HashMap;
@@ -36,6 +38,33 @@ pub enum Command {
     },
     /// `MERGE INTO target USING source ON … WHEN …`.
     Merge(Box<Merge>),
+    /// `OPTIMIZE name [WHERE …] [ZORDER BY (…)]`.
+    Optimize {
+        /// The table.
+        name: String,
+        /// Partition predicate, as SQL.
+        predicate: Option<String>,
+        /// Z-order columns.
+        zorder_by: Vec<String>,
+    },
+    /// `VACUUM name [RETAIN n HOURS] [DRY RUN]`.
+    Vacuum {
+        /// The table.
+        name: String,
+        /// Retention in hours, if given.
+        retain_hours: Option<f64>,
+        /// Only list the files.
+        dry_run: bool,
+    },
+    /// `RESTORE [TABLE] name TO VERSION AS OF n | TIMESTAMP AS OF '…'`.
+    Restore {
+        /// The table.
+        name: String,
+        /// The version to go back to.
+        target: RestoreTarget,
+    },
+    /// `SET spark.databricks.delta.retentionDurationCheck.enabled = …`.
+    RetentionCheck(bool),
     /// `ALTER TABLE name …`.
     AlterTable {
         /// The table.
@@ -75,6 +104,10 @@ pub fn parse(sql: &str) -> Option<Result<Command>> {
         }
         ["DROP", "TABLE", ..] => Some(parse_drop(sql)),
         ["ALTER", "TABLE", ..] => Some(parse_alter(sql)),
+        ["OPTIMIZE", ..] => Some(maintenance::parse_optimize(sql)),
+        ["VACUUM", ..] => Some(maintenance::parse_vacuum(sql)),
+        ["RESTORE", ..] => Some(maintenance::parse_restore(sql)),
+        ["SET", ..] => maintenance::parse_set(sql),
         ["MERGE", ..] => Some(parse_merge(sql).map(|m| Command::Merge(Box::new(m)))),
         _ => None,
     }

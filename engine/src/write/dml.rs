@@ -399,6 +399,7 @@ impl<'a> Change<'a> {
             storage.put(&dv_path, bytes.into()).await?;
         }
         let mut transaction = Transaction::new(Some(self.snapshot.version()), self.operation)
+            .checkpoint_interval_of(self.snapshot.metadata())
             .read(ReadScope::Files(read))
             .metric("numRemovedFiles", files_removed.to_string())
             .metric("numAddedFiles", adds.len().to_string())

@@ -187,21 +187,31 @@ impl<'a> TableFileWriter<'a> {
             .collect()
     }
 
+    /// Writes one partition's rows, in slices small enough that a file
+    /// rolls over near the target size even within one large batch.
     async fn write_to_partition(&mut self, key: Vec<u8>, rows: RecordBatch) -> Result<()> {
-        if !self.open.contains_key(&key) {
-            let file = self.start_file(&rows)?;
-            self.open.insert(key.clone(), file);
-        }
-        let physical = self.physical_batch(&rows)?;
-        let full = match self.open.get_mut(&key) {
-            Some(file) => {
-                file.writer.write(&physical)?;
-                file.writer.estimated_size() >= self.target.target_file_size
+        let count = rows.num_rows();
+        let per_row = (rows.get_array_memory_size() / count.max(1)).max(1);
+        let slice_rows = (self.target.target_file_size / per_row).clamp(1, count.max(1));
+        let mut offset = 0;
+        while offset < count {
+            let slice = rows.slice(offset, slice_rows.min(count - offset));
+            offset += slice.num_rows();
+            if !self.open.contains_key(&key) {
+                let file = self.start_file(&slice)?;
+                self.open.insert(key.clone(), file);
             }
-            None => false,
-        };
-        if full && let Some(file) = self.open.remove(&key) {
-            self.store(file).await?;
+            let physical = self.physical_batch(&slice)?;
+            let full = match self.open.get_mut(&key) {
+                Some(file) => {
+                    file.writer.write(&physical)?;
+                    file.writer.estimated_size() >= self.target.target_file_size
+                }
+                None => false,
+            };
+            if full && let Some(file) = self.open.remove(&key) {
+                self.store(file).await?;
+            }
         }
         Ok(())
     }

@@ -4,13 +4,18 @@
 //! of a failed write are deleted again and never referenced by the log.
 
 pub mod alter;
+pub mod checkpoint;
 pub mod conform;
 pub mod create;
 pub mod dml;
 pub mod exec;
 pub mod files;
 pub mod merge;
+pub mod optimize;
+pub mod restore;
 pub mod target;
+pub mod vacuum;
+pub mod zorder;
 
 use arrow::array::RecordBatch;
 use futures::{Stream, StreamExt};
@@ -25,6 +30,27 @@ use crate::storage::Storage;
 use crate::table::Table;
 use crate::transaction::{ReadScope, Transaction};
 use crate::{Error, Result};
+
+/// A one-row result of named unsigned figures (null where unknown).
+pub fn outcome_batch(figures: &[(&str, Option<u64>)]) -> Result<arrow::array::RecordBatch> {
+    let fields: Vec<arrow::datatypes::Field> = figures
+        .iter()
+        .map(|(name, _)| {
+            arrow::datatypes::Field::new(*name, arrow::datatypes::DataType::UInt64, true)
+        })
+        .collect();
+    let columns: Vec<arrow::array::ArrayRef> = figures
+        .iter()
+        .map(|(_, value)| {
+            std::sync::Arc::new(arrow::array::UInt64Array::from(vec![*value]))
+                as arrow::array::ArrayRef
+        })
+        .collect();
+    Ok(arrow::array::RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        columns,
+    )?)
+}
 
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> i64 {
@@ -167,13 +193,15 @@ where
     let now = now_ms();
     let target = WriteTarget::new(snapshot.metadata())?;
     let (adds, rows_written) = write_files(&target, storage, rows, now).await?;
-    let mut transaction = Transaction::new(Some(snapshot.version()), "WRITE").parameter(
-        "mode",
-        match options.mode {
-            SaveMode::Append => "Append",
-            SaveMode::Overwrite => "Overwrite",
-        },
-    );
+    let mut transaction = Transaction::new(Some(snapshot.version()), "WRITE")
+        .checkpoint_interval_of(snapshot.metadata())
+        .parameter(
+            "mode",
+            match options.mode {
+                SaveMode::Append => "Append",
+                SaveMode::Overwrite => "Overwrite",
+            },
+        );
     let mut files_removed = 0;
     if options.mode == SaveMode::Overwrite {
         let removes: Vec<Remove> = snapshot
