@@ -2,8 +2,10 @@
 //!
 //! `wavelake sql "<query>" --table name=LOCATION [--format table|csv|json|parquet]`
 //! queries Delta tables in a directory, on S3 or on any HTTP host, printing
-//! the result on standard output.
+//! the result on standard output. `wavelake optimize | vacuum | restore |
+//! checkpoint LOCATION` maintain one table.
 
+mod maintenance;
 mod output;
 
 use std::process::ExitCode;
@@ -43,6 +45,17 @@ enum Command {
         #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Compacts small files (and files with deletion vectors), or Z-orders.
+    Optimize(maintenance::OptimizeArgs),
+    /// Deletes files no version within the retention window needs.
+    Vacuum(maintenance::VacuumArgs),
+    /// Makes the latest version hold an earlier version's data again.
+    Restore(maintenance::RestoreArgs),
+    /// Writes a checkpoint of the latest version.
+    Checkpoint {
+        /// The table's location.
+        table: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,6 +81,10 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Optimize(args) => maintenance::run_optimize(args).await,
+        Command::Vacuum(args) => maintenance::run_vacuum(args).await,
+        Command::Restore(args) => maintenance::run_restore(args).await,
+        Command::Checkpoint { table } => maintenance::run_checkpoint(&table).await,
         Command::Sql {
             query,
             tables,

@@ -75,3 +75,76 @@ fn errors_go_to_stderr_with_a_failing_exit() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAME=LOCATION"));
 }
+
+fn ok(args: &[&str]) -> String {
+    let out = wavelake(args);
+    assert!(
+        out.status.success(),
+        "wavelake {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_table_lives_its_whole_life_through_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let root = root.to_str().unwrap();
+    let table = format!("{root}/t");
+    ok(&[
+        "sql",
+        "CREATE TABLE t (id BIGINT NOT NULL, name STRING, day DATE) PARTITIONED BY (day)",
+        "--root",
+        root,
+    ]);
+    for i in 0..3 {
+        ok(&[
+            "sql",
+            &format!("INSERT INTO t VALUES ({i}, 'n{i}', DATE '2024-01-01')"),
+            "--root",
+            root,
+        ]);
+    }
+    ok(&[
+        "sql",
+        "UPDATE t SET name = 'x' WHERE id = 1",
+        "--table",
+        &format!("t={table}"),
+    ]);
+    let optimized = ok(&["optimize", &table]);
+    assert!(optimized.contains("rewritten into 1 files"), "{optimized}");
+    let checkpoint = ok(&["checkpoint", &table]);
+    assert!(
+        checkpoint.contains("checkpoint of version 5"),
+        "{checkpoint}"
+    );
+    let refused = wavelake(&["vacuum", &table, "--retain-hours", "0"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("retention"));
+    let dry = ok(&[
+        "vacuum",
+        &table,
+        "--retain-hours",
+        "0",
+        "--force",
+        "--dry-run",
+    ]);
+    assert!(dry.contains("would delete 4 files"), "{dry}");
+    let restored = ok(&["restore", &table, "--version", "2"]);
+    assert!(restored.contains("restored version 2"), "{restored}");
+    assert_eq!(
+        ok(&[
+            "sql",
+            "SELECT id, name FROM t ORDER BY id",
+            "--root",
+            root,
+            "-f",
+            "csv"
+        ]),
+        "id,name\n0,n0\n1,n1\n"
+    );
+    let bad = wavelake(&["sql", "DELETE FROM t WHERE nope = 1", "--root", root]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nope"));
+}
