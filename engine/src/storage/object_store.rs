@@ -38,16 +38,41 @@ impl ObjectStoreStorage {
     /// credentials, region).
     #[cfg(feature = "native")]
     pub fn open(location: &str) -> Result<Self> {
+        Self::open_with(location, std::iter::empty::<(String, String)>())
+    }
+
+    /// Like [`Self::open`], with `object_store` options (`aws_endpoint`,
+    /// `aws_access_key_id`, `aws_allow_http`, …) taking precedence over the
+    /// environment. Unknown keys are an error naming them.
+    #[cfg(feature = "native")]
+    pub fn open_with<K, V>(
+        location: &str,
+        options: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self>
+    where
+        K: AsRef<str>,
+        V: Into<String>,
+    {
         let url = location_url(location)?;
         let store: Arc<dyn ObjectStore> = match url.scheme() {
             "file" => Arc::new(object_store::local::LocalFileSystem::new()),
             "memory" => Arc::new(object_store::memory::InMemory::new()),
-            "s3" | "s3a" => Arc::new(
-                object_store::aws::AmazonS3Builder::from_env()
-                    .with_url(url.as_str())
-                    .build()
-                    .map_err(|e| Error::InvalidArgument(format!("cannot open {url}: {e}")))?,
-            ),
+            "s3" | "s3a" => {
+                let mut builder =
+                    object_store::aws::AmazonS3Builder::from_env().with_url(url.as_str());
+                for (key, value) in options {
+                    let key: object_store::aws::AmazonS3ConfigKey =
+                        key.as_ref().parse().map_err(|_| {
+                            Error::InvalidArgument(format!("unknown S3 option {:?}", key.as_ref()))
+                        })?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(
+                    builder
+                        .build()
+                        .map_err(|e| Error::InvalidArgument(format!("cannot open {url}: {e}")))?,
+                )
+            }
             other => {
                 return Err(Error::InvalidArgument(format!(
                     "unsupported storage scheme {other:?} in {location}"
