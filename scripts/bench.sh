@@ -3,7 +3,7 @@
 # figures (Markdown) that BENCHMARKS.md records. Safe to run twice; datasets
 # are generated once into the scratch dir.
 #   scripts/bench.sh            all benchmarks
-#   scripts/bench.sh snapshot   one of: snapshot, tpch, wasm-size
+#   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, wasm-size
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -18,6 +18,10 @@ is_selected tpch && engine_benches+=(tpch)
 if [ ${#engine_benches[@]} -gt 0 ]; then
   # The release profile (not "bench") shares its build with scripts/demo.sh.
   cargo bench --profile release -p wavelake-tests --bench engine -- "${engine_benches[@]}"
+fi
+
+if is_selected writes; then
+  cargo bench --profile release -p wavelake-tests --bench writes
 fi
 
 if is_selected wasm-size; then

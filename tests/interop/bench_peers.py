@@ -5,6 +5,11 @@
   python bench_peers.py tpch TABLE_DIR RUNS QUERY.sql...
       DuckDB 1.5.5 (delta extension, delta_scan) and deltalake's QueryBuilder
       run each query; one warm-up run, then RUNS timed runs.
+  python bench_peers.py writes OUT_DIR ROWS APPENDS
+      deltalake's write path on the data the Rust side writes: ingest of
+      ROWS rows, a one-row UPDATE (copy-on-write: delta-rs writes no
+      deletion vectors), APPENDS one-row appends, OPTIMIZE compaction of
+      them and Z-order of the ingested table.
   python bench_peers.py tpch-data OUT_DIR SCALE
       Generates TPC-H lineitem with tpchgen-cli and writes it as a Delta
       table with deltalake (once; kept between runs).
@@ -75,6 +80,63 @@ def tpch(table, runs, queries):
         emit(peer="deltalake-querybuilder", what=name, seconds=seconds)
 
 
+def bench_rows(rows):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pa.array(range(rows), pa.int64())
+    return pa.table({
+        "id": ids,
+        "name": pc.binary_join_element_wise(pa.scalar("name "), pc.cast(ids, pa.string()), ""),
+        "value": pc.multiply(pc.cast(ids, pa.float64()), 0.5),
+        "bucket": pc.cast(pc.bit_wise_and(pc.multiply(ids, 7919), 1023), pa.int64()),
+    })
+
+
+def added_bytes(table_dir):
+    """Bytes of the files the table's latest commit added."""
+    log = sorted(Path(table_dir, "_delta_log").glob("*.json"))[-1]
+    total = 0
+    for line in log.read_text().splitlines():
+        action = json.loads(line)
+        if "add" in action:
+            total += action["add"]["size"]
+    return total
+
+
+def writes(out, rows, appends):
+    from deltalake import DeltaTable, write_deltalake
+    import shutil
+
+    out = Path(out)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    data = bench_rows(rows)
+    start = time.perf_counter()
+    write_deltalake(str(out / "ingest"), data)
+    emit(peer="deltalake", what="ingest", seconds=time.perf_counter() - start, rows=rows)
+
+    dt = DeltaTable(str(out / "ingest"))
+    start = time.perf_counter()
+    dt.update(updates={"name": "'changed'"}, predicate=f"id = {rows // 2}")
+    emit(peer="deltalake", what="update-one-row", seconds=time.perf_counter() - start,
+         bytes_written=added_bytes(out / "ingest"))
+
+    one = bench_rows(1)
+    start = time.perf_counter()
+    for _ in range(appends):
+        write_deltalake(str(out / "appends"), one, mode="append")
+    emit(peer="deltalake", what="appends", seconds=time.perf_counter() - start, commits=appends)
+
+    start = time.perf_counter()
+    DeltaTable(str(out / "appends")).optimize.compact()
+    emit(peer="deltalake", what="optimize-compact", seconds=time.perf_counter() - start)
+
+    start = time.perf_counter()
+    DeltaTable(str(out / "ingest")).optimize.z_order(["id", "bucket"], target_size=4 * 1024 * 1024)
+    emit(peer="deltalake", what="zorder", seconds=time.perf_counter() - start)
+
+
 def tpch_data(out, scale):
     from deltalake import write_deltalake
     import pyarrow.dataset as ds
@@ -109,6 +171,8 @@ def main():
         snapshot(sys.argv[2], int(sys.argv[3]))
     elif command == "tpch":
         tpch(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
+    elif command == "writes":
+        writes(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif command == "tpch-data":
         tpch_data(sys.argv[2], sys.argv[3])
     else:
