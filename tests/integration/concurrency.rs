@@ -195,3 +195,65 @@ async fn racing_writers_on_s3() {
     racing_appends(on_s3(&server, "appends")).await;
     racing_updates(on_s3(&server, "updates")).await;
 }
+
+/// A write tagged with an application transaction lands once: a retry
+/// after success is a no-op, and of two racing writers with the same
+/// (app id, version) exactly one commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn application_transactions_are_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = local(dir.path());
+    create(
+        &open,
+        "CAST(0 AS BIGINT) AS writer, CAST(0 AS BIGINT) AS seq",
+    )
+    .await;
+    let tagged = |version: i64| WriteOptions {
+        mode: SaveMode::Append,
+        app_transaction: Some(("ingest-job".into(), version)),
+    };
+    let table = Table::new(open()).unwrap();
+    let first = write(&table, futures::stream::iter([Ok(rows(0, 0))]), &tagged(1))
+        .await
+        .unwrap();
+    assert_eq!(first.version, Some(1));
+    let retry = write(&table, futures::stream::iter([Ok(rows(0, 0))]), &tagged(1))
+        .await
+        .unwrap();
+    assert_eq!(retry.version, None, "already applied");
+    let mut tasks = Vec::new();
+    for writer in 0..4 {
+        let open = open.clone();
+        tasks.push(tokio::spawn(async move {
+            let table = Table::new(open()).unwrap();
+            write(
+                &table,
+                futures::stream::iter([Ok(rows(writer, 2))]),
+                &WriteOptions {
+                    mode: SaveMode::Append,
+                    app_transaction: Some(("ingest-job".into(), 2)),
+                },
+            )
+            .await
+        }));
+    }
+    let mut committed = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(outcome) if outcome.version.is_some() => committed += 1,
+            Ok(_) => {}
+            Err(Error::CommitConflict { reason, .. }) => {
+                assert!(reason.contains("ingest-job"), "{reason}")
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(committed, 1, "version 2 of the job committed once");
+    let engine = Engine::new();
+    engine.register("t", open()).await.unwrap();
+    let batches = engine.query("SELECT count(*) FROM t").await.unwrap();
+    assert_eq!(
+        batches[0].column(0).as_primitive::<Int64Type>().value(0),
+        20
+    );
+}
