@@ -18,6 +18,7 @@ use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 use roaring::RoaringTreemap;
 
+use super::quoted;
 use super::{TableFileWriter, WriteTarget, delete_files, now_ms, remove_of};
 use crate::protocol::features::{ensure_writable, is_append_only, with_feature};
 use crate::protocol::{Add, DeletionVectorFile, FileKey, MAX_INLINE_DV_BYTES, Metadata, Remove};
@@ -519,9 +520,4 @@ fn loosen_bounds(stats: &str) -> String {
         }
         _ => stats.to_owned(),
     }
-}
-
-/// A column name as `col()` takes it: quoted, so case and dots survive.
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }

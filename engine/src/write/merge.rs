@@ -15,6 +15,7 @@ use datafusion::execution::context::SessionContext;
 use futures::StreamExt;
 
 use super::dml::{Change, ChangeCounts, DmlOutcome, RowChanges};
+use super::quoted;
 use crate::command::{Merge, MergeAction, MergeWhen};
 use crate::scan::{FILE_PATH_COLUMN, ROW_INDEX_COLUMN};
 use crate::table::Table;
@@ -54,19 +55,14 @@ fn registered_name() -> String {
     )
 }
 
-/// A column name quoted for SQL.
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// The query whose rows are the merge's effect: for every row a clause
 /// applies to, the target columns' new values, the target row's id (null
 /// for inserts) and the clause's index.
 fn join_query(merge: &Merge, columns: &[String], target_table: &str) -> Result<String> {
     let t = &merge.target_alias;
     let s = &merge.source_alias;
-    let row_index = format!("{t}.{}", quote(ROW_INDEX_COLUMN));
-    let source_row = format!("{s}.{}", quote(SOURCE_ROW_COLUMN));
+    let row_index = format!("{t}.{}", quoted(ROW_INDEX_COLUMN));
+    let source_row = format!("{s}.{}", quoted(SOURCE_ROW_COLUMN));
     let mut branches = Vec::new();
     for (kind, guard) in [
         (
@@ -96,13 +92,13 @@ fn join_query(merge: &Merge, columns: &[String], target_table: &str) -> Result<S
     let action = format!("CASE {} END", branches.join(" "));
     let mut select = Vec::with_capacity(columns.len() + 3);
     for column in columns {
-        let current = format!("{t}.{}", quote(column));
+        let current = format!("{t}.{}", quoted(column));
         let mut whens = Vec::new();
         for (i, clause) in merge.clauses.iter().enumerate() {
             let value = match &clause.action {
                 MergeAction::Delete => continue,
                 MergeAction::UpdateAll | MergeAction::InsertAll => {
-                    format!("{s}.{}", quote(column))
+                    format!("{s}.{}", quoted(column))
                 }
                 MergeAction::Update(set) => match set
                     .iter()
@@ -122,12 +118,12 @@ fn join_query(merge: &Merge, columns: &[String], target_table: &str) -> Result<S
             whens.push(format!("WHEN {i} THEN {value}"));
         }
         select.push(if whens.is_empty() {
-            format!("{current} AS {}", quote(column))
+            format!("{current} AS {}", quoted(column))
         } else {
             format!(
                 "CASE {action} {} ELSE {current} END AS {}",
                 whens.join(" "),
-                quote(column)
+                quoted(column)
             )
         });
     }
@@ -146,7 +142,7 @@ fn join_query(merge: &Merge, columns: &[String], target_table: &str) -> Result<S
             )));
         }
     }
-    select.push(format!("{t}.{}", quote(FILE_PATH_COLUMN)));
+    select.push(format!("{t}.{}", quoted(FILE_PATH_COLUMN)));
     select.push(row_index.clone());
     select.push(format!("{action} AS __wavelake_merge_clause"));
     let has = |kind| merge.clauses.iter().any(|c| c.when == kind);
@@ -163,7 +159,7 @@ fn join_query(merge: &Merge, columns: &[String], target_table: &str) -> Result<S
         "SELECT {select} FROM {target_table} AS {t} {join} \
          (SELECT *, TRUE AS {marker} FROM {source}) AS {s} ON {on} WHERE {action} IS NOT NULL",
         select = select.join(", "),
-        marker = quote(SOURCE_ROW_COLUMN),
+        marker = quoted(SOURCE_ROW_COLUMN),
         source = merge.source,
         on = merge.on,
     ))

@@ -31,6 +31,12 @@ use crate::table::Table;
 use crate::transaction::{ReadScope, Transaction};
 use crate::{Error, Result};
 
+/// A column name as SQL and `col()` take it: double-quoted, so case, dots
+/// and quotes survive.
+pub fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// A one-row result of named unsigned figures (null where unknown).
 pub fn outcome_batch(figures: &[(&str, Option<u64>)]) -> Result<arrow::array::RecordBatch> {
     let fields: Vec<arrow::datatypes::Field> = figures

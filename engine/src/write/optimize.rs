@@ -15,6 +15,7 @@ use datafusion::logical_expr::{Expr, col};
 use futures::StreamExt;
 use serde_json::Value;
 
+use super::quoted;
 use super::zorder::{ZOrderKey, sortable_key};
 use super::{TableFileWriter, WriteTarget, delete_files, now_ms, remove_of};
 use crate::protocol::Add;
@@ -307,8 +308,4 @@ async fn value_ranges(
             Ok((sortable_key(&low)?, sortable_key(&high)?))
         })
         .collect()
-}
-
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
