@@ -47,6 +47,22 @@ struct Catalog {
     opener: Option<StorageOpener>,
 }
 
+/// How a session is set up.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// The namespace unqualified table names resolve in (DataFusion's
+    /// `public` when `None`); `CREATE TABLE t` under a root goes to
+    /// `root/<namespace>/t`.
+    pub default_schema: Option<String>,
+    /// For SQL from untrusted clients: no DataFusion DDL (`CREATE EXTERNAL
+    /// TABLE`, views, schemas), no `COPY … TO`, no `SET`, and no `CREATE
+    /// TABLE … LOCATION` (tables only under the root).
+    pub sandboxed: bool,
+    /// Memory the session's queries may hold, in bytes (unbounded when
+    /// `None`); a query needing more fails with a resources error.
+    pub memory_limit: Option<usize>,
+}
+
 /// A SQL session with Delta tables registered by name.
 #[derive(Clone)]
 pub struct Engine {
@@ -55,6 +71,7 @@ pub struct Engine {
     catalog: Arc<RwLock<Catalog>>,
     /// Whether VACUUM refuses a retention below the table's.
     retention_check: Arc<std::sync::atomic::AtomicBool>,
+    options: Arc<EngineOptions>,
 }
 
 impl Default for Engine {
@@ -73,11 +90,28 @@ impl Engine {
     /// A new session. In WebAssembly it runs on one partition: nothing may
     /// spawn threads there.
     pub fn new() -> Self {
+        Self::with_options(EngineOptions::default())
+    }
+
+    /// A new session set up by `options`.
+    pub fn with_options(options: EngineOptions) -> Self {
         let mut config = SessionConfig::new().with_information_schema(true);
         if cfg!(target_arch = "wasm32") {
             config = config.with_target_partitions(1);
         }
-        let ctx = SessionContext::new_with_config(config);
+        if let Some(schema) = &options.default_schema {
+            config = config.with_default_catalog_and_schema("datafusion", schema);
+        }
+        let runtime = options.memory_limit.and_then(|limit| {
+            datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .with_memory_limit(limit, 1.0)
+                .build_arc()
+                .ok()
+        });
+        let ctx = match runtime {
+            Some(runtime) => SessionContext::new_with_config_rt(config, runtime),
+            None => SessionContext::new_with_config(config),
+        };
         let tables: TableRegistry = Arc::new(RwLock::new(HashMap::new()));
         for kind in MetadataKind::ALL {
             ctx.register_udtf(
@@ -90,6 +124,7 @@ impl Engine {
             tables,
             catalog: Arc::default(),
             retention_check: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            options: Arc::new(options),
         }
     }
 
@@ -128,6 +163,44 @@ impl Engine {
         Ok(names)
     }
 
+    /// Registers every Delta table at `root/<namespace>/<table>` as
+    /// `namespace.table` (only those of `only` when given), and makes
+    /// `root` where `CREATE TABLE namespace.table` puts new tables. Returns
+    /// the names registered.
+    pub async fn register_namespaced_root(
+        &self,
+        root: &str,
+        only: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let opener = self.opener()?;
+        let root = root.trim_end_matches('/').to_owned();
+        if let Ok(mut catalog) = self.catalog.write() {
+            catalog.root = Some(root.clone());
+        }
+        let namespaces = match only {
+            Some(namespace) => vec![namespace.to_owned()],
+            None => opener(&root)?.list_directories("").await?,
+        };
+        let mut names = Vec::new();
+        for namespace in namespaces {
+            let location = format!("{root}/{namespace}");
+            for directory in opener(&location)?.list_directories("").await? {
+                let table = opener(&format!("{location}/{directory}"))?;
+                let has_log = table
+                    .list(crate::log::LOG_DIR, None)
+                    .await?
+                    .is_some_and(|files| !files.is_empty());
+                if has_log {
+                    let name = format!("{namespace}.{directory}");
+                    self.register(&name, table).await?;
+                    names.push(name);
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     fn opener(&self) -> Result<StorageOpener> {
         self.catalog
             .read()
@@ -141,10 +214,13 @@ impl Engine {
     /// Loads the latest version of the table registered as `name` again,
     /// so queries see commits made since.
     pub async fn refresh(&self, name: &str) -> Result<Snapshot> {
-        let table = self
-            .table(name)
+        let key = self
+            .resolve_name(name)
             .ok_or_else(|| Error::Sql(format!("table {name} not found")))?;
-        self.register(name, table.storage().clone()).await
+        let table = self
+            .table(&key)
+            .ok_or_else(|| Error::Sql(format!("table {name} not found")))?;
+        self.register(&key, table.storage().clone()).await
     }
 
     /// Names of the registered tables, sorted.
@@ -163,13 +239,15 @@ impl Engine {
         &self.ctx
     }
 
-    /// Registers the table in `storage` as `name`, at its latest version.
+    /// Registers the table in `storage` as `name` (`table` or
+    /// `namespace.table`), at its latest version.
     pub async fn register(&self, name: &str, storage: StorageRef) -> Result<Snapshot> {
         let table = Table::new(storage)?;
         let snapshot = table.snapshot().await?;
         let provider = DeltaTableProvider::new(snapshot.clone(), table.storage().clone())?;
-        self.ctx.deregister_table(name)?;
-        self.ctx.register_table(name, Arc::new(provider))?;
+        let reference = self.table_reference(name)?;
+        self.ctx.deregister_table(reference.clone())?;
+        self.ctx.register_table(reference, Arc::new(provider))?;
         self.tables
             .write()
             .map_err(|_| Error::InvalidArgument("table registry is poisoned".into()))?
@@ -177,9 +255,40 @@ impl Engine {
         Ok(snapshot)
     }
 
+    /// DataFusion's reference for a registry name, creating the namespace
+    /// (a schema of the default catalog) on first use.
+    fn table_reference(&self, name: &str) -> Result<datafusion::common::TableReference> {
+        let Some((schema, table)) = name.split_once('.') else {
+            return Ok(datafusion::common::TableReference::bare(name));
+        };
+        let catalog = self
+            .ctx
+            .catalog("datafusion")
+            .ok_or_else(|| Error::Sql("the default catalog is missing".into()))?;
+        if catalog.schema(schema).is_none() {
+            catalog.register_schema(
+                schema,
+                Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
+            )?;
+        }
+        Ok(datafusion::common::TableReference::partial(schema, table))
+    }
+
+    /// The registry name `name` refers to: itself, or qualified by the
+    /// default namespace.
+    fn resolve_name(&self, name: &str) -> Option<String> {
+        let tables = self.tables.read().ok()?;
+        if tables.contains_key(name) {
+            return Some(name.to_owned());
+        }
+        let qualified = format!("{}.{name}", self.options.default_schema.as_deref()?);
+        tables.contains_key(&qualified).then_some(qualified)
+    }
+
     /// The table registered as `name`.
     pub fn table(&self, name: &str) -> Option<Table> {
-        self.tables.read().ok()?.get(name).cloned()
+        let key = self.resolve_name(name)?;
+        self.tables.read().ok()?.get(&key).cloned()
     }
 
     /// Plans one SQL statement. DDL and DML (CREATE, DROP, INSERT, DELETE,
@@ -256,6 +365,11 @@ impl Engine {
                 outcome.to_batch()
             }
             Command::RetentionCheck(enabled) => {
+                if self.options.sandboxed && !enabled {
+                    return Err(Error::Sql(
+                        "not allowed here: the VACUUM retention check stays on".into(),
+                    ));
+                }
                 self.retention_check.store(enabled, Ordering::Relaxed);
                 count_batch(0)
             }
@@ -320,8 +434,20 @@ impl Engine {
         }
     }
 
-    async fn create_table(&self, create: crate::command::CreateTable) -> Result<u64> {
+    async fn create_table(&self, mut create: crate::command::CreateTable) -> Result<u64> {
         use futures::StreamExt;
+        if self.options.sandboxed && create.location.is_some() {
+            return Err(Error::Sql(
+                "CREATE TABLE … LOCATION is not allowed here: tables live under the server's \
+                 root"
+                    .into(),
+            ));
+        }
+        if !create.name.contains('.')
+            && let Some(schema) = &self.options.default_schema
+        {
+            create.name = format!("{schema}.{}", create.name);
+        }
         if self.table(&create.name).is_some() {
             return if create.if_not_exists {
                 Ok(0)
@@ -335,7 +461,7 @@ impl Engine {
             self.catalog.read().ok().and_then(|c| c.root.clone()),
         ) {
             (Some(location), _) => location.clone(),
-            (None, Some(root)) => format!("{root}/{}", create.name),
+            (None, Some(root)) => format!("{root}/{}", create.name.replace('.', "/")),
             (None, None) => {
                 return Err(Error::Sql(format!(
                     "CREATE TABLE {} needs a LOCATION: no table root is set",
@@ -368,10 +494,10 @@ impl Engine {
     /// Plans one SQL statement with DataFusion (after time travel).
     async fn plan(&self, sql: &str) -> Result<DataFrame> {
         if let Some(query) = describe_history_query(sql) {
-            return Ok(self.ctx.sql(&query).await?);
+            return self.plan_checked(&query).await;
         }
         if !mentions_time_travel(sql) {
-            return Ok(self.ctx.sql(sql).await?);
+            return self.plan_checked(sql).await;
         }
         let mut statements = DFParser::parse_sql_with_dialect(sql, &DatabricksDialect {})?;
         if statements.len() != 1 {
@@ -384,7 +510,7 @@ impl Engine {
             return Err(Error::Sql("empty statement".into()));
         };
         let DfStatement::Statement(inner) = &mut statement else {
-            return Ok(self.ctx.sql(sql).await?);
+            return self.plan_checked(sql).await;
         };
         let mut finder = VersionFinder::default();
         let _ = inner.visit(&mut finder);
@@ -412,7 +538,44 @@ impl Engine {
         for temp in &temp_names {
             let _ = self.ctx.deregister_table(temp.as_str());
         }
-        Ok(self.ctx.execute_logical_plan(planned?).await?)
+        let planned = planned?;
+        self.check_plan(&planned)?;
+        Ok(self.ctx.execute_logical_plan(planned).await?)
+    }
+
+    /// Plans `sql` with DataFusion, within the sandbox when there is one.
+    async fn plan_checked(&self, sql: &str) -> Result<DataFrame> {
+        let state = self.ctx.state();
+        let plan = state.create_logical_plan(sql).await?;
+        self.check_plan(&plan)?;
+        Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// Refuses, in a sandboxed session, plans that touch server files or
+    /// the session itself: DataFusion DDL, `SET`, `COPY … TO`.
+    fn check_plan(&self, plan: &datafusion::logical_expr::LogicalPlan) -> Result<()> {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        use datafusion::execution::context::SQLOptions;
+        use datafusion::logical_expr::LogicalPlan;
+        if !self.options.sandboxed {
+            return Ok(());
+        }
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_statements(false)
+            .verify_plan(plan)
+            .map_err(|e| Error::Sql(format!("not allowed here: {}", e.strip_backtrace())))?;
+        let mut copies = false;
+        plan.apply(|node| {
+            copies |= matches!(node, LogicalPlan::Copy(_));
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        if copies {
+            return Err(Error::Sql(
+                "not allowed here: COPY writes files on the server".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Runs one SQL statement and collects its result.
@@ -506,13 +669,8 @@ fn dml_target(sql: &str) -> Result<Option<String>> {
     let Some(DfStatement::Statement(statement)) = statements.front() else {
         return Ok(None);
     };
-    let name_of = |name: &ObjectName| {
-        name.0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(|i| i.value.clone())
-            .unwrap_or_else(|| name.to_string())
-    };
+    let name_of =
+        |name: &ObjectName| crate::command::object_name(name).unwrap_or_else(|_| name.to_string());
     let refuse_subqueries = |expr: &Option<SqlExpr>, what: &str| -> Result<()> {
         if let Some(expr) = expr
             && contains_subquery(expr)

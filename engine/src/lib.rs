@@ -41,7 +41,7 @@ pub mod table;
 pub mod transaction;
 pub mod write;
 
-pub use engine::Engine;
+pub use engine::{Engine, EngineOptions};
 pub use error::{Error, Result};
 pub use profile::{QueryProfile, ScanProfile};
 pub use snapshot::Snapshot;

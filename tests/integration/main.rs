@@ -9,6 +9,7 @@ mod interop;
 mod kernel_data;
 mod maintenance;
 mod metadata;
+mod namespaces;
 mod profile;
 mod sql_writes;
 mod time_travel;

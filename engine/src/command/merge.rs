@@ -91,7 +91,7 @@ pub fn parse_merge(sql: &str) -> Result<Merge> {
                 .cloned()
                 .ok_or_else(|| Error::Sql(format!("bad table name {name}")))?;
             let qualifier = alias.map_or_else(|| last.to_string(), |a| a.name.to_string());
-            (last.value, qualifier)
+            (super::object_name(&name)?, qualifier)
         }
         other => {
             return Err(Error::Sql(format!(

@@ -137,13 +137,27 @@ fn expect_end(parser: &mut Parser<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A table name, `table` or `namespace.table`, as the identifiers' values
+/// joined by dots.
 fn table_name(parser: &mut Parser<'_>) -> Result<String> {
     let name = parser.parse_object_name(false).map_err(sql_error)?;
-    name.0
-        .last()
-        .and_then(|part| part.as_ident())
-        .map(|ident| ident.value.clone())
-        .ok_or_else(|| Error::Sql(format!("bad table name {name}")))
+    object_name(&name)
+}
+
+/// `name` as dotted identifier values (`ns.t`); at most two parts.
+pub fn object_name(name: &datafusion::sql::sqlparser::ast::ObjectName) -> Result<String> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|part| part.as_ident().map(|ident| ident.value.clone()))
+        .collect::<Option<_>>()
+        .ok_or_else(|| Error::Sql(format!("bad table name {name}")))?;
+    if parts.is_empty() || parts.len() > 2 || parts.iter().any(String::is_empty) {
+        return Err(Error::Sql(format!(
+            "bad table name {name}: use table or namespace.table"
+        )));
+    }
+    Ok(parts.join("."))
 }
 
 fn parse_drop(sql: &str) -> Result<Command> {
