@@ -61,6 +61,9 @@ pub struct EngineOptions {
     /// Memory the session's queries may hold, in bytes (unbounded when
     /// `None`); a query needing more fails with a resources error.
     pub memory_limit: Option<usize>,
+    /// Only the default namespace exists for this session: creating a table
+    /// in another one is refused (tenants' sessions).
+    pub confined: bool,
 }
 
 /// A SQL session with Delta tables registered by name.
@@ -403,7 +406,7 @@ impl Engine {
                 Ok(outcome?.rows)
             }
             Command::DropTable { name, if_exists } => {
-                let Some(table) = self.table(&name) else {
+                let (Some(key), Some(table)) = (self.resolve_name(&name), self.table(&name)) else {
                     return if if_exists {
                         Ok(0)
                     } else {
@@ -415,16 +418,16 @@ impl Engine {
                 let managed = managed_root.is_some_and(|root| {
                     let root = root.trim_start_matches("file://");
                     location.trim_start_matches("file://").trim_end_matches('/')
-                        == format!("{}/{name}", root.trim_end_matches('/'))
+                        == format!("{}/{}", root.trim_end_matches('/'), key.replace('.', "/"))
                 });
                 if managed && let Some(files) = table.storage().list("", None).await? {
                     for file in files.iter().rev() {
                         table.storage().delete(&file.path).await?;
                     }
                 }
-                self.ctx.deregister_table(name.as_str())?;
+                self.ctx.deregister_table(self.table_reference(&key)?)?;
                 if let Ok(mut tables) = self.tables.write() {
-                    tables.remove(&name);
+                    tables.remove(&key);
                 }
                 Ok(0)
             }
@@ -447,6 +450,14 @@ impl Engine {
             && let Some(schema) = &self.options.default_schema
         {
             create.name = format!("{schema}.{}", create.name);
+        }
+        if self.options.confined
+            && let Some((namespace, _)) = create.name.split_once('.')
+            && Some(namespace) != self.options.default_schema.as_deref()
+        {
+            return Err(Error::Sql(format!(
+                "namespace {namespace} is not open to this session"
+            )));
         }
         if self.table(&create.name).is_some() {
             return if create.if_not_exists {

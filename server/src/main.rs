@@ -3,10 +3,17 @@
 //! `wavelake sql "<query>" --table name=LOCATION [--format table|csv|json|parquet]`
 //! queries Delta tables in a directory, on S3 or on any HTTP host, printing
 //! the result on standard output. `wavelake optimize | vacuum | restore |
-//! checkpoint LOCATION` maintain one table.
+//! checkpoint LOCATION` maintain one table. `wavelake serve` is the server.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod api;
+mod auth;
+mod config;
 mod maintenance;
 mod output;
+mod serve;
+mod state;
 
 use std::process::ExitCode;
 
@@ -56,6 +63,19 @@ enum Command {
         /// The table's location.
         table: String,
     },
+    /// Serves the tables under a root over HTTP: SQL, tables, tokens,
+    /// health and metrics.
+    Serve {
+        /// The table root (tables at ROOT/<namespace>/<table>).
+        #[arg(long, value_name = "DIR")]
+        root: Option<String>,
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// A TOML configuration file (environment and flags override it).
+        #[arg(long, value_name = "FILE")]
+        config: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -81,6 +101,19 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Serve {
+            root,
+            listen,
+            config,
+        } => {
+            serve::init_logging();
+            let config = config::ServerConfig::load(&config::Overrides {
+                config_file: config,
+                root,
+                listen,
+            })?;
+            serve::serve(config).await
+        }
         Command::Optimize(args) => maintenance::run_optimize(args).await,
         Command::Vacuum(args) => maintenance::run_vacuum(args).await,
         Command::Restore(args) => maintenance::run_restore(args).await,

@@ -43,6 +43,7 @@ async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
         default_schema: Some("acme".into()),
         sandboxed: true,
         memory_limit: Some(64 << 20),
+        confined: true,
     })
     .with_storage_opener(opener());
     let names = tenant
@@ -78,6 +79,7 @@ async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
         ("COPY (SELECT 1) TO '/tmp/out.parquet'", "not allowed"),
         ("CREATE VIEW v AS SELECT 1", "not allowed"),
         ("SET datafusion.execution.batch_size = 1", "not allowed"),
+        ("CREATE TABLE globex.stolen (id INT)", "not open"),
     ] {
         let err = tenant.query(sql).await.expect_err(sql);
         assert!(err.to_string().contains(words), "{sql}: {err}");

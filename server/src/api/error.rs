@@ -1,0 +1,149 @@
+//! API errors: a status, a stable code and a message that says what is
+//! wrong without leaking internals (those go to the log).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+    }
+
+    /// 401: no valid token.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "a valid bearer token is required (Authorization: Bearer …)",
+        )
+    }
+
+    /// 403: the token may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    /// 500 without details; the details are logged.
+    pub fn internal(details: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %details, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error; the server log has the details",
+        )
+    }
+}
+
+impl From<wavelake_engine::Error> for ApiError {
+    fn from(err: wavelake_engine::Error) -> Self {
+        use wavelake_engine::Error as E;
+        let status = match &err {
+            E::Sql(_)
+            | E::SchemaMismatch(_)
+            | E::ConstraintViolation(_)
+            | E::InvalidArgument(_)
+            | E::UnsupportedFeature { .. }
+            | E::VersionNotFound { .. }
+            | E::TimestampOutOfRange { .. } => StatusCode::BAD_REQUEST,
+            E::TableNotFound { .. } => StatusCode::NOT_FOUND,
+            E::TableExists(_) | E::CommitConflict { .. } | E::AlreadyExists { .. } => {
+                StatusCode::CONFLICT
+            }
+            E::DataFusion(df) if is_resources_exhausted(df) => StatusCode::INSUFFICIENT_STORAGE,
+            E::DataFusion(_) | E::Arrow(_) => StatusCode::BAD_REQUEST,
+            E::Storage { .. }
+            | E::NotFound { .. }
+            | E::ReadOnly { .. }
+            | E::Corrupt { .. }
+            | E::InvalidTable { .. }
+            | E::DeletionVector { .. } => return Self::internal(&err),
+            _ => return Self::internal(&err),
+        };
+        let code = if status == StatusCode::INSUFFICIENT_STORAGE {
+            "MEMORY_LIMIT"
+        } else {
+            err.code()
+        };
+        Self::new(status, code, redact(&err.to_string()))
+    }
+}
+
+fn is_resources_exhausted(err: &datafusion::error::DataFusionError) -> bool {
+    matches!(
+        err.find_root(),
+        datafusion::error::DataFusionError::ResourcesExhausted(_)
+    )
+}
+
+/// Error text without server paths: anything that looks like an absolute
+/// file path or a storage URL is cut to its last component.
+fn redact(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            let bare = word.trim_matches(|c: char| "\"'(),:;".contains(c));
+            let is_path = bare.starts_with('/') && bare.len() > 1
+                || bare.starts_with("file://")
+                || bare.starts_with("s3://");
+            if is_path {
+                let last = bare.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+                word.replace(bare, &format!(".../{last}"))
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        (self.status, body).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_paths_do_not_leak() {
+        assert_eq!(
+            redact("cannot open /srv/lake/acme/t/_delta_log/0.json: gone"),
+            "cannot open .../0.json: gone"
+        );
+        assert_eq!(
+            redact("table s3://bucket/x/t missing"),
+            "table .../t missing"
+        );
+        assert_eq!(redact("a / b"), "a / b");
+    }
+}

@@ -1,0 +1,161 @@
+//! The HTTP API under `/api/v1`, health and metrics. Every handler that
+//! touches tables takes the caller's [`Principal`] from the bearer token
+//! and opens a SQL session limited to what it may see.
+
+pub mod error;
+mod openapi;
+mod sql;
+mod tables;
+mod tokens;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+use crate::auth::Principal;
+use crate::state::AppState;
+pub use error::ApiError;
+
+/// The whole router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/sql", post(sql::run_sql))
+        .route("/tables", get(tables::list).post(tables::create))
+        .route(
+            "/tables/{namespace}/{table}",
+            get(tables::describe).delete(tables::drop),
+        )
+        .route("/tables/{namespace}/{table}/history", get(tables::history))
+        .route("/tokens", get(tokens::list).post(tokens::issue))
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/openapi.json", get(openapi::document))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.limits.max_request_bytes,
+        ));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/health", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(record_request))
+        .layer(cors(&state.config.cors_origins))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers(Any)
+        .expose_headers(Any);
+    if origins.iter().any(|o| o == "*") {
+        return layer.allow_origin(Any);
+    }
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    layer.allow_origin(AllowOrigin::list(allowed))
+}
+
+/// Counts and times every request by route.
+async fn record_request(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("wavelake_http_requests_total", "route" => route.clone(), "method" => method, "status" => status).increment(1);
+    metrics::histogram!("wavelake_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn live() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let listed = match state.root_storage() {
+        Ok(storage) => storage.list("", None).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match listed {
+        Ok(_) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: storage unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "storage unreachable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /api/v1/openapi.json")
+}
+
+impl FromRequestParts<Arc<AppState>> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(ApiError::unauthorized)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(ApiError::unauthorized)?;
+        state
+            .tokens
+            .authenticate(token.trim())
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// Checks a namespace or table name: letters, digits and `_`, so a name can
+/// never reach outside its directory.
+pub fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "bad {kind} name {name:?}: use letters, digits and _"
+        )))
+    }
+}

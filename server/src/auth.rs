@@ -1,0 +1,264 @@
+//! Bearer tokens with scopes. Tokens are random, shown once when issued,
+//! and stored only as SHA-256 hashes in `ROOT/_wavelake/tokens.json`.
+//! A token may be admin, may read or write namespaces (tenants), and may
+//! read shares (Delta Sharing recipients).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use wavelake_engine::storage::StorageRef;
+
+/// Where the token store lives, relative to the root.
+pub const TOKENS_PATH: &str = "_wavelake/tokens.json";
+
+/// What a token may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Scope {
+    /// Everything.
+    Admin,
+    /// Read (and with `write`, change) the tables of one namespace.
+    Namespace {
+        /// The namespace.
+        name: String,
+        /// Whether writes are allowed.
+        write: bool,
+    },
+    /// Read the tables of the shares granted to one recipient.
+    Recipient {
+        /// The recipient.
+        name: String,
+    },
+}
+
+/// A stored token: its hash and what it may do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Public id (for listing and revoking).
+    pub id: String,
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// A human label.
+    pub label: String,
+    /// When it was issued, ms since the epoch.
+    pub created_ms: i64,
+}
+
+/// Who is calling, after authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principal {
+    /// May do everything.
+    pub admin: bool,
+    /// Namespaces and whether each may be written.
+    pub namespaces: BTreeMap<String, bool>,
+    /// The recipient, for Delta Sharing tokens.
+    pub recipient: Option<String>,
+}
+
+impl Principal {
+    fn of(scopes: &[Scope]) -> Self {
+        let mut principal = Self::default();
+        for scope in scopes {
+            match scope {
+                Scope::Admin => principal.admin = true,
+                Scope::Namespace { name, write } => {
+                    let entry = principal.namespaces.entry(name.clone()).or_default();
+                    *entry |= *write;
+                }
+                Scope::Recipient { name } => principal.recipient = Some(name.clone()),
+            }
+        }
+        principal
+    }
+
+    /// Whether the caller may read `namespace`.
+    pub fn can_read(&self, namespace: &str) -> bool {
+        self.admin || self.namespaces.contains_key(namespace)
+    }
+
+    /// Whether the caller may change `namespace`.
+    pub fn can_write(&self, namespace: &str) -> bool {
+        self.admin || self.namespaces.get(namespace).copied().unwrap_or(false)
+    }
+}
+
+/// SHA-256 of a token, hex.
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A fresh random token: `wl_` and 32 random bytes, base64url.
+pub fn new_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(format!(
+        "wl_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
+}
+
+/// The tokens the server accepts.
+pub struct TokenStore {
+    storage: StorageRef,
+    by_hash: RwLock<HashMap<String, TokenRecord>>,
+    admin_hash: Option<String>,
+    /// Serializes changes to the stored file.
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenStore").finish_non_exhaustive()
+    }
+}
+
+impl TokenStore {
+    /// Loads the stored tokens from the root's storage. `admin_token`, when
+    /// given, is accepted as admin without being stored.
+    pub async fn load(storage: StorageRef, admin_token: Option<&str>) -> Result<Self> {
+        let records: Vec<TokenRecord> = match storage.get(TOKENS_PATH).await {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{TOKENS_PATH} is not a token list"))?,
+            Err(wavelake_engine::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(e).context("cannot read the token store"),
+        };
+        Ok(Self {
+            storage,
+            by_hash: RwLock::new(records.into_iter().map(|r| (r.hash.clone(), r)).collect()),
+            admin_hash: admin_token.map(hash_token),
+            writing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Whether any admin token exists (configured or stored).
+    pub fn has_admin(&self) -> bool {
+        self.admin_hash.is_some()
+            || self
+                .by_hash
+                .read()
+                .map(|m| m.values().any(|r| r.scopes.contains(&Scope::Admin)))
+                .unwrap_or(false)
+    }
+
+    /// Who `token` is, if anyone.
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        let hash = hash_token(token);
+        if self.admin_hash.as_deref() == Some(hash.as_str()) {
+            return Some(Principal::of(&[Scope::Admin]));
+        }
+        let records = self.by_hash.read().ok()?;
+        records.get(&hash).map(|r| Principal::of(&r.scopes))
+    }
+
+    /// Issues a new token with `scopes`; returns its id and the token
+    /// itself (shown once: only its hash is kept).
+    pub async fn issue(&self, label: &str, scopes: Vec<Scope>) -> Result<(String, String)> {
+        let token = new_token()?;
+        let record = TokenRecord {
+            id: hash_token(&token)[..12].to_owned(),
+            hash: hash_token(&token),
+            scopes,
+            label: label.to_owned(),
+            created_ms: wavelake_engine::write::now_ms(),
+        };
+        let id = record.id.clone();
+        let _guard = self.writing.lock().await;
+        let mut all = self.records();
+        all.push(record.clone());
+        self.save(&all).await?;
+        if let Ok(mut map) = self.by_hash.write() {
+            map.insert(record.hash.clone(), record);
+        }
+        Ok((id, token))
+    }
+
+    /// Revokes every token matching `keep == false`; returns how many.
+    pub async fn revoke_where(&self, doomed: impl Fn(&TokenRecord) -> bool) -> Result<usize> {
+        let _guard = self.writing.lock().await;
+        let all = self.records();
+        let kept: Vec<TokenRecord> = all.iter().filter(|r| !doomed(r)).cloned().collect();
+        let removed = all.len() - kept.len();
+        if removed > 0 {
+            self.save(&kept).await?;
+            if let Ok(mut map) = self.by_hash.write() {
+                map.retain(|_, r| !doomed(r));
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Every stored token (hashes, never tokens).
+    pub fn records(&self) -> Vec<TokenRecord> {
+        let mut all: Vec<TokenRecord> = self
+            .by_hash
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then(a.id.cmp(&b.id)));
+        all
+    }
+
+    async fn save(&self, records: &[TokenRecord]) -> Result<()> {
+        let text = serde_json::to_vec_pretty(records)?;
+        self.storage
+            .put(TOKENS_PATH, Bytes::from(text))
+            .await
+            .context("cannot write the token store")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn tokens_are_stored_hashed_and_scoped() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || -> StorageRef {
+            Arc::new(
+                wavelake_engine::storage::ObjectStoreStorage::open(dir.path().to_str().unwrap())
+                    .unwrap(),
+            )
+        };
+        let store = TokenStore::load(open(), Some("configured-admin-token"))
+            .await
+            .unwrap();
+        assert!(store.authenticate("configured-admin-token").unwrap().admin);
+        let (_, token) = store
+            .issue(
+                "acme reader",
+                vec![Scope::Namespace {
+                    name: "acme".into(),
+                    write: false,
+                }],
+            )
+            .await
+            .unwrap();
+        let stored = std::fs::read_to_string(dir.path().join(TOKENS_PATH)).unwrap();
+        assert!(!stored.contains(&token), "only the hash is stored");
+        let again = TokenStore::load(open(), None).await.unwrap();
+        let who = again.authenticate(&token).unwrap();
+        assert!(who.can_read("acme") && !who.can_write("acme") && !who.can_read("globex"));
+        assert!(again.authenticate("wl_wrong").is_none());
+        assert!(again.authenticate("configured-admin-token").is_none());
+        let revoked = again
+            .revoke_where(|r| r.label == "acme reader")
+            .await
+            .unwrap();
+        assert_eq!(revoked, 1);
+        assert!(again.authenticate(&token).is_none());
+    }
+}

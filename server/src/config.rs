@@ -1,0 +1,196 @@
+//! Server configuration: one TOML file, overridden by `WAVELAKE_*`
+//! environment variables, overridden by flags. Secrets (the admin token,
+//! storage credentials) are never printed: `Debug` hides them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// Everything `wavelake serve` is told.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The table root: a directory or `s3://bucket/prefix`. Tables live at
+    /// `root/<namespace>/<table>`.
+    pub root: String,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The admin token (normally from `WAVELAKE_ADMIN_TOKEN`).
+    pub admin_token: Option<String>,
+    /// Origins allowed by CORS (`*` for any).
+    pub cors_origins: Vec<String>,
+    /// Per-request limits.
+    pub limits: Limits,
+    /// `object_store` options for the root (`aws_endpoint`, …).
+    pub storage: BTreeMap<String, String>,
+    /// The URL clients reach this server at (for signed file URLs and
+    /// sharing profiles); `http://<listen>` when unset.
+    pub public_url: Option<String>,
+}
+
+/// Per-request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest JSON request body, in bytes.
+    pub max_request_bytes: usize,
+    /// Largest upload, in bytes.
+    pub max_upload_bytes: usize,
+    /// Most rows a query returns (more are cut off, and the response says so).
+    pub max_result_rows: usize,
+    /// Longest a statement may run, in seconds.
+    pub query_timeout_secs: u64,
+    /// Memory one query may hold, in bytes.
+    pub query_memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 1 << 20,
+            max_upload_bytes: 1 << 30,
+            max_result_rows: 1_000_000,
+            query_timeout_secs: 300,
+            query_memory_bytes: 2 << 30,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            root: "./data".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_token: None,
+            cors_origins: vec!["*".into()],
+            limits: Limits::default(),
+            storage: BTreeMap::new(),
+            public_url: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("root", &self.root)
+            .field("listen", &self.listen)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<hidden>"),
+            )
+            .field("cors_origins", &self.cors_origins)
+            .field("limits", &self.limits)
+            .field("storage", &self.storage.keys().collect::<Vec<_>>())
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+/// What the command line says (flags win over everything).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config FILE`.
+    pub config_file: Option<String>,
+    /// `--root DIR`.
+    pub root: Option<String>,
+    /// `--listen ADDR`.
+    pub listen: Option<SocketAddr>,
+}
+
+impl ServerConfig {
+    /// The configuration: defaults, then the file, then the environment
+    /// (`WAVELAKE_ROOT`, `WAVELAKE_LISTEN`, `WAVELAKE_ADMIN_TOKEN`,
+    /// `WAVELAKE_PUBLIC_URL`, `WAVELAKE_CORS_ORIGINS`), then flags.
+    pub fn load(overrides: &Overrides) -> Result<Self> {
+        let mut config = match &overrides.config_file {
+            Some(path) => Self::from_file(Path::new(path))?,
+            None => Self::default(),
+        };
+        let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+        if let Some(root) = env("WAVELAKE_ROOT") {
+            config.root = root;
+        }
+        if let Some(listen) = env("WAVELAKE_LISTEN") {
+            config.listen = listen
+                .parse()
+                .with_context(|| format!("WAVELAKE_LISTEN={listen:?} is not an address"))?;
+        }
+        if let Some(token) = env("WAVELAKE_ADMIN_TOKEN") {
+            config.admin_token = Some(token);
+        }
+        if let Some(url) = env("WAVELAKE_PUBLIC_URL") {
+            config.public_url = Some(url);
+        }
+        if let Some(origins) = env("WAVELAKE_CORS_ORIGINS") {
+            config.cors_origins = origins.split(',').map(|o| o.trim().to_owned()).collect();
+        }
+        if let Some(root) = &overrides.root {
+            config.root.clone_from(root);
+        }
+        if let Some(listen) = overrides.listen {
+            config.listen = listen;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("bad configuration {}", path.display()))
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.root.trim().is_empty() {
+            bail!("the table root is empty");
+        }
+        if let Some(token) = &self.admin_token
+            && token.len() < 16
+        {
+            bail!("the admin token must be at least 16 characters");
+        }
+        if self.limits.max_result_rows == 0 || self.limits.query_timeout_secs == 0 {
+            bail!("limits.max_result_rows and limits.query_timeout_secs must be above 0");
+        }
+        Ok(())
+    }
+
+    /// The base URL clients reach the server at.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_sets_what_it_names_and_secrets_stay_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wavelake.toml");
+        std::fs::write(
+            &path,
+            "root = \"s3://lake/tables\"\nlisten = \"0.0.0.0:9000\"\n\
+             [limits]\nmax_result_rows = 10\n[storage]\naws_secret_access_key = \"s3cr3t\"\n",
+        )
+        .unwrap();
+        let config = ServerConfig::from_file(&path).unwrap();
+        assert_eq!(config.root, "s3://lake/tables");
+        assert_eq!(config.limits.max_result_rows, 10);
+        assert_eq!(config.limits.query_timeout_secs, 300);
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        std::fs::write(&path, "rooot = \"x\"\n").unwrap();
+        let err = ServerConfig::from_file(&path).unwrap_err();
+        assert!(format!("{err:#}").contains("rooot"), "{err:#}");
+    }
+}

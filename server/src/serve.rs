@@ -1,0 +1,95 @@
+//! `wavelake serve`: opens the root, loads the tokens (issuing the admin
+//! token on first start), and serves the API until SIGINT or SIGTERM, then
+//! lets requests in flight (and their commits) finish.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+use crate::api;
+use crate::auth::{Scope, TokenStore};
+use crate::config::ServerConfig;
+use crate::state::{AppState, storage_opener};
+
+/// Starts logging: human-readable, or JSON lines when
+/// `WAVELAKE_LOG_FORMAT=json`; the level from `RUST_LOG` (default info).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = std::env::var("WAVELAKE_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Runs the server.
+pub async fn serve(config: ServerConfig) -> Result<()> {
+    tracing::info!(config = ?config, "starting");
+    if !config.root.contains("://") {
+        std::fs::create_dir_all(&config.root)
+            .with_context(|| format!("cannot create the table root {}", config.root))?;
+    }
+    let opener = storage_opener(config.storage.clone().into_iter().collect());
+    let root = opener(&config.root).with_context(|| format!("cannot open {}", config.root))?;
+    let tokens = TokenStore::load(root, config.admin_token.as_deref()).await?;
+    if !tokens.has_admin() {
+        let (_, token) = tokens
+            .issue("admin (first start)", vec![Scope::Admin])
+            .await?;
+        // Shown once, on the terminal only: the store keeps its hash.
+        eprintln!("admin token (shown once, keep it): {token}");
+    }
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot start the metrics recorder")?;
+    let listen = config.listen;
+    let state_url = config.public_url();
+    let state = Arc::new(AppState {
+        config,
+        tokens,
+        opener,
+        metrics,
+    });
+    let router = api::router(state);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+    // Tests and scripts wait for this line.
+    println!("wavelake listening on http://{bound}");
+    tracing::info!(%bound, public_url = %state_url, "listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,95 @@
+//! What every request shares: configuration, tokens, storage and metrics,
+//! and the SQL sessions opened per request.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use wavelake_engine::engine::StorageOpener;
+use wavelake_engine::storage::{ObjectStoreStorage, StorageRef};
+use wavelake_engine::{Engine, EngineOptions};
+
+use crate::api::ApiError;
+use crate::auth::{Principal, TokenStore};
+use crate::config::ServerConfig;
+
+/// The namespace unqualified names go to for admins.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Shared server state.
+pub struct AppState {
+    /// The configuration.
+    pub config: ServerConfig,
+    /// Accepted tokens.
+    pub tokens: TokenStore,
+    /// Opens table locations with the configured storage options.
+    pub opener: StorageOpener,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// An opener applying `options` (S3 endpoint, credentials, …).
+pub fn storage_opener(options: Vec<(String, String)>) -> StorageOpener {
+    Arc::new(move |location: &str| {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            return wavelake_engine::storage::open(location);
+        }
+        Ok(Arc::new(ObjectStoreStorage::open_with(location, options.clone())?) as StorageRef)
+    })
+}
+
+impl AppState {
+    /// The storage of the table root.
+    pub fn root_storage(&self) -> wavelake_engine::Result<StorageRef> {
+        (self.opener)(&self.config.root)
+    }
+
+    /// The namespace a request works in: the one it names, else the
+    /// token's only namespace, else (admins) `default`.
+    pub fn namespace_for(
+        &self,
+        principal: &Principal,
+        named: Option<&str>,
+    ) -> Result<String, ApiError> {
+        let namespace = match named {
+            Some(named) => named.to_owned(),
+            None if principal.admin => DEFAULT_NAMESPACE.to_owned(),
+            None => match principal.namespaces.keys().collect::<Vec<_>>().as_slice() {
+                [only] => (*only).clone(),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "this token has several namespaces (or none): say which in \"namespace\"",
+                    ));
+                }
+            },
+        };
+        crate::api::check_name("namespace", &namespace)?;
+        if !principal.can_read(&namespace) {
+            return Err(ApiError::forbidden(format!(
+                "this token cannot see namespace {namespace}"
+            )));
+        }
+        Ok(namespace)
+    }
+
+    /// A sandboxed SQL session for `principal` in `namespace`: admins see
+    /// every namespace, others only this one.
+    pub async fn session(
+        &self,
+        principal: &Principal,
+        namespace: &str,
+    ) -> Result<Engine, ApiError> {
+        let engine = Engine::with_options(EngineOptions {
+            default_schema: Some(namespace.to_owned()),
+            sandboxed: true,
+            memory_limit: Some(self.config.limits.query_memory_bytes),
+            confined: !principal.admin,
+        })
+        .with_storage_opener(self.opener.clone());
+        let only = (!principal.admin).then_some(namespace);
+        engine
+            .register_namespaced_root(&self.config.root, only)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(engine)
+    }
+}

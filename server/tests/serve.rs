@@ -1,0 +1,440 @@
+//! `wavelake serve` end to end: the real server process on loopback, on a
+//! local directory and on S3 (moto): SQL and table round trips in every
+//! result format, limits, the authorization matrix, and a kill -9 during a
+//! stream of commits followed by a restart that still has every
+//! acknowledged commit.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use reqwest::StatusCode;
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+use wavelake_tests::MotoServer;
+
+const ADMIN: &str = "admin-token-for-the-tests-0123456789";
+
+struct Server {
+    child: Child,
+    url: String,
+    client: Client,
+}
+
+impl Server {
+    /// Starts `wavelake serve` with `config` (TOML) on a free port.
+    fn start(dir: &std::path::Path, config: &str) -> Self {
+        let config_path = dir.join("wavelake.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wavelake"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config_path)
+            .env("WAVELAKE_ADMIN_TOKEN", ADMIN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the server starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("wavelake listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Self {
+            child,
+            url,
+            client: Client::new(),
+        }
+    }
+
+    fn sql(&self, token: &str, sql: &str) -> (StatusCode, Value) {
+        self.sql_in(token, sql, None)
+    }
+
+    fn sql_in(&self, token: &str, sql: &str, namespace: Option<&str>) -> (StatusCode, Value) {
+        let mut body = json!({"sql": sql});
+        if let Some(namespace) = namespace {
+            body["namespace"] = json!(namespace);
+        }
+        let response = self
+            .client
+            .post(format!("{}/api/v1/sql", self.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = response.status();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
+    fn get(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
+        let mut request = self.client.get(format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().unwrap();
+        let status = response.status();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
+    fn token(&self, namespace: &str, write: bool) -> String {
+        let response: Value = self
+            .client
+            .post(format!("{}/api/v1/tokens", self.url))
+            .bearer_auth(ADMIN)
+            .json(&json!({"label": format!("{namespace} {write}"), "namespace": namespace, "write": write}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        response["token"].as_str().unwrap().to_owned()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn local_config(root: &std::path::Path) -> String {
+    format!(
+        "root = {:?}\n[limits]\nmax_result_rows = 50\n",
+        root.to_str().unwrap()
+    )
+}
+
+/// Tables and SQL through the API, in every format.
+fn round_trips(server: &Server) {
+    let created = server
+        .client
+        .post(format!("{}/api/v1/tables", server.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({
+            "namespace": "acme", "name": "orders",
+            "columns": [{"name": "id", "type": "BIGINT", "nullable": false},
+                        {"name": "day", "type": "DATE"}, {"name": "total", "type": "DOUBLE"}],
+            "partition_columns": ["day"]}))
+        .send()
+        .unwrap();
+    assert_eq!(
+        created.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        created.text()
+    );
+    let (status, body) = server.sql(
+        ADMIN,
+        "INSERT INTO acme.orders SELECT value, DATE '2024-01-01' + CAST(value % 3 AS INT), \
+         value * 1.5 FROM range(0, 100)",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"][0]["count"], 100);
+    let (status, body) = server.sql_in(ADMIN, "DELETE FROM orders WHERE id < 10", Some("acme"));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, body) = server.sql(ADMIN, "SELECT count(*) AS n, sum(id) AS s FROM acme.orders");
+    assert_eq!(body["rows"][0]["n"], 90);
+    assert_eq!(body["rows"][0]["s"], 4905);
+
+    // The row cap: 90 rows, 50 returned, and the response says so.
+    let (_, body) = server.sql(ADMIN, "SELECT * FROM acme.orders");
+    assert_eq!(body["row_count"], 50);
+    assert_eq!(body["truncated"], true);
+
+    let csv = server
+        .client
+        .post(format!("{}/api/v1/sql", server.url))
+        .bearer_auth(ADMIN)
+        .header("accept", "text/csv")
+        .json(&json!({"sql": "SELECT id, total FROM acme.orders WHERE id = 42"}))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(csv, "id,total\n42,63.0\n");
+    let arrow = server
+        .client
+        .post(format!("{}/api/v1/sql", server.url))
+        .bearer_auth(ADMIN)
+        .header("accept", "application/vnd.apache.arrow.stream")
+        .json(&json!({"sql": "SELECT id FROM acme.orders ORDER BY id LIMIT 5"}))
+        .send()
+        .unwrap();
+    assert_eq!(arrow.headers()["x-wavelake-row-count"], "5");
+    let bytes = arrow.bytes().unwrap();
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 5);
+
+    let (status, described) = server.get(Some(ADMIN), "/api/v1/tables/acme/orders");
+    assert_eq!(status, StatusCode::OK, "{described}");
+    assert_eq!(described["partition_columns"], json!(["day"]));
+    assert_eq!(described["version"], 2);
+    let (_, history) = server.get(Some(ADMIN), "/api/v1/tables/acme/orders/history");
+    assert_eq!(history["rows"][0]["operation"], "DELETE");
+    let (_, listed) = server.get(Some(ADMIN), "/api/v1/tables");
+    assert_eq!(
+        listed["tables"],
+        json!([{"namespace": "acme", "name": "orders"}])
+    );
+    let (status, doc) = server.get(None, "/api/v1/openapi.json");
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["paths"]["/api/v1/sql"].is_object());
+    let (status, _) = server.get(None, "/health/ready");
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn sql_and_tables_round_trip_on_a_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &local_config(&dir.path().join("lake")));
+    round_trips(&server);
+    let metrics = server
+        .client
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("wavelake_http_requests_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("wavelake_commits_total"), "{metrics}");
+    let drop = server
+        .client
+        .delete(format!("{}/api/v1/tables/acme/orders", server.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap();
+    assert_eq!(drop.status(), StatusCode::NO_CONTENT);
+    let left = wavelake_tests::files_under(&dir.path().join("lake/acme/orders"));
+    assert!(left.is_empty(), "dropped table's files remain: {left:?}");
+}
+
+#[test]
+fn sql_and_tables_round_trip_on_s3() {
+    let Some(moto) = MotoServer::start("sql_and_tables_round_trip_on_s3") else {
+        return;
+    };
+    moto.create_bucket("lake");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        "root = \"s3://lake/tables\"\n[limits]\nmax_result_rows = 50\n[storage]\n".to_owned();
+    for (key, value) in moto.options() {
+        config.push_str(&format!("{key} = {value:?}\n"));
+    }
+    let server = Server::start(dir.path(), &config);
+    round_trips(&server);
+}
+
+#[test]
+fn every_unauthorized_request_is_refused_with_the_right_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &local_config(&dir.path().join("lake")));
+    for sql in [
+        "CREATE TABLE acme.orders (id BIGINT)",
+        "CREATE TABLE globex.secrets (id BIGINT)",
+        "INSERT INTO acme.orders VALUES (1)",
+        "INSERT INTO globex.secrets VALUES (42)",
+    ] {
+        let (status, body) = server.sql(ADMIN, sql);
+        assert_eq!(status, StatusCode::OK, "{sql}: {body}");
+    }
+    let reader = server.token("acme", false);
+    let writer = server.token("acme", true);
+    let cases: Vec<(Option<&str>, &str, Option<&str>, StatusCode)> = vec![
+        (None, "SELECT 1", None, StatusCode::UNAUTHORIZED),
+        (
+            Some("wl_not_a_token"),
+            "SELECT 1",
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            Some(&reader),
+            "INSERT INTO orders VALUES (2)",
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Some(&reader),
+            "/* sneaky */ DELETE FROM orders",
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Some(&reader),
+            "EXPLAIN ANALYZE INSERT INTO orders VALUES (2)",
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Some(&reader),
+            "SELECT * FROM secrets",
+            Some("globex"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Some(&reader),
+            "SELECT * FROM globex.secrets",
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Some(&writer),
+            "CREATE TABLE globex.more (id BIGINT)",
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Some(&writer),
+            "CREATE TABLE x (id INT) LOCATION '/tmp/x'",
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Some(&writer),
+            "CREATE EXTERNAL TABLE e STORED AS CSV LOCATION '/etc/passwd'",
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Some(&writer),
+            "COPY (SELECT 1) TO '/tmp/wavelake-copy.csv'",
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Some(ADMIN),
+            "SELECT 1; DROP TABLE acme.orders",
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Some(ADMIN),
+            "SELEKT nonsense",
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (token, sql, namespace, expected) in cases {
+        let mut request = server
+            .client
+            .post(format!("{}/api/v1/sql", server.url))
+            .json(&json!({"sql": sql, "namespace": namespace}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().unwrap();
+        let status = response.status();
+        let body: Value = response.json().unwrap_or(Value::Null);
+        assert_eq!(status, expected, "{sql} with {token:?}: {body}");
+        assert!(body["error"]["code"].is_string(), "{sql}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.contains(dir.path().to_str().unwrap()),
+            "leaks a path: {message}"
+        );
+    }
+    assert!(!std::path::Path::new("/tmp/wavelake-copy.csv").exists());
+    // What a namespace token sees, and what it can do.
+    let (status, body) = server.sql(&reader, "SELECT count(*) AS n FROM orders");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server.sql(&writer, "INSERT INTO orders VALUES (2)");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, listed) = server.get(Some(&reader), "/api/v1/tables");
+    assert_eq!(
+        listed["tables"],
+        json!([{"namespace": "acme", "name": "orders"}])
+    );
+    for (token, path, expected) in [
+        (
+            Some(reader.as_str()),
+            "/api/v1/tables/globex/secrets",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Some(reader.as_str()),
+            "/api/v1/tables/acme/..%2F..%2Fglobex",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Some(reader.as_str()),
+            "/api/v1/tables/acme/nope",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Some(reader.as_str()),
+            "/api/v1/tokens",
+            StatusCode::FORBIDDEN,
+        ),
+        (None, "/api/v1/tables", StatusCode::UNAUTHORIZED),
+    ] {
+        let (status, body) = server.get(token, path);
+        assert_eq!(status, expected, "{path}: {body}");
+    }
+    let revoke = server
+        .client
+        .delete(format!("{}/api/v1/tokens/nope", server.url))
+        .bearer_auth(&writer)
+        .send()
+        .unwrap();
+    assert_eq!(revoke.status(), StatusCode::FORBIDDEN);
+}
+
+#[test]
+fn a_killed_server_restarts_with_every_acknowledged_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let mut server = Server::start(dir.path(), &local_config(&root));
+    let (status, _) = server.sql(ADMIN, "CREATE TABLE acme.events (id BIGINT, batch BIGINT)");
+    assert_eq!(status, StatusCode::OK);
+    let url = server.url.clone();
+    let writer = std::thread::spawn(move || {
+        let client = Client::new();
+        let mut acknowledged = 0u64;
+        for batch in 0..10_000u64 {
+            let sent = client
+                .post(format!("{url}/api/v1/sql"))
+                .bearer_auth(ADMIN)
+                .json(&json!({"sql": format!(
+                    "INSERT INTO acme.events SELECT value, {batch} FROM range(0, 1000)")}))
+                .send();
+            match sent {
+                Ok(response) if response.status() == StatusCode::OK => acknowledged += 1,
+                _ => break,
+            }
+        }
+        acknowledged
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.kill();
+    let acknowledged = writer.join().unwrap();
+    assert!(
+        acknowledged > 0,
+        "some commits were acknowledged before the kill"
+    );
+    let restarted = Server::start(dir.path(), &local_config(&root));
+    let (status, body) = restarted.sql(
+        ADMIN,
+        "SELECT count(*) AS n, count(DISTINCT batch) AS b FROM acme.events",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let batches = body["rows"][0]["b"].as_u64().unwrap();
+    assert!(
+        batches == acknowledged || batches == acknowledged + 1,
+        "{acknowledged} acknowledged, {batches} in the table"
+    );
+    assert_eq!(body["rows"][0]["n"].as_u64().unwrap(), batches * 1000);
+    eprintln!("{acknowledged} commits acknowledged before kill -9, {batches} after restart");
+}
