@@ -107,9 +107,126 @@ impl Drop for Server {
 
 fn local_config(root: &std::path::Path) -> String {
     format!(
-        "root = {:?}\n[limits]\nmax_result_rows = 50\n",
+        "root = {:?}\n[limits]\nmax_result_rows = 50\nmax_upload_bytes = 100000\n",
         root.to_str().unwrap()
     )
+}
+
+fn upload(
+    server: &Server,
+    token: &str,
+    format: &str,
+    key: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut request = server
+        .client
+        .post(format!(
+            "{}/api/v1/tables/acme/orders/upload?format={format}",
+            server.url
+        ))
+        .bearer_auth(token)
+        .body(body);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().unwrap();
+    let status = response.status();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+/// Rows for uploads: ids from `start`, `count` of them.
+fn upload_batch(start: i64, count: i64) -> arrow::array::RecordBatch {
+    use std::sync::Arc;
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
+        arrow::datatypes::Field::new("day", arrow::datatypes::DataType::Date32, true),
+        arrow::datatypes::Field::new("total", arrow::datatypes::DataType::Float64, true),
+    ]));
+    arrow::array::RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(arrow::array::Int64Array::from_iter_values(
+                start..start + count,
+            )),
+            Arc::new(arrow::array::Date32Array::from_iter_values(
+                (0..count).map(|_| 19_723),
+            )),
+            Arc::new(arrow::array::Float64Array::from_iter_values(
+                (0..count).map(|i| i as f64),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+/// Every upload format, idempotency, and refused uploads.
+fn uploads(server: &Server) {
+    let (_, before) = server.sql(ADMIN, "SELECT count(*) AS n FROM acme.orders");
+    let before = before["rows"][0]["n"].as_u64().unwrap();
+    let csv = b"id,day,total\n1000,2024-01-05,1.5\n1001,2024-01-05,2.5\n".to_vec();
+    let (status, body) = upload(server, ADMIN, "csv", Some("batch-1"), csv.clone());
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["rows"], 2);
+    let (status, body) = upload(server, ADMIN, "csv", Some("batch-1"), csv);
+    assert_eq!(status, StatusCode::OK, "a retry is applied once: {body}");
+    let json_lines =
+        b"{\"id\": 2000, \"day\": \"2024-01-06\", \"total\": 3}\n{\"id\": 2001}\n".to_vec();
+    let (status, body) = upload(server, ADMIN, "json", None, json_lines);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut parquet = Vec::new();
+    {
+        let batch = upload_batch(3000, 100);
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(&mut parquet, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+    let (status, body) = upload(server, ADMIN, "parquet", None, parquet);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut ipc = Vec::new();
+    {
+        let batch = upload_batch(4000, 10);
+        let mut writer =
+            arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &batch.schema()).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+    }
+    let (status, body) = upload(server, ADMIN, "arrow", None, ipc);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, after) = server.sql(ADMIN, "SELECT count(*) AS n FROM acme.orders");
+    assert_eq!(
+        after["rows"][0]["n"].as_u64().unwrap(),
+        before + 2 + 2 + 100 + 10
+    );
+    // Refused: wrong types, missing NOT NULL values, not the format, too big.
+    for (format, body, expected) in [
+        (
+            "csv",
+            b"id,day,total\nabc,2024-01-01,1\n".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "json",
+            b"{\"day\": \"2024-01-01\"}\n".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "parquet",
+            b"not parquet at all".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("csv", vec![b'1'; 200_000], StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let (status, answer) = upload(server, ADMIN, format, None, body);
+        assert_eq!(status, expected, "{format}: {answer}");
+        assert!(answer["error"]["message"].is_string(), "{answer}");
+    }
+    let (_, unchanged) = server.sql(ADMIN, "SELECT count(*) AS n FROM acme.orders");
+    assert_eq!(unchanged["rows"][0]["n"], after["rows"][0]["n"]);
+    let reader = server.token("acme", false);
+    let (status, _) = upload(server, &reader, "csv", None, b"id\n1\n".to_vec());
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 /// Tables and SQL through the API, in every format.
@@ -191,6 +308,7 @@ fn round_trips(server: &Server) {
     assert!(doc["paths"]["/api/v1/sql"].is_object());
     let (status, _) = server.get(None, "/health/ready");
     assert_eq!(status, StatusCode::OK);
+    uploads(server);
 }
 
 #[test]
@@ -229,7 +347,7 @@ fn sql_and_tables_round_trip_on_s3() {
     moto.create_bucket("lake");
     let dir = tempfile::tempdir().unwrap();
     let mut config =
-        "root = \"s3://lake/tables\"\n[limits]\nmax_result_rows = 50\n[storage]\n".to_owned();
+        "root = \"s3://lake/tables\"\n[limits]\nmax_result_rows = 50\nmax_upload_bytes = 100000\n[storage]\n".to_owned();
     for (key, value) in moto.options() {
         config.push_str(&format!("{key} = {value:?}\n"));
     }

@@ -7,6 +7,7 @@ mod openapi;
 mod sql;
 mod tables;
 mod tokens;
+mod upload;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,6 +36,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(tables::describe).delete(tables::drop),
         )
         .route("/tables/{namespace}/{table}/history", get(tables::history))
+        .route(
+            "/tables/{namespace}/{table}/upload",
+            post(upload::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/tokens", get(tokens::list).post(tokens::issue))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/openapi.json", get(openapi::document))

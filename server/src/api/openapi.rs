@@ -73,6 +73,16 @@ pub async fn document() -> Json<Value> {
                 "get": {"summary": "The table's commits, newest first", "parameters": table_path,
                     "responses": with_errors(json!({"200": {"description": "History rows",
                         "content": {"application/json": {}, "text/csv": {}, "application/vnd.apache.arrow.stream": {}}}}))}},
+            "/api/v1/tables/{namespace}/{table}/upload": {"post": {
+                "summary": "Append a Parquet, CSV (with header), NDJSON or Arrow IPC stream upload in one commit",
+                "parameters": [table_path[0].clone(), table_path[1].clone(),
+                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["parquet", "csv", "json", "arrow"]}},
+                    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"},
+                     "description": "A retry with the same key commits nothing"}],
+                "requestBody": {"required": true, "content": {"application/octet-stream": {}}},
+                "responses": with_errors(json!({"201": {"description": "{version, rows, files}"},
+                    "200": {"description": "Already applied under this Idempotency-Key"},
+                    "413": {"$ref": "#/components/responses/Error"}}))}},
             "/api/v1/tokens": {
                 "get": {"summary": "List tokens (admin)", "responses": with_errors(json!({"200": {"description": "Ids, labels, scopes"}}))},
                 "post": {"summary": "Issue a token (admin); shown once",
