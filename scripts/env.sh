@@ -19,10 +19,12 @@ ensure_venv() {
   "$WAVELAKE_VENV/bin/pip" install --quiet --disable-pip-version-check "$@"
 }
 
-# The Python oracles and peers, pinned once for every script, and moto, the
-# S3 server the tests start.
+# The Python oracles and peers, pinned once for every script; moto, the S3
+# server the tests start; and the Delta Sharing client the server is tested
+# with.
 PYTHON_ORACLES=("deltalake==1.6.6" "pyarrow==26.0.1" "duckdb==1.5.5"
-  "duckdb-extension-delta==1.5.5" "duckdb-extension-httpfs==1.5.5" "moto[server]==5.2.5")
+  "duckdb-extension-delta==1.5.5" "duckdb-extension-httpfs==1.5.5" "moto[server]==5.2.5"
+  "delta-sharing==1.4.2")
 
 # Installs Debian packages that are missing (safe to repeat; needs root).
 ensure_apt() {

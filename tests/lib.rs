@@ -18,9 +18,18 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 /// time: a build shared between checkouts (one `CARGO_TARGET_DIR`) must
 /// not point at another checkout's files.
 pub fn tests_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    let running = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    // Another crate's tests (server/) run with their own manifest dir.
+    let candidates = running
+        .iter()
+        .flat_map(|dir| [dir.clone(), dir.join("../tests")])
+        .chain([PathBuf::from(env!("CARGO_MANIFEST_DIR"))]);
+    for candidate in candidates {
+        if candidate.join("interop").is_dir() {
+            return candidate;
+        }
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The golden tables folder, if `../shared` is beside the project.

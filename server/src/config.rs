@@ -45,6 +45,8 @@ pub struct Limits {
     pub query_timeout_secs: u64,
     /// Memory one query may hold, in bytes.
     pub query_memory_bytes: usize,
+    /// How long file URLs handed out (Delta Sharing) stay valid, in seconds.
+    pub file_url_lifetime_secs: u64,
 }
 
 impl Default for Limits {
@@ -55,6 +57,7 @@ impl Default for Limits {
             max_result_rows: 1_000_000,
             query_timeout_secs: 300,
             query_memory_bytes: 2 << 30,
+            file_url_lifetime_secs: 3600,
         }
     }
 }

@@ -10,9 +10,11 @@
 mod api;
 mod auth;
 mod config;
+mod files;
 mod maintenance;
 mod output;
 mod serve;
+mod sharing;
 mod state;
 
 use std::process::ExitCode;

@@ -29,15 +29,25 @@ pub fn init_logging() {
 }
 
 /// Runs the server.
-pub async fn serve(config: ServerConfig) -> Result<()> {
+pub async fn serve(mut config: ServerConfig) -> Result<()> {
     tracing::info!(config = ?config, "starting");
+    let listen = config.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+    if config.public_url.is_none() {
+        config.public_url = Some(format!("http://{bound}"));
+    }
     if !config.root.contains("://") {
         std::fs::create_dir_all(&config.root)
             .with_context(|| format!("cannot create the table root {}", config.root))?;
     }
     let opener = storage_opener(config.storage.clone().into_iter().collect());
     let root = opener(&config.root).with_context(|| format!("cannot open {}", config.root))?;
-    let tokens = TokenStore::load(root, config.admin_token.as_deref()).await?;
+    let tokens = TokenStore::load(root.clone(), config.admin_token.as_deref()).await?;
+    let signer = crate::files::UrlSigner::load_or_create(&root, config.public_url()).await?;
+    let shares = crate::sharing::store::ShareStore::load(root.clone()).await?;
     if !tokens.has_admin() {
         let (_, token) = tokens
             .issue("admin (first start)", vec![Scope::Admin])
@@ -48,19 +58,16 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .context("cannot start the metrics recorder")?;
-    let listen = config.listen;
     let state_url = config.public_url();
     let state = Arc::new(AppState {
         config,
         tokens,
         opener,
         metrics,
+        signer,
+        shares,
     });
     let router = api::router(state);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let bound = listener.local_addr()?;
     // Tests and scripts wait for this line.
     println!("wavelake listening on http://{bound}");
     tracing::info!(%bound, public_url = %state_url, "listening");

@@ -25,6 +25,10 @@ pub struct AppState {
     pub opener: StorageOpener,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Signs the server's own file URLs.
+    pub signer: crate::files::UrlSigner,
+    /// Delta Sharing shares and recipients.
+    pub shares: crate::sharing::store::ShareStore,
 }
 
 /// An opener applying `options` (S3 endpoint, credentials, …).

@@ -556,3 +556,249 @@ fn a_killed_server_restarts_with_every_acknowledged_commit() {
     assert_eq!(body["rows"][0]["n"].as_u64().unwrap(), batches * 1000);
     eprintln!("{acknowledged} commits acknowledged before kill -9, {batches} after restart");
 }
+
+/// The rows of `sql` as the server answers them (Arrow IPC).
+fn server_rows(server: &Server, sql: &str) -> Vec<arrow::array::RecordBatch> {
+    let response = server
+        .client
+        .post(format!("{}/api/v1/sql", server.url))
+        .bearer_auth(ADMIN)
+        .header("accept", "application/vnd.apache.arrow.stream")
+        .json(&json!({"sql": sql}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.bytes().unwrap();
+    arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+}
+
+/// Shares two tables (one with deletion vectors) with a recipient, reads
+/// them with the PyPI `delta-sharing` client in both response formats, and
+/// checks what recipients without a grant, and tampered URLs, get.
+fn sharing_round_trip(server: &Server, test: &str) {
+    for sql in [
+        "CREATE TABLE acme.sales (id BIGINT NOT NULL, day DATE, amount DOUBLE, note STRING) PARTITIONED BY (day)",
+        "INSERT INTO acme.sales SELECT value, DATE '2024-03-01' + CAST(value % 3 AS INT), value * 0.25, 'n' || value FROM range(0, 300)",
+        "CREATE TABLE acme.events (id BIGINT, kind STRING)",
+        "INSERT INTO acme.events SELECT value, 'k' || (value % 4) FROM range(0, 500)",
+        "DELETE FROM acme.events WHERE id % 7 = 0",
+        "UPDATE acme.events SET kind = 'changed' WHERE id BETWEEN 100 AND 120",
+        "CREATE SHARE partners",
+        "ALTER SHARE partners ADD TABLE acme.sales",
+        "ALTER SHARE partners ADD TABLE acme.events AS feeds.events",
+        "CREATE RECIPIENT eve",
+    ] {
+        let (status, body) = server.sql(ADMIN, sql);
+        assert_eq!(status, StatusCode::OK, "{sql}: {body}");
+    }
+    let (_, created) = server.sql(ADMIN, "CREATE RECIPIENT bob");
+    let profile = created["rows"][0]["profile"].as_str().unwrap().to_owned();
+    let (status, _) = server.sql(ADMIN, "GRANT SELECT ON SHARE partners TO RECIPIENT bob");
+    assert_eq!(status, StatusCode::OK);
+    let bob: Value = serde_json::from_str(&profile).unwrap();
+    let bob_token = bob["bearerToken"].as_str().unwrap().to_owned();
+    assert_eq!(bob["endpoint"], format!("{}/delta-sharing/", server.url));
+
+    // The REST protocol directly.
+    let (status, shares) = server.get(Some(&bob_token), "/delta-sharing/shares");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shares["items"], json!([{"name": "partners"}]));
+    let (_, tables) = server.get(
+        Some(&bob_token),
+        "/delta-sharing/shares/partners/all-tables",
+    );
+    assert_eq!(tables["items"].as_array().unwrap().len(), 2);
+    let version = server
+        .client
+        .get(format!(
+            "{}/delta-sharing/shares/partners/schemas/feeds/tables/events/version",
+            server.url
+        ))
+        .bearer_auth(&bob_token)
+        .send()
+        .unwrap();
+    assert_eq!(version.headers()["delta-table-version"], "3");
+    let query = server
+        .client
+        .post(format!(
+            "{}/delta-sharing/shares/partners/schemas/acme/tables/sales/query",
+            server.url
+        ))
+        .bearer_auth(&bob_token)
+        .json(&json!({"limitHint": 1}))
+        .send()
+        .unwrap();
+    assert_eq!(query.status(), StatusCode::OK);
+    let lines: Vec<Value> = query
+        .text()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let url = lines[2]["file"]["url"].as_str().unwrap().to_owned();
+    let size = lines[2]["file"]["size"].as_u64().unwrap();
+    let ranged = server
+        .client
+        .get(&url)
+        .header("range", "bytes=-8")
+        .send()
+        .unwrap();
+    assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        ranged.headers()["content-range"],
+        format!("bytes {}-{}/{size}", size - 8, size - 1).as_str()
+    );
+    assert!(ranged.bytes().unwrap().ends_with(b"PAR1"));
+    if url.contains("/files/") {
+        let tampered = url.replace("/sales/", "/events/");
+        assert_eq!(
+            server.client.get(&tampered).send().unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+        let forged = format!("{}0", url.trim_end_matches(|c: char| c.is_ascii_hexdigit()));
+        assert_eq!(
+            server.client.get(&forged).send().unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+    }
+    let (_, eve) = server.sql(ADMIN, "SHOW RECIPIENTS");
+    assert_eq!(eve["row_count"], 2);
+    let reader = server.token("acme", false);
+    let (status, _) = server.get(Some(&reader), "/delta-sharing/shares");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a namespace token is no recipient"
+    );
+    let (status, _) = server.get(None, "/delta-sharing/shares");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = server.get(
+        Some(&bob_token),
+        "/delta-sharing/shares/partners/schemas/acme/tables/nope/metadata",
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["errorCode"], "RESOURCE_DOES_NOT_EXIST");
+    let (status, body) = server.get(
+        Some(&bob_token),
+        "/delta-sharing/shares/partners/schemas/acme/tables/sales/changes",
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("change data"),
+        "{body}"
+    );
+
+    // The PyPI client, both formats, compared row for row with the server.
+    let Some(python) = wavelake_tests::venv_python_with(test, "delta_sharing") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let profile_path = dir.path().join("bob.share");
+    std::fs::write(&profile_path, &profile).unwrap();
+    let expected = [
+        (
+            "partners.acme.sales",
+            server_rows(server, "SELECT * FROM acme.sales"),
+        ),
+        (
+            "partners.feeds.events",
+            server_rows(server, "SELECT * FROM acme.events"),
+        ),
+    ];
+    for format in ["parquet", "delta"] {
+        let out = dir.path().join(format);
+        let mut args = vec![
+            profile_path.to_str().unwrap(),
+            out.to_str().unwrap(),
+            format,
+        ];
+        args.extend(expected.iter().map(|(t, _)| *t));
+        eprintln!(
+            "{}",
+            wavelake_tests::run_python(&python, "sharing_client.py", &args).trim()
+        );
+        let results: Value =
+            serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+        for (table, rows) in &expected {
+            assert_eq!(
+                results[table], "ok",
+                "{table} in {format}: {}",
+                results[table]
+            );
+            let read = wavelake_tests::read_parquet_file(&out.join(format!("{table}.parquet")));
+            let compared = wavelake_tests::compare_rows(rows, &read, "server")
+                .unwrap_or_else(|why| panic!("{table} in {format}: {why}"));
+            eprintln!("same    {table} by delta-sharing ({format}, {compared} rows)");
+        }
+    }
+}
+
+#[test]
+fn delta_sharing_serves_tables_to_the_python_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let server = Server::start(
+        dir.path(),
+        &format!("root = {:?}\n", root.to_str().unwrap()),
+    );
+    sharing_round_trip(&server, "delta_sharing_serves_tables_to_the_python_client");
+}
+
+#[test]
+fn delta_sharing_on_s3_hands_out_presigned_urls() {
+    let Some(moto) = MotoServer::start("delta_sharing_on_s3_hands_out_presigned_urls") else {
+        return;
+    };
+    moto.create_bucket("shared");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = "root = \"s3://shared/lake\"\n[storage]\n".to_owned();
+    for (key, value) in moto.options() {
+        config.push_str(&format!("{key} = {value:?}\n"));
+    }
+    let server = Server::start(dir.path(), &config);
+    sharing_round_trip(&server, "delta_sharing_on_s3_hands_out_presigned_urls");
+}
+
+#[test]
+fn expired_file_urls_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let config = format!(
+        "root = {:?}\n[limits]\nfile_url_lifetime_secs = 1\n",
+        root.to_str().unwrap()
+    );
+    let server = Server::start(dir.path(), &config);
+    for sql in [
+        "CREATE TABLE acme.t (id BIGINT)",
+        "INSERT INTO acme.t VALUES (1)",
+        "CREATE SHARE s",
+        "ALTER SHARE s ADD TABLE acme.t",
+    ] {
+        assert_eq!(server.sql(ADMIN, sql).0, StatusCode::OK, "{sql}");
+    }
+    let query = server
+        .client
+        .post(format!(
+            "{}/delta-sharing/shares/s/schemas/acme/tables/t/query",
+            server.url
+        ))
+        .bearer_auth(ADMIN)
+        .json(&json!({}))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let file: Value = serde_json::from_str(query.lines().nth(2).unwrap()).unwrap();
+    let url = file["file"]["url"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server.client.get(&url).send().unwrap().status(),
+        StatusCode::OK
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let expired = server.client.get(&url).send().unwrap();
+    assert_eq!(expired.status(), StatusCode::FORBIDDEN);
+    assert!(expired.text().unwrap().contains("expired"));
+}

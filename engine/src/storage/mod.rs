@@ -107,6 +107,24 @@ pub trait Storage: Send + Sync + Debug {
             location: self.location(),
         })
     }
+
+    /// A file's size in bytes. Backends that can ask for it (a HEAD)
+    /// override this; the default reads the file.
+    async fn size(&self, path: &str) -> Result<u64> {
+        Ok(self.get(path).await?.len() as u64)
+    }
+
+    /// A URL anyone can GET the file at for `expires_in` (S3 presigning);
+    /// `None` when the backend cannot presign, and the server signs URLs of
+    /// its own instead.
+    async fn signed_url(
+        &self,
+        path: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>> {
+        let _ = (path, expires_in);
+        Ok(None)
+    }
 }
 
 /// A shared, type-erased storage.

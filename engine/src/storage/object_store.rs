@@ -22,6 +22,9 @@ pub struct ObjectStoreStorage {
     store: Arc<dyn ObjectStore>,
     root: Path,
     url: Url,
+    /// Presigns URLs (S3).
+    #[cfg(feature = "native")]
+    signer: Option<Arc<dyn object_store::signer::Signer>>,
 }
 
 impl ObjectStoreStorage {
@@ -29,7 +32,13 @@ impl ObjectStoreStorage {
     pub fn new(store: Arc<dyn ObjectStore>, url: Url) -> Result<Self> {
         let root = Path::from_url_path(url.path())
             .map_err(|e| Error::InvalidArgument(format!("bad table location {url}: {e}")))?;
-        Ok(Self { store, root, url })
+        Ok(Self {
+            store,
+            root,
+            url,
+            #[cfg(feature = "native")]
+            signer: None,
+        })
     }
 
     /// Opens a local directory (plain path or `file://`), `memory://` or
@@ -67,11 +76,14 @@ impl ObjectStoreStorage {
                         })?;
                     builder = builder.with_config(key, value);
                 }
-                Arc::new(
+                let s3 = Arc::new(
                     builder
                         .build()
                         .map_err(|e| Error::InvalidArgument(format!("cannot open {url}: {e}")))?,
-                )
+                );
+                let mut storage = Self::new(s3.clone(), url)?;
+                storage.signer = Some(s3);
+                return Ok(storage);
             }
             other => {
                 return Err(Error::InvalidArgument(format!(
@@ -188,6 +200,33 @@ impl Storage for ObjectStoreStorage {
             .await
             .map_err(|e| map_error(path, e))?;
         result.bytes().await.map_err(|e| map_error(path, e))
+    }
+
+    async fn size(&self, path: &str) -> Result<u64> {
+        let location = self.object_path(path)?;
+        let meta = self
+            .store
+            .head(&location)
+            .await
+            .map_err(|e| map_error(path, e))?;
+        Ok(meta.size)
+    }
+
+    #[cfg(feature = "native")]
+    async fn signed_url(
+        &self,
+        path: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        let location = self.object_path(path)?;
+        let url = signer
+            .signed_url(reqwest::Method::GET, &location, expires_in)
+            .await
+            .map_err(|e| map_error(path, e))?;
+        Ok(Some(url.to_string()))
     }
 
     async fn get_ranges(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {

@@ -48,9 +48,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         ));
     Router::new()
         .nest("/api/v1", api)
+        .nest("/delta-sharing", crate::sharing::routes())
         .route("/health", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/files/{*resource}", get(crate::files::serve_file))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(record_request))
         .layer(cors(&state.config.cors_origins))

@@ -111,6 +111,10 @@ pub async fn run_sql(
     headers: HeaderMap,
     Json(request): Json<SqlRequest>,
 ) -> Result<Response, ApiError> {
+    if let Some(statement) = crate::sharing::sql::parse(&request.sql) {
+        let batch = crate::sharing::sql::run(&state, &principal, statement?).await?;
+        return respond(&headers, &batch.schema(), &[batch], false);
+    }
     let namespace = state.namespace_for(&principal, request.namespace.as_deref())?;
     let kind = classify(&request.sql)?;
     if kind == StatementKind::Write && !principal.can_write(&namespace) {

@@ -1,0 +1,545 @@
+//! Delta Sharing: the open REST protocol under `/delta-sharing/` over the
+//! shares of [`store`], managed in SQL by [`sql`]. Every file in a response
+//! is a URL the client reads directly: presigned by S3, or signed by this
+//! server (see [`crate::files`]).
+
+pub mod materialize;
+pub mod sql;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::api::ApiError;
+use crate::auth::Principal;
+use crate::files::file_url;
+use crate::state::AppState;
+use store::SharedTable;
+use wavelake_engine::protocol::{Add, DeletionVectorDescriptor, DvLocation};
+use wavelake_engine::{Snapshot, Table};
+
+/// The routes, to nest under `/delta-sharing`.
+pub fn routes() -> axum::Router<Arc<AppState>> {
+    let table = "/shares/{share}/schemas/{schema}/tables/{table}";
+    axum::Router::new()
+        .route("/shares", get(list_shares))
+        .route("/shares/{share}", get(get_share))
+        .route("/shares/{share}/schemas", get(list_schemas))
+        .route("/shares/{share}/schemas/{schema}/tables", get(list_tables))
+        .route("/shares/{share}/all-tables", get(list_all_tables))
+        .route(&format!("{table}/version"), get(table_version))
+        .route(&format!("{table}/metadata"), get(table_metadata))
+        .route(&format!("{table}/query"), post(query_table))
+        .route(&format!("{table}/changes"), get(table_changes))
+}
+
+/// Errors in the protocol's shape: `{"errorCode", "message"}`.
+pub struct SharingError(ApiError);
+
+impl From<ApiError> for SharingError {
+    fn from(err: ApiError) -> Self {
+        Self(err)
+    }
+}
+
+impl From<wavelake_engine::Error> for SharingError {
+    fn from(err: wavelake_engine::Error) -> Self {
+        Self(err.into())
+    }
+}
+
+impl IntoResponse for SharingError {
+    fn into_response(self) -> Response {
+        let code = match self.0.status {
+            StatusCode::NOT_FOUND => "RESOURCE_DOES_NOT_EXIST",
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => "PERMISSION_DENIED",
+            StatusCode::BAD_REQUEST => "INVALID_PARAMETER_VALUE",
+            _ => "INTERNAL_ERROR",
+        };
+        (
+            self.0.status,
+            Json(json!({"errorCode": code, "message": self.0.message})),
+        )
+            .into_response()
+    }
+}
+
+type Answer<T> = Result<T, SharingError>;
+
+/// The recipient a principal reads as: `None` for admins (every share).
+fn reader(principal: &Principal) -> Answer<Option<String>> {
+    if principal.admin {
+        return Ok(None);
+    }
+    match &principal.recipient {
+        Some(name) => Ok(Some(name.clone())),
+        None => Err(ApiError::forbidden("this token is not a Delta Sharing recipient's").into()),
+    }
+}
+
+fn not_found(what: String) -> SharingError {
+    ApiError::not_found(format!("{what} does not exist or is not shared with you")).into()
+}
+
+async fn list_shares(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Answer<Json<Value>> {
+    let recipient = reader(&principal)?;
+    let catalog = state.shares.snapshot().await;
+    let items: Vec<Value> = catalog
+        .visible_shares(recipient.as_deref())
+        .into_iter()
+        .map(|name| json!({"name": name}))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+async fn visible_share(
+    state: &AppState,
+    principal: &Principal,
+    share: &str,
+) -> Answer<store::Share> {
+    let recipient = reader(principal)?;
+    let catalog = state.shares.snapshot().await;
+    if !catalog
+        .visible_shares(recipient.as_deref())
+        .iter()
+        .any(|s| s == share)
+    {
+        return Err(not_found(format!("share {share}")));
+    }
+    catalog
+        .shares
+        .get(share)
+        .cloned()
+        .ok_or_else(|| not_found(format!("share {share}")))
+}
+
+async fn get_share(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(share): Path<String>,
+) -> Answer<Json<Value>> {
+    visible_share(&state, &principal, &share).await?;
+    Ok(Json(json!({"share": {"name": share}})))
+}
+
+async fn list_schemas(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(share): Path<String>,
+) -> Answer<Json<Value>> {
+    let found = visible_share(&state, &principal, &share).await?;
+    let mut schemas: Vec<&str> = found.tables.iter().map(|t| t.schema.as_str()).collect();
+    schemas.sort_unstable();
+    schemas.dedup();
+    let items: Vec<Value> = schemas
+        .into_iter()
+        .map(|name| json!({"name": name, "share": share}))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+fn table_items(share: &str, tables: &[&SharedTable]) -> Vec<Value> {
+    tables
+        .iter()
+        .map(|t| json!({"name": t.name, "schema": t.schema, "share": share}))
+        .collect()
+}
+
+async fn list_tables(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path((share, schema)): Path<(String, String)>,
+) -> Answer<Json<Value>> {
+    let found = visible_share(&state, &principal, &share).await?;
+    let tables: Vec<&SharedTable> = found.tables.iter().filter(|t| t.schema == schema).collect();
+    if tables.is_empty() {
+        return Err(not_found(format!("schema {share}.{schema}")));
+    }
+    Ok(Json(json!({"items": table_items(&share, &tables)})))
+}
+
+async fn list_all_tables(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(share): Path<String>,
+) -> Answer<Json<Value>> {
+    let found = visible_share(&state, &principal, &share).await?;
+    let tables: Vec<&SharedTable> = found.tables.iter().collect();
+    Ok(Json(json!({"items": table_items(&share, &tables)})))
+}
+
+/// The shared table behind a request, opened.
+async fn open_shared(
+    state: &AppState,
+    principal: &Principal,
+    share: &str,
+    schema: &str,
+    name: &str,
+) -> Answer<(SharedTable, Table)> {
+    let recipient = reader(principal)?;
+    let catalog = state.shares.snapshot().await;
+    let shared = catalog
+        .table(recipient.as_deref(), share, schema, name)
+        .ok_or_else(|| not_found(format!("table {share}.{schema}.{name}")))?;
+    let location = format!(
+        "{}/{}/{}",
+        state.config.root, shared.namespace, shared.table
+    );
+    let table = Table::new((state.opener)(&location)?)?;
+    Ok((shared, table))
+}
+
+/// A version or a timestamp (RFC 3339) of the table.
+async fn snapshot_at(
+    table: &Table,
+    version: Option<i64>,
+    timestamp: Option<&str>,
+) -> Answer<Snapshot> {
+    Ok(match (version, timestamp) {
+        (Some(version), _) => table.snapshot_at(Some(version)).await?,
+        (None, Some(text)) => {
+            let at = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
+                ApiError::bad_request(format!("timestamp {text:?} is not RFC 3339: {e}"))
+            })?;
+            table.snapshot_at_timestamp(at.timestamp_millis()).await?
+        }
+        (None, None) => table.snapshot().await?,
+    })
+}
+
+/// `?startingTimestamp=`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionQuery {
+    starting_timestamp: Option<String>,
+}
+
+fn version_header(version: i64) -> [(&'static str, HeaderValue); 1] {
+    [(
+        "delta-table-version",
+        HeaderValue::from_str(&version.to_string()).unwrap_or(HeaderValue::from_static("0")),
+    )]
+}
+
+async fn table_version(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path((share, schema, name)): Path<(String, String, String)>,
+    Query(query): Query<VersionQuery>,
+) -> Answer<Response> {
+    let (_, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
+    let snapshot = snapshot_at(&table, None, query.starting_timestamp.as_deref()).await?;
+    Ok((version_header(snapshot.version()), "").into_response())
+}
+
+/// The response format a client asked for and the table allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Parquet,
+    Delta,
+}
+
+fn needs_delta(snapshot: &Snapshot) -> Option<&'static str> {
+    if snapshot.files().iter().any(|f| f.deletion_vector.is_some()) {
+        return Some("deletion vectors");
+    }
+    if snapshot.column_mapping() != wavelake_engine::schema::ColumnMappingMode::None {
+        return Some("column mapping");
+    }
+    None
+}
+
+fn response_format(headers: &HeaderMap, snapshot: &Snapshot) -> Format {
+    let capabilities = headers
+        .get("delta-sharing-capabilities")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let formats: Vec<&str> = capabilities
+        .split(';')
+        .filter_map(|part| part.trim().strip_prefix("responseformat="))
+        .flat_map(|list| list.split(','))
+        .map(str::trim)
+        .collect();
+    let accepts_delta = formats.contains(&"delta");
+    let accepts_parquet = formats.is_empty() || formats.contains(&"parquet");
+    match (accepts_parquet, accepts_delta) {
+        // Both: parquet unless the table's files need copies for it.
+        (true, true) if needs_delta(snapshot).is_some() => Format::Delta,
+        (true, _) => Format::Parquet,
+        (false, _) => Format::Delta,
+    }
+}
+
+fn protocol_line(format: Format, snapshot: &Snapshot) -> Value {
+    match format {
+        Format::Parquet => json!({"protocol": {"minReaderVersion": 1}}),
+        Format::Delta => json!({"protocol": {"deltaProtocol": snapshot.protocol()}}),
+    }
+}
+
+fn metadata_line(format: Format, snapshot: &Snapshot) -> Value {
+    let metadata = snapshot.metadata();
+    match format {
+        Format::Parquet => {
+            let configuration: serde_json::Map<String, Value> = metadata
+                .configuration
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), Value::String(v.clone()))))
+                .collect();
+            json!({"metaData": {
+                "id": metadata.id,
+                "name": metadata.name,
+                "description": metadata.description,
+                "format": {"provider": "parquet"},
+                "schemaString": metadata.schema_string,
+                "partitionColumns": metadata.partition_columns,
+                "configuration": configuration,
+                "version": snapshot.version(),
+                "numFiles": snapshot.files().len(),
+                "size": snapshot.files().iter().map(|f| f.size).sum::<i64>(),
+            }})
+        }
+        Format::Delta => json!({"metaData": {
+            "deltaMetadata": metadata,
+            "version": snapshot.version(),
+        }}),
+    }
+}
+
+fn format_header(format: Format) -> (&'static str, HeaderValue) {
+    (
+        "delta-sharing-capabilities",
+        HeaderValue::from_static(match format {
+            Format::Parquet => "responseformat=parquet",
+            Format::Delta => "responseformat=delta",
+        }),
+    )
+}
+
+fn ndjson(lines: Vec<Value>, version: i64, format: Format) -> Response {
+    let mut body = String::new();
+    for line in lines {
+        body.push_str(&line.to_string());
+        body.push('\n');
+    }
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson; charset=utf-8"),
+    );
+    let [(name, value)] = version_header(version);
+    headers.insert(name, value);
+    let (name, value) = format_header(format);
+    headers.insert(name, value);
+    response
+}
+
+async fn table_metadata(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path((share, schema, name)): Path<(String, String, String)>,
+) -> Answer<Response> {
+    let (_, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
+    let snapshot = table.snapshot().await?;
+    let format = response_format(&headers, &snapshot);
+    Ok(ndjson(
+        vec![
+            protocol_line(format, &snapshot),
+            metadata_line(format, &snapshot),
+        ],
+        snapshot.version(),
+        format,
+    ))
+}
+
+/// Partition values by logical column name (the log keys them by physical
+/// name under column mapping).
+fn logical_partition_values(snapshot: &Snapshot, add: &Add) -> serde_json::Map<String, Value> {
+    let schemas = snapshot.schemas();
+    schemas
+        .partition_logical
+        .iter()
+        .zip(&schemas.partition_physical_names)
+        .map(|(field, physical)| {
+            let value = add
+                .partition_values
+                .get(physical)
+                .cloned()
+                .flatten()
+                .map_or(Value::Null, Value::String);
+            (field.name().clone(), value)
+        })
+        .collect()
+}
+
+/// The body of a query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryRequest {
+    #[serde(default)]
+    predicate_hints: Option<Vec<String>>,
+    #[serde(default)]
+    json_predicate_hints: Option<String>,
+    #[serde(default)]
+    limit_hint: Option<i64>,
+    #[serde(default)]
+    version: Option<i64>,
+    #[serde(default)]
+    timestamp: Option<String>,
+}
+
+fn file_id(path: &str) -> String {
+    Sha256::digest(path.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn query_table(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path((share, schema, name)): Path<(String, String, String)>,
+    body: Option<Json<QueryRequest>>,
+) -> Answer<Response> {
+    let request = body.map(|Json(b)| b).unwrap_or_default();
+    let _ = (&request.predicate_hints, &request.json_predicate_hints);
+    let (shared, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
+    let snapshot = snapshot_at(&table, request.version, request.timestamp.as_deref()).await?;
+    let format = response_format(&headers, &snapshot);
+    let mut lines = vec![
+        protocol_line(format, &snapshot),
+        metadata_line(format, &snapshot),
+    ];
+    let mut rows_so_far = 0u64;
+    for add in snapshot.files() {
+        if let Some(limit) = request.limit_hint
+            && rows_so_far >= u64::try_from(limit).unwrap_or(0)
+        {
+            break;
+        }
+        rows_so_far += wavelake_engine::stats::FileStats::of(add)
+            .and_then(|s| s.num_records)
+            .unwrap_or(0);
+        lines.push(file_line(&state, &shared, &table, &snapshot, add, format).await?);
+    }
+    metrics::counter!("wavelake_sharing_queries_total").increment(1);
+    Ok(ndjson(lines, snapshot.version(), format))
+}
+
+/// One `file` line: the file's URL, and in the delta format its `add`
+/// action with URLs for the data file and its deletion vector.
+async fn file_line(
+    state: &AppState,
+    shared: &SharedTable,
+    table: &Table,
+    snapshot: &Snapshot,
+    add: &Add,
+    format: Format,
+) -> Answer<Value> {
+    let storage = table.storage();
+    let path = snapshot.file_path(add);
+    let (url, expires) = file_url(
+        state,
+        storage,
+        &shared.namespace,
+        &shared.table,
+        &path,
+        Duration::from_secs(state.config.limits.file_url_lifetime_secs),
+    )
+    .await?;
+    let id = file_id(&add.path);
+    Ok(match format {
+        Format::Parquet if materialize::needs_copy(snapshot, add) => {
+            let copy = materialize::materialize(table, snapshot, add).await?;
+            let (url, expires) = file_url(
+                state,
+                storage,
+                &shared.namespace,
+                &shared.table,
+                &copy.path,
+                Duration::from_secs(state.config.limits.file_url_lifetime_secs),
+            )
+            .await?;
+            json!({"file": {
+                "url": url,
+                "id": id,
+                "partitionValues": logical_partition_values(snapshot, add),
+                "size": copy.size,
+                "stats": copy.stats,
+                "expirationTimestamp": expires,
+            }})
+        }
+        Format::Parquet => json!({"file": {
+            "url": url,
+            "id": id,
+            "partitionValues": add.partition_values,
+            "size": add.size,
+            "stats": add.stats,
+            "expirationTimestamp": expires,
+        }}),
+        Format::Delta => {
+            let mut action = add.clone();
+            action.path = url;
+            if let Some(dv) = &add.deletion_vector
+                && let Ok(DvLocation::File { path: dv_path, .. }) = dv.location()
+            {
+                let resolved = wavelake_engine::storage::resolve_data_path(table.root(), &dv_path);
+                let (dv_url, _) = file_url(
+                    state,
+                    storage,
+                    &shared.namespace,
+                    &shared.table,
+                    &resolved,
+                    Duration::from_secs(state.config.limits.file_url_lifetime_secs),
+                )
+                .await?;
+                action.deletion_vector = Some(DeletionVectorDescriptor {
+                    storage_type: "p".into(),
+                    path_or_inline_dv: dv_url,
+                    ..dv.clone()
+                });
+            }
+            json!({"file": {
+                "id": id,
+                "deltaSingleAction": {"add": action},
+                "expirationTimestamp": expires,
+            }})
+        }
+    })
+}
+
+async fn table_changes(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path((share, schema, name)): Path<(String, String, String)>,
+) -> Answer<Response> {
+    let (_, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
+    let snapshot = table.snapshot().await?;
+    let enabled = snapshot
+        .metadata()
+        .property("delta.enableChangeDataFeed")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let reason = if enabled {
+        "reading the change data feed is not supported by this server yet"
+    } else {
+        "this table does not record change data (delta.enableChangeDataFeed is not set)"
+    };
+    Err(ApiError::bad_request(reason).into())
+}
