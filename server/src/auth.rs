@@ -113,6 +113,8 @@ pub struct TokenStore {
     storage: StorageRef,
     by_hash: RwLock<HashMap<String, TokenRecord>>,
     admin_hash: Option<String>,
+    /// Tokens from the configuration file (by hash), never stored.
+    configured: RwLock<HashMap<String, Vec<Scope>>>,
     /// Serializes changes to the stored file.
     writing: tokio::sync::Mutex<()>,
 }
@@ -137,6 +139,7 @@ impl TokenStore {
             storage,
             by_hash: RwLock::new(records.into_iter().map(|r| (r.hash.clone(), r)).collect()),
             admin_hash: admin_token.map(hash_token),
+            configured: RwLock::new(HashMap::new()),
             writing: tokio::sync::Mutex::new(()),
         })
     }
@@ -157,8 +160,19 @@ impl TokenStore {
         if self.admin_hash.as_deref() == Some(hash.as_str()) {
             return Some(Principal::of(&[Scope::Admin]));
         }
+        if let Some(scopes) = self.configured.read().ok()?.get(&hash) {
+            return Some(Principal::of(scopes));
+        }
         let records = self.by_hash.read().ok()?;
         records.get(&hash).map(|r| Principal::of(&r.scopes))
+    }
+
+    /// Accepts the token whose SHA-256 (hex) is `hash` with `scopes`, for
+    /// this run only (tokens declared in the configuration file).
+    pub fn accept_configured(&self, hash: &str, scopes: Vec<Scope>) {
+        if let Ok(mut configured) = self.configured.write() {
+            configured.insert(hash.to_ascii_lowercase(), scopes);
+        }
     }
 
     /// Issues a new token with `scopes`; returns its id and the token

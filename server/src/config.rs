@@ -29,6 +29,53 @@ pub struct ServerConfig {
     /// The URL clients reach this server at (for signed file URLs and
     /// sharing profiles); `http://<listen>` when unset.
     pub public_url: Option<String>,
+    /// Background maintenance.
+    pub maintenance: crate::background::MaintenanceConfig,
+    /// Shares and recipients declared here (in addition to those made in
+    /// SQL).
+    pub sharing: SharingConfig,
+}
+
+/// `[sharing]`: shares and recipients from the configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharingConfig {
+    /// `[[sharing.shares]]`.
+    pub shares: Vec<ShareConfig>,
+    /// `[[sharing.recipients]]`.
+    pub recipients: Vec<RecipientConfig>,
+}
+
+/// A share: `tables` are `namespace.table` or `namespace.table as schema.name`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareConfig {
+    /// The share's name.
+    pub name: String,
+    /// Its tables.
+    pub tables: Vec<String>,
+}
+
+/// A recipient with its token given as a SHA-256 hash (hex), so the file
+/// holds no secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientConfig {
+    /// The recipient's name.
+    pub name: String,
+    /// The shares it may read.
+    pub shares: Vec<String>,
+    /// SHA-256 (hex) of its bearer token.
+    pub token_sha256: String,
+}
+
+impl std::fmt::Debug for RecipientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecipientConfig")
+            .field("name", &self.name)
+            .field("shares", &self.shares)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Per-request limits.
@@ -72,6 +119,8 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             storage: BTreeMap::new(),
             public_url: None,
+            maintenance: crate::background::MaintenanceConfig::default(),
+            sharing: SharingConfig::default(),
         }
     }
 }
@@ -89,6 +138,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("limits", &self.limits)
             .field("storage", &self.storage.keys().collect::<Vec<_>>())
             .field("public_url", &self.public_url)
+            .field("maintenance", &self.maintenance)
+            .field("sharing", &self.sharing)
             .finish()
     }
 }

@@ -9,6 +9,7 @@
 
 mod api;
 mod auth;
+mod background;
 mod config;
 mod files;
 mod maintenance;

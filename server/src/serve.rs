@@ -48,6 +48,9 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
     let tokens = TokenStore::load(root.clone(), config.admin_token.as_deref()).await?;
     let signer = crate::files::UrlSigner::load_or_create(&root, config.public_url()).await?;
     let shares = crate::sharing::store::ShareStore::load(root.clone()).await?;
+    crate::sharing::store::apply_config(&shares, &tokens, &config.sharing)
+        .await
+        .context("bad [sharing] configuration")?;
     if !tokens.has_admin() {
         let (_, token) = tokens
             .issue("admin (first start)", vec![Scope::Admin])
@@ -67,6 +70,7 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
         signer,
         shares,
     });
+    tokio::spawn(crate::background::run(state.clone()));
     let router = api::router(state);
     // Tests and scripts wait for this line.
     println!("wavelake listening on http://{bound}");

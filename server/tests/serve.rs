@@ -802,3 +802,84 @@ fn expired_file_urls_are_refused() {
     assert_eq!(expired.status(), StatusCode::FORBIDDEN);
     assert!(expired.text().unwrap().contains("expired"));
 }
+
+#[test]
+fn background_maintenance_compacts_and_vacuums_tables_that_allow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let config = format!(
+        "root = {:?}\n[maintenance]\ninterval_secs = 1\n",
+        root.to_str().unwrap()
+    );
+    let server = Server::start(dir.path(), &config);
+    for sql in [
+        "CREATE TABLE acme.busy (id BIGINT) TBLPROPERTIES ('delta.deletedFileRetentionDuration' = 'interval 0 seconds')",
+        "CREATE TABLE acme.pinned (id BIGINT) TBLPROPERTIES ('wavelake.autoOptimize' = 'false')",
+    ] {
+        assert_eq!(server.sql(ADMIN, sql).0, StatusCode::OK, "{sql}");
+    }
+    for i in 0..5 {
+        for table in ["busy", "pinned"] {
+            let sql = format!("INSERT INTO acme.{table} VALUES ({i})");
+            assert_eq!(server.sql(ADMIN, &sql).0, StatusCode::OK);
+        }
+    }
+    let files_on_disk = |table: &str| {
+        wavelake_tests::files_under(&root.join("acme").join(table))
+            .into_iter()
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "parquet")
+                    && !p.to_string_lossy().contains("_delta_log")
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, busy) = server.get(Some(ADMIN), "/api/v1/tables/acme/busy");
+        if busy["files"] == 1 && files_on_disk("busy") == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not compacted and vacuumed: {busy}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let (_, pinned) = server.get(Some(ADMIN), "/api/v1/tables/acme/pinned");
+    assert_eq!(pinned["files"], 5, "autoOptimize = false is left alone");
+    let (_, rows) = server.sql(ADMIN, "SELECT count(*) AS n FROM acme.busy");
+    assert_eq!(rows["rows"][0]["n"], 5);
+}
+
+#[test]
+fn shares_and_recipients_can_come_from_the_configuration_file() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let token = "partner-token-from-the-config-file";
+    let hash: String = sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let config = format!(
+        "root = {:?}\n[[sharing.shares]]\nname = \"catalog\"\ntables = [\"acme.items as shop.items\"]\n\
+         [[sharing.recipients]]\nname = \"partner\"\nshares = [\"catalog\"]\ntoken_sha256 = \"{hash}\"\n",
+        root.to_str().unwrap()
+    );
+    std::fs::create_dir_all(&root).unwrap();
+    let server = Server::start(dir.path(), &config);
+    for sql in [
+        "CREATE TABLE acme.items (id BIGINT)",
+        "INSERT INTO acme.items VALUES (1), (2)",
+    ] {
+        assert_eq!(server.sql(ADMIN, sql).0, StatusCode::OK);
+    }
+    let (status, tables) = server.get(Some(token), "/delta-sharing/shares/catalog/all-tables");
+    assert_eq!(status, StatusCode::OK, "{tables}");
+    assert_eq!(
+        tables["items"],
+        json!([{"name": "items", "schema": "shop", "share": "catalog"}])
+    );
+    let config_text = std::fs::read_to_string(dir.path().join("wavelake.toml")).unwrap();
+    assert!(!config_text.contains(token), "the file holds only the hash");
+}

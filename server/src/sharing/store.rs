@@ -107,6 +107,78 @@ impl ShareStore {
     }
 }
 
+/// Merges the shares and recipients of the configuration file into the
+/// store (they win over same-named ones made in SQL) and accepts the
+/// recipients' tokens.
+pub async fn apply_config(
+    store: &ShareStore,
+    tokens: &crate::auth::TokenStore,
+    config: &crate::config::SharingConfig,
+) -> Result<()> {
+    let mut shares = Vec::new();
+    for share in &config.shares {
+        let mut tables = Vec::new();
+        for spec in &share.tables {
+            let (source, alias) = match spec.split_once(" as ").or_else(|| spec.split_once(" AS "))
+            {
+                Some((source, alias)) => (source.trim(), alias.trim()),
+                None => (spec.trim(), spec.trim()),
+            };
+            let split = |text: &str| -> Result<(String, String)> {
+                let (a, b) = text.split_once('.').with_context(|| {
+                    format!("share {}: {text:?} is not namespace.table", share.name)
+                })?;
+                Ok((a.to_owned(), b.to_owned()))
+            };
+            let (namespace, table) = split(source)?;
+            let (schema, name) = split(alias)?;
+            tables.push(SharedTable {
+                schema,
+                name,
+                namespace,
+                table,
+            });
+        }
+        shares.push((share.name.clone(), tables));
+    }
+    let recipients: Vec<(String, BTreeSet<String>)> = config
+        .recipients
+        .iter()
+        .map(|r| (r.name.clone(), r.shares.iter().cloned().collect()))
+        .collect();
+    if !shares.is_empty() || !recipients.is_empty() {
+        store
+            .update(|catalog| {
+                for (name, tables) in shares {
+                    catalog.shares.insert(
+                        name,
+                        Share {
+                            tables,
+                            comment: Some("from the configuration file".into()),
+                        },
+                    );
+                }
+                for (name, granted) in recipients {
+                    catalog
+                        .recipients
+                        .insert(name, Recipient { shares: granted });
+                }
+                Ok(())
+            })
+            .await?
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    for recipient in &config.recipients {
+        tokens.accept_configured(
+            &recipient.token_sha256,
+            vec![crate::auth::Scope::Recipient {
+                name: recipient.name.clone(),
+            }],
+        );
+    }
+    Ok(())
+}
+
 impl Catalog {
     /// The shares `recipient` may read (all for `None`: an admin).
     pub fn visible_shares(&self, recipient: Option<&str>) -> Vec<String> {

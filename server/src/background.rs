@@ -1,0 +1,128 @@
+//! Background maintenance: every `maintenance.interval_secs`, each table
+//! under the root is compacted (OPTIMIZE, bin-packing) and vacuumed with its
+//! own retention, unless the server's configuration or the table's
+//! properties (`wavelake.autoOptimize`, `wavelake.autoVacuum` = `false`)
+//! turn it off. Checkpoints are written by commits themselves, every
+//! `delta.checkpointInterval` commits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tracing::Instrument;
+
+use crate::state::AppState;
+use wavelake_engine::Table;
+use wavelake_engine::write::optimize::{OptimizeOptions, optimize};
+use wavelake_engine::write::vacuum::{VacuumOptions, vacuum};
+
+/// Table property that turns background compaction off for one table.
+pub const AUTO_OPTIMIZE_PROPERTY: &str = "wavelake.autoOptimize";
+/// Table property that turns background VACUUM off for one table.
+pub const AUTO_VACUUM_PROPERTY: &str = "wavelake.autoVacuum";
+
+/// `[maintenance]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaintenanceConfig {
+    /// Seconds between rounds; 0 turns background maintenance off.
+    pub interval_secs: u64,
+    /// Compact small files.
+    pub optimize: bool,
+    /// Vacuum with each table's retention.
+    pub vacuum: bool,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 3600,
+            optimize: true,
+            vacuum: true,
+        }
+    }
+}
+
+/// Runs rounds until the process ends.
+pub async fn run(state: Arc<AppState>) {
+    let config = state.config.maintenance.clone();
+    if config.interval_secs == 0 {
+        return;
+    }
+    let mut ticker = tokio::time::interval(Duration::from_secs(config.interval_secs));
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if let Err(e) = round(&state, &config).await {
+            tracing::warn!(error = %e, "maintenance round failed");
+        }
+    }
+}
+
+/// One round over every table.
+pub async fn round(state: &AppState, config: &MaintenanceConfig) -> anyhow::Result<()> {
+    let root = state.root_storage()?;
+    for namespace in root.list_directories("").await? {
+        if namespace.starts_with('_') {
+            continue;
+        }
+        for name in root.list_directories(&format!("{namespace}/")).await? {
+            let location = format!("{}/{namespace}/{name}", state.config.root);
+            let span = tracing::info_span!("maintenance", table = %format!("{namespace}.{name}"));
+            if let Err(e) = maintain(state, config, &location).instrument(span).await {
+                tracing::warn!(error = %e, "table maintenance failed");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn maintain(
+    state: &AppState,
+    config: &MaintenanceConfig,
+    location: &str,
+) -> anyhow::Result<()> {
+    let table = Table::new((state.opener)(location)?)?;
+    let snapshot = match table.snapshot().await {
+        Ok(snapshot) => snapshot,
+        Err(wavelake_engine::Error::TableNotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let enabled = |property: &str| {
+        !snapshot
+            .metadata()
+            .property(property)
+            .is_some_and(|v| v.eq_ignore_ascii_case("false"))
+    };
+    if config.optimize && enabled(AUTO_OPTIMIZE_PROPERTY) {
+        let session = wavelake_engine::Engine::new();
+        let outcome = optimize(
+            &table,
+            &session.context().state(),
+            &OptimizeOptions::default(),
+        )
+        .await?;
+        if outcome.version.is_some() {
+            metrics::counter!("wavelake_maintenance_files_compacted_total")
+                .increment(outcome.files_removed as u64);
+            tracing::info!(
+                removed = outcome.files_removed,
+                added = outcome.files_added,
+                "compacted"
+            );
+        }
+    }
+    if config.vacuum && enabled(AUTO_VACUUM_PROPERTY) {
+        let outcome = vacuum(&table, &VacuumOptions::default()).await?;
+        metrics::counter!("wavelake_maintenance_files_vacuumed_total")
+            .increment(outcome.files.len() as u64);
+        if !outcome.files.is_empty() {
+            tracing::info!(
+                files = outcome.files.len(),
+                bytes = outcome.bytes,
+                "vacuumed"
+            );
+        }
+    }
+    Ok(())
+}
