@@ -1,28 +1,52 @@
 #!/usr/bin/env bash
-# Builds wavelake, writes a small demo Delta table with the reference writer
-# (PyPI deltalake) and queries it with wavelake, including time travel.
+# Wavelake's main job on a demo table: builds wavelake, writes a demo Delta
+# table with the reference writer (PyPI deltalake) into a local table root,
+# changes it with Wavelake (UPDATE as a deletion vector, OPTIMIZE), shares
+# it, and serves the root with `wavelake serve` until Ctrl-C.
 # Safe to run twice.
+#   WAVELAKE_DEMO_ROOT   table root (default data/lake)
+#   WAVELAKE_LISTEN      address (default 127.0.0.1:8080)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 ensure_venv "${PYTHON_ORACLES[@]}"
-demo="${WAVELAKE_DEMO_DIR:-data/demo}"
-if [ ! -d "$demo/_delta_log" ]; then
-  "$WAVELAKE_VENV/bin/python" scripts/make_demo_table.py "$demo"
-fi
+root="${WAVELAKE_DEMO_ROOT:-data/lake}"
+listen="${WAVELAKE_LISTEN:-127.0.0.1:8080}"
+table="$root/demo/trips"
 cargo build --release -p wavelake-server
 bin="$CARGO_TARGET_DIR/release/wavelake"
 
-echo "--- the latest version"
-"$bin" sql "SELECT city, count(*) AS trips, round(avg(fare), 2) AS avg_fare FROM trips GROUP BY city ORDER BY trips DESC" --table trips="$demo"
-echo "--- as it was at version 0 (before the delete)"
-"$bin" sql "SELECT count(*) AS trips FROM trips VERSION AS OF 0" --table trips="$demo"
-echo "--- the same query now (the delete removed the fares over 75)"
-"$bin" sql "SELECT count(*) AS trips FROM trips" --table trips="$demo"
-echo "--- the table's history and files"
-"$bin" sql "SELECT version, timestamp, operation FROM delta_history('trips')" --table trips="$demo"
-"$bin" sql "SELECT count(*) AS files, sum(num_records) AS rows, sum(size_bytes) AS bytes FROM delta_files('trips')" --table trips="$demo"
-echo "--- what a selective query read (files and bytes)"
-"$bin" sql "EXPLAIN ANALYZE SELECT count(*) FROM trips WHERE day = '2026-11-03'" --table trips="$demo" \
-  | grep -o 'DeltaScanExec: [^|]*' | sed 's/ *$//' || true
+if [ ! -d "$table/_delta_log" ]; then
+  "$WAVELAKE_VENV/bin/python" scripts/make_demo_table.py "$table"
+  "$bin" sql "UPDATE trips SET fare = fare * 1.1 WHERE city = 'Oslo'" --table trips="$table" >/dev/null
+  "$bin" optimize "$table" --where "day = '2026-11-01'"
+fi
+
+echo "--- the demo table, demo.trips: latest version"
+"$bin" sql "SELECT city, count(*) AS trips, round(avg(fare), 2) AS avg_fare FROM trips GROUP BY city ORDER BY trips DESC" --table trips="$table"
+echo "--- its history"
+"$bin" sql "SELECT version, operation FROM delta_history('trips')" --table trips="$table"
+
+token_file="$root/_wavelake/demo-admin-token"
+if [ -z "${WAVELAKE_ADMIN_TOKEN:-}" ]; then
+  mkdir -p "$(dirname "$token_file")"
+  if [ ! -s "$token_file" ]; then
+    # A demo convenience: the token stays in the demo root, readable by you.
+    (umask 077; head -c 24 /dev/urandom | base64 | tr '+/' '-_' > "$token_file")
+  fi
+  WAVELAKE_ADMIN_TOKEN="$(cat "$token_file")"
+  export WAVELAKE_ADMIN_TOKEN
+fi
+
+cat <<INFO
+--- serving $root on http://$listen (Ctrl-C stops)
+    admin token: in $token_file (or your WAVELAKE_ADMIN_TOKEN)
+    try:
+      curl -s -X POST http://$listen/api/v1/sql -H "Authorization: Bearer \$(cat $token_file)" \\
+           -H 'content-type: application/json' -d '{"sql": "SELECT count(*) FROM demo.trips"}'
+      curl -s http://$listen/api/v1/openapi.json
+      # Delta Sharing: CREATE SHARE s; ALTER SHARE s ADD TABLE demo.trips; CREATE RECIPIENT r;
+      #                GRANT SELECT ON SHARE s TO RECIPIENT r  (the profile comes back from CREATE RECIPIENT)
+INFO
+exec "$bin" serve --root "$root" --listen "$listen"
