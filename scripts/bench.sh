@@ -3,7 +3,7 @@
 # figures (Markdown) that BENCHMARKS.md records. Safe to run twice; datasets
 # are generated once into the scratch dir.
 #   scripts/bench.sh            all benchmarks
-#   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, wasm-size
+#   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, server, wasm-size
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -22,6 +22,10 @@ fi
 
 if is_selected writes; then
   cargo bench --profile release -p wavelake-tests --bench writes
+fi
+
+if is_selected server; then
+  cargo bench --profile release -p wavelake-server --bench server
 fi
 
 if is_selected wasm-size; then

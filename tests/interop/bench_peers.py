@@ -10,6 +10,10 @@
       ROWS rows, a one-row UPDATE (copy-on-write: delta-rs writes no
       deletion vectors), APPENDS one-row appends, OPTIMIZE compaction of
       them and Z-order of the ingested table.
+  python bench_peers.py upload-data FILE ROWS
+      Writes FILE, a Parquet file of ROWS rows (id, name, value), once.
+  python bench_peers.py write-parquet FILE TABLE_DIR
+      deltalake writes FILE's rows into a new table; times it.
   python bench_peers.py tpch-data OUT_DIR SCALE
       Generates TPC-H lineitem with tpchgen-cli and writes it as a Delta
       table with deltalake (once; kept between runs).
@@ -137,6 +141,34 @@ def writes(out, rows, appends):
     emit(peer="deltalake", what="zorder", seconds=time.perf_counter() - start)
 
 
+def upload_data(path, rows):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if Path(path).exists():
+        return
+    ids = pa.array(range(rows), pa.int64())
+    table = pa.table({
+        "id": ids,
+        "name": pc.binary_join_element_wise(pa.scalar("name "), pc.cast(ids, pa.string()), ""),
+        "value": pc.multiply(pc.cast(ids, pa.float64()), 0.5),
+    })
+    pq.write_table(table, path)
+    emit(what="upload-data", rows=rows)
+
+
+def write_parquet(path, out):
+    import pyarrow.parquet as pq
+    import shutil
+    from deltalake import write_deltalake
+
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    write_deltalake(out, pq.read_table(path))
+    emit(peer="deltalake", what="write-parquet", seconds=time.perf_counter() - start)
+
+
 def tpch_data(out, scale):
     from deltalake import write_deltalake
     import pyarrow.dataset as ds
@@ -173,6 +205,10 @@ def main():
         tpch(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
     elif command == "writes":
         writes(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif command == "upload-data":
+        upload_data(sys.argv[2], int(sys.argv[3]))
+    elif command == "write-parquet":
+        write_parquet(sys.argv[2], sys.argv[3])
     elif command == "tpch-data":
         tpch_data(sys.argv[2], sys.argv[3])
     else:
