@@ -238,10 +238,20 @@ impl Transaction {
                     return Ok(Committed { version, retries });
                 }
                 Err(Error::AlreadyExists { .. }) => {
-                    let path = commit_path(version);
-                    let winner = ActionBatch::from_json_lines(&path, &storage.get(&path).await?)?;
-                    self.check_conflict(version, &winner)?;
-                    version += 1;
+                    // Catch up on every commit that won meanwhile, checking
+                    // each, so the next attempt is at a version that was
+                    // free a moment ago (not one more lost race per winner).
+                    loop {
+                        let path = commit_path(version);
+                        let bytes = match storage.get(&path).await {
+                            Ok(bytes) => bytes,
+                            Err(Error::NotFound { .. }) => break,
+                            Err(other) => return Err(other),
+                        };
+                        let winner = ActionBatch::from_json_lines(&path, &bytes)?;
+                        self.check_conflict(version, &winner)?;
+                        version += 1;
+                    }
                 }
                 Err(other) => return Err(other),
             }
