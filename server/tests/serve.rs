@@ -883,3 +883,51 @@ fn shares_and_recipients_can_come_from_the_configuration_file() {
     let config_text = std::fs::read_to_string(dir.path().join("wavelake.toml")).unwrap();
     assert!(!config_text.contains(token), "the file holds only the hash");
 }
+
+#[test]
+fn sigterm_lets_a_commit_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let mut server = Server::start(dir.path(), &local_config(&root));
+    assert_eq!(
+        server
+            .sql(ADMIN, "CREATE TABLE acme.big (id BIGINT, note STRING)")
+            .0,
+        StatusCode::OK
+    );
+    let url = server.url.clone();
+    let insert = std::thread::spawn(move || {
+        Client::builder()
+            .timeout(std::time::Duration::from_secs(300))
+            .build()
+            .unwrap()
+            .post(format!("{url}/api/v1/sql"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"sql": "INSERT INTO acme.big SELECT value, 'note ' || value FROM range(0, 6000000)"}))
+            .send()
+            .map(|r| r.status())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let signalled_at = std::time::Instant::now();
+    let pid = server.child.id().to_string();
+    let signalled = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(signalled.success());
+    let status = insert
+        .join()
+        .unwrap()
+        .expect("the request in flight is answered");
+    eprintln!(
+        "the INSERT finished {:?} after SIGTERM",
+        signalled_at.elapsed()
+    );
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the INSERT finished before the server stopped"
+    );
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "a clean exit after SIGTERM: {exit}");
+    let restarted = Server::start(dir.path(), &local_config(&root));
+    let (_, body) = restarted.sql(ADMIN, "SELECT count(*) AS n FROM acme.big");
+    assert_eq!(body["rows"][0]["n"], 6_000_000);
+}
