@@ -48,10 +48,10 @@ pub struct Transaction {
     checkpoint_interval: Option<i64>,
 }
 
-/// A line of a commit file.
+/// A line of a commit file (or a row of a checkpoint, as JSON).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-enum ActionLine<'a> {
+pub(crate) enum ActionLine<'a> {
     CommitInfo(&'a Map<String, Value>),
     Protocol(&'a Protocol),
     #[serde(rename = "metaData")]
@@ -60,6 +60,19 @@ enum ActionLine<'a> {
     DomainMetadata(&'a DomainMetadata),
     Remove(&'a Remove),
     Add(&'a Add),
+}
+
+/// Actions as newline-terminated JSON lines.
+pub(crate) fn json_lines<'a>(lines: impl IntoIterator<Item = ActionLine<'a>>) -> Result<String> {
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(
+            &serde_json::to_string(&line)
+                .map_err(|e| Error::InvalidArgument(format!("cannot serialize action: {e}")))?,
+        );
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// A committed transaction.
@@ -212,15 +225,7 @@ impl Transaction {
         lines.extend(self.domains.iter().map(ActionLine::DomainMetadata));
         lines.extend(self.removes.iter().map(ActionLine::Remove));
         lines.extend(self.adds.iter().map(ActionLine::Add));
-        let mut text = String::new();
-        for line in lines {
-            text.push_str(
-                &serde_json::to_string(&line)
-                    .map_err(|e| Error::InvalidArgument(format!("cannot serialize action: {e}")))?,
-            );
-            text.push('\n');
-        }
-        Ok(text)
+        json_lines(lines)
     }
 
     /// Writes the commit as the next version, rebasing over writers that

@@ -7,7 +7,10 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
-use super::{Command, column_field, expect_end, parse_properties, parser, sql_error, table_name};
+use super::{
+    Command, column_field, expect_end, identifier_list, parse_properties, parser, sql_error,
+    table_name,
+};
 use crate::schema::StructField;
 use crate::{Error, Result};
 
@@ -87,16 +90,7 @@ pub fn parse_alter(sql: &str) -> Result<Command> {
             ));
         }
         let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
-        let parenthesized = p.consume_token(&Token::LParen);
-        let columns = p
-            .parse_comma_separated(|p| p.parse_identifier())
-            .map_err(sql_error)?
-            .into_iter()
-            .map(|ident| ident.value)
-            .collect();
-        if parenthesized {
-            p.expect_token(&Token::RParen).map_err(sql_error)?;
-        }
+        let columns = identifier_list(&mut p)?;
         TableChange::DropColumns { columns, if_exists }
     } else if p.parse_keywords(&[Keyword::SET, Keyword::TBLPROPERTIES]) {
         TableChange::SetProperties(parse_properties(&mut p)?)

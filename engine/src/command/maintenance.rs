@@ -4,9 +4,8 @@
 //! `SET spark.databricks.delta.retentionDurationCheck.enabled = false`.
 
 use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::tokenizer::Token;
 
-use super::{Command, expect_end, parser, sql_error, table_name};
+use super::{Command, expect_end, identifier_list, parser, sql_error, table_name};
 use crate::{Error, Result};
 
 /// The session setting that lets VACUUM retain less than the table's
@@ -35,16 +34,7 @@ pub fn parse_optimize(sql: &str) -> Result<Command> {
     let mut zorder_by = Vec::new();
     if p.parse_keyword(Keyword::ZORDER) {
         p.expect_keyword(Keyword::BY).map_err(sql_error)?;
-        let parenthesized = p.consume_token(&Token::LParen);
-        zorder_by = p
-            .parse_comma_separated(|p| p.parse_identifier())
-            .map_err(sql_error)?
-            .into_iter()
-            .map(|ident| ident.value)
-            .collect();
-        if parenthesized {
-            p.expect_token(&Token::RParen).map_err(sql_error)?;
-        }
+        zorder_by = identifier_list(&mut p)?;
     }
     expect_end(&mut p)?;
     Ok(Command::Optimize {

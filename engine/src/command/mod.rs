@@ -254,6 +254,21 @@ fn parse_create(sql: &str) -> Result<CreateTable> {
     })
 }
 
+/// `a, b` or `(a, b)`: identifier values.
+fn identifier_list(p: &mut Parser<'_>) -> Result<Vec<String>> {
+    let parenthesized = p.consume_token(&Token::LParen);
+    let names = p
+        .parse_comma_separated(|p| p.parse_identifier())
+        .map_err(sql_error)?
+        .into_iter()
+        .map(|ident| ident.value)
+        .collect();
+    if parenthesized {
+        p.expect_token(&Token::RParen).map_err(sql_error)?;
+    }
+    Ok(names)
+}
+
 /// A column definition as a Delta field: type, NOT NULL, COMMENT.
 fn column_field(column: &ColumnDef) -> Result<StructField> {
     let nullable = !column

@@ -11,11 +11,11 @@ use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use serde::Serialize;
 
 use crate::log::{LOG_DIR, LogSegment, replay};
-use crate::protocol::{Add, DomainMetadata, Metadata, Protocol, Remove, Txn};
+use crate::protocol::{Add, Metadata, Remove};
 use crate::storage::Storage;
+use crate::transaction::{ActionLine, json_lines};
 use crate::{Error, Result};
 
 /// Table property: commits between checkpoints.
@@ -117,29 +117,17 @@ pub async fn write_checkpoint(
             recent && !active.contains(&key) && seen.insert(key)
         })
         .collect();
-    let mut lines = String::new();
-    let mut push = |line: CheckpointLine<'_>| -> Result<()> {
-        lines.push_str(
-            &serde_json::to_string(&line)
-                .map_err(|e| Error::InvalidArgument(format!("cannot serialize action: {e}")))?,
-        );
-        lines.push('\n');
-        Ok(())
-    };
-    push(CheckpointLine::Protocol(&state.protocol))?;
-    push(CheckpointLine::Metadata(&state.metadata))?;
-    for txn in state.txns.values() {
-        push(CheckpointLine::Txn(txn))?;
-    }
-    for domain in state.domains.values() {
-        push(CheckpointLine::DomainMetadata(domain))?;
-    }
-    for add in &state.files {
-        push(CheckpointLine::Add(add))?;
-    }
-    for remove in &tombstones {
-        push(CheckpointLine::Remove(remove))?;
-    }
+    let lines = json_lines(
+        [
+            ActionLine::Protocol(&state.protocol),
+            ActionLine::Metadata(&state.metadata),
+        ]
+        .into_iter()
+        .chain(state.txns.values().map(ActionLine::Txn))
+        .chain(state.domains.values().map(ActionLine::DomainMetadata))
+        .chain(state.files.iter().map(ActionLine::Add))
+        .chain(tombstones.iter().map(ActionLine::Remove)),
+    )?;
     let actions = 2 + state.txns.len() + state.domains.len() + state.files.len() + tombstones.len();
     let bytes = encode(&lines)?;
     let size_in_bytes = bytes.len();
@@ -163,19 +151,6 @@ pub async fn write_checkpoint(
         add_files: state.files.len(),
         size_in_bytes,
     })
-}
-
-/// One row of a checkpoint, as JSON.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-enum CheckpointLine<'a> {
-    Protocol(&'a Protocol),
-    #[serde(rename = "metaData")]
-    Metadata(&'a Metadata),
-    Txn(&'a Txn),
-    DomainMetadata(&'a DomainMetadata),
-    Add(&'a Add),
-    Remove(&'a Remove),
 }
 
 /// Encodes JSON action lines as a checkpoint Parquet file.

@@ -453,30 +453,23 @@ async fn file_line(
     add: &Add,
     format: Format,
 ) -> Answer<Value> {
-    let storage = table.storage();
-    let path = snapshot.file_path(add);
-    let (url, expires) = file_url(
-        state,
-        storage,
-        &shared.namespace,
-        &shared.table,
-        &path,
-        Duration::from_secs(state.config.limits.file_url_lifetime_secs),
-    )
-    .await?;
+    let lifetime = Duration::from_secs(state.config.limits.file_url_lifetime_secs);
+    let sign = |path: String| async move {
+        file_url(
+            state,
+            table.storage(),
+            &shared.namespace,
+            &shared.table,
+            &path,
+            lifetime,
+        )
+        .await
+    };
     let id = file_id(&add.path);
     Ok(match format {
         Format::Parquet if materialize::needs_copy(snapshot, add) => {
             let copy = materialize::materialize(table, snapshot, add).await?;
-            let (url, expires) = file_url(
-                state,
-                storage,
-                &shared.namespace,
-                &shared.table,
-                &copy.path,
-                Duration::from_secs(state.config.limits.file_url_lifetime_secs),
-            )
-            .await?;
+            let (url, expires) = sign(copy.path).await?;
             json!({"file": {
                 "url": url,
                 "id": id,
@@ -486,30 +479,26 @@ async fn file_line(
                 "expirationTimestamp": expires,
             }})
         }
-        Format::Parquet => json!({"file": {
-            "url": url,
-            "id": id,
-            "partitionValues": add.partition_values,
-            "size": add.size,
-            "stats": add.stats,
-            "expirationTimestamp": expires,
-        }}),
+        Format::Parquet => {
+            let (url, expires) = sign(snapshot.file_path(add)).await?;
+            json!({"file": {
+                "url": url,
+                "id": id,
+                "partitionValues": add.partition_values,
+                "size": add.size,
+                "stats": add.stats,
+                "expirationTimestamp": expires,
+            }})
+        }
         Format::Delta => {
+            let (url, expires) = sign(snapshot.file_path(add)).await?;
             let mut action = add.clone();
             action.path = url;
             if let Some(dv) = &add.deletion_vector
                 && let Ok(DvLocation::File { path: dv_path, .. }) = dv.location()
             {
                 let resolved = wavelake_engine::storage::resolve_data_path(table.root(), &dv_path);
-                let (dv_url, _) = file_url(
-                    state,
-                    storage,
-                    &shared.namespace,
-                    &shared.table,
-                    &resolved,
-                    Duration::from_secs(state.config.limits.file_url_lifetime_secs),
-                )
-                .await?;
+                let (dv_url, _) = sign(resolved).await?;
                 action.deletion_vector = Some(DeletionVectorDescriptor {
                     storage_type: "p".into(),
                     path_or_inline_dv: dv_url,

@@ -12,7 +12,7 @@ use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use serde_json::json;
 
-use super::store::{Recipient, Share, SharedTable};
+use super::store::{Catalog, Recipient, Share, SharedTable};
 use crate::api::{ApiError, check_name};
 use crate::auth::{Principal, Scope};
 use crate::state::AppState;
@@ -213,8 +213,17 @@ fn rows(columns: &[&str], values: Vec<Vec<String>>) -> Result<RecordBatch, ApiEr
     RecordBatch::try_new(schema, arrays).map_err(ApiError::internal)
 }
 
-fn refused(reason: String) -> ApiError {
-    ApiError::bad_request(reason)
+/// Applies `edit` to the share catalog and saves it; a refusal is a 400.
+async fn change<T>(
+    state: &AppState,
+    edit: impl FnOnce(&mut Catalog) -> Result<T, String>,
+) -> Result<T, ApiError> {
+    state
+        .shares
+        .update(edit)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::bad_request)
 }
 
 /// Runs a sharing statement for an admin.
@@ -236,43 +245,37 @@ pub async fn run(
             if_not_exists,
             comment,
         } => {
-            store
-                .update(|catalog| {
-                    if catalog.shares.contains_key(&name) {
-                        return if if_not_exists {
-                            Ok(())
-                        } else {
-                            Err(format!("share {name} already exists"))
-                        };
-                    }
-                    catalog.shares.insert(
-                        name.clone(),
-                        Share {
-                            tables: Vec::new(),
-                            comment,
-                        },
-                    );
-                    Ok(())
-                })
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(refused)?;
+            change(state, |catalog| {
+                if catalog.shares.contains_key(&name) {
+                    return if if_not_exists {
+                        Ok(())
+                    } else {
+                        Err(format!("share {name} already exists"))
+                    };
+                }
+                catalog.shares.insert(
+                    name.clone(),
+                    Share {
+                        tables: Vec::new(),
+                        comment,
+                    },
+                );
+                Ok(())
+            })
+            .await?;
             done(format!("share {name} created"))
         }
         Statement::DropShare { name, if_exists } => {
-            store
-                .update(|catalog| {
-                    if catalog.shares.remove(&name).is_none() && !if_exists {
-                        return Err(format!("share {name} does not exist"));
-                    }
-                    for recipient in catalog.recipients.values_mut() {
-                        recipient.shares.remove(&name);
-                    }
-                    Ok(())
-                })
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(refused)?;
+            change(state, |catalog| {
+                if catalog.shares.remove(&name).is_none() && !if_exists {
+                    return Err(format!("share {name} does not exist"));
+                }
+                for recipient in catalog.recipients.values_mut() {
+                    recipient.shares.remove(&name);
+                }
+                Ok(())
+            })
+            .await?;
             done(format!("share {name} dropped"))
         }
         Statement::AddTable {
@@ -292,30 +295,27 @@ pub async fn run(
                     "table {namespace}.{table} does not exist"
                 )));
             }
-            store
-                .update(|catalog| {
-                    let entry = catalog
-                        .shares
-                        .get_mut(&share)
-                        .ok_or_else(|| format!("share {share} does not exist"))?;
-                    if entry
-                        .tables
-                        .iter()
-                        .any(|t| t.schema == schema && t.name == alias)
-                    {
-                        return Err(format!("share {share} already has {schema}.{alias}"));
-                    }
-                    entry.tables.push(SharedTable {
-                        schema: schema.clone(),
-                        name: alias.clone(),
-                        namespace: namespace.clone(),
-                        table: table.clone(),
-                    });
-                    Ok(())
-                })
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(refused)?;
+            change(state, |catalog| {
+                let entry = catalog
+                    .shares
+                    .get_mut(&share)
+                    .ok_or_else(|| format!("share {share} does not exist"))?;
+                if entry
+                    .tables
+                    .iter()
+                    .any(|t| t.schema == schema && t.name == alias)
+                {
+                    return Err(format!("share {share} already has {schema}.{alias}"));
+                }
+                entry.tables.push(SharedTable {
+                    schema: schema.clone(),
+                    name: alias.clone(),
+                    namespace: namespace.clone(),
+                    table: table.clone(),
+                });
+                Ok(())
+            })
+            .await?;
             done(format!(
                 "{namespace}.{table} shared in {share} as {schema}.{alias}"
             ))
@@ -325,24 +325,21 @@ pub async fn run(
             schema,
             name,
         } => {
-            store
-                .update(|catalog| {
-                    let entry = catalog
-                        .shares
-                        .get_mut(&share)
-                        .ok_or_else(|| format!("share {share} does not exist"))?;
-                    let before = entry.tables.len();
-                    entry
-                        .tables
-                        .retain(|t| !(t.schema == schema && t.name == name));
-                    if entry.tables.len() == before {
-                        return Err(format!("share {share} has no table {schema}.{name}"));
-                    }
-                    Ok(())
-                })
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(refused)?;
+            change(state, |catalog| {
+                let entry = catalog
+                    .shares
+                    .get_mut(&share)
+                    .ok_or_else(|| format!("share {share} does not exist"))?;
+                let before = entry.tables.len();
+                entry
+                    .tables
+                    .retain(|t| !(t.schema == schema && t.name == name));
+                if entry.tables.len() == before {
+                    return Err(format!("share {share} has no table {schema}.{name}"));
+                }
+                Ok(())
+            })
+            .await?;
             done(format!("{schema}.{name} removed from {share}"))
         }
         Statement::ShowShares => {
@@ -398,16 +395,13 @@ pub async fn run(
                     format!("recipient {name} already exists"),
                 ));
             }
-            store
-                .update(|catalog| {
-                    catalog
-                        .recipients
-                        .insert(name.clone(), Recipient::default());
-                    Ok(())
-                })
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(refused)?;
+            change(state, |catalog| {
+                catalog
+                    .recipients
+                    .insert(name.clone(), Recipient::default());
+                Ok(())
+            })
+            .await?;
             let (_, token) = state
                 .tokens
                 .issue(
@@ -427,16 +421,13 @@ pub async fn run(
             )
         }
         Statement::DropRecipient { name, if_exists } => {
-            store
-                .update(|catalog| {
-                    if catalog.recipients.remove(&name).is_none() && !if_exists {
-                        return Err(format!("recipient {name} does not exist"));
-                    }
-                    Ok(())
-                })
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(refused)?;
+            change(state, |catalog| {
+                if catalog.recipients.remove(&name).is_none() && !if_exists {
+                    return Err(format!("recipient {name} does not exist"));
+                }
+                Ok(())
+            })
+            .await?;
             let recipient = Scope::Recipient { name: name.clone() };
             state
                 .tokens
@@ -446,36 +437,30 @@ pub async fn run(
             done(format!("recipient {name} dropped"))
         }
         Statement::Grant { share, recipient } => {
-            store
-                .update(|catalog| {
-                    if !catalog.shares.contains_key(&share) {
-                        return Err(format!("share {share} does not exist"));
-                    }
-                    let entry = catalog
-                        .recipients
-                        .get_mut(&recipient)
-                        .ok_or_else(|| format!("recipient {recipient} does not exist"))?;
-                    entry.shares.insert(share.clone());
-                    Ok(())
-                })
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(refused)?;
+            change(state, |catalog| {
+                if !catalog.shares.contains_key(&share) {
+                    return Err(format!("share {share} does not exist"));
+                }
+                let entry = catalog
+                    .recipients
+                    .get_mut(&recipient)
+                    .ok_or_else(|| format!("recipient {recipient} does not exist"))?;
+                entry.shares.insert(share.clone());
+                Ok(())
+            })
+            .await?;
             done(format!("{recipient} may read {share}"))
         }
         Statement::Revoke { share, recipient } => {
-            store
-                .update(|catalog| {
-                    let entry = catalog
-                        .recipients
-                        .get_mut(&recipient)
-                        .ok_or_else(|| format!("recipient {recipient} does not exist"))?;
-                    entry.shares.remove(&share);
-                    Ok(())
-                })
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(refused)?;
+            change(state, |catalog| {
+                let entry = catalog
+                    .recipients
+                    .get_mut(&recipient)
+                    .ok_or_else(|| format!("recipient {recipient} does not exist"))?;
+                entry.shares.remove(&share);
+                Ok(())
+            })
+            .await?;
             done(format!("{recipient} may no longer read {share}"))
         }
         Statement::ShowRecipients => {
