@@ -45,7 +45,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi::document))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.limits.max_request_bytes,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(close_after_refusal));
     Router::new()
         .nest("/api/v1", api)
         .nest("/delta-sharing", crate::sharing::routes())
@@ -89,6 +90,21 @@ async fn record_request(request: Request, next: Next) -> Response {
     metrics::counter!("wavelake_http_requests_total", "route" => route.clone(), "method" => method, "status" => status).increment(1);
     metrics::histogram!("wavelake_http_request_duration_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Marks a refused request's connection for closing: the refusal may come
+/// before the client finished sending its body (an upload over the limit,
+/// a missing token), and a client that reused the connection would have
+/// its next request cut off by the unread rest.
+async fn close_after_refusal(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if !response.status().is_success() {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+    }
     response
 }
 

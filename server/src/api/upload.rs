@@ -108,7 +108,15 @@ pub async fn upload(
         .table(&name)
         .ok_or_else(|| ApiError::not_found(format!("table {name} does not exist")))?;
     let schema = target.snapshot().await?.arrow_schema();
-    let spooled = spool(body, state.config.limits.max_upload_bytes).await?;
+    let limit = state.config.limits.max_upload_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let spooled = spool(body, limit).await?;
     let (sender, receiver) = tokio::sync::mpsc::channel::<wavelake_engine::Result<RecordBatch>>(4);
     let decoder = tokio::task::spawn_blocking(move || decode(spooled, format, schema, &sender));
     let batches = futures::stream::unfold(receiver, |mut receiver| async move {
@@ -140,6 +148,14 @@ pub async fn upload(
     }
 }
 
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "UPLOAD_TOO_LARGE",
+        format!("uploads are limited to {limit} bytes"),
+    )
+}
+
 /// Writes the body to an anonymous temporary file, refusing more than
 /// `limit` bytes.
 async fn spool(body: Body, limit: usize) -> Result<std::fs::File, ApiError> {
@@ -151,11 +167,7 @@ async fn spool(body: Body, limit: usize) -> Result<std::fs::File, ApiError> {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
         total += chunk.len();
         if total > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "UPLOAD_TOO_LARGE",
-                format!("uploads are limited to {limit} bytes"),
-            ));
+            return Err(too_large(limit));
         }
         writer.write_all(&chunk).await.map_err(ApiError::internal)?;
     }
