@@ -54,3 +54,11 @@ ensure_wasm_toolchain() {
     cargo install wasm-bindgen-cli --version "$want"
   fi
 }
+
+# Installs the JavaScript tools the tests start (Azurite, the Azure Storage
+# emulator) into tests/js/node_modules from its lockfile (safe to repeat).
+ensure_node_tools() {
+  if ! (cd tests/js && npm ls --silent >/dev/null 2>&1); then
+    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}

@@ -17,6 +17,9 @@ wasm-bindgen --version
 step "Python oracles (deltalake, DuckDB 1.5.5 with its delta extension) in $WAVELAKE_VENV"
 ensure_venv "${PYTHON_ORACLES[@]}"
 
+step "JavaScript tools (Azurite) in tests/js"
+ensure_node_tools
+
 step "format"
 cargo fmt --all -- --check
 

@@ -275,6 +275,122 @@ impl Drop for MotoServer {
     }
 }
 
+/// A real Azure Blob Storage server (Azurite, installed into `tests/js` by
+/// `scripts/test.sh`) on a free loopback port, stopped when dropped.
+pub struct AzuriteServer {
+    child: std::process::Child,
+    _data: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+/// Azurite's well-known development account.
+const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+/// Azurite's well-known development key (public, in Azure's docs).
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+impl AzuriteServer {
+    /// Starts Azurite's blob service, or says why the test is skipped and
+    /// returns `None`.
+    pub fn start(test: &str) -> Option<Self> {
+        let binary = tests_dir().join("js/node_modules/.bin/azurite-blob");
+        if !binary.exists() {
+            eprintln!(
+                "SKIPPED {test}: no {} (scripts/test.sh installs it)",
+                binary.display()
+            );
+            return None;
+        }
+        let data = tempfile::tempdir().expect("a scratch directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = std::process::Command::new(binary)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args(["--skipApiVersionCheck", "--silent", "--location"])
+            .arg(data.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("azurite starts");
+        let server = Self {
+            child,
+            _data: data,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "azurite did not start on port {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Some(server)
+    }
+
+    /// Creates a container, signing the request with the account key
+    /// (Shared Key authorization).
+    pub fn create_container(&self, container: &str) {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        use std::io::{Read, Write};
+        let date = chrono::Utc::now()
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        let version = "2021-08-06";
+        let string_to_sign = format!(
+            "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n\
+             /{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{container}\nrestype:container"
+        );
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(AZURITE_KEY)
+            .expect("the key is base64");
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
+        mac.update(string_to_sign.as_bytes());
+        let signature =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).expect("azurite answers");
+        write!(
+            stream,
+            "PUT /{AZURITE_ACCOUNT}/{container}?restype=container HTTP/1.1\r\nHost: {address}\r\n\
+             x-ms-date: {date}\r\nx-ms-version: {version}\r\n\
+             Authorization: SharedKey {AZURITE_ACCOUNT}:{signature}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request sent");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response read");
+        assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    }
+
+    /// `object_store` options for this server's development account.
+    /// `object_store` finds the emulator through the environment variable of
+    /// [`Self::environment`].
+    pub fn options(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("azure_storage_use_emulator", "true".into()),
+            ("azure_storage_account_name", AZURITE_ACCOUNT.into()),
+            ("azure_storage_account_key", AZURITE_KEY.into()),
+        ]
+    }
+
+    /// The environment variable that points `object_store` at this server.
+    pub fn environment(&self) -> (&'static str, String) {
+        ("AZURITE_BLOB_STORAGE_URL", self.endpoint.clone())
+    }
+}
+
+impl Drop for AzuriteServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs a Python script of `tests/interop/` with `args`, failing loudly.
 pub fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
     let path = tests_dir().join("interop").join(script);

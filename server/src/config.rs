@@ -13,7 +13,8 @@ use serde::Deserialize;
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// The table root: a directory or `s3://bucket/prefix`. Tables live at
+    /// The table root: a directory, `s3://bucket/prefix`, `gs://bucket/prefix`
+    /// or `az://container/prefix`. Tables live at
     /// `root/<namespace>/<table>`.
     pub root: String,
     /// Address to listen on.
@@ -24,7 +25,8 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Per-request limits.
     pub limits: Limits,
-    /// `object_store` options for the root (`aws_endpoint`, …).
+    /// `object_store` options for the root (`aws_endpoint`,
+    /// `google_service_account`, `azure_storage_account_name`, …).
     pub storage: BTreeMap<String, String>,
     /// The URL clients reach this server at (for signed file URLs and
     /// sharing profiles); `http://<listen>` when unset.

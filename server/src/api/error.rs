@@ -104,14 +104,12 @@ fn is_resources_exhausted(err: &datafusion::error::DataFusionError) -> bool {
 }
 
 /// Error text without server paths: anything that looks like an absolute
-/// file path or a storage URL is cut to its last component.
+/// file path or a URL (`file://`, `s3://`, `gs://`, `az://`, …) is cut to its last component.
 fn redact(text: &str) -> String {
     text.split(' ')
         .map(|word| {
             let bare = word.trim_matches(|c: char| "\"'(),:;".contains(c));
-            let is_path = bare.starts_with('/') && bare.len() > 1
-                || bare.starts_with("file://")
-                || bare.starts_with("s3://");
+            let is_path = bare.starts_with('/') && bare.len() > 1 || bare.contains("://");
             if is_path {
                 let last = bare.trim_end_matches('/').rsplit('/').next().unwrap_or("");
                 word.replace(bare, &format!(".../{last}"))
