@@ -312,6 +312,10 @@ fn round_trips(server: &Server) {
     let (status, doc) = server.get(None, "/api/v1/openapi.json");
     assert_eq!(status, StatusCode::OK);
     assert!(doc["paths"]["/api/v1/sql"].is_object());
+    assert!(
+        doc["paths"]["/delta-sharing/shares/{share}/schemas/{schema}/tables/{table}/query"]["post"]
+            .is_object()
+    );
     let (status, _) = server.get(None, "/health/ready");
     assert_eq!(status, StatusCode::OK);
     uploads(server);

@@ -1,5 +1,5 @@
-//! The OpenAPI 3.1 description of the API, served at
-//! `/api/v1/openapi.json`.
+//! The OpenAPI 3.1 description of the API and of the Delta Sharing
+//! endpoints, served at `/api/v1/openapi.json`.
 
 use axum::Json;
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ pub async fn document() -> Json<Value> {
         json!({"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}}),
         json!({"name": "table", "in": "path", "required": true, "schema": {"type": "string"}}),
     ];
-    Json(json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "Wavelake", "version": env!("CARGO_PKG_VERSION"),
                  "description": "SQL, tables and tokens of a Wavelake server. Every /api/v1 endpoint takes Authorization: Bearer <token>."},
@@ -99,5 +99,90 @@ pub async fn document() -> Json<Value> {
                 "responses": {"200": {"description": "ready"}, "503": {"description": "storage unreachable"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "text"}}}}
         }
-    }))
+    });
+    if let (Some(paths), Value::Object(more)) = (
+        doc.get_mut("paths").and_then(Value::as_object_mut),
+        sharing_paths(),
+    ) {
+        paths.extend(more);
+    }
+    Json(doc)
+}
+
+/// The Delta Sharing protocol endpoints and the signed file URLs they hand
+/// out.
+fn sharing_paths() -> Value {
+    let path = |name: &str| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
+    let paging = [
+        json!({"name": "maxResults", "in": "query", "schema": {"type": "integer"}}),
+        json!({"name": "pageToken", "in": "query", "schema": {"type": "string"}}),
+    ];
+    let table = [path("share"), path("schema"), path("table")];
+    let ndjson = |what: &str| {
+        json!({"200": {"description": what,
+        "headers": {"Delta-Table-Version": {"schema": {"type": "integer"}}},
+        "content": {"application/x-ndjson": {}}}})
+    };
+    let format = json!({"name": "delta-sharing-capabilities", "in": "header",
+        "description": "responseformat=parquet (default) or delta; readerfeatures=deletionvectors,…",
+        "schema": {"type": "string"}});
+    let prefix = "/delta-sharing/shares/{share}/schemas/{schema}/tables/{table}";
+    let mut paths = serde_json::Map::new();
+    paths.insert("/delta-sharing/shares".into(), json!({"get": {
+        "summary": "Delta Sharing: the shares granted to the recipient", "tags": ["Delta Sharing"],
+        "parameters": paging, "responses": with_errors(json!({"200": {"description": "{items: [{name, id}], nextPageToken}"}}))}}));
+    paths.insert("/delta-sharing/shares/{share}".into(), json!({"get": {
+        "summary": "Delta Sharing: one share", "tags": ["Delta Sharing"],
+        "parameters": [path("share")], "responses": with_errors(json!({"200": {"description": "{share: {name, id}}"}}))}}));
+    paths.insert("/delta-sharing/shares/{share}/schemas".into(), json!({"get": {
+        "summary": "Delta Sharing: schemas in a share", "tags": ["Delta Sharing"],
+        "parameters": [path("share"), paging[0].clone(), paging[1].clone()],
+        "responses": with_errors(json!({"200": {"description": "{items: [{name, share}], nextPageToken}"}}))}}));
+    paths.insert("/delta-sharing/shares/{share}/schemas/{schema}/tables".into(), json!({"get": {
+        "summary": "Delta Sharing: tables in a schema", "tags": ["Delta Sharing"],
+        "parameters": [path("share"), path("schema"), paging[0].clone(), paging[1].clone()],
+        "responses": with_errors(json!({"200": {"description": "{items: [{name, schema, share, shareId, id}], nextPageToken}"}}))}}));
+    paths.insert("/delta-sharing/shares/{share}/all-tables".into(), json!({"get": {
+        "summary": "Delta Sharing: every table in a share", "tags": ["Delta Sharing"],
+        "parameters": [path("share"), paging[0].clone(), paging[1].clone()],
+        "responses": with_errors(json!({"200": {"description": "{items: [...], nextPageToken}"}}))}}));
+    paths.insert(format!("{prefix}/version"), json!({"get": {
+        "summary": "Delta Sharing: the table's version (latest, or at startingTimestamp)", "tags": ["Delta Sharing"],
+        "parameters": [table[0].clone(), table[1].clone(), table[2].clone(),
+            {"name": "startingTimestamp", "in": "query", "schema": {"type": "string"}}],
+        "responses": with_errors(json!({"200": {"description": "Empty; the version is in Delta-Table-Version",
+            "headers": {"Delta-Table-Version": {"schema": {"type": "integer"}}}}}))}}));
+    paths.insert(
+        format!("{prefix}/metadata"),
+        json!({"get": {
+        "summary": "Delta Sharing: protocol and metadata", "tags": ["Delta Sharing"],
+        "parameters": [table[0].clone(), table[1].clone(), table[2].clone(), format.clone()],
+        "responses": with_errors(ndjson("protocol and metadata lines"))}}),
+    );
+    paths.insert(format!("{prefix}/query"), json!({"post": {
+        "summary": "Delta Sharing: the table's files, as presigned URLs", "tags": ["Delta Sharing"],
+        "parameters": [table[0].clone(), table[1].clone(), table[2].clone(), format.clone()],
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+            "predicateHints": {"type": "array", "items": {"type": "string"}},
+            "jsonPredicateHints": {"type": "string"},
+            "limitHint": {"type": "integer"},
+            "version": {"type": "integer"},
+            "timestamp": {"type": "string"}}}}}},
+        "responses": with_errors(ndjson("protocol, metadata, then one line per file"))}}));
+    paths.insert(format!("{prefix}/changes"), json!({"get": {
+        "summary": "Delta Sharing: the change data feed between two versions or timestamps", "tags": ["Delta Sharing"],
+        "parameters": [table[0].clone(), table[1].clone(), table[2].clone(), format,
+            {"name": "startingVersion", "in": "query", "schema": {"type": "integer"}},
+            {"name": "endingVersion", "in": "query", "schema": {"type": "integer"}},
+            {"name": "startingTimestamp", "in": "query", "schema": {"type": "string"}},
+            {"name": "endingTimestamp", "in": "query", "schema": {"type": "string"}}],
+        "responses": with_errors(ndjson("protocol, metadata, then one line per change file"))}}));
+    paths.insert("/files/{resource}".into(), json!({"get": {
+        "summary": "A file of a shared table, by the signed URL a sharing response handed out (local roots)",
+        "tags": ["Delta Sharing"], "security": [],
+        "parameters": [path("resource"),
+            {"name": "Range", "in": "header", "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The file"}, "206": {"description": "The range"},
+            "403": {"description": "A tampered or expired URL"}, "416": {"description": "Range not satisfiable"}}}}));
+    Value::Object(paths)
 }
