@@ -87,6 +87,15 @@ pub enum Error {
         /// Why it cannot be read.
         reason: String,
     },
+    /// The table did not record change data at a version of the range asked
+    /// for (`delta.enableChangeDataFeed` was not true).
+    #[error("version {version} of the table has no change data: {reason}")]
+    ChangeDataNotRecorded {
+        /// The first version without change data.
+        version: i64,
+        /// Why.
+        reason: String,
+    },
     /// The requested timestamp is outside the table's history.
     #[error("no version of the table at timestamp {timestamp}: {reason}")]
     TimestampOutOfRange {
@@ -157,6 +166,7 @@ impl Error {
             Self::UnsupportedFeature { .. } => "UNSUPPORTED_FEATURE",
             Self::DeletionVector { .. } => "BAD_DELETION_VECTOR",
             Self::VersionNotFound { .. } => "VERSION_NOT_FOUND",
+            Self::ChangeDataNotRecorded { .. } => "CHANGE_DATA_NOT_RECORDED",
             Self::TimestampOutOfRange { .. } => "TIMESTAMP_OUT_OF_RANGE",
             Self::SchemaMismatch(_) => "SCHEMA_MISMATCH",
             Self::ConstraintViolation(_) => "CONSTRAINT_VIOLATION",
@@ -201,6 +211,10 @@ impl Error {
                 reason: reason.clone(),
             },
             Self::VersionNotFound { version, reason } => Self::VersionNotFound {
+                version: *version,
+                reason: reason.clone(),
+            },
+            Self::ChangeDataNotRecorded { version, reason } => Self::ChangeDataNotRecorded {
                 version: *version,
                 reason: reason.clone(),
             },

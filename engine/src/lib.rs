@@ -23,6 +23,7 @@
 //!   (the start of the write path).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod changes;
 pub mod command;
 pub mod data_file;
 pub mod engine;

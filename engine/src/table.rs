@@ -92,7 +92,9 @@ impl Table {
             .await
     }
 
-    async fn commit_files(&self) -> Result<Vec<(LogFile, Option<bytes::Bytes>)>> {
+    /// The log's commit files, oldest first, with their contents when
+    /// finding them meant reading them.
+    pub(crate) async fn commit_files(&self) -> Result<Vec<(LogFile, Option<bytes::Bytes>)>> {
         if let Some(listed) = self.storage.list(LOG_DIR, None).await? {
             let mut commits: Vec<LogFile> = listed
                 .iter()

@@ -781,6 +781,136 @@ fn delta_sharing_serves_tables_to_the_python_client() {
     sharing_round_trip(&server, "delta_sharing_serves_tables_to_the_python_client");
 }
 
+/// Change data feeds of tables Spark wrote (change files, deletion vectors,
+/// partitions, column mapping), read by the `delta-sharing` client in both
+/// formats and checked against `deltalake`'s own reader where it can read
+/// them, and the two formats against each other everywhere.
+#[test]
+fn delta_sharing_serves_change_data_feeds() {
+    let test = "delta_sharing_serves_change_data_feeds";
+    let Some(golden) = wavelake_tests::golden_or_skip(test) else {
+        return;
+    };
+    let Some(python) = wavelake_tests::venv_python_with(test, "delta_sharing") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    // Tables deltalake reads changes of, then ones it cannot (escaped file
+    // names, column mapping), where the two formats must agree.
+    let with_oracle = [
+        "cdf-table",
+        "cdf-table-non-partitioned",
+        "cdf-table-with-dv",
+        "cdf-table-with-cdc-and-dvs",
+    ];
+    let without_oracle = [
+        "cdf-table-partitioned",
+        "cdf-table-data-change",
+        "cdf-table-update-ops",
+        "cdf-table-delete-conditional-two-rows",
+        "cdf-column-mapping-name-mode@1",
+    ];
+    let mut specs = Vec::new();
+    let mut statements = vec!["CREATE SHARE changes".to_owned()];
+    for spec in with_oracle.iter().chain(&without_oracle) {
+        // NAME@START: the version the table began recording changes at.
+        let (name, start) = spec.split_once('@').unwrap_or((spec, ""));
+        let unpacked = wavelake_tests::unpack(&golden.join(format!("kernel-data/{name}.tar.zst")));
+        let table = name.replace('-', "_");
+        let location = root.join("cdf").join(&table);
+        wavelake_tests::copy_dir(&unpacked, &location);
+        statements.push(format!("ALTER SHARE changes ADD TABLE cdf.{table}"));
+        let oracle = if with_oracle.contains(spec) {
+            format!("={}", location.to_str().unwrap())
+        } else {
+            String::new()
+        };
+        let start = if start.is_empty() {
+            String::new()
+        } else {
+            format!("@{start}")
+        };
+        specs.push(format!("changes.cdf.{table}{start}{oracle}"));
+    }
+    let server = Server::start(
+        dir.path(),
+        &format!("root = {:?}\n", root.to_str().unwrap()),
+    );
+    statements.push("CREATE TABLE acme.plain (id BIGINT)".into());
+    statements.push("INSERT INTO acme.plain VALUES (1)".into());
+    statements.push("ALTER SHARE changes ADD TABLE acme.plain".into());
+    for sql in &statements {
+        let (status, body) = server.sql(ADMIN, sql);
+        assert_eq!(status, StatusCode::OK, "{sql}: {body}");
+    }
+    let (_, created) = server.sql(ADMIN, "CREATE RECIPIENT carol");
+    let profile = created["rows"][0]["profile"].as_str().unwrap().to_owned();
+    let (status, _) = server.sql(ADMIN, "GRANT SELECT ON SHARE changes TO RECIPIENT carol");
+    assert_eq!(status, StatusCode::OK);
+    let profile_path = dir.path().join("carol.share");
+    std::fs::write(&profile_path, &profile).unwrap();
+    let out = dir.path().join("changes.json");
+    let mut args = vec![
+        profile_path.to_str().unwrap().to_owned(),
+        out.to_str().unwrap().to_owned(),
+    ];
+    args.extend(specs.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    wavelake_tests::run_python(&python, "sharing_changes.py", &args);
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    for spec in &specs {
+        let table = spec.split('=').next().unwrap();
+        let methods = &results[table];
+        let parquet = &methods["parquet"];
+        assert!(parquet.is_array(), "{table} (parquet format): {parquet}");
+        assert!(
+            !parquet.as_array().unwrap().is_empty(),
+            "{table} has changes"
+        );
+        assert_eq!(
+            parquet, &methods["delta"],
+            "{table}: the parquet and delta formats disagree"
+        );
+        if spec.contains('=') {
+            assert_eq!(
+                parquet, &methods["deltalake"],
+                "{table}: deltalake disagrees"
+            );
+        }
+    }
+
+    // Ranges, and tables that do not record changes.
+    let changes = |path: &str| {
+        server.get(
+            Some(ADMIN),
+            &format!("/delta-sharing/shares/changes/schemas/{path}"),
+        )
+    };
+    let (status, body) = changes("acme/tables/plain/changes?startingVersion=0");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("delta.enableChangeDataFeed"),
+        "{body}"
+    );
+    let (status, body) = changes("cdf/tables/cdf_table/changes");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("startingVersion")
+    );
+    let (status, body) = changes("cdf/tables/cdf_table/changes?startingVersion=99");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) =
+        changes("cdf/tables/cdf_column_mapping_name_mode/changes?startingVersion=0");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
 #[test]
 fn delta_sharing_on_s3_hands_out_presigned_urls() {
     let Some(moto) = MotoServer::start("delta_sharing_on_s3_hands_out_presigned_urls") else {

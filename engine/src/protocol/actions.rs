@@ -224,6 +224,27 @@ pub struct Txn {
     pub last_updated: Option<i64>,
 }
 
+/// A change data file (`cdc`): rows changed by one commit, with their kind
+/// in a `_change_type` column (`insert`, `delete`, `update_preimage`,
+/// `update_postimage`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddCdc {
+    /// URI of the file, relative to the table root or absolute, percent-encoded.
+    pub path: String,
+    /// Partition column (physical name) to serialized value; `None` is null.
+    #[serde(default)]
+    pub partition_values: HashMap<String, Option<String>>,
+    /// Size of the file in bytes.
+    pub size: i64,
+    /// Always false: change files do not change the table's data.
+    #[serde(default)]
+    pub data_change: bool,
+    /// Free-form tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<HashMap<String, Option<String>>>,
+}
+
 /// Configuration of a named metadata domain (`domainMetadata`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -259,7 +280,7 @@ pub struct CheckpointMetadata {
 }
 
 /// One line of a JSON commit: exactly one of the fields is set for a valid
-/// action; unknown action kinds (`cdc`, future ones) are ignored.
+/// action; unknown action kinds are ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionLine {
@@ -267,6 +288,8 @@ pub struct ActionLine {
     pub add: Option<Add>,
     /// A `remove` action.
     pub remove: Option<Remove>,
+    /// A `cdc` action.
+    pub cdc: Option<AddCdc>,
     /// A `metaData` action.
     pub meta_data: Option<Metadata>,
     /// A `protocol` action.
@@ -290,6 +313,8 @@ pub struct ActionBatch {
     pub adds: Vec<Add>,
     /// `remove` actions.
     pub removes: Vec<Remove>,
+    /// `cdc` actions.
+    pub cdcs: Vec<AddCdc>,
     /// The `metaData` action, if any.
     pub metadata: Option<Metadata>,
     /// The `protocol` action, if any.
@@ -314,6 +339,9 @@ impl ActionBatch {
         }
         if let Some(r) = line.remove {
             self.removes.push(r);
+        }
+        if let Some(c) = line.cdc {
+            self.cdcs.push(c);
         }
         if line.meta_data.is_some() {
             self.metadata = line.meta_data;
@@ -375,6 +403,7 @@ mod tests {
         assert_eq!(batch.adds.len(), 1);
         assert_eq!(batch.adds[0].partition_values.get("p"), Some(&None));
         assert_eq!(batch.removes.len(), 1);
+        assert_eq!(batch.cdcs[0].path, "x");
         assert_eq!(batch.txns[0].version, 3);
         assert!(
             batch

@@ -2,7 +2,7 @@
 //! statistics pruning, deletion vectors as Parquet row selections, and
 //! Parquet row-group and page-index pruning underneath.
 
-mod deletion;
+pub mod deletion;
 mod exec;
 mod reader;
 

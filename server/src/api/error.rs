@@ -72,6 +72,7 @@ impl From<wavelake_engine::Error> for ApiError {
             | E::InvalidArgument(_)
             | E::UnsupportedFeature { .. }
             | E::VersionNotFound { .. }
+            | E::ChangeDataNotRecorded { .. }
             | E::TimestampOutOfRange { .. } => StatusCode::BAD_REQUEST,
             E::TableNotFound { .. } => StatusCode::NOT_FOUND,
             E::TableExists(_) | E::CommitConflict { .. } | E::AlreadyExists { .. } => {

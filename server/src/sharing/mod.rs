@@ -3,6 +3,7 @@
 //! is a URL the client reads directly: presigned by S3, or signed by this
 //! server (see [`crate::files`]).
 
+mod changes;
 pub mod materialize;
 pub mod sql;
 pub mod store;
@@ -39,7 +40,7 @@ pub fn routes() -> axum::Router<Arc<AppState>> {
         .route(&format!("{table}/version"), get(table_version))
         .route(&format!("{table}/metadata"), get(table_metadata))
         .route(&format!("{table}/query"), post(query_table))
-        .route(&format!("{table}/changes"), get(table_changes))
+        .route(&format!("{table}/changes"), get(changes::table_changes))
 }
 
 /// Errors in the protocol's shape: `{"errorCode", "message"}`.
@@ -261,7 +262,9 @@ fn needs_delta(snapshot: &Snapshot) -> Option<&'static str> {
     None
 }
 
-fn response_format(headers: &HeaderMap, snapshot: &Snapshot) -> Format {
+/// The format to answer in: the client's choice, and where it accepts both,
+/// delta when the files would need copies for the parquet format.
+fn response_format(headers: &HeaderMap, prefer_delta: bool) -> Format {
     let capabilities = headers
         .get("delta-sharing-capabilities")
         .and_then(|v| v.to_str().ok())
@@ -277,7 +280,7 @@ fn response_format(headers: &HeaderMap, snapshot: &Snapshot) -> Format {
     let accepts_parquet = formats.is_empty() || formats.contains(&"parquet");
     match (accepts_parquet, accepts_delta) {
         // Both: parquet unless the table's files need copies for it.
-        (true, true) if needs_delta(snapshot).is_some() => Format::Delta,
+        (true, true) if prefer_delta => Format::Delta,
         (true, _) => Format::Parquet,
         (false, _) => Format::Delta,
     }
@@ -356,7 +359,7 @@ async fn table_metadata(
 ) -> Answer<Response> {
     let (_, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
     let snapshot = table.snapshot().await?;
-    let format = response_format(&headers, &snapshot);
+    let format = response_format(&headers, needs_delta(&snapshot).is_some());
     Ok(ndjson(
         vec![
             protocol_line(format, &snapshot),
@@ -422,7 +425,7 @@ async fn query_table(
     let _ = (&request.predicate_hints, &request.json_predicate_hints);
     let (shared, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
     let snapshot = snapshot_at(&table, request.version, request.timestamp.as_deref()).await?;
-    let format = response_format(&headers, &snapshot);
+    let format = response_format(&headers, needs_delta(&snapshot).is_some());
     let mut lines = vec![
         protocol_line(format, &snapshot),
         metadata_line(format, &snapshot),
@@ -494,17 +497,8 @@ async fn file_line(
             let (url, expires) = sign(snapshot.file_path(add)).await?;
             let mut action = add.clone();
             action.path = url;
-            if let Some(dv) = &add.deletion_vector
-                && let Ok(DvLocation::File { path: dv_path, .. }) = dv.location()
-            {
-                let resolved = wavelake_engine::storage::resolve_data_path(table.root(), &dv_path);
-                let (dv_url, _) = sign(resolved).await?;
-                action.deletion_vector = Some(DeletionVectorDescriptor {
-                    storage_type: "p".into(),
-                    path_or_inline_dv: dv_url,
-                    ..dv.clone()
-                });
-            }
+            action.deletion_vector =
+                signed_deletion_vector(state, shared, table, add.deletion_vector.as_ref()).await?;
             json!({"file": {
                 "id": id,
                 "deltaSingleAction": {"add": action},
@@ -514,21 +508,34 @@ async fn file_line(
     })
 }
 
-async fn table_changes(
-    State(state): State<Arc<AppState>>,
-    principal: Principal,
-    Path((share, schema, name)): Path<(String, String, String)>,
-) -> Answer<Response> {
-    let (_, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
-    let snapshot = table.snapshot().await?;
-    let enabled = snapshot
-        .metadata()
-        .property("delta.enableChangeDataFeed")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let reason = if enabled {
-        "reading the change data feed is not supported by this server yet"
-    } else {
-        "this table does not record change data (delta.enableChangeDataFeed is not set)"
+/// A deletion vector as the delta format hands it out: a file-backed one
+/// becomes an absolute (`p`) signed URL; an inline one stays as it is.
+async fn signed_deletion_vector(
+    state: &AppState,
+    shared: &SharedTable,
+    table: &Table,
+    dv: Option<&DeletionVectorDescriptor>,
+) -> Answer<Option<DeletionVectorDescriptor>> {
+    let Some(dv) = dv else {
+        return Ok(None);
     };
-    Err(ApiError::bad_request(reason).into())
+    let Ok(DvLocation::File { path, .. }) = dv.location() else {
+        return Ok(Some(dv.clone()));
+    };
+    let resolved = wavelake_engine::storage::resolve_data_path(table.root(), &path);
+    let lifetime = Duration::from_secs(state.config.limits.file_url_lifetime_secs);
+    let (url, _) = file_url(
+        state,
+        table.storage(),
+        &shared.namespace,
+        &shared.table,
+        &resolved,
+        lifetime,
+    )
+    .await?;
+    Ok(Some(DeletionVectorDescriptor {
+        storage_type: "p".into(),
+        path_or_inline_dv: url,
+        ..dv.clone()
+    }))
 }

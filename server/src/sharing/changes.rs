@@ -1,0 +1,411 @@
+//! `GET …/changes`: a shared table's change data feed between two versions
+//! or timestamps, as the files a client reads directly. Change files
+//! (`cdf`) carry their own `_change_type`; added and removed files are
+//! inserts and deletes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::materialize::{self, needs_copy};
+use super::store::SharedTable;
+use super::{
+    Answer, Format, SharingError, file_id, metadata_line, ndjson, open_shared, protocol_line,
+    response_format, signed_deletion_vector,
+};
+use crate::api::ApiError;
+use crate::auth::Principal;
+use crate::files::file_url;
+use crate::state::AppState;
+use roaring::RoaringTreemap;
+use wavelake_engine::changes::{ChangeAction, ChangeFeed, ChangeFile};
+use wavelake_engine::log::TableState;
+use wavelake_engine::protocol::{Add, AddCdc, DeletionVectorDescriptor, Remove};
+use wavelake_engine::schema::ColumnMappingMode;
+use wavelake_engine::{Snapshot, Table};
+
+/// The range asked for.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ChangesQuery {
+    starting_version: Option<i64>,
+    starting_timestamp: Option<String>,
+    ending_version: Option<i64>,
+    ending_timestamp: Option<String>,
+}
+
+fn millis(text: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| ApiError::bad_request(format!("timestamp {text:?} is not RFC 3339: {e}")))
+}
+
+/// The change data feed of a shared table.
+pub(super) async fn table_changes(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path((share, schema, name)): Path<(String, String, String)>,
+    Query(query): Query<ChangesQuery>,
+) -> Answer<Response> {
+    let (shared, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
+    let start = match (query.starting_version, &query.starting_timestamp) {
+        (Some(version), _) => version,
+        (None, Some(text)) => table.version_at_or_after(millis(text)?).await?,
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "say where the changes start: startingVersion or startingTimestamp",
+            )
+            .into());
+        }
+    };
+    let end = match (query.ending_version, &query.ending_timestamp) {
+        (Some(version), _) => Some(version),
+        (None, Some(text)) => Some(table.snapshot_at_timestamp(millis(text)?).await?.version()),
+        (None, None) => None,
+    };
+    let feed = table.changes(start, end).await?;
+    let column_mapped = feed.snapshot.column_mapping() != ColumnMappingMode::None;
+    let has_dvs = feed.files.iter().any(|f| match &f.action {
+        ChangeAction::Add(add) => add.deletion_vector.is_some(),
+        ChangeAction::Remove(remove) => remove.deletion_vector.is_some(),
+        ChangeAction::DeletionVectorChange { .. } => true,
+        ChangeAction::Cdc(_) => false,
+    });
+    let format = response_format(&headers, column_mapped || has_dvs);
+    let mut lines = vec![
+        protocol_line(format, &feed.snapshot),
+        start_metadata_line(format, &feed),
+    ];
+    let mut snapshots = HashMap::new();
+    for file in &feed.files {
+        match format {
+            Format::Parquet => lines
+                .extend(parquet_lines(&state, &shared, &table, &feed, file, &mut snapshots).await?),
+            Format::Delta => lines.extend(delta_lines(&state, &shared, &table, file).await?),
+        }
+    }
+    metrics::counter!("wavelake_sharing_change_queries_total").increment(1);
+    Ok(ndjson(lines, feed.start, format))
+}
+
+/// The metadata line, with the starting version: clients of the delta
+/// format rebuild a log that starts there.
+fn start_metadata_line(format: Format, feed: &ChangeFeed) -> Value {
+    let mut line = metadata_line(format, &feed.snapshot);
+    if let Some(version) = line.get_mut("metaData").and_then(|m| m.get_mut("version")) {
+        *version = json!(feed.start);
+    }
+    line
+}
+
+async fn sign(
+    state: &AppState,
+    shared: &SharedTable,
+    table: &Table,
+    path: &str,
+) -> Answer<(String, i64)> {
+    let lifetime = Duration::from_secs(state.config.limits.file_url_lifetime_secs);
+    let resolved = wavelake_engine::storage::resolve_data_path(table.root(), path);
+    Ok(file_url(
+        state,
+        table.storage(),
+        &shared.namespace,
+        &shared.table,
+        &resolved,
+        lifetime,
+    )
+    .await?)
+}
+
+/// The file lines of the parquet format for one change: `cdf`, `add` or
+/// `remove`, with files that carry deletion vectors or physical column
+/// names replaced by plain copies holding just the changed rows.
+async fn parquet_lines(
+    state: &AppState,
+    shared: &SharedTable,
+    table: &Table,
+    feed: &ChangeFeed,
+    file: &ChangeFile,
+    snapshots: &mut HashMap<i64, Snapshot>,
+) -> Answer<Vec<Value>> {
+    let at = |version: i64| {
+        let cached = snapshots.get(&version).cloned();
+        async move {
+            match cached {
+                Some(snapshot) => Ok::<_, SharingError>(snapshot),
+                None => Ok(table.snapshot_at(Some(version)).await?),
+            }
+        }
+    };
+    let line = match &file.action {
+        ChangeAction::Cdc(cdc) if needs_copy(&feed.snapshot, &cdc_as_add(cdc)) => {
+            // Physical column names: a copy under logical names, read
+            // through a one-file snapshot whose schema has the change type.
+            let add = cdc_as_add(cdc);
+            let snapshot = one_file_snapshot(&with_change_type(&feed.snapshot)?, add.clone())?;
+            let copy = materialize::materialize(table, &snapshot, &add).await?;
+            let (url, expires) = sign(state, shared, table, &copy.path).await?;
+            json!({"cdf": {
+                "url": url,
+                "id": file_id(&copy.path),
+                "partitionValues": super::logical_partition_values(&snapshot, &add),
+                "size": copy.size,
+                "timestamp": file.timestamp,
+                "version": file.version,
+                "expirationTimestamp": expires,
+            }})
+        }
+        ChangeAction::Cdc(cdc) => {
+            let (url, expires) = sign(state, shared, table, &cdc.path).await?;
+            json!({"cdf": {
+                "url": url,
+                "id": file_id(&cdc.path),
+                "partitionValues": cdc.partition_values,
+                "size": cdc.size,
+                "timestamp": file.timestamp,
+                "version": file.version,
+                "expirationTimestamp": expires,
+            }})
+        }
+        ChangeAction::Add(add) => {
+            let snapshot = at(file.version).await?;
+            snapshots.insert(file.version, snapshot.clone());
+            plain_line(state, shared, table, feed, file, "add", add, &snapshot).await?
+        }
+        ChangeAction::Remove(remove) => {
+            let snapshot = at(file.version - 1).await?;
+            snapshots.insert(file.version - 1, snapshot.clone());
+            let add = removed_file(remove);
+            plain_line(state, shared, table, feed, file, "remove", &add, &snapshot).await?
+        }
+        ChangeAction::DeletionVectorChange { remove, add } => {
+            let rows = table.changed_rows(remove, add).await?;
+            let mut lines = Vec::new();
+            for (kind, selected) in [("remove", &rows.deleted), ("add", &rows.restored)] {
+                if selected.is_empty() {
+                    continue;
+                }
+                // A copy of just the selected rows: every other row is
+                // marked deleted by an inline vector of a one-file snapshot.
+                let mut others = RoaringTreemap::new();
+                others.insert_range(0..rows.num_rows);
+                others -= selected;
+                let mut only = Add::clone(add);
+                only.deletion_vector = Some(DeletionVectorDescriptor::inline(&others));
+                let snapshot = one_file_snapshot(&feed.snapshot, only.clone())?;
+                lines.push(
+                    plain_line(state, shared, table, feed, file, kind, &only, &snapshot).await?,
+                );
+            }
+            return Ok(lines);
+        }
+    };
+    Ok(vec![line])
+}
+
+/// A change file as an `add`, to read it like a data file.
+fn cdc_as_add(cdc: &AddCdc) -> Add {
+    removed_file(&Remove {
+        path: cdc.path.clone(),
+        deletion_timestamp: None,
+        data_change: false,
+        extended_file_metadata: None,
+        partition_values: Some(cdc.partition_values.clone()),
+        size: Some(cdc.size),
+        stats: None,
+        tags: None,
+        deletion_vector: None,
+        base_row_id: None,
+        default_row_commit_version: None,
+    })
+}
+
+/// `snapshot` with the `_change_type` column change files carry added to
+/// its schema (under column mapping, with its own name as physical name).
+fn with_change_type(snapshot: &Snapshot) -> Answer<Snapshot> {
+    let mut schema: Value =
+        serde_json::from_str(&snapshot.metadata().schema_string).map_err(ApiError::internal)?;
+    let mut metadata = serde_json::Map::new();
+    if snapshot.column_mapping() != ColumnMappingMode::None {
+        let next_id = snapshot
+            .metadata()
+            .property("delta.columnMapping.maxColumnId")
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+            + 1;
+        metadata.insert("delta.columnMapping.id".into(), json!(next_id));
+        metadata.insert(
+            "delta.columnMapping.physicalName".into(),
+            json!("_change_type"),
+        );
+    }
+    if let Some(fields) = schema.get_mut("fields").and_then(Value::as_array_mut) {
+        fields.push(
+            json!({"name": "_change_type", "type": "string", "nullable": true,
+            "metadata": metadata}),
+        );
+    }
+    let mut state_metadata = snapshot.metadata().clone();
+    state_metadata.schema_string = schema.to_string();
+    let state = TableState {
+        version: snapshot.version(),
+        protocol: snapshot.protocol().clone(),
+        metadata: state_metadata,
+        files: Vec::new(),
+        txns: HashMap::new(),
+        domains: HashMap::new(),
+        timestamp: snapshot.timestamp(),
+    };
+    Ok(Snapshot::try_new(state, snapshot.root().clone())?)
+}
+
+/// A removed file as the `add` it was.
+fn removed_file(remove: &Remove) -> Add {
+    Add {
+        path: remove.path.clone(),
+        partition_values: remove.partition_values.clone().unwrap_or_default(),
+        size: remove.size.unwrap_or_default(),
+        modification_time: 0,
+        data_change: true,
+        stats: remove.stats.clone(),
+        tags: None,
+        deletion_vector: remove.deletion_vector.clone(),
+        base_row_id: None,
+        default_row_commit_version: None,
+        clustering_provider: None,
+    }
+}
+
+/// `template`'s table with `add` as its only file.
+fn one_file_snapshot(template: &Snapshot, add: Add) -> Answer<Snapshot> {
+    let state = TableState {
+        version: template.version(),
+        protocol: template.protocol().clone(),
+        metadata: template.metadata().clone(),
+        files: vec![add],
+        txns: HashMap::new(),
+        domains: HashMap::new(),
+        timestamp: template.timestamp(),
+    };
+    Ok(Snapshot::try_new(state, template.root().clone())?)
+}
+
+/// An `add` or `remove` line of the parquet format for `add` as `snapshot`
+/// has it, copied when the client could not read it as it is.
+#[allow(clippy::too_many_arguments)]
+async fn plain_line(
+    state: &AppState,
+    shared: &SharedTable,
+    table: &Table,
+    feed: &ChangeFeed,
+    file: &ChangeFile,
+    kind: &str,
+    add: &Add,
+    snapshot: &Snapshot,
+) -> Answer<Value> {
+    let (path, size, stats, partition_values) = if needs_copy(&feed.snapshot, add) {
+        let copy = materialize::materialize(table, snapshot, add).await?;
+        let values = super::logical_partition_values(snapshot, add);
+        (copy.path, copy.size, copy.stats, Value::Object(values))
+    } else {
+        (
+            add.path.clone(),
+            add.size,
+            add.stats.clone(),
+            json!(add.partition_values),
+        )
+    };
+    let (url, expires) = sign(state, shared, table, &path).await?;
+    let mut body = json!({
+        "url": url,
+        "id": file_id(&path),
+        "partitionValues": partition_values,
+        "size": size,
+        "timestamp": file.timestamp,
+        "version": file.version,
+        "expirationTimestamp": expires,
+    });
+    if kind == "add"
+        && let (Some(stats), Some(map)) = (stats, body.as_object_mut())
+    {
+        map.insert("stats".into(), json!(stats));
+    }
+    Ok(json!({ kind: body }))
+}
+
+/// The file lines of the delta format for one change: the log actions
+/// themselves, their paths replaced by signed URLs.
+async fn delta_lines(
+    state: &AppState,
+    shared: &SharedTable,
+    table: &Table,
+    file: &ChangeFile,
+) -> Answer<Vec<Value>> {
+    let line = |id: String, action: Value, expires: i64| {
+        json!({"file": {
+            "id": id,
+            "version": file.version,
+            "timestamp": file.timestamp,
+            "expirationTimestamp": expires,
+            "deltaSingleAction": action,
+        }})
+    };
+    Ok(match &file.action {
+        ChangeAction::Cdc(cdc) => {
+            let (url, expires) = sign(state, shared, table, &cdc.path).await?;
+            let mut cdc = cdc.clone();
+            let id = file_id(&cdc.path);
+            cdc.path = url;
+            vec![line(id, json!({"cdc": cdc}), expires)]
+        }
+        ChangeAction::Add(add) => {
+            let (id, add, expires) = signed_add(state, shared, table, add).await?;
+            vec![line(id, json!({"add": add}), expires)]
+        }
+        ChangeAction::Remove(remove) => {
+            let (id, remove, expires) = signed_remove(state, shared, table, remove).await?;
+            vec![line(id, json!({"remove": remove}), expires)]
+        }
+        ChangeAction::DeletionVectorChange { remove, add } => {
+            let (id, remove, expires) = signed_remove(state, shared, table, remove).await?;
+            let removed = line(id, json!({"remove": remove}), expires);
+            let (id, add, expires) = signed_add(state, shared, table, add).await?;
+            vec![removed, line(id, json!({"add": add}), expires)]
+        }
+    })
+}
+
+async fn signed_add(
+    state: &AppState,
+    shared: &SharedTable,
+    table: &Table,
+    add: &Add,
+) -> Answer<(String, Add, i64)> {
+    let (url, expires) = sign(state, shared, table, &add.path).await?;
+    let mut signed = add.clone();
+    signed.path = url;
+    signed.deletion_vector =
+        signed_deletion_vector(state, shared, table, add.deletion_vector.as_ref()).await?;
+    Ok((file_id(&add.path), signed, expires))
+}
+
+async fn signed_remove(
+    state: &AppState,
+    shared: &SharedTable,
+    table: &Table,
+    remove: &Remove,
+) -> Answer<(String, Remove, i64)> {
+    let (url, expires) = sign(state, shared, table, &remove.path).await?;
+    let mut signed = remove.clone();
+    signed.path = url;
+    signed.deletion_vector =
+        signed_deletion_vector(state, shared, table, remove.deletion_vector.as_ref()).await?;
+    Ok((file_id(&remove.path), signed, expires))
+}
