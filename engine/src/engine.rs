@@ -64,6 +64,10 @@ pub struct EngineOptions {
     /// Only the default namespace exists for this session: creating a table
     /// in another one is refused (tenants' sessions).
     pub confined: bool,
+    /// Latest snapshots shared with other sessions of the process, so that
+    /// registering a table reads only the commits made since it was last
+    /// seen.
+    pub snapshot_cache: Option<Arc<crate::SnapshotCache>>,
 }
 
 /// A SQL session with Delta tables registered by name.
@@ -245,7 +249,7 @@ impl Engine {
     /// Registers the table in `storage` as `name` (`table` or
     /// `namespace.table`), at its latest version.
     pub async fn register(&self, name: &str, storage: StorageRef) -> Result<Snapshot> {
-        let table = Table::new(storage)?;
+        let table = Table::new(storage)?.with_cache(self.options.snapshot_cache.clone());
         let snapshot = table.snapshot().await?;
         let provider = DeltaTableProvider::new(snapshot.clone(), table.storage().clone())?;
         let reference = self.table_reference(name)?;
@@ -424,6 +428,9 @@ impl Engine {
                     for file in files.iter().rev() {
                         table.storage().delete(&file.path).await?;
                     }
+                }
+                if let Some(cache) = &self.options.snapshot_cache {
+                    cache.forget(&table);
                 }
                 self.ctx.deregister_table(self.table_reference(&key)?)?;
                 if let Ok(mut tables) = self.tables.write() {

@@ -36,6 +36,7 @@ pub mod protocol;
 pub mod scan;
 pub mod schema;
 pub mod snapshot;
+pub mod snapshot_cache;
 pub mod stats;
 pub mod storage;
 pub mod table;
@@ -46,6 +47,7 @@ pub use engine::{Engine, EngineOptions};
 pub use error::{Error, Result};
 pub use profile::{QueryProfile, ScanProfile};
 pub use snapshot::Snapshot;
+pub use snapshot_cache::SnapshotCache;
 pub use table::{CommitEntry, Table};
 
 /// Compile-time proof that the engine's futures are `Send` on native

@@ -53,6 +53,11 @@ impl Snapshot {
         })
     }
 
+    /// The replayed state underneath.
+    pub fn state(&self) -> &TableState {
+        &self.state
+    }
+
     /// The version.
     pub fn version(&self) -> i64 {
         self.state.version

@@ -10,6 +10,7 @@ use url::Url;
 use crate::log::{self, LOG_DIR, LogFile, LogFileKind, LogSegment};
 use crate::protocol::ActionBatch;
 use crate::snapshot::Snapshot;
+use crate::snapshot_cache::SnapshotCache;
 use crate::storage::{Storage, StorageRef};
 use crate::{Error, Result};
 
@@ -37,6 +38,7 @@ pub struct CommitEntry {
 pub struct Table {
     storage: StorageRef,
     root: Url,
+    cache: Option<Arc<SnapshotCache>>,
 }
 
 impl Table {
@@ -45,7 +47,17 @@ impl Table {
         let location = storage.location();
         let root = Url::parse(&location)
             .map_err(|e| Error::InvalidArgument(format!("bad table location {location}: {e}")))?;
-        Ok(Self { storage, root })
+        Ok(Self {
+            storage,
+            root,
+            cache: None,
+        })
+    }
+
+    /// This table, taking its latest snapshots from `cache`.
+    pub fn with_cache(mut self, cache: Option<Arc<SnapshotCache>>) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// The table's storage.
@@ -58,13 +70,54 @@ impl Table {
         &self.root
     }
 
-    /// The latest snapshot.
+    /// The latest snapshot (through the cache, when the table has one).
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        self.snapshot_at(None).await
+        match &self.cache {
+            Some(cache) => cache.latest(self).await,
+            None => self.load_latest().await,
+        }
+    }
+
+    /// The latest snapshot, replayed from the log without any cache.
+    pub async fn load_latest(&self) -> Result<Snapshot> {
+        self.load(None).await
     }
 
     /// The snapshot at `version`, or the latest when `None`.
     pub async fn snapshot_at(&self, version: Option<i64>) -> Result<Snapshot> {
+        match version {
+            Some(version) => self.load(Some(version)).await,
+            None => self.snapshot().await,
+        }
+    }
+
+    /// The latest snapshot, from `previous` and the commits made since it
+    /// (`previous` itself when there are none). A log that cannot be
+    /// advanced this way (its commit gone: the table was replaced; or a gap
+    /// after it) is loaded in full.
+    pub async fn refresh(&self, previous: &Snapshot) -> Result<Snapshot> {
+        let storage = self.storage.as_ref();
+        let commits = match LogSegment::commits_after(storage, previous.version()).await {
+            Ok(Some(commits)) => commits,
+            Ok(None) | Err(Error::InvalidTable { .. }) => return self.load_latest().await,
+            Err(e) => return Err(e),
+        };
+        let Some(last) = commits.last() else {
+            return Ok(previous.clone());
+        };
+        let (version, file_time) = (last.file.version, last.file.last_modified);
+        let batches = log::replay::read_commit_files(storage, &commits).await?;
+        let timestamp = log::commit_timestamp(
+            batches.last().and_then(|b| b.commit_info.as_ref()),
+            file_time,
+        );
+        let mut state = log::replay::advance(&self.root, previous.state(), batches)?;
+        state.version = version;
+        state.timestamp = timestamp;
+        Snapshot::try_new(state, self.root.clone())
+    }
+
+    async fn load(&self, version: Option<i64>) -> Result<Snapshot> {
         let segment = LogSegment::load(self.storage.as_ref(), version).await?;
         let state = log::replay(self.storage.as_ref(), &self.root, &segment).await?;
         Snapshot::try_new(state, self.root.clone())

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use tracing::Instrument;
 
 use crate::state::AppState;
-use wavelake_engine::Table;
 use wavelake_engine::write::optimize::{OptimizeOptions, optimize};
 use wavelake_engine::write::vacuum::{VacuumOptions, vacuum};
 
@@ -82,7 +81,7 @@ async fn maintain(
     config: &MaintenanceConfig,
     location: &str,
 ) -> anyhow::Result<()> {
-    let table = Table::new((state.opener)(location)?)?;
+    let table = state.table(location)?;
     let snapshot = match table.snapshot().await {
         Ok(snapshot) => snapshot,
         Err(wavelake_engine::Error::TableNotFound { .. }) => return Ok(()),

@@ -69,6 +69,7 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
         metrics,
         signer,
         shares,
+        snapshots: Arc::default(),
     });
     tokio::spawn(crate::background::run(state.clone()));
     let router = api::router(state);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use wavelake_engine::engine::StorageOpener;
 use wavelake_engine::storage::{ObjectStoreStorage, StorageRef};
-use wavelake_engine::{Engine, EngineOptions};
+use wavelake_engine::{Engine, EngineOptions, SnapshotCache, Table};
 
 use crate::api::ApiError;
 use crate::auth::{Principal, TokenStore};
@@ -29,6 +29,8 @@ pub struct AppState {
     pub signer: crate::files::UrlSigner,
     /// Delta Sharing shares and recipients.
     pub shares: crate::sharing::store::ShareStore,
+    /// Latest table snapshots, shared by every request.
+    pub snapshots: Arc<SnapshotCache>,
 }
 
 /// An opener applying `options` (S3 endpoint, credentials, …).
@@ -75,6 +77,11 @@ impl AppState {
         Ok(namespace)
     }
 
+    /// The table at `location`, its snapshots through the shared cache.
+    pub fn table(&self, location: &str) -> wavelake_engine::Result<Table> {
+        Ok(Table::new((self.opener)(location)?)?.with_cache(Some(self.snapshots.clone())))
+    }
+
     /// A sandboxed SQL session for `principal` in `namespace`: admins see
     /// every namespace, others only this one.
     pub async fn session(
@@ -87,6 +94,7 @@ impl AppState {
             sandboxed: true,
             memory_limit: Some(self.config.limits.query_memory_bytes),
             confined: !principal.admin,
+            snapshot_cache: Some(self.snapshots.clone()),
         })
         .with_storage_opener(self.opener.clone());
         let only = (!principal.admin).then_some(namespace);

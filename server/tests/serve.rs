@@ -717,11 +717,14 @@ fn sharing_round_trip(server: &Server, test: &str) {
     assert_eq!(body["errorCode"], "RESOURCE_DOES_NOT_EXIST");
     let (status, body) = server.get(
         Some(&bob_token),
-        "/delta-sharing/shares/partners/schemas/acme/tables/sales/changes",
+        "/delta-sharing/shares/partners/schemas/acme/tables/sales/changes?startingVersion=0",
     );
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
-        body["message"].as_str().unwrap().contains("change data"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("delta.enableChangeDataFeed is not true"),
         "{body}"
     );
 

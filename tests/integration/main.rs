@@ -11,6 +11,7 @@ mod maintenance;
 mod metadata;
 mod namespaces;
 mod profile;
+mod snapshot_cache;
 mod sql_writes;
 mod time_travel;
 mod writes;

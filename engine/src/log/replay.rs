@@ -40,10 +40,17 @@ pub struct TableState {
 
 /// Reads the commits of a segment, in ascending order.
 pub async fn read_commits(storage: &dyn Storage, segment: &LogSegment) -> Result<Vec<ActionBatch>> {
+    read_commit_files(storage, &segment.commits).await
+}
+
+/// Reads commit files, in the order given.
+pub async fn read_commit_files(
+    storage: &dyn Storage,
+    commits: &[CommitFile],
+) -> Result<Vec<ActionBatch>> {
     // Futures collected first (not a closure over the stream) so that the
     // whole read stays `Send` for callers that need it.
-    let reads: Vec<_> = segment
-        .commits
+    let reads: Vec<_> = commits
         .iter()
         .map(|commit| read_commit(storage, commit))
         .collect();
@@ -97,6 +104,21 @@ pub fn commit_timestamp(
     field("inCommitTimestamp")
         .or(file_time)
         .or_else(|| field("timestamp"))
+}
+
+/// The state after `commits` (ascending: the versions right after
+/// `previous`) are applied to `previous`, which stands in for a checkpoint.
+/// Version and timestamp are left for the caller to set.
+pub fn advance(root: &Url, previous: &TableState, commits: Vec<ActionBatch>) -> Result<TableState> {
+    let base = ActionBatch {
+        adds: previous.files.clone(),
+        protocol: Some(previous.protocol.clone()),
+        metadata: Some(previous.metadata.clone()),
+        txns: previous.txns.values().cloned().collect(),
+        domains: previous.domains.values().cloned().collect(),
+        ..ActionBatch::default()
+    };
+    reconcile(root, commits, Some(base))
 }
 
 /// Reconciles commits (ascending) on top of a checkpoint.

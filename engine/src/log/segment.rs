@@ -69,6 +69,35 @@ impl LogSegment {
         }
     }
 
+    /// The commits after `version`, in ascending order, listed (or probed
+    /// for where storage cannot list). `None` when a listing shows that
+    /// commit `version` itself is gone (the table was replaced). A gap is an
+    /// error.
+    pub async fn commits_after(
+        storage: &dyn Storage,
+        version: i64,
+    ) -> Result<Option<Vec<CommitFile>>> {
+        let first = version + 1;
+        let commits: Vec<CommitFile> = match list_log(storage, Some(version)).await? {
+            Some(files) => {
+                let still_there = files
+                    .iter()
+                    .any(|f| f.kind == LogFileKind::Commit && f.version == version);
+                if !still_there {
+                    return Ok(None);
+                }
+                files
+                    .into_iter()
+                    .filter(|f| f.kind == LogFileKind::Commit && f.version >= first)
+                    .map(|file| CommitFile { file, bytes: None })
+                    .collect()
+            }
+            None => probe_commits(storage, first, None).await?,
+        };
+        check_contiguous(first, &commits, None)?;
+        Ok(Some(commits))
+    }
+
     fn from_listing(
         storage: &dyn Storage,
         files: Vec<LogFile>,
@@ -147,44 +176,8 @@ impl LogSegment {
         version: Option<i64>,
     ) -> Result<Self> {
         let checkpoint = hint.as_ref().map(LastCheckpoint::files).unwrap_or_default();
-        let mut next = hint.as_ref().map_or(0, |h| h.version + 1);
-        let mut commits = Vec::new();
-        'probing: loop {
-            let last = version.map_or(next + PROBE_BATCH - 1, |v| v.min(next + PROBE_BATCH - 1));
-            if last < next {
-                break;
-            }
-            let fetches = (next..=last).map(|v| async move {
-                let path = commit_path(v);
-                (v, storage.get(&path).await, path)
-            });
-            let results = join_all(fetches).await;
-            let mut missing = None;
-            for (v, result, path) in results {
-                match (result, missing) {
-                    (Ok(_), Some(gap)) => {
-                        // The batch saw a later commit past a missing one.
-                        return Err(Error::invalid_table(format!(
-                            "log versions are not contiguous: {gap} is missing but {v} exists"
-                        )));
-                    }
-                    (Ok(bytes), None) => commits.push(CommitFile {
-                        file: LogFile::unlisted(v, LogFileKind::Commit, path),
-                        bytes: Some(bytes),
-                    }),
-                    (Err(e), _) if e.is_not_found() => {
-                        missing.get_or_insert(v);
-                    }
-                    (Err(e), _) => return Err(e),
-                }
-                if missing.is_none() {
-                    next = v + 1;
-                }
-            }
-            if missing.is_some() {
-                break 'probing;
-            }
-        }
+        let first = hint.as_ref().map_or(0, |h| h.version + 1);
+        let commits = probe_commits(storage, first, version).await?;
         let newest = commits
             .last()
             .map(|c| c.file.version)
@@ -214,6 +207,52 @@ impl LogSegment {
             checkpoint,
             commits,
         })
+    }
+}
+
+/// GETs `N.json` from `first` on (up to `version`) until one is missing,
+/// a batch at a time.
+async fn probe_commits(
+    storage: &dyn Storage,
+    first: i64,
+    version: Option<i64>,
+) -> Result<Vec<CommitFile>> {
+    let mut next = first;
+    let mut commits = Vec::new();
+    loop {
+        let last = version.map_or(next + PROBE_BATCH - 1, |v| v.min(next + PROBE_BATCH - 1));
+        if last < next {
+            return Ok(commits);
+        }
+        let fetches = (next..=last).map(|v| async move {
+            let path = commit_path(v);
+            (v, storage.get(&path).await, path)
+        });
+        let mut missing = None;
+        for (v, result, path) in join_all(fetches).await {
+            match (result, missing) {
+                (Ok(_), Some(gap)) => {
+                    // The batch saw a later commit past a missing one.
+                    return Err(Error::invalid_table(format!(
+                        "log versions are not contiguous: {gap} is missing but {v} exists"
+                    )));
+                }
+                (Ok(bytes), None) => commits.push(CommitFile {
+                    file: LogFile::unlisted(v, LogFileKind::Commit, path),
+                    bytes: Some(bytes),
+                }),
+                (Err(e), _) if e.is_not_found() => {
+                    missing.get_or_insert(v);
+                }
+                (Err(e), _) => return Err(e),
+            }
+            if missing.is_none() {
+                next = v + 1;
+            }
+        }
+        if missing.is_some() {
+            return Ok(commits);
+        }
     }
 }
 

@@ -198,7 +198,7 @@ async fn open_shared(
         "{}/{}/{}",
         state.config.root, shared.namespace, shared.table
     );
-    let table = Table::new((state.opener)(&location)?)?;
+    let table = state.table(&location)?;
     Ok((shared, table))
 }
 
