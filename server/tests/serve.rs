@@ -673,6 +673,33 @@ fn sharing_round_trip(server: &Server, test: &str) {
         .collect();
     let url = lines[2]["file"]["url"].as_str().unwrap().to_owned();
     let size = lines[2]["file"]["size"].as_u64().unwrap();
+    // A JSON predicate hint on the partition column leaves other days out.
+    let hint = json!({"op": "equal", "children": [
+        {"op": "column", "name": "day", "valueType": "date"},
+        {"op": "literal", "value": "2024-03-02", "valueType": "date"}]});
+    let hinted: Vec<Value> = server
+        .client
+        .post(format!(
+            "{}/delta-sharing/shares/partners/schemas/acme/tables/sales/query",
+            server.url
+        ))
+        .bearer_auth(&bob_token)
+        .json(&json!({"jsonPredicateHints": hint.to_string()}))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+        .lines()
+        .skip(2)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!hinted.is_empty());
+    for line in &hinted {
+        assert_eq!(
+            line["file"]["partitionValues"]["day"], "2024-03-02",
+            "{line}"
+        );
+    }
     // An explicit range: Azure Blob Storage has no suffix ranges.
     let ranged = server
         .client

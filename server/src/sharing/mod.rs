@@ -5,6 +5,7 @@
 
 mod changes;
 pub mod materialize;
+mod predicate;
 pub mod sql;
 pub mod store;
 
@@ -422,7 +423,13 @@ async fn query_table(
     body: Option<Json<QueryRequest>>,
 ) -> Answer<Response> {
     let request = body.map(|Json(b)| b).unwrap_or_default();
-    let _ = (&request.predicate_hints, &request.json_predicate_hints);
+    // SQL predicate hints are deprecated in favour of JSON ones; both are
+    // best effort, and only the JSON ones are applied.
+    let _ = &request.predicate_hints;
+    let hint = request
+        .json_predicate_hints
+        .as_deref()
+        .and_then(predicate::JsonPredicate::parse);
     let (shared, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
     let snapshot = snapshot_at(&table, request.version, request.timestamp.as_deref()).await?;
     let format = response_format(&headers, needs_delta(&snapshot).is_some());
@@ -432,6 +439,11 @@ async fn query_table(
     ];
     let mut rows_so_far = 0u64;
     for add in snapshot.files() {
+        if let Some(hint) = &hint
+            && !hint.may_match(&logical_partition_values(&snapshot, add))
+        {
+            continue;
+        }
         if let Some(limit) = request.limit_hint
             && rows_so_far >= u64::try_from(limit).unwrap_or(0)
         {
