@@ -15,6 +15,7 @@ use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, Ident, ObjectName, TableFactor, TableVersion, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::DatabricksDialect;
+use futures::StreamExt;
 
 use crate::metadata_tables::{
     MetadataFunction, MetadataKind, TableRegistry, describe_history_query,
@@ -46,6 +47,9 @@ struct Catalog {
     root: Option<String>,
     opener: Option<StorageOpener>,
 }
+
+/// Tables of a root registered at once.
+const REGISTRATION_CONCURRENCY: usize = 16;
 
 /// How a session is set up.
 #[derive(Debug, Clone, Default)]
@@ -153,21 +157,16 @@ impl Engine {
             catalog.root = Some(root.clone());
         }
         let storage = opener(&root)?;
-        let mut names = Vec::new();
-        for directory in storage.list_directories("").await? {
-            let table = opener(&format!("{root}/{directory}"))?;
-            let has_log = table
-                .list(crate::log::LOG_DIR, None)
-                .await?
-                .is_some_and(|files| !files.is_empty());
-            if !has_log {
-                continue;
-            }
-            self.register(&directory, table).await?;
-            names.push(directory);
-        }
-        names.sort();
-        Ok(names)
+        let candidates = storage
+            .list_directories("")
+            .await?
+            .into_iter()
+            .map(|directory| {
+                let location = format!("{root}/{directory}");
+                (directory, location)
+            })
+            .collect();
+        self.register_found(candidates).await
     }
 
     /// Registers every Delta table at `root/<namespace>/<table>` as
@@ -188,20 +187,46 @@ impl Engine {
             Some(namespace) => vec![namespace.to_owned()],
             None => opener(&root)?.list_directories("").await?,
         };
-        let mut names = Vec::new();
+        let mut candidates = Vec::new();
         for namespace in namespaces {
             let location = format!("{root}/{namespace}");
             for directory in opener(&location)?.list_directories("").await? {
-                let table = opener(&format!("{location}/{directory}"))?;
-                let has_log = table
-                    .list(crate::log::LOG_DIR, None)
-                    .await?
-                    .is_some_and(|files| !files.is_empty());
-                if has_log {
-                    let name = format!("{namespace}.{directory}");
-                    self.register(&name, table).await?;
-                    names.push(name);
+                let table = format!("{location}/{directory}");
+                candidates.push((format!("{namespace}.{directory}"), table));
+            }
+        }
+        self.register_found(candidates).await
+    }
+
+    /// Registers the tables among `(name, location)` candidates, several at
+    /// once. A directory without a Delta log is no table; a table that
+    /// cannot be read is left out with a warning, so that one broken table
+    /// does not take the others down with it.
+    async fn register_found(&self, candidates: Vec<(String, String)>) -> Result<Vec<String>> {
+        let opener = self.opener()?;
+        let registrations: Vec<_> = candidates
+            .into_iter()
+            .map(|(name, location)| {
+                let opened = opener(&location);
+                async move {
+                    let outcome = match opened {
+                        Ok(storage) => self.register(&name, storage).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    };
+                    (name, location, outcome)
                 }
+            })
+            .collect();
+        let outcomes: Vec<_> = futures::stream::iter(registrations)
+            .buffer_unordered(REGISTRATION_CONCURRENCY)
+            .collect()
+            .await;
+        let mut names = Vec::new();
+        for (name, location, outcome) in outcomes {
+            match outcome {
+                Ok(()) => names.push(name),
+                Err(Error::TableNotFound { .. }) => {}
+                Err(e) => tracing::warn!(table = %name, %location, error = %e, "table left out"),
             }
         }
         names.sort();

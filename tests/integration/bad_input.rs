@@ -171,3 +171,31 @@ async fn an_unknown_reader_feature_is_refused_by_name() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_broken_table_under_a_root_leaves_the_others_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let engine = Engine::new().with_storage_opener(Arc::new(|location: &str| {
+        Ok(Arc::new(ObjectStoreStorage::open(location)?) as _)
+    }));
+    engine.register_root(root).await.unwrap();
+    engine.query("CREATE TABLE good (id BIGINT)").await.unwrap();
+    engine.query("INSERT INTO good VALUES (1)").await.unwrap();
+    let broken = dir.path().join("broken/_delta_log");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("00000000000000000000.json"), b"{not json").unwrap();
+    std::fs::create_dir_all(dir.path().join("not_a_table")).unwrap();
+
+    let fresh = Engine::new().with_storage_opener(Arc::new(|location: &str| {
+        Ok(Arc::new(ObjectStoreStorage::open(location)?) as _)
+    }));
+    assert_eq!(fresh.register_root(root).await.unwrap(), ["good"]);
+    let rows = fresh.query("SELECT count(*) FROM good").await.unwrap();
+    assert_eq!(rows[0].num_rows(), 1);
+    let err = read(&dir.path().join("broken")).await.expect_err("corrupt");
+    assert!(
+        err.to_string().contains("00000000000000000000.json"),
+        "{err}"
+    );
+}
