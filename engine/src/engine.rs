@@ -287,6 +287,22 @@ impl Engine {
         Ok(snapshot)
     }
 
+    /// Registers `snapshot` (a table without a log to replay: one a Delta
+    /// Sharing server described) as `name`, its files read from `storage`.
+    /// Such a table can be queried, not written.
+    pub fn register_snapshot(
+        &self,
+        name: &str,
+        snapshot: Snapshot,
+        storage: StorageRef,
+    ) -> Result<()> {
+        let provider = DeltaTableProvider::new(snapshot, storage)?;
+        let reference = self.table_reference(name)?;
+        self.ctx.deregister_table(reference.clone())?;
+        self.ctx.register_table(reference, Arc::new(provider))?;
+        Ok(())
+    }
+
     /// DataFusion's reference for a registry name, creating the namespace
     /// (a schema of the default catalog) on first use.
     fn table_reference(&self, name: &str) -> Result<datafusion::common::TableReference> {

@@ -87,6 +87,13 @@ pub enum Error {
         /// Why it cannot be read.
         reason: String,
     },
+    /// A server refused the credentials (a missing, wrong or expired token,
+    /// or a table not granted).
+    #[error("access denied: {reason}")]
+    AccessDenied {
+        /// What the server said.
+        reason: String,
+    },
     /// The table did not record change data at a version of the range asked
     /// for (`delta.enableChangeDataFeed` was not true).
     #[error("version {version} of the table has no change data: {reason}")]
@@ -167,6 +174,7 @@ impl Error {
             Self::DeletionVector { .. } => "BAD_DELETION_VECTOR",
             Self::VersionNotFound { .. } => "VERSION_NOT_FOUND",
             Self::ChangeDataNotRecorded { .. } => "CHANGE_DATA_NOT_RECORDED",
+            Self::AccessDenied { .. } => "UNAUTHORIZED",
             Self::TimestampOutOfRange { .. } => "TIMESTAMP_OUT_OF_RANGE",
             Self::SchemaMismatch(_) => "SCHEMA_MISMATCH",
             Self::ConstraintViolation(_) => "CONSTRAINT_VIOLATION",
@@ -212,6 +220,9 @@ impl Error {
             },
             Self::VersionNotFound { version, reason } => Self::VersionNotFound {
                 version: *version,
+                reason: reason.clone(),
+            },
+            Self::AccessDenied { reason } => Self::AccessDenied {
                 reason: reason.clone(),
             },
             Self::ChangeDataNotRecorded { version, reason } => Self::ChangeDataNotRecorded {

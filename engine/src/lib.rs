@@ -35,6 +35,7 @@ pub mod profile;
 pub mod protocol;
 pub mod scan;
 pub mod schema;
+pub mod sharing;
 pub mod snapshot;
 pub mod snapshot_cache;
 pub mod stats;

@@ -21,7 +21,7 @@ mod http;
 mod metered;
 mod object_store;
 #[cfg(feature = "http")]
-mod send;
+pub(crate) mod send;
 mod url_map;
 
 pub use adapter::{StorageObjectStore, as_object_store};

@@ -35,7 +35,12 @@ impl UrlMapStorage {
         }
     }
 
-    fn url_of(&self, path: &str) -> Result<&str> {
+    fn url_of<'a>(&'a self, path: &'a str) -> Result<&'a str> {
+        // Absolute URLs (deletion vectors a sharing server presigned) are
+        // read as they are.
+        if path.starts_with("https://") || path.starts_with("http://") {
+            return Ok(path);
+        }
         self.urls
             .get(path)
             .map(String::as_str)
