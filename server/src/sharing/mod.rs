@@ -334,9 +334,14 @@ fn format_header(format: Format) -> (&'static str, HeaderValue) {
 }
 
 fn ndjson(lines: Vec<Value>, version: i64, format: Format) -> Response {
+    ndjson_text(lines.iter().map(Value::to_string), version, format)
+}
+
+/// A response of lines already serialized.
+fn ndjson_text(lines: impl IntoIterator<Item = String>, version: i64, format: Format) -> Response {
     let mut body = String::new();
     for line in lines {
-        body.push_str(&line.to_string());
+        body.push_str(&line);
         body.push('\n');
     }
     let mut response = body.into_response();
@@ -391,6 +396,23 @@ fn logical_partition_values(snapshot: &Snapshot, add: &Add) -> serde_json::Map<S
         .collect()
 }
 
+/// A file line of the parquet format for a file handed out as it is.
+#[derive(serde::Serialize)]
+struct PlainFileLine<'a> {
+    file: PlainFile<'a>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlainFile<'a> {
+    url: String,
+    id: String,
+    partition_values: &'a std::collections::HashMap<String, Option<String>>,
+    size: i64,
+    stats: Option<&'a str>,
+    expiration_timestamp: i64,
+}
+
 /// The body of a query.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -434,8 +456,8 @@ async fn query_table(
     let snapshot = snapshot_at(&table, request.version, request.timestamp.as_deref()).await?;
     let format = response_format(&headers, needs_delta(&snapshot).is_some());
     let mut lines = vec![
-        protocol_line(format, &snapshot),
-        metadata_line(format, &snapshot),
+        protocol_line(format, &snapshot).to_string(),
+        metadata_line(format, &snapshot).to_string(),
     ];
     let mut rows_so_far = 0u64;
     for add in snapshot.files() {
@@ -455,7 +477,7 @@ async fn query_table(
         lines.push(file_line(&state, &shared, &table, &snapshot, add, format).await?);
     }
     metrics::counter!("wavelake_sharing_queries_total").increment(1);
-    Ok(ndjson(lines, snapshot.version(), format))
+    Ok(ndjson_text(lines, snapshot.version(), format))
 }
 
 /// One `file` line: the file's URL, and in the delta format its `add`
@@ -467,7 +489,7 @@ async fn file_line(
     snapshot: &Snapshot,
     add: &Add,
     format: Format,
-) -> Answer<Value> {
+) -> Answer<String> {
     let lifetime = Duration::from_secs(state.config.limits.file_url_lifetime_secs);
     let sign = |path: String| async move {
         file_url(
@@ -481,7 +503,7 @@ async fn file_line(
         .await
     };
     let id = file_id(&add.path);
-    Ok(match format {
+    let line = match format {
         Format::Parquet if materialize::needs_copy(snapshot, add) => {
             let copy = materialize::materialize(table, snapshot, add).await?;
             let (url, expires) = sign(copy.path).await?;
@@ -495,15 +517,19 @@ async fn file_line(
             }})
         }
         Format::Parquet => {
+            // The common case, serialized without building a JSON tree.
             let (url, expires) = sign(snapshot.file_path(add)).await?;
-            json!({"file": {
-                "url": url,
-                "id": id,
-                "partitionValues": add.partition_values,
-                "size": add.size,
-                "stats": add.stats,
-                "expirationTimestamp": expires,
-            }})
+            let line = PlainFileLine {
+                file: PlainFile {
+                    url,
+                    id,
+                    partition_values: &add.partition_values,
+                    size: add.size,
+                    stats: add.stats.as_deref(),
+                    expiration_timestamp: expires,
+                },
+            };
+            return serde_json::to_string(&line).map_err(|e| ApiError::internal(e).into());
         }
         Format::Delta => {
             let (url, expires) = sign(snapshot.file_path(add)).await?;
@@ -517,7 +543,8 @@ async fn file_line(
                 "expirationTimestamp": expires,
             }})
         }
-    })
+    };
+    Ok(line.to_string())
 }
 
 /// A deletion vector as the delta format hands it out: a file-backed one
