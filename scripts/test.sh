@@ -26,6 +26,7 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --all-targets -p wavelake-engine -p wavelake-server -p wavelake-tests -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p wavelake-engine --features http --lib --test wasm_http -- -D warnings
+cargo clippy --target wasm32-unknown-unknown -p wavelake-pkg -- -D warnings
 
 step "tests (engine unit tests, CLI, golden conformance)"
 cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests 2>&1 | tee "$WAVELAKE_TEST_SCRATCH/cargo-test.log"

@@ -642,6 +642,23 @@ impl Engine {
         Ok(self.sql(sql).await?.collect().await?)
     }
 
+    /// The tables one SQL statement names, as written (`t`, `ns.t`); a
+    /// statement that does not parse names none (running it reports why).
+    pub fn table_references(&self, sql: &str) -> Vec<String> {
+        let Ok(statement) = self
+            .ctx
+            .state()
+            .sql_to_statement(sql, &datafusion::config::Dialect::Databricks)
+        else {
+            return Vec::new();
+        };
+        self.ctx
+            .state()
+            .resolve_table_references(&statement)
+            .map(|references| references.iter().map(ToString::to_string).collect())
+            .unwrap_or_default()
+    }
+
     /// Runs one SQL statement and reports what it cost: files, row groups
     /// and pages pruned, rows removed by deletion vectors, bytes fetched.
     pub async fn profile(&self, sql: &str) -> Result<QueryProfile> {
