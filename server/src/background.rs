@@ -2,8 +2,9 @@
 //! under the root is compacted (OPTIMIZE, bin-packing) and vacuumed with its
 //! own retention, unless the server's configuration or the table's
 //! properties (`wavelake.autoOptimize`, `wavelake.autoVacuum` = `false`)
-//! turn it off. Checkpoints are written by commits themselves, every
-//! `delta.checkpointInterval` commits.
+//! turn it off. Wavelake's commits write checkpoints themselves every
+//! `delta.checkpointInterval` commits; the round checkpoints tables that
+//! went that many commits without one (other writers' commits).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,10 @@ use serde::Deserialize;
 use tracing::Instrument;
 
 use crate::state::AppState;
+use wavelake_engine::log::segment::read_last_checkpoint;
+use wavelake_engine::protocol::features::ensure_writable;
+use wavelake_engine::write::checkpoint::{checkpoint_interval, write_checkpoint};
+use wavelake_engine::write::now_ms;
 use wavelake_engine::write::optimize::{OptimizeOptions, optimize};
 use wavelake_engine::write::vacuum::{VacuumOptions, vacuum};
 
@@ -30,6 +35,9 @@ pub struct MaintenanceConfig {
     pub optimize: bool,
     /// Vacuum with each table's retention.
     pub vacuum: bool,
+    /// Write a checkpoint when a table has gone `delta.checkpointInterval`
+    /// commits without one (tables other writers commit to).
+    pub checkpoint: bool,
 }
 
 impl Default for MaintenanceConfig {
@@ -38,6 +46,7 @@ impl Default for MaintenanceConfig {
             interval_secs: 3600,
             optimize: true,
             vacuum: true,
+            checkpoint: true,
         }
     }
 }
@@ -93,6 +102,17 @@ async fn maintain(
             .property(property)
             .is_some_and(|v| v.eq_ignore_ascii_case("false"))
     };
+    if config.checkpoint && ensure_writable(snapshot.protocol(), snapshot.metadata()).is_ok() {
+        let storage = table.storage().as_ref();
+        let last = read_last_checkpoint(storage)
+            .await?
+            .map_or(-1, |hint| hint.version);
+        if snapshot.version() - last >= checkpoint_interval(snapshot.metadata()) {
+            let written = write_checkpoint(storage, Some(snapshot.version()), now_ms()).await?;
+            metrics::counter!("wavelake_maintenance_checkpoints_total").increment(1);
+            tracing::info!(version = written.version, "checkpointed");
+        }
+    }
     if config.optimize && enabled(AUTO_OPTIMIZE_PROPERTY) {
         let session = wavelake_engine::Engine::new();
         let outcome = optimize(

@@ -1039,11 +1039,13 @@ fn background_maintenance_compacts_and_vacuums_tables_that_allow_it() {
     for sql in [
         "CREATE TABLE acme.busy (id BIGINT) TBLPROPERTIES ('delta.deletedFileRetentionDuration' = 'interval 0 seconds')",
         "CREATE TABLE acme.pinned (id BIGINT) TBLPROPERTIES ('wavelake.autoOptimize' = 'false')",
+        "CREATE TABLE acme.foreign (id BIGINT) TBLPROPERTIES ('delta.checkpointInterval' = '4', \
+         'wavelake.autoOptimize' = 'false', 'wavelake.autoVacuum' = 'false')",
     ] {
         assert_eq!(server.sql(ADMIN, sql).0, StatusCode::OK, "{sql}");
     }
     for i in 0..5 {
-        for table in ["busy", "pinned"] {
+        for table in ["busy", "pinned", "foreign"] {
             let sql = format!("INSERT INTO acme.{table} VALUES ({i})");
             assert_eq!(server.sql(ADMIN, &sql).0, StatusCode::OK);
         }
@@ -1071,6 +1073,21 @@ fn background_maintenance_compacts_and_vacuums_tables_that_allow_it() {
     }
     let (_, pinned) = server.get(Some(ADMIN), "/api/v1/tables/acme/pinned");
     assert_eq!(pinned["files"], 5, "autoOptimize = false is left alone");
+    // As if another writer had committed without checkpoints: the round
+    // writes one for the latest version (5, four commits past none).
+    let log = root.join("acme/foreign/_delta_log");
+    std::fs::remove_file(log.join("00000000000000000004.checkpoint.parquet")).unwrap();
+    std::fs::remove_file(log.join("_last_checkpoint")).unwrap();
+    let checkpoint = log.join("00000000000000000005.checkpoint.parquet");
+    while !checkpoint.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let (_, rows) = server.sql(ADMIN, "SELECT count(*) AS n FROM acme.foreign");
+    assert_eq!(rows["rows"][0]["n"], 5);
     let (_, rows) = server.sql(ADMIN, "SELECT count(*) AS n FROM acme.busy");
     assert_eq!(rows["rows"][0]["n"], 5);
 }
