@@ -55,10 +55,21 @@ ensure_wasm_toolchain() {
   fi
 }
 
-# Installs the JavaScript tools the tests start (Azurite, the Azure Storage
-# emulator) into tests/js/node_modules from its lockfile (safe to repeat).
+# Installs the JavaScript tools the tests use from their lockfiles: Azurite
+# (the Azure Storage emulator) in tests/js, apache-arrow for the npm
+# package's tests in pkg (safe to repeat).
 ensure_node_tools() {
-  if ! (cd tests/js && npm ls --silent >/dev/null 2>&1); then
-    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+  local dir
+  for dir in tests/js pkg; do
+    if ! (cd "$dir" && npm ls --silent >/dev/null 2>&1); then
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+  done
+}
+
+# Installs wasm-pack, which builds the npm package (safe to repeat).
+ensure_wasm_pack() {
+  if ! wasm-pack --version 2>/dev/null | grep -q "^wasm-pack 0.15.1"; then
+    cargo install wasm-pack --version 0.15.1 --locked
   fi
 }

@@ -17,7 +17,7 @@ wasm-bindgen --version
 step "Python oracles (deltalake, DuckDB 1.5.5 with its delta extension) in $WAVELAKE_VENV"
 ensure_venv "${PYTHON_ORACLES[@]}"
 
-step "JavaScript tools (Azurite) in tests/js"
+step "JavaScript tools (Azurite in tests/js, apache-arrow in pkg)"
 ensure_node_tools
 
 step "format"
@@ -28,7 +28,10 @@ cargo clippy --all-targets -p wavelake-engine -p wavelake-server -p wavelake-tes
 cargo clippy --target wasm32-unknown-unknown -p wavelake-engine --features http --lib --test wasm_http -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p wavelake-pkg -- -D warnings
 
-step "tests (engine unit tests, CLI, golden conformance)"
+step "the npm package (wasm-pack) into pkg/dist"
+scripts/build-pkg.sh
+
+step "tests (engine unit tests, CLI, golden conformance, the npm package in Node)"
 cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests 2>&1 | tee "$WAVELAKE_TEST_SCRATCH/cargo-test.log"
 
 step "wasm32: the engine's tests over HTTP, under wasm-bindgen-test in Node"

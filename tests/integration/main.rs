@@ -10,6 +10,7 @@ mod kernel_data;
 mod maintenance;
 mod metadata;
 mod namespaces;
+mod npm_package;
 mod profile;
 mod snapshot_cache;
 mod sql_writes;

@@ -1,0 +1,34 @@
+// Turns wasm-pack's output directory into the `wavelake` npm package:
+// names it, declares apache-arrow (the generated module imports it), and
+// adds the README written for JavaScript users.
+//   node pkg/npm/finish-package.mjs DIST_DIR
+import { readFileSync, writeFileSync, copyFileSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const dist = process.argv[2];
+const here = dirname(fileURLToPath(import.meta.url));
+const manifestPath = join(dist, "package.json");
+const generated = JSON.parse(readFileSync(manifestPath, "utf8"));
+const manifest = {
+  name: "wavelake",
+  version: generated.version,
+  description:
+    "SQL over Delta Lake tables in the browser, at the edge and in Node: Delta Sharing or any static host, read with HTTP range requests",
+  license: generated.license ?? "Apache-2.0",
+  type: "module",
+  main: "wavelake.js",
+  module: "wavelake.js",
+  types: "wavelake.d.ts",
+  exports: {
+    ".": { types: "./wavelake.d.ts", default: "./wavelake.js" },
+    "./wavelake_bg.wasm": "./wavelake_bg.wasm",
+  },
+  files: ["wavelake.js", "wavelake.d.ts", "wavelake_bg.wasm", "wavelake_bg.wasm.d.ts", "README.md"],
+  sideEffects: false,
+  engines: { node: ">=20" },
+  dependencies: { "apache-arrow": "^21.0.0" },
+};
+writeFileSync(manifestPath, JSON.stringify(manifest, null, 2) + "\n");
+copyFileSync(join(here, "README.md"), join(dist, "README.md"));
+console.log(`${manifest.name}@${manifest.version} in ${dist}`);
