@@ -795,13 +795,38 @@ fn sharing_round_trip(server: &Server, test: &str) {
         eprintln!("same    {table} by the engine's sharing client ({compared} rows)");
     }
 
+    let dir = tempfile::tempdir().unwrap();
+    let profile_path = dir.path().join("bob.share");
+    std::fs::write(&profile_path, &profile).unwrap();
+
+    // The npm package in Node, when scripts/build-pkg.sh has built it.
+    let pkg = wavelake_tests::tests_dir().join("../pkg");
+    if pkg.join("dist/wavelake_bg.wasm").exists() && pkg.join("node_modules").is_dir() {
+        let rows = |batches: &[arrow::array::RecordBatch]| -> usize {
+            batches.iter().map(|b| b.num_rows()).sum()
+        };
+        let output = Command::new("node")
+            .arg(pkg.join("tests/sharing.mjs"))
+            .arg(&profile_path)
+            .arg(format!("acme.sales={}", rows(&expected[0].1)))
+            .arg(format!("feeds.events={}", rows(&expected[1].1)))
+            .output()
+            .expect("node runs");
+        assert!(
+            output.status.success(),
+            "the npm package in Node:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        eprintln!("{}", String::from_utf8_lossy(&output.stdout).trim());
+    } else {
+        eprintln!("SKIPPED the npm package part of {test}: scripts/build-pkg.sh builds it");
+    }
+
     // The PyPI client, both formats, compared row for row with the server.
     let Some(python) = wavelake_tests::venv_python_with(test, "delta_sharing") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let profile_path = dir.path().join("bob.share");
-    std::fs::write(&profile_path, &profile).unwrap();
     for format in ["parquet", "delta"] {
         let out = dir.path().join(format);
         let mut args = vec![

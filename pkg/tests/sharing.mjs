@@ -1,0 +1,43 @@
+// The built `wavelake` package in Node against a Delta Sharing server:
+//   node pkg/tests/sharing.mjs PROFILE_FILE TABLE=ROWS...
+// Connects with the profile, checks that every TABLE (schema.table) is
+// listed and has ROWS rows (deletion vectors applied from presigned URLs),
+// and that refusals carry their codes: a wrong token, a cancelled query,
+// bad SQL, an unknown table.
+import { readFile } from "node:fs/promises";
+import assert from "node:assert/strict";
+import init, { Wavelake } from "../dist/wavelake.js";
+
+const [profilePath, ...expected] = process.argv.slice(2);
+await init({ module_or_path: await readFile(new URL("../dist/wavelake_bg.wasm", import.meta.url)) });
+const profile = JSON.parse(await readFile(profilePath, "utf8"));
+
+const lake = await Wavelake.connect(profile);
+for (const spec of expected) {
+  const [name, rows] = spec.split("=");
+  assert.ok(lake.tables().includes(name), `${name} in ${lake.tables()}`);
+  const table = await lake.sql(`SELECT count(*) AS n FROM ${name}`);
+  assert.equal(Number(table.get(0).n), Number(rows), `${name} rows`);
+  const report = await lake.explain(`SELECT * FROM ${name}`);
+  assert.ok(report.scans.length === 1 && report.scans[0].files_total > 0, JSON.stringify(report.scans));
+  assert.ok(report.scans[0].bytes_fetched > 0, "bytes fetched are reported");
+}
+
+const codeOf = async (promise) => {
+  try {
+    await promise;
+    return "resolved";
+  } catch (error) {
+    assert.ok(error instanceof Error, `${error} is an Error`);
+    return error.code;
+  }
+};
+assert.equal(await codeOf(Wavelake.connect({ ...profile, bearerToken: "wrong" })), "UNAUTHORIZED");
+const [first] = expected[0].split("=");
+const controller = new AbortController();
+controller.abort();
+assert.equal(await codeOf(lake.sql(`SELECT * FROM ${first}`, { signal: controller.signal })), "ABORTED");
+const badSql = await codeOf(lake.sql("SELEC nonsense"));
+assert.ok(["SQL_ERROR", "QUERY_ERROR"].includes(badSql), badSql);
+assert.notEqual(await codeOf(lake.sql("SELECT * FROM no_such.table")), "resolved");
+console.log(`read ${expected.length} shared tables through the npm package in Node`);
