@@ -1,10 +1,12 @@
 //! A static HTTP server for tests: serves a directory with Range support
 //! (206 and `Content-Range`, through tower-http's `ServeDir`), CORS for
 //! browsers, and a log of every request so tests can check what a reader
-//! fetched (no HEAD, no LIST, how many ranges and bytes).
+//! fetched (no HEAD, no LIST, how many ranges and bytes). It can be told
+//! to fail the next requests, to test retries.
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -37,7 +39,15 @@ pub struct TestHttpServer {
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
     log: Arc<Mutex<Vec<RequestRecord>>>,
+    faults: Arc<Faults>,
     stop: Option<oneshot::Sender<()>>,
+}
+
+/// Requests still to fail, and with which status.
+#[derive(Debug, Default)]
+struct Faults {
+    remaining: AtomicU32,
+    status: AtomicU32,
 }
 
 impl TestHttpServer {
@@ -49,9 +59,17 @@ impl TestHttpServer {
     /// Serves `root` on `port` of 127.0.0.1 (0 picks a free one).
     pub async fn start_on(root: &Path, port: u16) -> std::io::Result<Self> {
         let log: Arc<Mutex<Vec<RequestRecord>>> = Arc::default();
+        let faults: Arc<Faults> = Arc::default();
         let recorder = log.clone();
+        let injected = faults.clone();
         let app = Router::new()
             .fallback_service(ServeDir::new(root))
+            .layer(axum::middleware::from_fn(
+                move |req: Request, next: Next| {
+                    let faults = injected.clone();
+                    async move { inject(faults, req, next).await }
+                },
+            ))
             .layer(axum::middleware::from_fn(
                 move |req: Request, next: Next| {
                     let log = recorder.clone();
@@ -72,6 +90,7 @@ impl TestHttpServer {
         Ok(Self {
             url,
             log,
+            faults,
             stop: Some(stop),
         })
     }
@@ -79,6 +98,14 @@ impl TestHttpServer {
     /// The requests answered so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.log.lock().expect("log").clone()
+    }
+
+    /// Answers the next `count` requests with `status` and no body.
+    pub fn fail_next(&self, count: u32, status: u16) {
+        self.faults
+            .status
+            .store(u32::from(status), Ordering::SeqCst);
+        self.faults.remaining.store(count, Ordering::SeqCst);
     }
 
     /// Forgets the requests answered so far.
@@ -93,6 +120,21 @@ impl Drop for TestHttpServer {
             let _ = stop.send(());
         }
     }
+}
+
+async fn inject(faults: Arc<Faults>, req: Request, next: Next) -> Response {
+    let failing = faults
+        .remaining
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if failing {
+        let status = u16::try_from(faults.status.load(Ordering::SeqCst)).unwrap_or(500);
+        let mut response = Response::new(axum::body::Body::empty());
+        *response.status_mut() = axum::http::StatusCode::from_u16(status)
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        return response;
+    }
+    next.run(req).await
 }
 
 async fn record(log: Arc<Mutex<Vec<RequestRecord>>>, req: Request, next: Next) -> Response {

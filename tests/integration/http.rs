@@ -198,3 +198,43 @@ fn encode_path(relative: &str) -> String {
         .join("/")
         .replace('+', "%20")
 }
+
+#[tokio::test]
+async fn transient_failures_are_retried_with_backoff_and_the_rest_are_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("data.bin"), b"0123456789").expect("write");
+    let server = TestHttpServer::start(dir.path()).await.expect("server");
+    let storage = HttpStorage::new(&server.url).expect("url");
+
+    // Two 503s, then the answer: three requests, one result.
+    server.fail_next(2, 503);
+    let started = std::time::Instant::now();
+    let bytes = storage.get_range("data.bin", 2..5).await.expect("retried");
+    assert_eq!(&bytes[..], b"234");
+    assert_eq!(server.requests().len(), 3);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(300),
+        "backoff waited"
+    );
+
+    // A server that keeps failing: four tries, then an error naming the file.
+    server.clear();
+    server.fail_next(100, 500);
+    let err = storage.get("data.bin").await.expect_err("gives up");
+    assert!(err.to_string().contains("data.bin"), "{err}");
+    assert_eq!(server.requests().len(), 4);
+
+    // Not found and forbidden are answers, not accidents: one request each.
+    server.fail_next(0, 500);
+    server.clear();
+    assert!(
+        storage
+            .get("missing.bin")
+            .await
+            .expect_err("404")
+            .is_not_found()
+    );
+    server.fail_next(1, 403);
+    assert!(storage.get("data.bin").await.is_err());
+    assert_eq!(server.requests().len(), 2);
+}

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use url::Url;
 
+use super::retry;
 use super::send::run_send;
 use super::{COALESCE_GAP, FileMeta, Storage, storage_error};
 use crate::{Error, Result};
@@ -63,6 +64,8 @@ impl HttpStorage {
 }
 
 /// GETs `url`, optionally a byte range, mapping 404 to `NotFound`.
+/// Network errors and transient statuses (5xx, 429) are retried with
+/// backoff, up to [`retry::ATTEMPTS`] tries.
 pub(crate) async fn fetch(
     client: reqwest::Client,
     url: Url,
@@ -70,17 +73,39 @@ pub(crate) async fn fetch(
     path: String,
     range: Option<Range<u64>>,
 ) -> Result<Bytes> {
-    let mut request = client.get(url);
-    for (name, value) in &headers {
-        request = request.header(name, value);
+    if range.as_ref().is_some_and(|r| r.is_empty()) {
+        return Ok(Bytes::new());
     }
-    if let Some(range) = &range {
-        if range.is_empty() {
-            return Ok(Bytes::new());
+    let mut attempt = 1;
+    loop {
+        let mut request = client.get(url.clone());
+        for (name, value) in &headers {
+            request = request.header(name, value);
         }
-        request = request.header("Range", format!("bytes={}-{}", range.start, range.end - 1));
+        if let Some(range) = &range {
+            request = request.header("Range", format!("bytes={}-{}", range.start, range.end - 1));
+        }
+        let sent = request.send().await;
+        let transient = match &sent {
+            Ok(response) => retry::is_transient(response.status().as_u16()),
+            Err(e) => !e.is_builder(),
+        };
+        if transient && attempt < retry::ATTEMPTS {
+            retry::sleep(retry::backoff(attempt)).await;
+            attempt += 1;
+            continue;
+        }
+        let response = sent.map_err(|e| storage_error(&path, e))?;
+        return read_response(response, path, range).await;
     }
-    let response = request.send().await.map_err(|e| storage_error(&path, e))?;
+}
+
+/// The body of a GET's response, cut to `range` when the server sent more.
+async fn read_response(
+    response: reqwest::Response,
+    path: String,
+    range: Option<Range<u64>>,
+) -> Result<Bytes> {
     let status = response.status();
     if status == reqwest::StatusCode::NOT_FOUND {
         return Err(Error::NotFound { path });

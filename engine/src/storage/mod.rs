@@ -21,6 +21,8 @@ mod http;
 mod metered;
 mod object_store;
 #[cfg(feature = "http")]
+pub mod retry;
+#[cfg(feature = "http")]
 pub(crate) mod send;
 mod url_map;
 
