@@ -17,8 +17,9 @@ wasm-bindgen --version
 step "Python oracles (deltalake, DuckDB 1.5.5 with its delta extension) in $WAVELAKE_VENV"
 ensure_venv "${PYTHON_ORACLES[@]}"
 
-step "JavaScript tools (Azurite in tests/js, apache-arrow in pkg)"
+step "JavaScript tools (Azurite in tests/js, apache-arrow and playwright-core in pkg) and Chromium"
 ensure_node_tools
+ensure_apt chromium
 
 step "format"
 cargo fmt --all -- --check

@@ -1,8 +1,10 @@
-//! The built `wavelake` npm package (pkg/dist, from scripts/build-pkg.sh)
-//! in Node gives, on every golden case over HTTP, the rows Spark expects
-//! and the error codes the native engine gives: the Node script writes each
+//! The built `wavelake` npm package (pkg/dist, from scripts/build-pkg.sh),
+//! in Node and in a page of headless Chromium, gives, on every golden case
+//! over HTTP, the rows Spark expects
+//! and the error codes the native engine gives: the scripts write each
 //! result as Arrow IPC, and it is compared here exactly as native results
-//! are.
+//! are. The browser run leaves a screenshot of its page in the scratch
+//! directory (`npm-browser/page.png`).
 
 use std::path::PathBuf;
 
@@ -14,9 +16,28 @@ fn package_dir() -> PathBuf {
     tests_dir().join("../pkg")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_npm_package_in_node_reads_every_golden_case() {
-    let test = "the_npm_package_in_node_reads_every_golden_case";
+    run_golden_cases(
+        "the_npm_package_in_node_reads_every_golden_case",
+        "golden.mjs",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_npm_package_in_a_chromium_page_reads_every_golden_case() {
+    let test = "the_npm_package_in_a_chromium_page_reads_every_golden_case";
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        eprintln!("SKIPPED {test}: no /usr/bin/chromium (scripts/test.sh installs it)");
+        return;
+    }
+    run_golden_cases(test, "browser.mjs").await;
+}
+
+/// Runs every golden HTTP case through `pkg/tests/SCRIPT` and compares what
+/// it wrote with the expected rows and error codes.
+async fn run_golden_cases(test: &str, script: &str) {
     let Some(golden) = golden_or_skip(test) else {
         return;
     };
@@ -33,30 +54,32 @@ async fn the_npm_package_in_node_reads_every_golden_case() {
     )
     .unwrap();
     let server = TestHttpServer::start(&root).await.unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let out = scratch_dir().join(format!("npm-{}", script.trim_end_matches(".mjs")));
+    let _ = std::fs::remove_dir_all(&out);
     let mut node = std::process::Command::new("node");
-    node.arg(pkg.join("tests/golden.mjs"))
+    node.arg(pkg.join("tests").join(script))
         .arg(&server.url)
-        .arg(out.path());
+        .arg(&out);
     let output = tokio::task::spawn_blocking(move || node.output())
         .await
         .unwrap()
         .expect("node runs");
     assert!(
         output.status.success(),
-        "the Node script failed:\n{}\n{}",
+        "{script} failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    eprintln!("{}", String::from_utf8_lossy(&output.stdout).trim());
     let mut failures = Vec::new();
     for (index, case) in cases.iter().enumerate() {
-        if let Err(why) = check(out.path(), index, case) {
+        if let Err(why) = check(&out, index, case) {
             failures.push(format!("{}: {why}", case.name));
         }
     }
-    assert!(failures.is_empty(), "in Node: {failures:#?}");
+    assert!(failures.is_empty(), "{script}: {failures:#?}");
     eprintln!(
-        "same    {} golden cases through the npm package in Node",
+        "same    {} golden cases through the npm package ({script})",
         cases.len()
     );
 }

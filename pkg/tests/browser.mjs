@@ -1,0 +1,79 @@
+// The built `wavelake` package in a page of headless Chromium:
+//   node pkg/tests/browser.mjs BASE_URL OUT_DIR
+// Serves pkg/ (the package and tests/page.html) on a loopback port, opens
+// the page in Chromium (playwright-core, /usr/bin/chromium), runs every
+// case of BASE_URL/manifest.json in the page over cross-origin range
+// requests, and writes OUT_DIR/N.arrows or OUT_DIR/N.error.json like
+// golden.mjs, for the Rust side to compare. Saves a screenshot of the page.
+import { createServer } from "node:http";
+import { readFile, writeFile, mkdir, mkdtemp } from "node:fs/promises";
+import { extname, join, normalize } from "node:path";
+import { tmpdir } from "node:os";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const [base, out] = process.argv.slice(2);
+const root = fileURLToPath(new URL("..", import.meta.url));
+const types = {
+  ".html": "text/html",
+  ".js": "text/javascript",
+  ".mjs": "text/javascript",
+  ".wasm": "application/wasm",
+};
+const server = createServer(async (request, response) => {
+  const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
+  if (path.includes("..")) {
+    response.writeHead(400).end();
+    return;
+  }
+  try {
+    const body = await readFile(join(root, path));
+    response.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
+    response.end(body);
+  } catch {
+    response.writeHead(404).end();
+  }
+});
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const pageUrl = `http://127.0.0.1:${server.address().port}/tests/page.html`;
+
+const profile = await mkdtemp(join(tmpdir(), "wavelake-chromium-"));
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+  ],
+});
+let exitCode = 0;
+try {
+  const page = await browser.newPage();
+  page.on("pageerror", (error) => console.error(`page error: ${error}`));
+  await page.goto(pageUrl);
+  await page.waitForSelector("body[data-ready=yes]", { state: "attached", timeout: Number(process.env.PAGE_TIMEOUT_MS ?? 120_000) });
+  const cases = await (await fetch(`${base}/manifest.json`)).json();
+  const results = await page.evaluate(([b, c]) => window.runCases(b, c), [base, cases]);
+  await mkdir(out, { recursive: true });
+  for (const [index, result] of results.entries()) {
+    if (result.ipc !== undefined) {
+      await writeFile(join(out, `${index}.arrows`), Buffer.from(result.ipc, "base64"));
+    } else {
+      await writeFile(join(out, `${index}.error.json`), JSON.stringify(result));
+    }
+  }
+  await page.screenshot({ path: join(out, "page.png") });
+  const loaded = await page.evaluate(() => window.loadedMs);
+  console.log(`ran ${results.length} cases in Chromium; the package loaded in ${Math.round(loaded)} ms`);
+} catch (error) {
+  console.error(error);
+  exitCode = 1;
+} finally {
+  await browser.close();
+  server.close();
+}
+process.exit(exitCode);
