@@ -220,8 +220,11 @@ impl MotoServer {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let child = std::process::Command::new(python.with_file_name("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // moto's own launcher lets racing conditional PUTs both succeed
+        // under load; this one serializes requests (see the script).
+        let child = std::process::Command::new(&python)
+            .arg(tests_dir().join("interop/moto_server.py"))
+            .args(["127.0.0.1", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
