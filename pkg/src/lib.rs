@@ -124,12 +124,7 @@ impl Wavelake {
     #[wasm_bindgen(js_name = addTable)]
     pub async fn add_table(&self, name: String, base_url: String) -> Result<f64, JsValue> {
         let storage = HttpStorage::new(&base_url).map_err(engine_error)?;
-        let snapshot = self
-            .engine
-            .register(&name, Arc::new(storage))
-            .await
-            .map_err(engine_error)?;
-        Ok(snapshot.version() as f64)
+        self.register(&name, Arc::new(storage)).await
     }
 
     /// Registers a table given as presigned URLs: `files` maps each path of
@@ -150,12 +145,7 @@ impl Wavelake {
             })?;
         let reader: StorageRef = Arc::new(HttpStorage::new(&any_url).map_err(engine_error)?);
         let storage = UrlMapStorage::new(format!("urls://{name}/"), urls, reader);
-        let snapshot = self
-            .engine
-            .register(&name, Arc::new(storage))
-            .await
-            .map_err(engine_error)?;
-        Ok(snapshot.version() as f64)
+        self.register(&name, Arc::new(storage)).await
     }
 
     /// Runs one SQL query in this page or process; resolves to an
@@ -220,6 +210,16 @@ impl Wavelake {
         names.sort();
         names.dedup();
         names
+    }
+
+    /// Registers the table in `storage` as `name`; its latest version.
+    async fn register(&self, name: &str, storage: StorageRef) -> Result<f64, JsValue> {
+        let snapshot = self
+            .engine
+            .register(name, storage)
+            .await
+            .map_err(engine_error)?;
+        Ok(snapshot.version() as f64)
     }
 
     /// Opens the shared tables a query names that are not open yet.

@@ -144,7 +144,9 @@ impl SharingClient {
         Ok(url)
     }
 
-    fn table_url(&self, table: &SharedTableName, action: &str) -> Result<Url> {
+    /// `…/shares/S/schemas/C/tables/T/ACTION` (with a trailing `/` when
+    /// `action` is empty: the table's own URL).
+    pub(crate) fn table_url(&self, table: &SharedTableName, action: &str) -> Result<Url> {
         self.url(&[
             "shares",
             &table.share,

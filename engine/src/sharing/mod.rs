@@ -16,11 +16,9 @@ pub use open::open_shared_table;
 mod open {
     use std::sync::Arc;
 
-    use url::Url;
-
     use super::{QueryOptions, SharedTableName, SharingClient};
     use crate::storage::{HttpStorage, StorageRef, UrlMapStorage};
-    use crate::{Error, Result, Snapshot};
+    use crate::{Result, Snapshot};
 
     /// A shared table as a snapshot and the storage its presigned file URLs
     /// are read from, ready for [`crate::Engine::register_snapshot`].
@@ -30,22 +28,7 @@ mod open {
         options: &QueryOptions,
     ) -> Result<(Snapshot, StorageRef)> {
         let shared = client.query(table, options).await?;
-        let mut root = client.endpoint().clone();
-        let endpoint = client.endpoint().to_string();
-        root.path_segments_mut()
-            .map_err(|()| Error::InvalidArgument(format!("{endpoint} cannot be a base")))?
-            .pop_if_empty()
-            .extend([
-                "shares",
-                &table.share,
-                "schemas",
-                &table.schema,
-                "tables",
-                &table.name,
-                "",
-            ]);
-        let location = Url::parse(root.as_str())
-            .map_err(|e| Error::InvalidArgument(format!("bad table URL {root}: {e}")))?;
+        let location = client.table_url(table, "")?;
         let reader: StorageRef = Arc::new(HttpStorage::new(client.endpoint().as_str())?);
         let storage: StorageRef =
             Arc::new(UrlMapStorage::new(location.as_str(), shared.urls, reader));

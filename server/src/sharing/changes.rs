@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -16,17 +15,16 @@ use serde_json::{Value, json};
 use super::materialize::{self, needs_copy};
 use super::store::SharedTable;
 use super::{
-    Answer, Format, SharingError, file_id, metadata_line, ndjson, open_shared, protocol_line,
-    response_format, signed_deletion_vector,
+    Answer, Format, file_id, metadata_line, ndjson, open_shared, protocol_line, response_format,
+    sign_file, signed_deletion_vector,
 };
 use crate::api::ApiError;
 use crate::auth::Principal;
-use crate::files::file_url;
 use crate::state::AppState;
 use roaring::RoaringTreemap;
 use wavelake_engine::changes::{ChangeAction, ChangeFeed, ChangeFile};
 use wavelake_engine::log::TableState;
-use wavelake_engine::protocol::{Add, AddCdc, DeletionVectorDescriptor, Remove};
+use wavelake_engine::protocol::{Add, AddCdc, DeletionVectorDescriptor, Metadata, Remove};
 use wavelake_engine::schema::ColumnMappingMode;
 use wavelake_engine::{Snapshot, Table};
 
@@ -105,23 +103,15 @@ fn start_metadata_line(format: Format, feed: &ChangeFeed) -> Value {
     line
 }
 
+/// Signs a path as the log (or a copy) names it.
 async fn sign(
     state: &AppState,
     shared: &SharedTable,
     table: &Table,
     path: &str,
 ) -> Answer<(String, i64)> {
-    let lifetime = Duration::from_secs(state.config.limits.file_url_lifetime_secs);
     let resolved = wavelake_engine::storage::resolve_data_path(table.root(), path);
-    Ok(file_url(
-        state,
-        table.storage(),
-        &shared.namespace,
-        &shared.table,
-        &resolved,
-        lifetime,
-    )
-    .await?)
+    sign_file(state, shared, table, &resolved).await
 }
 
 /// The file lines of the parquet format for one change: `cdf`, `add` or
@@ -135,21 +125,13 @@ async fn parquet_lines(
     file: &ChangeFile,
     snapshots: &mut HashMap<i64, Snapshot>,
 ) -> Answer<Vec<Value>> {
-    let at = |version: i64| {
-        let cached = snapshots.get(&version).cloned();
-        async move {
-            match cached {
-                Some(snapshot) => Ok::<_, SharingError>(snapshot),
-                None => Ok(table.snapshot_at(Some(version)).await?),
-            }
-        }
-    };
     let line = match &file.action {
         ChangeAction::Cdc(cdc) if needs_copy(&feed.snapshot, &cdc_as_add(cdc)) => {
             // Physical column names: a copy under logical names, read
             // through a one-file snapshot whose schema has the change type.
             let add = cdc_as_add(cdc);
-            let snapshot = one_file_snapshot(&with_change_type(&feed.snapshot)?, add.clone())?;
+            let metadata = with_change_type(&feed.snapshot)?;
+            let snapshot = one_file_snapshot(&feed.snapshot, metadata, add.clone())?;
             let copy = materialize::materialize(table, &snapshot, &add).await?;
             let (url, expires) = sign(state, shared, table, &copy.path).await?;
             json!({"cdf": {
@@ -175,14 +157,12 @@ async fn parquet_lines(
             }})
         }
         ChangeAction::Add(add) => {
-            let snapshot = at(file.version).await?;
-            snapshots.insert(file.version, snapshot.clone());
+            let snapshot = holding(table, feed, add, file.version, snapshots).await?;
             plain_line(state, shared, table, feed, file, "add", add, &snapshot).await?
         }
         ChangeAction::Remove(remove) => {
-            let snapshot = at(file.version - 1).await?;
-            snapshots.insert(file.version - 1, snapshot.clone());
             let add = removed_file(remove);
+            let snapshot = holding(table, feed, &add, file.version - 1, snapshots).await?;
             plain_line(state, shared, table, feed, file, "remove", &add, &snapshot).await?
         }
         ChangeAction::DeletionVectorChange { remove, add } => {
@@ -199,7 +179,8 @@ async fn parquet_lines(
                 others -= selected;
                 let mut only = Add::clone(add);
                 only.deletion_vector = Some(DeletionVectorDescriptor::inline(&others));
-                let snapshot = one_file_snapshot(&feed.snapshot, only.clone())?;
+                let metadata = feed.snapshot.metadata().clone();
+                let snapshot = one_file_snapshot(&feed.snapshot, metadata, only.clone())?;
                 lines.push(
                     plain_line(state, shared, table, feed, file, kind, &only, &snapshot).await?,
                 );
@@ -210,29 +191,50 @@ async fn parquet_lines(
     Ok(vec![line])
 }
 
+/// The snapshot to copy `add` from: the table at `version`, loaded once per
+/// version, and only when the file needs a copy (otherwise the feed's own).
+async fn holding(
+    table: &Table,
+    feed: &ChangeFeed,
+    add: &Add,
+    version: i64,
+    snapshots: &mut HashMap<i64, Snapshot>,
+) -> Answer<Snapshot> {
+    if !needs_copy(&feed.snapshot, add) {
+        return Ok(feed.snapshot.clone());
+    }
+    if let Some(snapshot) = snapshots.get(&version) {
+        return Ok(snapshot.clone());
+    }
+    let snapshot = table.snapshot_at(Some(version)).await?;
+    snapshots.insert(version, snapshot.clone());
+    Ok(snapshot)
+}
+
 /// A change file as an `add`, to read it like a data file.
 fn cdc_as_add(cdc: &AddCdc) -> Add {
-    removed_file(&Remove {
+    Add {
         path: cdc.path.clone(),
-        deletion_timestamp: None,
+        partition_values: cdc.partition_values.clone(),
+        size: cdc.size,
+        modification_time: 0,
         data_change: false,
-        extended_file_metadata: None,
-        partition_values: Some(cdc.partition_values.clone()),
-        size: Some(cdc.size),
         stats: None,
         tags: None,
         deletion_vector: None,
         base_row_id: None,
         default_row_commit_version: None,
-    })
+        clustering_provider: None,
+    }
 }
 
-/// `snapshot` with the `_change_type` column change files carry added to
-/// its schema (under column mapping, with its own name as physical name).
-fn with_change_type(snapshot: &Snapshot) -> Answer<Snapshot> {
+/// `snapshot`'s metadata with the `_change_type` column change files carry
+/// added to its schema (under column mapping, with its own name as physical
+/// name).
+fn with_change_type(snapshot: &Snapshot) -> Answer<Metadata> {
     let mut schema: Value =
         serde_json::from_str(&snapshot.metadata().schema_string).map_err(ApiError::internal)?;
-    let mut metadata = serde_json::Map::new();
+    let mut field_metadata = serde_json::Map::new();
     if snapshot.column_mapping() != ColumnMappingMode::None {
         let next_id = snapshot
             .metadata()
@@ -240,8 +242,8 @@ fn with_change_type(snapshot: &Snapshot) -> Answer<Snapshot> {
             .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or(0)
             + 1;
-        metadata.insert("delta.columnMapping.id".into(), json!(next_id));
-        metadata.insert(
+        field_metadata.insert("delta.columnMapping.id".into(), json!(next_id));
+        field_metadata.insert(
             "delta.columnMapping.physicalName".into(),
             json!("_change_type"),
         );
@@ -249,21 +251,12 @@ fn with_change_type(snapshot: &Snapshot) -> Answer<Snapshot> {
     if let Some(fields) = schema.get_mut("fields").and_then(Value::as_array_mut) {
         fields.push(
             json!({"name": "_change_type", "type": "string", "nullable": true,
-            "metadata": metadata}),
+            "metadata": field_metadata}),
         );
     }
-    let mut state_metadata = snapshot.metadata().clone();
-    state_metadata.schema_string = schema.to_string();
-    let state = TableState {
-        version: snapshot.version(),
-        protocol: snapshot.protocol().clone(),
-        metadata: state_metadata,
-        files: Vec::new(),
-        txns: HashMap::new(),
-        domains: HashMap::new(),
-        timestamp: snapshot.timestamp(),
-    };
-    Ok(Snapshot::try_new(state, snapshot.root().clone())?)
+    let mut metadata = snapshot.metadata().clone();
+    metadata.schema_string = schema.to_string();
+    Ok(metadata)
 }
 
 /// A removed file as the `add` it was.
@@ -283,12 +276,12 @@ fn removed_file(remove: &Remove) -> Add {
     }
 }
 
-/// `template`'s table with `add` as its only file.
-fn one_file_snapshot(template: &Snapshot, add: Add) -> Answer<Snapshot> {
+/// `template`'s table, with `metadata`, and `add` as its only file.
+fn one_file_snapshot(template: &Snapshot, metadata: Metadata, add: Add) -> Answer<Snapshot> {
     let state = TableState {
         version: template.version(),
         protocol: template.protocol().clone(),
-        metadata: template.metadata().clone(),
+        metadata,
         files: vec![add],
         txns: HashMap::new(),
         domains: HashMap::new(),

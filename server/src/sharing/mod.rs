@@ -490,18 +490,7 @@ async fn file_line(
     add: &Add,
     format: Format,
 ) -> Answer<String> {
-    let lifetime = Duration::from_secs(state.config.limits.file_url_lifetime_secs);
-    let sign = |path: String| async move {
-        file_url(
-            state,
-            table.storage(),
-            &shared.namespace,
-            &shared.table,
-            &path,
-            lifetime,
-        )
-        .await
-    };
+    let sign = |path: String| async move { sign_file(state, shared, table, &path).await };
     let id = file_id(&add.path);
     let line = match format {
         Format::Parquet if materialize::needs_copy(snapshot, add) => {
@@ -547,6 +536,26 @@ async fn file_line(
     Ok(line.to_string())
 }
 
+/// The URL a client reads a shared table's file from (`path` relative to
+/// the table root, already resolved), and when it expires.
+async fn sign_file(
+    state: &AppState,
+    shared: &SharedTable,
+    table: &Table,
+    path: &str,
+) -> Answer<(String, i64)> {
+    let lifetime = Duration::from_secs(state.config.limits.file_url_lifetime_secs);
+    Ok(file_url(
+        state,
+        table.storage(),
+        &shared.namespace,
+        &shared.table,
+        path,
+        lifetime,
+    )
+    .await?)
+}
+
 /// A deletion vector as the delta format hands it out: a file-backed one
 /// becomes an absolute (`p`) signed URL; an inline one stays as it is.
 async fn signed_deletion_vector(
@@ -562,16 +571,7 @@ async fn signed_deletion_vector(
         return Ok(Some(dv.clone()));
     };
     let resolved = wavelake_engine::storage::resolve_data_path(table.root(), &path);
-    let lifetime = Duration::from_secs(state.config.limits.file_url_lifetime_secs);
-    let (url, _) = file_url(
-        state,
-        table.storage(),
-        &shared.namespace,
-        &shared.table,
-        &resolved,
-        lifetime,
-    )
-    .await?;
+    let (url, _) = sign_file(state, shared, table, &resolved).await?;
     Ok(Some(DeletionVectorDescriptor {
         storage_type: "p".into(),
         path_or_inline_dv: url,
