@@ -94,6 +94,24 @@ pub enum Error {
         /// What the server said.
         reason: String,
     },
+    /// A storage refused to serve a file (HTTP 401 or 403): the host needs
+    /// credentials the reader does not have.
+    #[error("access to {path} was refused (HTTP {status})")]
+    Forbidden {
+        /// The file refused.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// A presigned URL was refused and no fresh one could be had: it has
+    /// expired (or its signature no longer holds).
+    #[error("the presigned URL of {path} has expired: {reason}")]
+    UrlExpired {
+        /// The file whose URL expired.
+        path: String,
+        /// Why no fresh URL was used.
+        reason: String,
+    },
     /// The table did not record change data at a version of the range asked
     /// for (`delta.enableChangeDataFeed` was not true).
     #[error("version {version} of the table has no change data: {reason}")]
@@ -174,7 +192,8 @@ impl Error {
             Self::DeletionVector { .. } => "BAD_DELETION_VECTOR",
             Self::VersionNotFound { .. } => "VERSION_NOT_FOUND",
             Self::ChangeDataNotRecorded { .. } => "CHANGE_DATA_NOT_RECORDED",
-            Self::AccessDenied { .. } => "UNAUTHORIZED",
+            Self::AccessDenied { .. } | Self::Forbidden { .. } => "UNAUTHORIZED",
+            Self::UrlExpired { .. } => "EXPIRED_URL",
             Self::TimestampOutOfRange { .. } => "TIMESTAMP_OUT_OF_RANGE",
             Self::SchemaMismatch(_) => "SCHEMA_MISMATCH",
             Self::ConstraintViolation(_) => "CONSTRAINT_VIOLATION",
@@ -223,6 +242,14 @@ impl Error {
                 reason: reason.clone(),
             },
             Self::AccessDenied { reason } => Self::AccessDenied {
+                reason: reason.clone(),
+            },
+            Self::Forbidden { path, status } => Self::Forbidden {
+                path: path.clone(),
+                status: *status,
+            },
+            Self::UrlExpired { path, reason } => Self::UrlExpired {
+                path: path.clone(),
                 reason: reason.clone(),
             },
             Self::ChangeDataNotRecorded { version, reason } => Self::ChangeDataNotRecorded {

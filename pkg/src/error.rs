@@ -11,17 +11,8 @@ pub fn js_error(code: &str, message: &str) -> JsValue {
     error.into()
 }
 
-/// The JavaScript error for an engine error. An expired presigned URL is
-/// told apart from other storage errors by the 403 it gets.
+/// The JavaScript error for an engine error, with the engine's code
+/// (`EXPIRED_URL` for a presigned URL refused even after a refresh).
 pub fn from_engine(err: &wavelake_engine::Error) -> JsValue {
-    let text = err.to_string();
-    let code = match err {
-        wavelake_engine::Error::Storage { message, .. }
-            if message.contains("403") || message.contains("expired") =>
-        {
-            "EXPIRED_URL"
-        }
-        _ => err.code(),
-    };
-    js_error(code, &text)
+    js_error(err.code(), &err.to_string())
 }

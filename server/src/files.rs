@@ -118,6 +118,41 @@ impl UrlSigner {
         )
     }
 
+    /// A Delta Sharing refresh token for `table` (`share.schema.table`) at
+    /// `version`, valid until `expires` (unix seconds): the same files
+    /// again with fresh URLs, whatever has been committed since.
+    pub fn refresh_token(&self, table: &str, version: i64, expires: u64) -> String {
+        let signature = self
+            .mac(&format!("refresh/{table}/{version}"), expires)
+            .finalize()
+            .into_bytes();
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
+        format!("{version}.{expires}.{signature}")
+    }
+
+    /// The version a refresh token of `table` stands for, if it is genuine
+    /// and not past its expiry at `now`.
+    pub fn check_refresh_token(&self, table: &str, token: &str, now: u64) -> Result<i64, Refusal> {
+        let mut parts = token.splitn(3, '.');
+        let (Some(version), Some(expires), Some(signature)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Refusal::BadSignature);
+        };
+        let version: i64 = version.parse().map_err(|_| Refusal::BadSignature)?;
+        let expires: u64 = expires.parse().map_err(|_| Refusal::BadSignature)?;
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| Refusal::BadSignature)?;
+        self.mac(&format!("refresh/{table}/{version}"), expires)
+            .verify_slice(&signature)
+            .map_err(|_| Refusal::BadSignature)?;
+        if expires < now {
+            return Err(Refusal::Expired);
+        }
+        Ok(version)
+    }
+
     /// Checks a URL's signature and expiry at `now` (unix seconds).
     pub fn verify(
         &self,

@@ -29,6 +29,8 @@ pub async fn load_deletion_vector(
                     Error::NotFound { path } => {
                         bad(format!("deletion vector file {path} is missing"))
                     }
+                    // Refused access is the reader's problem, not the vector's.
+                    refused @ (Error::Forbidden { .. } | Error::UrlExpired { .. }) => refused,
                     other => bad(format!("cannot read {path}: {other}")),
                 })?;
             dv.decode_stored(&stored)

@@ -26,6 +26,12 @@ pub struct QueryOptions {
     pub limit_hint: Option<i64>,
     /// A `jsonPredicateHints` tree on partition columns.
     pub json_predicate_hints: Option<String>,
+    /// Ask for a refresh token, which later fetches fresh URLs for the
+    /// same files.
+    pub include_refresh_token: bool,
+    /// A refresh token from an earlier response: the same files again, with
+    /// fresh URLs.
+    pub refresh_token: Option<String>,
 }
 
 /// A client of one Delta Sharing server.
@@ -120,6 +126,12 @@ impl SharingClient {
         }
         if let Some(hints) = &options.json_predicate_hints {
             body.insert("jsonPredicateHints".into(), hints.clone().into());
+        }
+        if options.include_refresh_token {
+            body.insert("includeRefreshToken".into(), true.into());
+        }
+        if let Some(token) = &options.refresh_token {
+            body.insert("refreshToken".into(), token.clone().into());
         }
         let request = self
             .http

@@ -7,32 +7,105 @@ pub mod protocol;
 
 #[cfg(feature = "http")]
 pub use client::{QueryOptions, SharingClient};
-pub use protocol::{SharedFiles, SharedTableName, SharingProfile, parse_query_response};
+pub use protocol::{
+    SharedFiles, SharedTableName, SharingProfile, deletion_vector_key, parse_query_response,
+};
 
 #[cfg(feature = "http")]
 pub use open::open_shared_table;
 
 #[cfg(feature = "http")]
 mod open {
-    use std::sync::Arc;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
 
     use super::{QueryOptions, SharedTableName, SharingClient};
-    use crate::storage::{HttpStorage, StorageRef, UrlMapStorage};
-    use crate::{Result, Snapshot};
+    use crate::storage::{HttpStorage, StorageRef, UrlMapStorage, UrlRefresh};
+    use crate::{Error, Result, Snapshot};
 
     /// A shared table as a snapshot and the storage its presigned file URLs
-    /// are read from, ready for [`crate::Engine::register_snapshot`].
+    /// are read from, ready for [`crate::Engine::register_snapshot`]. URLs
+    /// that expire while the table is in use are refreshed: with the
+    /// server's refresh token when it gave one, else by asking for the
+    /// same version again.
     pub async fn open_shared_table(
         client: &SharingClient,
         table: &SharedTableName,
         options: &QueryOptions,
     ) -> Result<(Snapshot, StorageRef)> {
-        let shared = client.query(table, options).await?;
+        let asked = QueryOptions {
+            include_refresh_token: true,
+            ..options.clone()
+        };
+        let shared = client.query(table, &asked).await?;
         let location = client.table_url(table, "")?;
         let reader: StorageRef = Arc::new(HttpStorage::new(client.endpoint().as_str())?);
-        let storage: StorageRef =
-            Arc::new(UrlMapStorage::new(location.as_str(), shared.urls, reader));
+        let refresh = SharedUrlRefresh {
+            client: client.clone(),
+            table: table.clone(),
+            options: QueryOptions {
+                version: Some(shared.state.version),
+                timestamp: None,
+                ..asked
+            },
+            token: Mutex::new(shared.refresh_token),
+        };
+        let storage = UrlMapStorage::new(location.as_str(), shared.urls, reader)
+            .with_refresh(Arc::new(refresh));
         let snapshot = Snapshot::try_new(shared.state, location)?;
-        Ok((snapshot, storage))
+        Ok((snapshot, Arc::new(storage)))
+    }
+
+    /// Fresh URLs for a shared table's files at one version.
+    #[derive(Debug)]
+    struct SharedUrlRefresh {
+        client: SharingClient,
+        table: SharedTableName,
+        /// The first query's options, pinned to the version it returned.
+        options: QueryOptions,
+        /// The latest refresh token, when the server hands them out.
+        token: Mutex<Option<String>>,
+    }
+
+    impl SharedUrlRefresh {
+        fn token(&self) -> Option<String> {
+            match self.token.lock() {
+                Ok(token) => token.clone(),
+                Err(poisoned) => poisoned.into_inner().clone(),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl UrlRefresh for SharedUrlRefresh {
+        async fn refresh(&self) -> Result<HashMap<String, String>> {
+            let pinned = self.options.version;
+            let options = match self.token() {
+                // A refresh token stands for the version itself.
+                Some(token) => QueryOptions {
+                    version: None,
+                    refresh_token: Some(token),
+                    ..self.options.clone()
+                },
+                None => self.options.clone(),
+            };
+            let fresh = self.client.query(&self.table, &options).await?;
+            if Some(fresh.state.version) != pinned {
+                return Err(Error::InvalidArgument(format!(
+                    "{} answered a refresh with version {} instead of {pinned:?}",
+                    self.table.qualified(),
+                    fresh.state.version
+                )));
+            }
+            if let Some(token) = fresh.refresh_token {
+                match self.token.lock() {
+                    Ok(mut slot) => *slot = Some(token),
+                    Err(poisoned) => *poisoned.into_inner() = Some(token),
+                }
+            }
+            Ok(fresh.urls)
+        }
     }
 }

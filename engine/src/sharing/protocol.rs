@@ -124,6 +124,25 @@ pub struct SharedFiles {
     pub urls: HashMap<String, String>,
     /// When the first of the URLs expires (milliseconds since the epoch).
     pub expires_at: Option<i64>,
+    /// The token that fetches fresh URLs for the same files (the
+    /// `endStreamAction`'s `refreshToken`), when the server gave one.
+    pub refresh_token: Option<String>,
+}
+
+/// The last line of a response, when the client asked for a refresh token.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EndStream {
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    min_url_expiration_timestamp: Option<i64>,
+}
+
+/// The key a file-backed deletion vector of the file `id` is read by: its
+/// URL changes on every refresh, the key does not.
+pub fn deletion_vector_key(id: &str) -> String {
+    format!("{id}.deletion-vector")
 }
 
 /// A file line of the parquet response format.
@@ -175,6 +194,10 @@ pub fn parse_query_response(body: &[u8], version: i64) -> Result<SharedFiles> {
     let mut files = Vec::new();
     let mut urls = HashMap::new();
     let mut expires_at: Option<i64> = None;
+    let mut refresh_token = None;
+    let mut expire_by = |expires: i64| {
+        expires_at = Some(expires_at.map_or(expires, |e: i64| e.min(expires)));
+    };
     for (index, line) in body.split(|b| *b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -205,6 +228,13 @@ pub fn parse_query_response(body: &[u8], version: i64) -> Result<SharedFiles> {
                     return Err(bad(number, "a file line without an add action".into()));
                 };
                 let url = std::mem::replace(&mut add.path, file.id);
+                if let Some(dv) = &mut add.deletion_vector
+                    && dv.storage_type == "p"
+                {
+                    let key = deletion_vector_key(&add.path);
+                    let dv_url = std::mem::replace(&mut dv.path_or_inline_dv, key.clone());
+                    urls.insert(key, dv_url);
+                }
                 (add, url, file.expiration_timestamp)
             } else {
                 let file: ParquetFile = from_json(line, number)?;
@@ -224,10 +254,16 @@ pub fn parse_query_response(body: &[u8], version: i64) -> Result<SharedFiles> {
                 (add, file.url, file.expiration_timestamp)
             };
             if let Some(expires) = expires {
-                expires_at = Some(expires_at.map_or(expires, |e| e.min(expires)));
+                expire_by(expires);
             }
             urls.insert(add.path.clone(), url);
             files.push(add);
+        } else if let Some(line) = value.get_mut("endStreamAction").map(Value::take) {
+            let end: EndStream = from_json(line, number)?;
+            refresh_token = end.refresh_token.filter(|t| !t.is_empty());
+            if let Some(expires) = end.min_url_expiration_timestamp {
+                expire_by(expires);
+            }
         }
         // Other lines (end-of-stream markers, future kinds) are skipped.
     }
@@ -246,6 +282,7 @@ pub fn parse_query_response(body: &[u8], version: i64) -> Result<SharedFiles> {
         },
         urls,
         expires_at,
+        refresh_token,
     })
 }
 
@@ -286,12 +323,21 @@ mod tests {
         let delta = br#"{"protocol":{"deltaProtocol":{"minReaderVersion":3,"minWriterVersion":7,"readerFeatures":["deletionVectors"],"writerFeatures":["deletionVectors"]}}}
 {"metaData":{"deltaMetadata":{"id":"m","format":{"provider":"parquet","options":{}},"schemaString":"{\"type\":\"struct\",\"fields\":[]}","partitionColumns":[],"configuration":{}},"version":5}}
 {"file":{"id":"f1","deltaSingleAction":{"add":{"path":"https://s3/a.parquet?sig=1","partitionValues":{},"size":10,"modificationTime":1,"dataChange":true,"deletionVector":{"storageType":"p","pathOrInlineDv":"https://s3/dv.bin?sig=3","offset":1,"sizeInBytes":36,"cardinality":2}}},"expirationTimestamp":1500}}
+{"endStreamAction":{"refreshToken":"r1","minUrlExpirationTimestamp":1400}}
 "#;
         let shared = parse_query_response(delta, 5).expect("parses");
         assert!(shared.state.protocol.has_reader_feature("deletionVectors"));
         assert_eq!(shared.state.files[0].path, "f1");
-        assert!(shared.state.files[0].deletion_vector.is_some());
         assert_eq!(shared.urls["f1"], "https://s3/a.parquet?sig=1");
+        // The DV is read by a key that outlives its URL.
+        let dv = shared.state.files[0].deletion_vector.as_ref().expect("dv");
+        assert_eq!(dv.path_or_inline_dv, deletion_vector_key("f1"));
+        assert_eq!(
+            shared.urls[&dv.path_or_inline_dv],
+            "https://s3/dv.bin?sig=3"
+        );
+        assert_eq!(shared.refresh_token.as_deref(), Some("r1"));
+        assert_eq!(shared.expires_at, Some(1400));
     }
 
     #[test]

@@ -63,7 +63,8 @@ impl HttpStorage {
     }
 }
 
-/// GETs `url`, optionally a byte range, mapping 404 to `NotFound`.
+/// GETs `url`, optionally a byte range, mapping 404 to `NotFound` and
+/// 401/403 to `Forbidden`.
 /// Network errors and transient statuses (5xx, 429) are retried with
 /// backoff, up to [`retry::ATTEMPTS`] tries.
 pub(crate) async fn fetch(
@@ -109,6 +110,12 @@ async fn read_response(
     let status = response.status();
     if status == reqwest::StatusCode::NOT_FOUND {
         return Err(Error::NotFound { path });
+    }
+    if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+        return Err(Error::Forbidden {
+            path,
+            status: status.as_u16(),
+        });
     }
     if !status.is_success() {
         return Err(storage_error(&path, format!("HTTP status {status}")));

@@ -167,8 +167,11 @@ fn sharing_paths() -> Value {
             "jsonPredicateHints": {"type": "string"},
             "limitHint": {"type": "integer"},
             "version": {"type": "integer"},
-            "timestamp": {"type": "string"}}}}}},
-        "responses": with_errors(ndjson("protocol, metadata, then one line per file"))}}));
+            "timestamp": {"type": "string"},
+            "includeRefreshToken": {"type": "boolean"},
+            "refreshToken": {"type": "string"}}}}}},
+        "responses": with_errors(ndjson(
+            "protocol, metadata, one line per file, and with includeRefreshToken an endStreamAction"))}}));
     paths.insert(format!("{prefix}/changes"), json!({"get": {
         "summary": "Delta Sharing: the change data feed between two versions or timestamps", "tags": ["Delta Sharing"],
         "parameters": [table[0].clone(), table[1].clone(), table[2].clone(), format,

@@ -427,6 +427,39 @@ struct QueryRequest {
     version: Option<i64>,
     #[serde(default)]
     timestamp: Option<String>,
+    /// Answer with an `endStreamAction` carrying a refresh token.
+    #[serde(default)]
+    include_refresh_token: bool,
+    /// A refresh token of an earlier answer: the same version again, with
+    /// fresh URLs.
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// How long a refresh token keeps fetching fresh URLs for its version.
+const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The version a query's refresh token pins, if it has one.
+fn refreshed_version(
+    state: &AppState,
+    table: &str,
+    request: &QueryRequest,
+) -> Result<Option<i64>, ApiError> {
+    let Some(token) = &request.refresh_token else {
+        return Ok(None);
+    };
+    state
+        .signer
+        .check_refresh_token(table, token, crate::files::now_secs())
+        .map(Some)
+        .map_err(|refusal| {
+            ApiError::bad_request(match refusal {
+                crate::files::Refusal::Expired => {
+                    "the refresh token has expired; query the table again"
+                }
+                crate::files::Refusal::BadSignature => "the refresh token is not valid here",
+            })
+        })
 }
 
 fn file_id(path: &str) -> String {
@@ -453,8 +486,15 @@ async fn query_table(
         .as_deref()
         .and_then(predicate::JsonPredicate::parse);
     let (shared, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
-    let snapshot = snapshot_at(&table, request.version, request.timestamp.as_deref()).await?;
+    let qualified = format!("{share}.{schema}.{name}");
+    let snapshot = match refreshed_version(&state, &qualified, &request)? {
+        Some(version) => snapshot_at(&table, Some(version), None).await?,
+        None => snapshot_at(&table, request.version, request.timestamp.as_deref()).await?,
+    };
     let format = response_format(&headers, needs_delta(&snapshot).is_some());
+    let lifetime = Duration::from_secs(state.config.limits.file_url_lifetime_secs);
+    // Every URL of this answer expires no earlier than this.
+    let urls_expire = (crate::files::now_secs() + lifetime.as_secs()) as i64 * 1000;
     let mut lines = vec![
         protocol_line(format, &snapshot).to_string(),
         metadata_line(format, &snapshot).to_string(),
@@ -475,6 +515,19 @@ async fn query_table(
             .and_then(|s| s.num_records)
             .unwrap_or(0);
         lines.push(file_line(&state, &shared, &table, &snapshot, add, format).await?);
+    }
+    if request.include_refresh_token || request.refresh_token.is_some() {
+        let expires = crate::files::now_secs() + REFRESH_TOKEN_LIFETIME.as_secs();
+        let token = state
+            .signer
+            .refresh_token(&qualified, snapshot.version(), expires);
+        lines.push(
+            json!({"endStreamAction": {
+                "refreshToken": token,
+                "minUrlExpirationTimestamp": urls_expire,
+            }})
+            .to_string(),
+        );
     }
     metrics::counter!("wavelake_sharing_queries_total").increment(1);
     Ok(ndjson_text(lines, snapshot.version(), format))
