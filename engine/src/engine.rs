@@ -72,6 +72,39 @@ pub struct EngineOptions {
     /// registering a table reads only the commits made since it was last
     /// seen.
     pub snapshot_cache: Option<Arc<crate::SnapshotCache>>,
+    /// Ranges of data files and deletion vectors kept in memory across
+    /// queries (by every session given the same cache), so they are not
+    /// fetched twice: for readers far from their storage, such as browsers.
+    pub range_cache: Option<Arc<crate::storage::RangeCache>>,
+}
+
+/// A statement planned by [`Engine::prepare`], ready to run.
+#[derive(Debug, Clone)]
+pub struct PlannedQuery {
+    plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    task: Arc<datafusion::execution::TaskContext>,
+}
+
+impl PlannedQuery {
+    /// The schema of the result.
+    pub fn schema(&self) -> arrow::datatypes::SchemaRef {
+        self.plan.schema()
+    }
+
+    /// Runs the query to its end.
+    pub async fn collect(&self) -> Result<Vec<arrow::array::RecordBatch>> {
+        Ok(datafusion::physical_plan::collect(self.plan.clone(), self.task.clone()).await?)
+    }
+
+    /// How far the query has got (callable while `collect` runs).
+    pub fn progress(&self) -> crate::QueryProgress {
+        crate::QueryProgress::of(&self.plan)
+    }
+
+    /// What the finished query cost, with its result.
+    pub fn profile(&self, batches: Vec<arrow::array::RecordBatch>) -> QueryProfile {
+        QueryProfile::of(&self.plan, batches)
+    }
 }
 
 /// A SQL session with Delta tables registered by name.
@@ -112,6 +145,9 @@ impl Engine {
         }
         if let Some(schema) = &options.default_schema {
             config = config.with_default_catalog_and_schema("datafusion", schema);
+        }
+        if let Some(cache) = &options.range_cache {
+            config = config.with_extension(cache.clone());
         }
         let runtime = options.memory_limit.and_then(|limit| {
             datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
@@ -662,11 +698,18 @@ impl Engine {
     /// Runs one SQL statement and reports what it cost: files, row groups
     /// and pages pruned, rows removed by deletion vectors, bytes fetched.
     pub async fn profile(&self, sql: &str) -> Result<QueryProfile> {
+        let planned = self.prepare(sql).await?;
+        let batches = planned.collect().await?;
+        Ok(planned.profile(batches))
+    }
+
+    /// Plans one statement without running it; its progress can then be
+    /// read while [`PlannedQuery::collect`] runs.
+    pub async fn prepare(&self, sql: &str) -> Result<PlannedQuery> {
         let frame = self.sql(sql).await?;
         let task = Arc::new(frame.task_ctx());
         let plan = frame.create_physical_plan().await?;
-        let batches = datafusion::physical_plan::collect(plan.clone(), task).await?;
-        Ok(QueryProfile::of(&plan, batches))
+        Ok(PlannedQuery { plan, task })
     }
 
     async fn resolve_version(&self, table_name: &str, version: &TableVersion) -> Result<Snapshot> {

@@ -44,9 +44,9 @@ pub mod table;
 pub mod transaction;
 pub mod write;
 
-pub use engine::{Engine, EngineOptions};
+pub use engine::{Engine, EngineOptions, PlannedQuery};
 pub use error::{Error, Result};
-pub use profile::{QueryProfile, ScanProfile};
+pub use profile::{QueryProfile, QueryProgress, ScanProfile};
 pub use snapshot::Snapshot;
 pub use snapshot_cache::SnapshotCache;
 pub use table::{CommitEntry, Table};

@@ -39,6 +39,47 @@ pub struct ScanProfile {
     pub fetch_requests: u64,
     /// Bytes fetched from storage (deletion vectors, footers, pages).
     pub bytes_fetched: u64,
+    /// Bytes served from the session's in-memory range cache instead.
+    pub bytes_from_cache: u64,
+}
+
+/// How far a running query has got, summed over its Delta scans.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueryProgress {
+    /// Data files the query will read (after pruning).
+    pub files_total: u64,
+    /// Data files it has started reading.
+    pub files_read: u64,
+    /// Bytes fetched from storage so far.
+    pub bytes_fetched: u64,
+    /// Bytes served from the range cache so far.
+    pub bytes_from_cache: u64,
+    /// Reads sent to storage so far.
+    pub fetch_requests: u64,
+}
+
+impl QueryProgress {
+    /// The progress of `plan`, which may be running.
+    pub fn of(plan: &Arc<dyn ExecutionPlan>) -> Self {
+        let mut progress = Self::default();
+        add_progress(plan, &mut progress);
+        progress
+    }
+}
+
+fn add_progress(plan: &Arc<dyn ExecutionPlan>, progress: &mut QueryProgress) {
+    if let Some(scan) = plan.downcast_ref::<DeltaScanExec>() {
+        let fetched = scan.fetched();
+        progress.files_total += scan.figures().files_scanned as u64;
+        progress.files_read += scan.data_files_read();
+        progress.bytes_fetched += fetched.bytes;
+        progress.bytes_from_cache += fetched.cached_bytes;
+        progress.fetch_requests += fetched.requests;
+        return;
+    }
+    for child in plan.children() {
+        add_progress(child, progress);
+    }
 }
 
 /// A query's result with what it cost.
@@ -85,6 +126,7 @@ impl QueryProfile {
                 output_rows: a.output_rows + b.output_rows,
                 fetch_requests: a.fetch_requests + b.fetch_requests,
                 bytes_fetched: a.bytes_fetched + b.bytes_fetched,
+                bytes_from_cache: a.bytes_from_cache + b.bytes_from_cache,
             })
     }
 }
@@ -110,6 +152,7 @@ fn scan_profile(scan: &DeltaScanExec) -> ScanProfile {
         deletion_vector_rows_removed: figures.rows_removed_by_deletion_vectors,
         fetch_requests: fetched.requests,
         bytes_fetched: fetched.bytes,
+        bytes_from_cache: fetched.cached_bytes,
         ..ScanProfile::default()
     };
     if let Some(metrics) = scan.input().metrics() {

@@ -12,17 +12,18 @@
 
 mod abort;
 mod error;
+mod progress;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::ipc::writer::StreamWriter;
 use wasm_bindgen::prelude::*;
-use wavelake_engine::Engine;
 use wavelake_engine::sharing::{
     QueryOptions, SharedTableName, SharingClient, SharingProfile, open_shared_table,
 };
-use wavelake_engine::storage::{HttpStorage, StorageRef, UrlMapStorage};
+use wavelake_engine::storage::{HttpStorage, RangeCache, StorageRef, UrlMapStorage};
+use wavelake_engine::{Engine, EngineOptions};
 
 use crate::error::{from_engine, js_error};
 
@@ -35,18 +36,44 @@ extern "C" {
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
+/** Settings of a session. */
+export interface SessionOptions {
+  /**
+   * Bytes of Parquet pages, footers and deletion vectors kept in memory so
+   * that repeated queries do not fetch them again (default 64 MiB; 0 keeps
+   * none).
+   */
+  cacheBytes?: number;
+}
+
 /** Where a Delta Sharing server is, as in a recipient's profile file. */
-export interface SharingProfile {
+export interface SharingProfile extends SessionOptions {
   /** The server's Delta Sharing endpoint, `https://host/delta-sharing/`. */
   endpoint: string;
   /** The recipient's bearer token. */
   bearerToken: string;
 }
 
+/** How far a running query has got. */
+export interface QueryProgress {
+  /** Data files the query reads, after pruning. */
+  filesTotal: number;
+  /** Data files it has started reading. */
+  filesRead: number;
+  /** Bytes fetched from storage so far. */
+  bytesFetched: number;
+  /** Bytes served from the session's cache instead. */
+  bytesFromCache: number;
+  /** HTTP range requests sent so far. */
+  requests: number;
+}
+
 /** Options of {@link Wavelake.sql}. */
 export interface SqlOptions {
   /** Cancels the query; it then rejects with an error whose code is `ABORTED`. */
   signal?: AbortSignal;
+  /** Called while the query runs (every 100 ms when something changed) and once at its end. */
+  onProgress?: (progress: QueryProgress) => void;
   /** Resolve to the raw Arrow IPC stream bytes instead of an `apache-arrow` Table. */
   ipc?: boolean;
 }
@@ -63,6 +90,29 @@ pub struct Wavelake {
 
 fn engine_error(err: wavelake_engine::Error) -> JsValue {
     from_engine(&err)
+}
+
+/// The cache budget when a session's options give none.
+const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
+/// A session engine with the range cache `options.cacheBytes` asks for.
+fn session_engine(options: &JsValue) -> Result<Engine, JsValue> {
+    let budget = match field(options, "cacheBytes") {
+        None => DEFAULT_CACHE_BYTES,
+        Some(value) => match value.as_f64() {
+            Some(bytes) if bytes >= 0.0 && bytes.is_finite() => bytes as u64,
+            _ => {
+                return Err(js_error(
+                    "INVALID_ARGUMENT",
+                    "cacheBytes must be a number of bytes, 0 or more",
+                ));
+            }
+        },
+    };
+    Ok(Engine::with_options(EngineOptions {
+        range_cache: (budget > 0).then(|| Arc::new(RangeCache::new(budget))),
+        ..EngineOptions::default()
+    }))
 }
 
 fn field(options: &JsValue, name: &str) -> Option<JsValue> {
@@ -83,6 +133,7 @@ impl Wavelake {
     /// shared with the recipient becomes queryable as `schema.table` (its
     /// files are fetched when a query first names it).
     pub async fn connect(profile: JsValue) -> Result<Wavelake, JsValue> {
+        let engine = session_engine(&profile)?;
         let profile = SharingProfile {
             share_credentials_version: 1,
             endpoint: string_field(&profile, "endpoint")?,
@@ -95,7 +146,7 @@ impl Wavelake {
             shared.insert(format!("{}.{}", table.schema, table.name), table);
         }
         Ok(Self {
-            engine: Engine::new(),
+            engine,
             sharing: Some(client),
             shared,
         })
@@ -104,19 +155,24 @@ impl Wavelake {
     /// A session with the Delta table published under `baseUrl` (any static
     /// HTTP host that answers range requests) registered as `name`.
     #[wasm_bindgen(js_name = openTable)]
-    pub async fn open_table(name: String, base_url: String) -> Result<Wavelake, JsValue> {
-        let lake = Self::empty();
+    pub async fn open_table(
+        name: String,
+        base_url: String,
+        options: Option<SessionOptions>,
+    ) -> Result<Wavelake, JsValue> {
+        let lake = Self::empty(options)?;
         lake.add_table(name, base_url).await?;
         Ok(lake)
     }
 
     /// A session with no tables yet.
-    pub fn empty() -> Wavelake {
-        Self {
-            engine: Engine::new(),
+    pub fn empty(options: Option<SessionOptions>) -> Result<Wavelake, JsValue> {
+        let options: JsValue = options.map(Into::into).unwrap_or(JsValue::UNDEFINED);
+        Ok(Self {
+            engine: session_engine(&options)?,
             sharing: None,
             shared: BTreeMap::new(),
-        }
+        })
     }
 
     /// Registers another table on a static host as `name`; resolves to its
@@ -150,7 +206,10 @@ impl Wavelake {
 
     /// Runs one SQL query in this page or process; resolves to an
     /// `apache-arrow` Table (or, with `{ ipc: true }`, the Arrow IPC stream
-    /// bytes). Time travel: `SELECT … FROM t VERSION AS OF 3`.
+    /// bytes). Time travel: `SELECT … FROM t VERSION AS OF 3` or
+    /// `TIMESTAMP AS OF '2024-01-01 00:00:00'`; a table's history:
+    /// `SELECT * FROM delta_history('t')`. `onProgress` hears the files and
+    /// bytes read as they are; `signal` cancels.
     pub async fn sql(
         &self,
         query: String,
@@ -159,11 +218,14 @@ impl Wavelake {
         let options: JsValue = options.map(Into::into).unwrap_or(JsValue::UNDEFINED);
         let signal = field(&options, "signal").and_then(|s| s.dyn_into().ok());
         let raw = field(&options, "ipc").and_then(|v| v.as_bool()) == Some(true);
+        let on_progress = field(&options, "onProgress").and_then(|f| f.dyn_into().ok());
         abort::abortable(signal, async {
             self.open_referenced(&query).await?;
-            let frame = self.engine.sql(&query).await.map_err(engine_error)?;
-            let schema = Arc::new(frame.schema().as_arrow().clone());
-            let batches = frame.collect().await.map_err(|e| engine_error(e.into()))?;
+            let planned = self.engine.prepare(&query).await.map_err(engine_error)?;
+            let schema = planned.schema();
+            let batches = progress::reporting(&planned, on_progress, planned.collect())
+                .await
+                .map_err(engine_error)?;
             let mut bytes = Vec::new();
             let mut writer = StreamWriter::try_new(&mut bytes, &schema)
                 .map_err(|e| js_error("ARROW_ERROR", &e.to_string()))?;
@@ -202,6 +264,16 @@ impl Wavelake {
         js_sys::JSON::parse(&report.to_string())
     }
 
+    /// The shares the recipient can read (after `connect`).
+    pub async fn shares(&self) -> Result<Vec<String>, JsValue> {
+        self.client()?.shares().await.map_err(engine_error)
+    }
+
+    /// The schemas of one of the recipient's shares (after `connect`).
+    pub async fn schemas(&self, share: String) -> Result<Vec<String>, JsValue> {
+        self.client()?.schemas(&share).await.map_err(engine_error)
+    }
+
     /// The names queries can use: registered tables and, after `connect`,
     /// every shared table.
     pub fn tables(&self) -> Vec<String> {
@@ -210,6 +282,15 @@ impl Wavelake {
         names.sort();
         names.dedup();
         names
+    }
+
+    fn client(&self) -> Result<&SharingClient, JsValue> {
+        self.sharing.as_ref().ok_or_else(|| {
+            js_error(
+                "INVALID_ARGUMENT",
+                "this session is not connected to a Delta Sharing server",
+            )
+        })
     }
 
     /// Registers the table in `storage` as `name`; its latest version.
@@ -255,4 +336,8 @@ extern "C" {
     /// Options of `sql`.
     #[wasm_bindgen(typescript_type = "SqlOptions")]
     pub type SqlOptions;
+
+    /// Options of a session.
+    #[wasm_bindgen(typescript_type = "SessionOptions")]
+    pub type SessionOptions;
 }

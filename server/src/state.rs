@@ -95,6 +95,7 @@ impl AppState {
             memory_limit: Some(self.config.limits.query_memory_bytes),
             confined: !principal.admin,
             snapshot_cache: Some(self.snapshots.clone()),
+            range_cache: None,
         })
         .with_storage_opener(self.opener.clone());
         let only = (!principal.admin).then_some(namespace);

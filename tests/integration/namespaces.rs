@@ -45,6 +45,7 @@ async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
         memory_limit: Some(64 << 20),
         confined: true,
         snapshot_cache: None,
+        range_cache: None,
     })
     .with_storage_opener(opener());
     let names = tenant

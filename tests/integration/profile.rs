@@ -138,3 +138,44 @@ async fn a_snapshot_parses_statistics_once_per_column_set() {
         .total();
     assert!(pruned.files_pruned > 0, "{pruned:?}");
 }
+
+#[tokio::test]
+async fn a_session_range_cache_serves_repeated_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<i64> = (0..50_000).collect();
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids))]).unwrap();
+    write_one_file_table(dir.path(), &batch, 10_000, 1_000);
+    let engine = Engine::with_options(wavelake_engine::EngineOptions {
+        range_cache: Some(Arc::new(wavelake_engine::storage::RangeCache::new(
+            16 << 20,
+        ))),
+        ..Default::default()
+    });
+    let storage = ObjectStoreStorage::open(dir.path().to_str().unwrap()).unwrap();
+    engine.register("t", Arc::new(storage)).await.unwrap();
+    let query = "SELECT sum(id) FROM t WHERE id > 100";
+    let cold = engine.profile(query).await.unwrap().total();
+    assert!(
+        cold.bytes_fetched > 0 && cold.bytes_from_cache == 0,
+        "{cold:?}"
+    );
+    let warm = engine.profile(query).await.unwrap();
+    let warm_total = warm.total();
+    assert_eq!(warm_total.bytes_fetched, 0, "{warm_total:?}");
+    // Everything again but the footer, which DataFusion's metadata cache
+    // keeps on its own.
+    assert!(
+        warm_total.bytes_from_cache <= cold.bytes_fetched
+            && warm_total.bytes_from_cache + 4096 > cold.bytes_fetched,
+        "{warm_total:?} after {cold:?}"
+    );
+    assert_eq!(
+        arrow::util::pretty::pretty_format_batches(&warm.batches)
+            .unwrap()
+            .to_string(),
+        arrow::util::pretty::pretty_format_batches(&engine.query(query).await.unwrap())
+            .unwrap()
+            .to_string()
+    );
+}

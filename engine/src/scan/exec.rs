@@ -38,6 +38,9 @@ pub struct ScanFigures {
     pub rows_removed_by_deletion_vectors: u64,
     /// Bytes of the files read (Parquet reads fetch only parts of them).
     pub bytes_of_files_scanned: u64,
+    /// Files read while planning (deletion vectors), which are not among
+    /// the data files the scan goes on to read.
+    pub files_read_while_planning: u64,
 }
 
 /// Wraps the Parquet scan: renames physical columns to logical ones and
@@ -97,6 +100,15 @@ impl DeltaScanExec {
     /// footers, pages).
     pub fn fetched(&self) -> FetchFigures {
         self.meter.figures()
+    }
+
+    /// Data files the scan has started reading so far.
+    pub fn data_files_read(&self) -> u64 {
+        self.meter
+            .figures()
+            .files
+            .saturating_sub(self.figures.files_read_while_planning)
+            .min(self.figures.files_scanned as u64)
     }
 
     /// The Parquet scan underneath.
@@ -187,6 +199,7 @@ impl ExecutionPlan for DeltaScanExec {
         for (name, value) in [
             ("bytes_fetched", fetched.bytes),
             ("fetch_requests", fetched.requests),
+            ("bytes_from_cache", fetched.cached_bytes),
         ] {
             let count = Count::new();
             count.add(usize::try_from(value).unwrap_or(usize::MAX));

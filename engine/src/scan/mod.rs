@@ -41,7 +41,10 @@ pub use reader::DeltaParquetReaderFactory;
 use crate::protocol::Add;
 use crate::snapshot::Snapshot;
 use crate::stats::FileStats;
-use crate::storage::{MeteredStorage, Storage, StorageObjectStore, StorageRef, as_object_store};
+use crate::storage::{
+    CachedStorage, MeteredStorage, RangeCache, Storage, StorageObjectStore, StorageRef,
+    as_object_store,
+};
 use crate::table::Table;
 use crate::write::exec::{TableWriteExec, WriteJob};
 use crate::write::{SaveMode, WriteOptions};
@@ -351,8 +354,14 @@ impl TableProvider for DeltaTableProvider {
         // counted, so the plan can report what the query fetched.
         let metered = MeteredStorage::new(self.storage.clone());
         let meter = metered.meter();
-        let metered: StorageRef = Arc::new(metered);
-        let (files, figures) = self.plan_files(state, filters, metered.as_ref()).await?;
+        let mut metered: StorageRef = Arc::new(metered);
+        // Ranges read before by this session come from its cache, when it
+        // has one; only misses reach the meter as fetched.
+        if let Some(cache) = state.config().get_extension::<RangeCache>() {
+            metered = Arc::new(CachedStorage::new(metered, cache).with_meter(meter.clone()));
+        }
+        let (files, mut figures) = self.plan_files(state, filters, metered.as_ref()).await?;
+        figures.files_read_while_planning = meter.figures().files;
 
         let (scan_schema, partition_fields) = self.scan_schema();
         let schemas = self.snapshot.schemas();

@@ -1,9 +1,10 @@
 //! A [`Storage`] wrapper that counts what its reads fetch, so a scan can
 //! report the requests and bytes it cost.
 
+use std::collections::HashSet;
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,6 +17,9 @@ use crate::Result;
 pub struct FetchMeter {
     requests: AtomicU64,
     bytes: AtomicU64,
+    cached_bytes: AtomicU64,
+    /// Paths read at least once.
+    files: Mutex<HashSet<String>>,
 }
 
 /// A reading of a [`FetchMeter`].
@@ -25,6 +29,10 @@ pub struct FetchFigures {
     pub requests: u64,
     /// Bytes received.
     pub bytes: u64,
+    /// Bytes served from the in-memory range cache instead.
+    pub cached_bytes: u64,
+    /// Distinct files read from.
+    pub files: u64,
 }
 
 impl FetchMeter {
@@ -33,12 +41,29 @@ impl FetchMeter {
         FetchFigures {
             requests: self.requests.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
+            cached_bytes: self.cached_bytes.load(Ordering::Relaxed),
+            files: match self.files.lock() {
+                Ok(files) => files.len() as u64,
+                Err(poisoned) => poisoned.into_inner().len() as u64,
+            },
         }
     }
 
-    fn record(&self, requests: usize, bytes: usize) {
+    /// Counts `bytes` served from a cache rather than fetched.
+    pub fn record_cached(&self, bytes: usize) {
+        self.cached_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn record(&self, path: &str, requests: usize, bytes: usize) {
         self.requests.fetch_add(requests as u64, Ordering::Relaxed);
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        let mut files = match self.files.lock() {
+            Ok(files) => files,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !files.contains(path) {
+            files.insert(path.to_owned());
+        }
     }
 }
 
@@ -52,10 +77,13 @@ pub struct MeteredStorage {
 impl MeteredStorage {
     /// Counts the reads of `inner` in a new meter.
     pub fn new(inner: StorageRef) -> Self {
-        Self {
-            inner,
-            meter: Arc::default(),
-        }
+        Self::with_meter(inner, Arc::default())
+    }
+
+    /// Counts the reads of `inner` in `meter`, which other storages may
+    /// share (one meter for every table of a session, say).
+    pub fn with_meter(inner: StorageRef, meter: Arc<FetchMeter>) -> Self {
+        Self { inner, meter }
     }
 
     /// The meter the reads are counted in.
@@ -72,21 +100,21 @@ impl Storage for MeteredStorage {
 
     async fn get(&self, path: &str) -> Result<Bytes> {
         let bytes = self.inner.get(path).await?;
-        self.meter.record(1, bytes.len());
+        self.meter.record(path, 1, bytes.len());
         Ok(bytes)
     }
 
     async fn get_ranges(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         let parts = self.inner.get_ranges(path, ranges).await?;
         self.meter
-            .record(ranges.len(), parts.iter().map(Bytes::len).sum());
+            .record(path, ranges.len(), parts.iter().map(Bytes::len).sum());
         Ok(parts)
     }
 
     async fn list(&self, prefix: &str, start_after: Option<&str>) -> Result<Option<Vec<FileMeta>>> {
         let listed = self.inner.list(prefix, start_after).await?;
         if listed.is_some() {
-            self.meter.record(1, 0);
+            self.meter.requests.fetch_add(1, Ordering::Relaxed);
         }
         Ok(listed)
     }
@@ -132,7 +160,9 @@ mod tests {
             metered.meter().figures(),
             FetchFigures {
                 requests: 3,
-                bytes: 1110
+                bytes: 1110,
+                cached_bytes: 0,
+                files: 1,
             }
         );
         assert!(metered.get("missing").await.is_err());

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use crate::{Error, Result};
 
 mod adapter;
+mod cache;
 #[cfg(feature = "http")]
 mod http;
 mod metered;
@@ -27,11 +28,12 @@ pub(crate) mod send;
 mod url_map;
 
 pub use adapter::{StorageObjectStore, as_object_store};
+pub use cache::{CachedStorage, RangeCache};
 #[cfg(feature = "http")]
 pub use http::HttpStorage;
 pub use metered::{FetchFigures, FetchMeter, MeteredStorage};
 pub use object_store::ObjectStoreStorage;
-pub use url_map::UrlMapStorage;
+pub use url_map::{UrlMapStorage, UrlRefresh};
 
 /// Ranges closer than this are fetched with one request.
 pub const COALESCE_GAP: u64 = 512 * 1024;
