@@ -1,5 +1,6 @@
 //! The built `wavelake` npm package (pkg/dist, from scripts/build-pkg.sh),
-//! in Node and in a page of headless Chromium, gives, on every golden case
+//! in Node, in a page of headless Chromium and in the example edge worker
+//! under Cloudflare's workerd, gives, on every golden case
 //! over HTTP, the rows Spark expects
 //! and the error codes the native engine gives: the scripts write each
 //! result as Arrow IPC, and it is compared here exactly as native results
@@ -33,6 +34,16 @@ async fn the_npm_package_in_a_chromium_page_reads_every_golden_case() {
         return;
     }
     run_golden_cases(test, "browser.mjs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_edge_worker_in_workerd_reads_every_golden_case() {
+    let test = "the_example_edge_worker_in_workerd_reads_every_golden_case";
+    if !package_dir().join("node_modules/.bin/workerd").exists() {
+        eprintln!("SKIPPED {test}: workerd is not installed (npm ci in pkg/ installs it)");
+        return;
+    }
+    run_golden_cases(test, "workerd.mjs").await;
 }
 
 /// Runs every golden HTTP case through `pkg/tests/SCRIPT` and compares what
