@@ -36,6 +36,47 @@ extern "C" {
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
+import type { Table } from "apache-arrow";
+
+/** What one Delta table scan of a query cost (see {@link Wavelake.explain}). */
+export interface ScanReport {
+  /** Active files in the table's snapshot. */
+  files_total: number;
+  /** Files skipped by partition values and file statistics. */
+  files_pruned: number;
+  /** Files read. */
+  files_scanned: number;
+  /** Files read that carry a deletion vector. */
+  files_with_deletion_vectors: number;
+  /** Rows the deletion vectors removed. */
+  deletion_vector_rows_removed: number;
+  /** Row groups examined in the files read. */
+  row_groups_total: number;
+  /** Row groups skipped by statistics, bloom filters or the limit. */
+  row_groups_pruned: number;
+  /** Pages skipped by the page index. */
+  pages_pruned: number;
+  /** Rows in the pages skipped. */
+  page_rows_pruned: number;
+  /** Rows the scan produced. */
+  output_rows: number;
+  /** HTTP requests sent. */
+  fetch_requests: number;
+  /** Bytes fetched from storage. */
+  bytes_fetched: number;
+  /** Bytes served from the session's cache instead. */
+  bytes_from_cache: number;
+}
+
+/** What {@link Wavelake.explain} resolves to. */
+export interface QueryReport {
+  /** One entry per Delta table scan in the plan. */
+  scans: ScanReport[];
+  /** Rows in the query's result. */
+  rows: number;
+  /** The executed plan with its metrics, as `EXPLAIN ANALYZE` prints it. */
+  plan: string;
+}
 /** Settings of a session. */
 export interface SessionOptions {
   /**
@@ -132,7 +173,9 @@ impl Wavelake {
     /// Connects to a Wavelake or any Delta Sharing server: every table
     /// shared with the recipient becomes queryable as `schema.table` (its
     /// files are fetched when a query first names it).
-    pub async fn connect(profile: JsValue) -> Result<Wavelake, JsValue> {
+    pub async fn connect(
+        #[wasm_bindgen(unchecked_param_type = "SharingProfile")] profile: JsValue,
+    ) -> Result<Wavelake, JsValue> {
         let engine = session_engine(&profile)?;
         let profile = SharingProfile {
             share_credentials_version: 1,
@@ -157,7 +200,7 @@ impl Wavelake {
     #[wasm_bindgen(js_name = openTable)]
     pub async fn open_table(
         name: String,
-        base_url: String,
+        #[wasm_bindgen(js_name = "baseUrl")] base_url: String,
         options: Option<SessionOptions>,
     ) -> Result<Wavelake, JsValue> {
         let lake = Self::empty(options)?;
@@ -178,7 +221,11 @@ impl Wavelake {
     /// Registers another table on a static host as `name`; resolves to its
     /// latest version.
     #[wasm_bindgen(js_name = addTable)]
-    pub async fn add_table(&self, name: String, base_url: String) -> Result<f64, JsValue> {
+    pub async fn add_table(
+        &self,
+        name: String,
+        #[wasm_bindgen(js_name = "baseUrl")] base_url: String,
+    ) -> Result<f64, JsValue> {
         let storage = HttpStorage::new(&base_url).map_err(engine_error)?;
         self.register(&name, Arc::new(storage)).await
     }
@@ -187,7 +234,11 @@ impl Wavelake {
     /// the table (`_delta_log/00000000000000000000.json`, data files,
     /// deletion vectors) to the URL it is read from.
     #[wasm_bindgen(js_name = addTableFromUrls)]
-    pub async fn add_table_from_urls(&self, name: String, files: JsValue) -> Result<f64, JsValue> {
+    pub async fn add_table_from_urls(
+        &self,
+        name: String,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, string>")] files: JsValue,
+    ) -> Result<f64, JsValue> {
         let mut urls = HashMap::new();
         for entry in js_sys::Object::entries(&files.into()).iter() {
             let pair: js_sys::Array = entry.into();
@@ -210,6 +261,7 @@ impl Wavelake {
     /// `TIMESTAMP AS OF '2024-01-01 00:00:00'`; a table's history:
     /// `SELECT * FROM delta_history('t')`. `onProgress` hears the files and
     /// bytes read as they are; `signal` cancels.
+    #[wasm_bindgen(unchecked_return_type = "Table | Uint8Array")]
     pub async fn sql(
         &self,
         query: String,
@@ -252,6 +304,7 @@ impl Wavelake {
     /// per Delta scan the files, row groups and pages pruned, rows removed
     /// by deletion vectors, requests sent and bytes fetched, and the plan
     /// with its metrics as `EXPLAIN ANALYZE` prints it.
+    #[wasm_bindgen(unchecked_return_type = "QueryReport")]
     pub async fn explain(&self, query: String) -> Result<JsValue, JsValue> {
         self.open_referenced(&query).await?;
         let profile = self.engine.profile(&query).await.map_err(engine_error)?;

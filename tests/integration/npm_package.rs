@@ -46,6 +46,62 @@ async fn the_example_edge_worker_in_workerd_reads_every_golden_case() {
     run_golden_cases(test, "workerd.mjs").await;
 }
 
+#[test]
+fn the_package_types_are_documented_and_check_with_typescript() {
+    let test = "the_package_types_are_documented_and_check_with_typescript";
+    let pkg = package_dir();
+    let tsc = pkg.join("node_modules/.bin/tsc");
+    if !pkg.join("dist/wavelake.d.ts").exists() || !tsc.exists() {
+        eprintln!("SKIPPED {test}: the package or TypeScript is not installed");
+        return;
+    }
+    // Every member of the Wavelake class carries a doc comment.
+    let types = std::fs::read_to_string(pkg.join("dist/wavelake.d.ts")).unwrap();
+    let class = types
+        .split("export class Wavelake {")
+        .nth(1)
+        .and_then(|rest| rest.split("\n}").next())
+        .expect("the Wavelake class");
+    let lines: Vec<&str> = class.lines().map(str::trim).collect();
+    let mut undocumented = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let member = line.contains('(')
+            && !line.starts_with('*')
+            && !line.starts_with("/**")
+            && !line.starts_with("private constructor")
+            && !line.starts_with("free()")
+            && !line.starts_with("[Symbol.dispose]");
+        if member && !lines[..index].last().is_some_and(|l| l.ends_with("*/")) {
+            undocumented.push(*line);
+        }
+    }
+    assert!(undocumented.is_empty(), "undocumented: {undocumented:#?}");
+    // The README's uses of the API type-check under --strict.
+    let output = std::process::Command::new(&tsc)
+        .args([
+            "--noEmit",
+            "--strict",
+            "--target",
+            "es2022",
+            "--module",
+            "esnext",
+            "--moduleResolution",
+            "bundler",
+            "--lib",
+            "es2022,dom",
+        ])
+        .arg(pkg.join("tests/types.ts"))
+        .current_dir(&pkg)
+        .output()
+        .expect("tsc runs");
+    assert!(
+        output.status.success(),
+        "tsc:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Runs every golden HTTP case through `pkg/tests/SCRIPT` and compares what
 /// it wrote with the expected rows and error codes.
 async fn run_golden_cases(test: &str, script: &str) {

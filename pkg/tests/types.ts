@@ -1,0 +1,34 @@
+// Type-checked (tsc --noEmit --strict) against the built package's .d.ts by
+// tests/integration/npm_package.rs: the README's uses of the API, written
+// as a TypeScript user would.
+import init, { Wavelake, type QueryProgress, type QueryReport } from "../dist/wavelake.js";
+import type { Table } from "apache-arrow";
+
+export async function tour(endpoint: string, bearerToken: string): Promise<number> {
+  await init();
+  const lake: Wavelake = await Wavelake.connect({ endpoint, bearerToken, cacheBytes: 1 << 20 });
+  const shares: string[] = await lake.shares();
+  const schemas: string[] = await lake.schemas(shares[0]);
+  const names: string[] = lake.tables();
+  const controller = new AbortController();
+  const seen: QueryProgress[] = [];
+  const result = await lake.sql(`SELECT count(*) AS n FROM ${names[0]}`, {
+    signal: controller.signal,
+    onProgress: (progress) => seen.push(progress),
+  });
+  const table = result as Table;
+  const bytes = (await lake.sql("SELECT 1", { ipc: true })) as Uint8Array;
+  const report: QueryReport = await lake.explain(`SELECT * FROM ${names[0]}`);
+  const fetched: number = report.scans.reduce((sum, scan) => sum + scan.bytes_fetched, 0);
+  const onHost = await Wavelake.openTable("trips", "https://data.example.com/trips/", { cacheBytes: 0 });
+  const version: number = await onHost.addTableFromUrls("presigned", {
+    "_delta_log/00000000000000000000.json": "https://bucket.example.com/t/00.json?sig=1",
+  });
+  try {
+    await Wavelake.empty().sql("SELEC nonsense");
+  } catch (error) {
+    const code: unknown = (error as Error & { code: string }).code;
+    void code;
+  }
+  return table.numRows + bytes.length + fetched + version + schemas.length + seen.length;
+}
