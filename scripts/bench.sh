@@ -3,7 +3,8 @@
 # figures (Markdown) that BENCHMARKS.md records. Safe to run twice; datasets
 # are generated once into the scratch dir.
 #   scripts/bench.sh            all benchmarks
-#   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, server, wasm-size
+#   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, server, wasm-size,
+#                               browser (TPC-H in Chromium against DuckDB-Wasm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -29,19 +30,32 @@ if is_selected server; then
 fi
 
 if is_selected wasm-size; then
-  ensure_wasm_toolchain
-  cargo build -p wavelake-pkg --target wasm32-unknown-unknown --profile wasm-release
-  out="$WAVELAKE_TEST_SCRATCH/pkg-size"
-  wasm-bindgen --target web --out-dir "$out" \
-    "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/wavelake_pkg.wasm"
-  wasm="$out/wavelake_pkg_bg.wasm"
-  raw=$(stat -c %s "$wasm")
-  gz=$(gzip -9 -c "$wasm" | wc -c)
-  echo "## wasm size: the engine with DataFusion (SQL, Parquet, all function families)"
+  scripts/build-pkg.sh >/dev/null
+  scripts/build-pkg.sh edge >/dev/null
+  echo "## wasm size: the npm package (wasm-release: opt z, LTO, 1 CGU, abort, stripped)"
   echo
   echo "| build | raw | gzip -9 |"
   echo "|---|---|---|"
-  awk -v raw="$raw" -v gz="$gz" 'BEGIN {
-    printf "| wasm-release (opt z, LTO, 1 CGU, abort, stripped) | %.2f MB | %.2f MB |\n", raw / 1e6, gz / 1e6
-  }'
+  for build in dist dist-edge; do
+    wasm="pkg/$build/wavelake_bg.wasm"
+    awk -v name="$build" -v raw="$(stat -c %s "$wasm")" -v gz="$(gzip -9 -c "$wasm" | wc -c)" 'BEGIN {
+      printf "| %s | %.2f MB | %.2f MB |\n", name, raw / 1e6, gz / 1e6
+    }'
+  done
+fi
+
+if is_selected browser; then
+  ensure_apt chromium
+  (cd pkg/bench && { npm ls --silent >/dev/null 2>&1 || npm ci --no-audit --no-fund --loglevel=error; })
+  scripts/build-pkg.sh >/dev/null
+  scale="${WAVELAKE_TPCH_SF:-1}"
+  data="$WAVELAKE_TEST_SCRATCH/tpch-browser-sf$scale"
+  "$WAVELAKE_VENV/bin/python" tests/interop/bench_peers.py tpch-all "$data" "$scale" >/dev/null
+  cargo build --release -p wavelake-tests --bin answer-pages
+  selective="SELECT * FROM lineitem WHERE l_orderkey = 3000000"
+  answer=$("$CARGO_TARGET_DIR/release/answer-pages" "$data/delta/lineitem" l_orderkey 3000000)
+  node pkg/bench/tpch.mjs "$data/delta" tests/benches/tpch "$selective" >"$data/results.jsonl"
+  echo "## TPC-H SF$scale in headless Chromium: Wavelake against DuckDB-Wasm 1.28.0"
+  echo
+  node pkg/bench/report.mjs "$data/results.jsonl" "$answer" "$selective"
 fi

@@ -14,6 +14,10 @@
       Writes FILE, a Parquet file of ROWS rows (id, name, value), once.
   python bench_peers.py write-parquet FILE TABLE_DIR
       deltalake writes FILE's rows into a new table; times it.
+  python bench_peers.py tpch-all OUT_DIR SCALE
+      Generates all eight TPC-H tables with tpchgen-cli as Delta tables
+      under OUT_DIR/delta (once; kept between runs).
+
   python bench_peers.py tpch-data OUT_DIR SCALE
       Generates TPC-H lineitem with tpchgen-cli and writes it as a Delta
       table with deltalake (once; kept between runs).
@@ -197,6 +201,34 @@ def tpch_data(out, scale):
     emit(what="tpch-data", table=str(table), cached=False)
 
 
+TPCH_TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
+
+
+def tpch_all(out, scale):
+    """All eight TPC-H tables as Delta tables under OUT/delta (once)."""
+    from deltalake import write_deltalake
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    delta = out / "delta"
+    if all((delta / t / "_delta_log").is_dir() for t in TPCH_TABLES):
+        emit(what="tpch-all", tables=str(delta), cached=True)
+        return
+    raw = out / "parquet-all"
+    subprocess.run(
+        [str(Path(sys.executable).parent / "tpchgen-cli"), "parquet", "-s", str(scale),
+         "-o", str(raw)],
+        check=True,
+    )
+    for name in TPCH_TABLES:
+        data = pq.read_table(raw / f"{name}.parquet")
+        # Plain fields (tpchgen-cli's Parquet field ids mean nothing to Delta).
+        schema = pa.schema([pa.field(f.name, f.type, f.nullable) for f in data.schema])
+        write_deltalake(str(delta / name), data.cast(schema), mode="overwrite")
+    emit(what="tpch-all", tables=str(delta), cached=False)
+
+
 def main():
     command = sys.argv[1]
     if command == "snapshot":
@@ -211,6 +243,8 @@ def main():
         write_parquet(sys.argv[2], sys.argv[3])
     elif command == "tpch-data":
         tpch_data(sys.argv[2], sys.argv[3])
+    elif command == "tpch-all":
+        tpch_all(sys.argv[2], sys.argv[3])
     else:
         raise SystemExit(f"unknown command {command}")
 
