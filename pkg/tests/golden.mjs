@@ -14,6 +14,7 @@ await init({ module_or_path: await readFile(new URL("../dist/wavelake_bg.wasm", 
 await mkdir(out, { recursive: true });
 const cases = await (await fetch(`${base}/manifest.json`)).json();
 let failures = 0;
+let historyChecked = false;
 for (const [index, testCase] of cases.entries()) {
   const url = `${base}/${testCase.table}`;
   try {
@@ -23,6 +24,14 @@ for (const [index, testCase] of cases.entries()) {
     await writeFile(`${out}/${index}.arrows`, bytes);
     const table = await lake.sql(testCase.sql);
     assert.equal(table.numRows, testCase.rows.length, `${testCase.name}: row count`);
+    if (!historyChecked) {
+      // The table's history and files are SQL too.
+      const history = await lake.sql("SELECT version, operation FROM delta_history('t')");
+      assert.ok(history.numRows >= 1, `${testCase.name}: history`);
+      const files = await lake.sql("SELECT count(*) AS n FROM delta_files('t')");
+      assert.ok(Number(files.get(0).n) >= 0, `${testCase.name}: files`);
+      historyChecked = true;
+    }
   } catch (error) {
     if (error?.code === undefined) {
       failures += 1;
@@ -34,5 +43,6 @@ for (const [index, testCase] of cases.entries()) {
     );
   }
 }
+assert.ok(historyChecked, "a table's history was read");
 console.log(`ran ${cases.length} cases through the npm package in Node`);
 process.exit(failures === 0 ? 0 : 1);

@@ -13,6 +13,12 @@ await init({ module_or_path: await readFile(new URL("../dist/wavelake_bg.wasm", 
 const profile = JSON.parse(await readFile(profilePath, "utf8"));
 
 const lake = await Wavelake.connect(profile);
+const shares = await lake.shares();
+assert.ok(shares.length > 0, "the recipient's shares are listed");
+const schemas = (await Promise.all(shares.map((share) => lake.schemas(share)))).flat();
+for (const spec of expected) {
+  assert.ok(schemas.includes(spec.split(".")[0]), `${spec}'s schema in ${schemas}`);
+}
 for (const spec of expected) {
   const [name, rows] = spec.split("=");
   assert.ok(lake.tables().includes(name), `${name} in ${lake.tables()}`);
