@@ -14,14 +14,12 @@ mod abort;
 mod error;
 mod progress;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::ipc::writer::StreamWriter;
 use wasm_bindgen::prelude::*;
-use wavelake_engine::sharing::{
-    QueryOptions, SharedTableName, SharingClient, SharingProfile, open_shared_table,
-};
+use wavelake_engine::sharing::{SharedCatalog, SharingProfile};
 use wavelake_engine::storage::{HttpStorage, RangeCache, StorageRef, UrlMapStorage};
 use wavelake_engine::{Engine, EngineOptions};
 
@@ -124,9 +122,9 @@ export interface SqlOptions {
 #[wasm_bindgen]
 pub struct Wavelake {
     engine: Engine,
-    sharing: Option<SharingClient>,
-    /// SQL name (`schema.table`) to shared table, for tables not yet opened.
-    shared: BTreeMap<String, SharedTableName>,
+    /// After `connect`: the recipient's tables, opened when a query names
+    /// them.
+    shared: Option<SharedCatalog>,
 }
 
 fn engine_error(err: wavelake_engine::Error) -> JsValue {
@@ -183,15 +181,12 @@ impl Wavelake {
             bearer_token: string_field(&profile, "bearerToken")?,
             expiration_time: None,
         };
-        let client = SharingClient::new(&profile).map_err(engine_error)?;
-        let mut shared = BTreeMap::new();
-        for table in client.all_tables().await.map_err(engine_error)? {
-            shared.insert(format!("{}.{}", table.schema, table.name), table);
-        }
+        let catalog = SharedCatalog::connect(&profile)
+            .await
+            .map_err(engine_error)?;
         Ok(Self {
             engine,
-            sharing: Some(client),
-            shared,
+            shared: Some(catalog),
         })
     }
 
@@ -213,8 +208,7 @@ impl Wavelake {
         let options: JsValue = options.map(Into::into).unwrap_or(JsValue::UNDEFINED);
         Ok(Self {
             engine: session_engine(&options)?,
-            sharing: None,
-            shared: BTreeMap::new(),
+            shared: None,
         })
     }
 
@@ -331,19 +325,24 @@ impl Wavelake {
     /// every shared table.
     pub fn tables(&self) -> Vec<String> {
         let mut names = self.engine.table_names();
-        names.extend(self.shared.keys().cloned());
+        if let Some(catalog) = &self.shared {
+            names.extend(catalog.names().cloned());
+        }
         names.sort();
         names.dedup();
         names
     }
 
-    fn client(&self) -> Result<&SharingClient, JsValue> {
-        self.sharing.as_ref().ok_or_else(|| {
-            js_error(
-                "INVALID_ARGUMENT",
-                "this session is not connected to a Delta Sharing server",
-            )
-        })
+    fn client(&self) -> Result<&wavelake_engine::sharing::SharingClient, JsValue> {
+        self.shared
+            .as_ref()
+            .map(SharedCatalog::client)
+            .ok_or_else(|| {
+                js_error(
+                    "INVALID_ARGUMENT",
+                    "this session is not connected to a Delta Sharing server",
+                )
+            })
     }
 
     /// Registers the table in `storage` as `name`; its latest version.
@@ -358,29 +357,13 @@ impl Wavelake {
 
     /// Opens the shared tables a query names that are not open yet.
     async fn open_referenced(&self, query: &str) -> Result<(), JsValue> {
-        let Some(client) = &self.sharing else {
-            return Ok(());
-        };
-        for name in self.engine.table_references(query) {
-            let Some(table) = self.shared.get(&name) else {
-                continue;
-            };
-            if self
-                .engine
-                .context()
-                .table_exist(name.as_str())
-                .unwrap_or(false)
-            {
-                continue;
-            }
-            let (snapshot, storage) = open_shared_table(client, table, &QueryOptions::default())
+        match &self.shared {
+            Some(catalog) => catalog
+                .open_referenced(&self.engine, query)
                 .await
-                .map_err(engine_error)?;
-            self.engine
-                .register_snapshot(&name, snapshot, storage)
-                .map_err(engine_error)?;
+                .map_err(engine_error),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

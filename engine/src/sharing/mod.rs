@@ -2,9 +2,13 @@
 //! ([`protocol`], IO-free) and an HTTP client for them ([`client`]).
 
 #[cfg(feature = "http")]
+mod catalog;
+#[cfg(feature = "http")]
 pub mod client;
 pub mod protocol;
 
+#[cfg(feature = "http")]
+pub use catalog::SharedCatalog;
 #[cfg(feature = "http")]
 pub use client::{QueryOptions, SharingClient};
 pub use protocol::{
