@@ -25,15 +25,15 @@ step "format"
 cargo fmt --all -- --check
 
 step "lint"
-cargo clippy --all-targets -p wavelake-engine -p wavelake-server -p wavelake-tests -- -D warnings
+cargo clippy --all-targets -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p wavelake-engine --features http --lib --test wasm_http -- -D warnings
-cargo clippy --target wasm32-unknown-unknown -p wavelake-pkg -- -D warnings
+cargo clippy --target wasm32-unknown-unknown -p wavelake-pkg -p wavelake-web -- -D warnings
 
 step "the npm package (wasm-pack) into pkg/dist"
 scripts/build-pkg.sh
 
-step "tests (engine unit tests, CLI, golden conformance, the npm package in Node)"
-cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests 2>&1 | tee "$WAVELAKE_TEST_SCRATCH/cargo-test.log"
+step "tests (engine unit tests, CLI, golden conformance, the npm package, the web app's components)"
+cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web 2>&1 | tee "$WAVELAKE_TEST_SCRATCH/cargo-test.log"
 
 step "wasm32: the engine's tests over HTTP, under wasm-bindgen-test in Node"
 cargo build -p wavelake-tests --bin golden-http-server

@@ -36,6 +36,9 @@ pub struct ServerConfig {
     /// Shares and recipients declared here (in addition to those made in
     /// SQL).
     pub sharing: SharingConfig,
+    /// The web app's files (`www/` with the built app), served at `/`;
+    /// the source tree's `www/` when unset and present.
+    pub web_dir: Option<String>,
 }
 
 /// `[sharing]`: shares and recipients from the configuration file.
@@ -123,6 +126,7 @@ impl Default for ServerConfig {
             public_url: None,
             maintenance: crate::background::MaintenanceConfig::default(),
             sharing: SharingConfig::default(),
+            web_dir: None,
         }
     }
 }
@@ -142,6 +146,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("public_url", &self.public_url)
             .field("maintenance", &self.maintenance)
             .field("sharing", &self.sharing)
+            .field("web_dir", &self.web_dir)
             .finish()
     }
 }
@@ -181,6 +186,9 @@ impl ServerConfig {
         if let Some(url) = env("WAVELAKE_PUBLIC_URL") {
             config.public_url = Some(url);
         }
+        if let Some(dir) = env("WAVELAKE_WEB_DIR") {
+            config.web_dir = Some(dir);
+        }
         if let Some(origins) = env("WAVELAKE_CORS_ORIGINS") {
             config.cors_origins = origins.split(',').map(|o| o.trim().to_owned()).collect();
         }
@@ -192,6 +200,18 @@ impl ServerConfig {
         }
         config.validate()?;
         Ok(config)
+    }
+
+    /// The directory the web app is served from: `web_dir`, or the source
+    /// tree's `www/` when it exists; `None` serves no app.
+    pub fn web_root(&self) -> Option<std::path::PathBuf> {
+        match &self.web_dir {
+            Some(dir) => Some(dir.into()),
+            None => {
+                let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../www");
+                tree.join("index.html").is_file().then_some(tree)
+            }
+        }
     }
 
     fn from_file(path: &Path) -> Result<Self> {

@@ -1268,3 +1268,46 @@ fn sigterm_lets_a_commit_in_flight_finish() {
     let (_, body) = restarted.sql(ADMIN, "SELECT count(*) AS n FROM acme.big");
     assert_eq!(body["rows"][0]["n"], 6_000_000);
 }
+
+#[test]
+fn the_web_app_is_served_at_the_root_and_the_api_keeps_its_404s() {
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(www.join("generated")).unwrap();
+    std::fs::write(
+        www.join("index.html"),
+        "<!doctype html><div id=\"main\"></div>",
+    )
+    .unwrap();
+    std::fs::write(www.join("generated/app.js"), "export {};").unwrap();
+    let config = format!(
+        "root = {:?}\nweb_dir = {:?}\n",
+        dir.path().join("lake").to_str().unwrap(),
+        www.to_str().unwrap()
+    );
+    let server = Server::start(dir.path(), &config);
+    let page = server
+        .client
+        .get(format!("{}/", server.url))
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().unwrap().contains("id=\"main\""));
+    let script = server
+        .client
+        .get(format!("{}/generated/app.js", server.url))
+        .send()
+        .unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    for missing in ["/nope.html", "/api/v1/nope"] {
+        let (status, body) = server.get(Some(ADMIN), missing);
+        assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+        assert_eq!(body["error"]["code"], "NOT_FOUND", "{missing}: {body}");
+    }
+}

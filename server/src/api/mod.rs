@@ -46,15 +46,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.limits.max_request_bytes,
         ))
-        .layer(axum::middleware::from_fn(close_after_refusal));
-    Router::new()
+        .layer(axum::middleware::from_fn(close_after_refusal))
+        .fallback(not_found);
+    let web = state.config.web_root();
+    let router = Router::new()
         .nest("/api/v1", api)
         .nest("/delta-sharing", crate::sharing::routes())
         .route("/health", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
-        .route("/files/{*resource}", get(crate::files::serve_file))
-        .fallback(not_found)
+        .route("/files/{*resource}", get(crate::files::serve_file));
+    // The web app at `/` (its files; anything else is the API's 404).
+    let router = match web {
+        Some(dir) => router.fallback_service(
+            tower_http::services::ServeDir::new(dir)
+                .append_index_html_on_directories(true)
+                .fallback(axum::handler::HandlerWithoutStateExt::into_service(
+                    not_found,
+                )),
+        ),
+        None => router.fallback(not_found),
+    };
+    router
         .layer(axum::middleware::from_fn(record_request))
         .layer(cors(&state.config.cors_origins))
         .layer(tower_http::trace::TraceLayer::new_for_http())
