@@ -2,7 +2,8 @@
 # Wavelake's main job on a demo table: builds wavelake, writes a demo Delta
 # table with the reference writer (PyPI deltalake) into a local table root,
 # changes it with Wavelake (UPDATE as a deletion vector, OPTIMIZE), shares
-# it, and serves the root with `wavelake serve` until Ctrl-C.
+# it, builds the web app, and serves the root and the app with
+# `wavelake serve` until Ctrl-C.
 # Safe to run twice.
 #   WAVELAKE_DEMO_ROOT   table root (default data/lake)
 #   WAVELAKE_LISTEN      address (default 127.0.0.1:8080)
@@ -16,6 +17,7 @@ listen="${WAVELAKE_LISTEN:-127.0.0.1:8080}"
 table="$root/demo/trips"
 cargo build --release -p wavelake-server
 bin="$CARGO_TARGET_DIR/release/wavelake"
+scripts/build-web.sh
 
 if [ ! -d "$table/_delta_log" ]; then
   "$WAVELAKE_VENV/bin/python" scripts/make_demo_table.py "$table"
@@ -39,8 +41,18 @@ if [ -z "${WAVELAKE_ADMIN_TOKEN:-}" ]; then
   export WAVELAKE_ADMIN_TOKEN
 fi
 
+# The demo table is shared, so the web app (which reads through Delta
+# Sharing) lists it after sign-in.
+config="$root/_wavelake/demo.toml"
+cat >"$config" <<TOML
+[[sharing.shares]]
+name = "demo"
+tables = ["demo.trips"]
+TOML
+
 cat <<INFO
 --- serving $root on http://$listen (Ctrl-C stops)
+    the web app: http://$listen/ (sign in to this server with the admin token)
     admin token: in $token_file (or your WAVELAKE_ADMIN_TOKEN)
     try:
       curl -s -X POST http://$listen/api/v1/sql -H "Authorization: Bearer \$(cat $token_file)" \\
@@ -49,4 +61,4 @@ cat <<INFO
       # Delta Sharing: CREATE SHARE s; ALTER SHARE s ADD TABLE demo.trips; CREATE RECIPIENT r;
       #                GRANT SELECT ON SHARE s TO RECIPIENT r  (the profile comes back from CREATE RECIPIENT)
 INFO
-exec "$bin" serve --root "$root" --listen "$listen"
+exec "$bin" serve --config "$config" --root "$root" --listen "$listen"

@@ -1311,3 +1311,51 @@ fn the_web_app_is_served_at_the_root_and_the_api_keeps_its_404s() {
         assert_eq!(body["error"]["code"], "NOT_FOUND", "{missing}: {body}");
     }
 }
+
+#[test]
+fn the_web_app_signs_in_and_runs_a_query_in_chromium() {
+    let test = "the_web_app_signs_in_and_runs_a_query_in_chromium";
+    let repo = wavelake_tests::tests_dir().join("..");
+    let playwright = repo.join("pkg/node_modules/playwright-core");
+    if !repo.join("www/generated/wavelake_web_bg.wasm").exists()
+        || !std::path::Path::new("/usr/bin/chromium").exists()
+        || !playwright.is_dir()
+    {
+        eprintln!(
+            "SKIPPED {test}: needs the built app (scripts/build-web.sh), Chromium and pkg/node_modules"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "root = {:?}\n[[sharing.shares]]\nname = \"demo\"\ntables = [\"demo.trips\"]\n",
+        dir.path().join("lake").to_str().unwrap()
+    );
+    let server = Server::start(dir.path(), &config);
+    for sql in [
+        "CREATE TABLE demo.trips (trip_id BIGINT NOT NULL, city STRING, fare DOUBLE)",
+        "INSERT INTO demo.trips SELECT value, CASE value % 3 WHEN 0 THEN 'Lima' WHEN 1 THEN 'Oslo' \
+         ELSE 'Accra' END, value * 0.5 FROM generate_series(1, 500)",
+        "DELETE FROM demo.trips WHERE trip_id % 10 = 0",
+    ] {
+        assert_eq!(server.sql(ADMIN, sql).0, StatusCode::OK, "{sql}");
+    }
+    let out = wavelake_tests::scratch_dir().join("web-e2e");
+    let output = Command::new("node")
+        .arg(repo.join("web/tests/e2e.mjs"))
+        .arg(&server.url)
+        .arg(ADMIN)
+        .arg(&out)
+        // Every tenth row deleted, as a deletion vector the page applies.
+        .arg("SELECT count(*) AS n FROM demo.trips")
+        .arg("450")
+        .output()
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "the web app in Chromium:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&output.stdout).trim());
+}
