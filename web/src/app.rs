@@ -3,12 +3,22 @@
 
 use std::rc::Rc;
 
+use dioxus::core::Task;
 use dioxus::prelude::*;
+
+use std::time::Duration;
+
+use futures::future::{Either, select};
+use wavelake_engine::QueryProgress;
 
 use crate::connect::ConnectForm;
 use crate::grid::ResultGrid;
+use crate::history;
 use crate::result_table::ResultTable;
-use crate::session::{Connection, Session};
+use crate::session::{self, Connection, Session};
+
+/// How often a running query's progress is shown anew.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(150);
 
 /// The whole app; `origin` is the page's origin.
 #[component]
@@ -64,24 +74,55 @@ fn Workspace(session: SessionHandle) -> Element {
     });
     let mut result = use_signal(|| None::<ResultTable>);
     let mut error = use_signal(|| None::<String>);
-    let mut running = use_signal(|| false);
+    let mut running = use_signal(|| None::<Task>);
+    let mut progress = use_signal(|| None::<QueryProgress>);
+    let mut past = use_signal(history::load);
     let run_session = session.clone();
     let run = use_callback(move |()| {
-        if running() {
+        if running().is_some() {
             return;
         }
-        running.set(true);
         error.set(None);
+        progress.set(None);
         let session = run_session.clone();
         let sql = query();
-        spawn(async move {
-            match session.run(&sql).await {
+        let remembered = history::with_query(past(), &sql);
+        history::store(&remembered);
+        past.set(remembered);
+        let task = spawn(async move {
+            let outcome = match session.prepare(&sql).await {
+                Ok(planned) => {
+                    // Show what the query has read while it runs.
+                    let ticker = Box::pin(async {
+                        loop {
+                            wavelake_engine::storage::retry::sleep(PROGRESS_INTERVAL).await;
+                            progress.set(Some(planned.progress()));
+                        }
+                    });
+                    let outcome = match select(Box::pin(session::run(&planned)), ticker).await {
+                        Either::Left((outcome, _)) => outcome,
+                        Either::Right(((), work)) => work.await,
+                    };
+                    progress.set(Some(planned.progress()));
+                    outcome
+                }
+                Err(why) => Err(why),
+            };
+            match outcome {
                 Ok(table) => result.set(Some(table)),
                 Err(why) => error.set(Some(why)),
             }
-            running.set(false);
+            running.set(None);
         });
+        running.set(Some(task));
     });
+    let cancel = move |_| {
+        if let Some(task) = running() {
+            task.cancel();
+            running.set(None);
+            error.set(Some("Cancelled: the query was stopped.".into()));
+        }
+    };
     let needle = filter().to_lowercase();
     let shown: Vec<String> = names
         .iter()
@@ -120,8 +161,25 @@ fn Workspace(session: SessionHandle) -> Element {
                         }
                     },
                 }
-                button { class: "run", disabled: running(), onclick: move |_| run.call(()),
-                    if running() { "Running…" } else { "Run (Ctrl+Enter)" }
+                div { class: "actions",
+                    button { class: "run", disabled: running().is_some(), onclick: move |_| run.call(()),
+                        if running().is_some() { "Running…" } else { "Run (Ctrl+Enter)" }
+                    }
+                    if running().is_some() {
+                        button { class: "cancel", onclick: cancel, "Cancel" }
+                    }
+                    select { class: "history", aria_label: "Query history",
+                        onchange: move |e| query.set(e.value()),
+                        option { value: "{query}", "History ({past.read().len()})" }
+                        for (index, past_query) in past().into_iter().enumerate() {
+                            option { key: "{index}", value: "{past_query}", "{past_query}" }
+                        }
+                    }
+                }
+                if let Some(p) = progress() {
+                    p { class: "progress",
+                        "{p.files_read} of {p.files_total} files · {megabytes(p.bytes_fetched)} MB fetched · {megabytes(p.bytes_from_cache)} MB from cache · {p.fetch_requests} requests"
+                    }
                 }
                 if let Some(why) = error() {
                     div { class: "error", role: "alert", "{why}" }
@@ -132,6 +190,11 @@ fn Workspace(session: SessionHandle) -> Element {
             }
         }
     }
+}
+
+/// Bytes as megabytes with one decimal.
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1e6)
 }
 
 #[cfg(test)]

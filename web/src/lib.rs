@@ -7,6 +7,7 @@
 pub mod app;
 pub mod connect;
 pub mod grid;
+pub mod history;
 pub mod result_table;
 pub mod session;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use wavelake_engine::sharing::{SharedCatalog, SharingProfile};
 use wavelake_engine::storage::{HttpStorage, RangeCache};
-use wavelake_engine::{Engine, EngineOptions};
+use wavelake_engine::{Engine, EngineOptions, PlannedQuery};
 
 use crate::result_table::ResultTable;
 
@@ -91,18 +91,23 @@ impl Session {
         names
     }
 
-    /// Runs one query in the page.
-    pub async fn run(&self, query: &str) -> Result<ResultTable, String> {
+    /// Plans one query (opening the shared tables it names); its progress
+    /// can be read while [`run`] runs it.
+    pub async fn prepare(&self, query: &str) -> Result<PlannedQuery, String> {
         if let Some(catalog) = &self.catalog {
             catalog
                 .open_referenced(&self.engine, query)
                 .await
                 .map_err(describe)?;
         }
-        let planned = self.engine.prepare(query).await.map_err(describe)?;
-        let batches = planned.collect().await.map_err(describe)?;
-        ResultTable::from_batches(&batches).map_err(|e| e.to_string())
+        self.engine.prepare(query).await.map_err(describe)
     }
+}
+
+/// Runs a planned query in the page.
+pub async fn run(planned: &PlannedQuery) -> Result<ResultTable, String> {
+    let batches = planned.collect().await.map_err(describe)?;
+    ResultTable::from_batches(&batches).map_err(|e| e.to_string())
 }
 
 /// An engine error in words a user understands, led by what kind it is.

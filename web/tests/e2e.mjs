@@ -45,6 +45,8 @@ try {
   await page.waitForSelector(".grid tbody tr", { timeout: 120_000 });
   timings.firstResultMs = Date.now() - queried;
   timings.pageLoadToResultMs = Date.now() - started;
+  const progress = await page.textContent(".progress");
+  assert.match(progress, /^\d+ of \d+ files · [\d.]+ MB fetched/, progress);
   const summary = await page.textContent(".grid-summary");
   assert.match(summary, /^\d+ rows/, summary);
   assert.ok(!summary.startsWith("0 rows"), `${first}: ${summary}`);
@@ -62,12 +64,21 @@ try {
     );
   }
 
+  // The query history survives a reload.
+  await page.reload();
+  await page.waitForSelector("form.connect");
+  await page.fill("input[name=token]", token);
+  await page.click("form.connect button[type=submit]");
+  await page.waitForSelector("select.history");
+  const remembered = await page.$$eval("select.history option", (options) => options.map((o) => o.value));
+  assert.ok(remembered.includes(`SELECT * FROM ${first} LIMIT 100`), JSON.stringify(remembered));
+
   // The rows came from range reads of the table's files, not from a query
   // endpoint of the server.
   assert.ok(requests.some((url) => url.includes("/files/") || url.includes("X-Amz-")), "range reads of files");
   assert.ok(!requests.some((url) => url.includes("/api/v1/sql")), "no server-side query");
   assert.deepEqual(errors, [], "no page errors");
-  console.log(JSON.stringify({ table: first, summary, ...timings }));
+  console.log(JSON.stringify({ table: first, summary, progress, ...timings }));
 } finally {
   await browser.close();
 }
