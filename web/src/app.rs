@@ -12,10 +12,11 @@ use futures::future::{Either, select};
 use wavelake_engine::QueryProgress;
 
 use crate::connect::ConnectForm;
+use crate::download;
+use crate::explain::ExplainView;
 use crate::grid::ResultGrid;
 use crate::history;
-use crate::result_table::ResultTable;
-use crate::session::{self, Connection, Session};
+use crate::session::{self, Answer, Connection, Session};
 
 /// How often a running query's progress is shown anew.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(150);
@@ -72,7 +73,8 @@ fn Workspace(session: SessionHandle) -> Element {
         Some(name) => format!("SELECT * FROM {name} LIMIT 100"),
         None => String::new(),
     });
-    let mut result = use_signal(|| None::<ResultTable>);
+    let mut result = use_signal(|| None::<Answer>);
+    let mut explaining = use_signal(|| false);
     let mut error = use_signal(|| None::<String>);
     let mut running = use_signal(|| None::<Task>);
     let mut progress = use_signal(|| None::<QueryProgress>);
@@ -109,7 +111,7 @@ fn Workspace(session: SessionHandle) -> Element {
                 Err(why) => Err(why),
             };
             match outcome {
-                Ok(table) => result.set(Some(table)),
+                Ok(answer) => result.set(Some(answer)),
                 Err(why) => error.set(Some(why)),
             }
             running.set(None);
@@ -184,8 +186,27 @@ fn Workspace(session: SessionHandle) -> Element {
                 if let Some(why) = error() {
                     div { class: "error", role: "alert", "{why}" }
                 }
-                if let Some(table) = result() {
-                    ResultGrid { table }
+                if let Some(answer) = result() {
+                    div { class: "views",
+                        button { class: if explaining() { "view" } else { "view current" },
+                            onclick: move |_| explaining.set(false), "Rows" }
+                        button { class: if explaining() { "view current" } else { "view" },
+                            onclick: move |_| explaining.set(true), "Explain" }
+                        button { class: "download",
+                            onclick: move |_| {
+                                let csv = result.read().as_ref().map(|a| a.table.to_csv()).unwrap_or_default();
+                                if let Err(why) = download::offer("result.csv", "text/csv", &csv) {
+                                    error.set(Some(why));
+                                }
+                            },
+                            "Download CSV"
+                        }
+                    }
+                    if explaining() {
+                        ExplainView { scans: answer.scans, plan: answer.plan }
+                    } else {
+                        ResultGrid { table: answer.table }
+                    }
                 }
             }
         }

@@ -6,6 +6,8 @@
 
 pub mod app;
 pub mod connect;
+pub mod download;
+pub mod explain;
 pub mod grid;
 pub mod history;
 pub mod result_table;

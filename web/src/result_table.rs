@@ -108,6 +108,38 @@ impl ResultTable {
         &self.rows[start..end]
     }
 
+    /// The result as CSV (RFC 4180: a header line, fields quoted when they
+    /// hold a comma, quote or line break; NULL as an empty field).
+    pub fn to_csv(&self) -> String {
+        fn field(out: &mut String, text: &str) {
+            if text.contains([',', '"', '\n', '\r']) {
+                out.push('"');
+                out.push_str(&text.replace('"', "\"\""));
+                out.push('"');
+            } else {
+                out.push_str(text);
+            }
+        }
+        let mut out = String::new();
+        for (index, column) in self.columns.iter().enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            field(&mut out, &column.name);
+        }
+        out.push_str("\r\n");
+        for row in &self.rows {
+            for (index, value) in row.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                field(&mut out, value.as_deref().unwrap_or(""));
+            }
+            out.push_str("\r\n");
+        }
+        out
+    }
+
     /// How many pages of `page_size` rows the result fills (at least one).
     pub fn page_count(&self, page_size: usize) -> usize {
         self.rows.len().div_ceil(page_size.max(1)).max(1)
@@ -172,6 +204,32 @@ mod tests {
         table.sort_by(1, Direction::Descending);
         assert_eq!(table.rows[0][1].as_deref(), Some("c"));
         assert_eq!(table.rows[3][1], None);
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let table = ResultTable {
+            columns: vec![
+                Column {
+                    name: "a".into(),
+                    data_type: "Utf8".into(),
+                    numeric: false,
+                },
+                Column {
+                    name: "b,c".into(),
+                    data_type: "Utf8".into(),
+                    numeric: false,
+                },
+            ],
+            rows: vec![
+                vec![Some("plain".into()), Some("say \"hi\", twice".into())],
+                vec![None, Some("line\nbreak".into())],
+            ],
+        };
+        assert_eq!(
+            table.to_csv(),
+            "a,\"b,c\"\r\nplain,\"say \"\"hi\"\", twice\"\r\n,\"line\nbreak\"\r\n"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use wavelake_engine::sharing::{SharedCatalog, SharingProfile};
 use wavelake_engine::storage::{HttpStorage, RangeCache};
-use wavelake_engine::{Engine, EngineOptions, PlannedQuery};
+use wavelake_engine::{Engine, EngineOptions, PlannedQuery, ScanProfile};
 
 use crate::result_table::ResultTable;
 
@@ -104,10 +104,28 @@ impl Session {
     }
 }
 
+/// A finished query: its rows and what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The rows, as the grid shows them.
+    pub table: ResultTable,
+    /// Per Delta scan: files, row groups and pages pruned, DV rows removed,
+    /// requests and bytes.
+    pub scans: Vec<ScanProfile>,
+    /// The executed plan with its metrics (`EXPLAIN ANALYZE`).
+    pub plan: String,
+}
+
 /// Runs a planned query in the page.
-pub async fn run(planned: &PlannedQuery) -> Result<ResultTable, String> {
+pub async fn run(planned: &PlannedQuery) -> Result<Answer, String> {
     let batches = planned.collect().await.map_err(describe)?;
-    ResultTable::from_batches(&batches).map_err(|e| e.to_string())
+    let table = ResultTable::from_batches(&batches).map_err(|e| e.to_string())?;
+    let profile = planned.profile(batches);
+    Ok(Answer {
+        table,
+        scans: profile.scans,
+        plan: profile.plan,
+    })
 }
 
 /// An engine error in words a user understands, led by what kind it is.
