@@ -2,7 +2,7 @@
 //   node web/tests/e2e.mjs SERVER_URL TOKEN OUT_DIR [SQL EXPECTED]
 // Signs in to the server with TOKEN, opens the first table from the
 // sidebar, runs its query with Ctrl+Enter and checks rows come back,
-// sorts by a column, then runs SQL (if given) and checks its first cell is
+// sorts by a column, opens the explain view, then runs SQL (if given) and checks its first cell is
 // EXPECTED; saves a screenshot of each screen in OUT_DIR.
 import { mkdir, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -53,6 +53,15 @@ try {
   await page.click(".grid th >> nth=0");
   await page.waitForSelector(".grid th:has-text('▲')");
   await page.screenshot({ path: join(out, "3-result.png") });
+
+  // The explain view shows what the query read.
+  await page.click(".views button:has-text('Explain')");
+  await page.waitForSelector(".explain table.scan");
+  const explained = await page.textContent(".explain");
+  assert.ok(explained.includes("Bytes fetched") && explained.includes("Range requests"), explained);
+  await page.screenshot({ path: join(out, "4-explain.png") });
+  await page.click(".views button:has-text('Rows')");
+  await page.waitForSelector(".grid tbody tr");
 
   if (checkSql) {
     await page.fill("textarea.sql", checkSql);
