@@ -44,6 +44,7 @@ fi
 # The demo table is shared, so the web app (which reads through Delta
 # Sharing) lists it after sign-in.
 config="$root/_wavelake/demo.toml"
+mkdir -p "$(dirname "$config")"
 cat >"$config" <<TOML
 [[sharing.shares]]
 name = "demo"
