@@ -396,19 +396,45 @@ impl Drop for AzuriteServer {
 
 /// Runs a Python script of `tests/interop/` with `args`, failing loudly.
 pub fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
-    let path = tests_dir().join("interop").join(script);
-    let output = std::process::Command::new(python)
-        .arg(&path)
-        .args(args)
+    let mut command = std::process::Command::new(python);
+    command
+        .arg(tests_dir().join("interop").join(script))
+        .args(args);
+    run_checked(command, script)
+}
+
+/// Runs a Node script with `args`, failing loudly; its standard output.
+pub fn run_node<S: AsRef<std::ffi::OsStr>>(script: &Path, args: &[S]) -> String {
+    let mut command = std::process::Command::new("node");
+    command.arg(script).args(args);
+    run_checked(command, &script.display().to_string())
+}
+
+/// Runs `command` to its end, failing with its output unless it succeeds;
+/// its standard output.
+fn run_checked(mut command: std::process::Command, what: &str) -> String {
+    let output = command
         .output()
-        .expect("python runs");
+        .unwrap_or_else(|e| panic!("{what} cannot start: {e}"));
     assert!(
         output.status.success(),
-        "{script} failed:\n{}\n{}",
+        "{what} failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The npm package's directory (`pkg/`).
+pub fn package_dir() -> PathBuf {
+    tests_dir().join("../pkg")
+}
+
+/// Whether scripts/build-pkg.sh has built the package and its test tools
+/// are installed.
+pub fn npm_package_built() -> bool {
+    let pkg = package_dir();
+    pkg.join("dist/wavelake_bg.wasm").exists() && pkg.join("node_modules").is_dir()
 }
 
 /// Every file under `dir`, recursively, sorted.

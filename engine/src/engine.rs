@@ -101,6 +101,38 @@ impl PlannedQuery {
         crate::QueryProgress::of(&self.plan)
     }
 
+    /// Runs the query to its end, calling `report` with its progress at the
+    /// start, every `every` while it changes, and at the end.
+    #[cfg(feature = "http")]
+    pub async fn collect_reporting(
+        &self,
+        every: std::time::Duration,
+        report: impl Fn(crate::QueryProgress),
+    ) -> Result<Vec<arrow::array::RecordBatch>> {
+        use futures::future::{Either, select};
+        let last = std::cell::Cell::new(None);
+        let report_change = || {
+            let now = self.progress();
+            if last.get() != Some(now) {
+                last.set(Some(now));
+                report(now);
+            }
+        };
+        report_change();
+        let ticker = async {
+            loop {
+                crate::storage::retry::sleep(every).await;
+                report_change();
+            }
+        };
+        let outcome = match select(Box::pin(self.collect()), Box::pin(ticker)).await {
+            Either::Left((outcome, _)) => outcome,
+            Either::Right(((), work)) => work.await,
+        };
+        report_change();
+        outcome
+    }
+
     /// What the finished query cost, with its result.
     pub fn profile(&self, batches: Vec<arrow::array::RecordBatch>) -> QueryProfile {
         QueryProfile::of(&self.plan, batches)

@@ -269,7 +269,7 @@ impl Wavelake {
             self.open_referenced(&query).await?;
             let planned = self.engine.prepare(&query).await.map_err(engine_error)?;
             let schema = planned.schema();
-            let batches = progress::reporting(&planned, on_progress, planned.collect())
+            let batches = progress::collect(&planned, on_progress)
                 .await
                 .map_err(engine_error)?;
             let mut bytes = Vec::new();

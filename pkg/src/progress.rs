@@ -2,13 +2,10 @@
 //! with the files and bytes it has read so far, every
 //! [`PROGRESS_INTERVAL`] and once more at the end.
 
-use std::cell::Cell;
-use std::future::Future;
 use std::time::Duration;
 
-use futures::future::{Either, select};
+use arrow::array::RecordBatch;
 use wasm_bindgen::JsValue;
-use wavelake_engine::storage::retry;
 use wavelake_engine::{PlannedQuery, QueryProgress};
 
 /// How often a running query reports.
@@ -30,36 +27,19 @@ fn progress_object(progress: &QueryProgress) -> JsValue {
     object.into()
 }
 
-/// Runs `work` (the query `planned`), calling `callback` with its progress
-/// whenever it changed since the last call.
-pub async fn reporting<T>(
+/// Runs the query `planned`, calling `callback` (when given) with its
+/// progress whenever it changed.
+pub async fn collect(
     planned: &PlannedQuery,
     callback: Option<js_sys::Function>,
-    work: impl Future<Output = T>,
-) -> T {
+) -> wavelake_engine::Result<Vec<RecordBatch>> {
     let Some(callback) = callback else {
-        return work.await;
+        return planned.collect().await;
     };
-    let last: Cell<Option<QueryProgress>> = Cell::new(None);
-    let report = || {
-        let now = planned.progress();
-        if last.get() != Some(now) {
-            last.set(Some(now));
+    planned
+        .collect_reporting(PROGRESS_INTERVAL, |now| {
             // A throwing callback must not fail the query.
             let _ = callback.call1(&JsValue::NULL, &progress_object(&now));
-        }
-    };
-    report();
-    let ticker = async {
-        loop {
-            retry::sleep(PROGRESS_INTERVAL).await;
-            report();
-        }
-    };
-    let out = match select(Box::pin(work), Box::pin(ticker)).await {
-        Either::Left((out, _)) => out,
-        Either::Right(((), work)) => work.await,
-    };
-    report();
-    out
+        })
+        .await
 }

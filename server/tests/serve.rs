@@ -800,25 +800,19 @@ fn sharing_round_trip(server: &Server, test: &str) {
     std::fs::write(&profile_path, &profile).unwrap();
 
     // The npm package in Node, when scripts/build-pkg.sh has built it.
-    let pkg = wavelake_tests::tests_dir().join("../pkg");
-    if pkg.join("dist/wavelake_bg.wasm").exists() && pkg.join("node_modules").is_dir() {
+    if wavelake_tests::npm_package_built() {
         let rows = |batches: &[arrow::array::RecordBatch]| -> usize {
             batches.iter().map(|b| b.num_rows()).sum()
         };
-        let output = Command::new("node")
-            .arg(pkg.join("tests/sharing.mjs"))
-            .arg(&profile_path)
-            .arg(format!("acme.sales={}", rows(&expected[0].1)))
-            .arg(format!("feeds.events={}", rows(&expected[1].1)))
-            .output()
-            .expect("node runs");
-        assert!(
-            output.status.success(),
-            "the npm package in Node:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+        let stdout = wavelake_tests::run_node(
+            &wavelake_tests::package_dir().join("tests/sharing.mjs"),
+            &[
+                profile_path.display().to_string(),
+                format!("acme.sales={}", rows(&expected[0].1)),
+                format!("feeds.events={}", rows(&expected[1].1)),
+            ],
         );
-        eprintln!("{}", String::from_utf8_lossy(&output.stdout).trim());
+        eprintln!("{}", stdout.trim());
     } else {
         eprintln!("SKIPPED the npm package part of {test}: scripts/build-pkg.sh builds it");
     }
@@ -1095,8 +1089,7 @@ fn expired_file_urls_are_refused_and_refreshed() {
 
     // The npm package refreshes on its own, and says EXPIRED_URL when it
     // cannot.
-    let pkg = wavelake_tests::tests_dir().join("../pkg");
-    if !(pkg.join("dist/wavelake_bg.wasm").exists() && pkg.join("node_modules").is_dir()) {
+    if !wavelake_tests::npm_package_built() {
         eprintln!("SKIPPED the npm package part: scripts/build-pkg.sh builds it");
         return;
     }
@@ -1107,20 +1100,15 @@ fn expired_file_urls_are_refused_and_refreshed() {
         "bearerToken": ADMIN,
     });
     std::fs::write(&profile_path, profile.to_string()).unwrap();
-    let output = Command::new("node")
-        .arg(pkg.join("tests/refresh.mjs"))
-        .arg(&profile_path)
-        .arg(&server.url)
-        .arg(ADMIN)
-        .output()
-        .expect("node runs");
-    assert!(
-        output.status.success(),
-        "the npm package in Node:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = wavelake_tests::run_node(
+        &wavelake_tests::package_dir().join("tests/refresh.mjs"),
+        &[
+            profile_path.display().to_string(),
+            server.url.clone(),
+            ADMIN.to_owned(),
+        ],
     );
-    eprintln!("{}", String::from_utf8_lossy(&output.stdout).trim());
+    eprintln!("{}", stdout.trim());
 }
 
 #[test]
@@ -1341,21 +1329,16 @@ fn the_web_app_signs_in_and_runs_a_query_in_chromium() {
         assert_eq!(server.sql(ADMIN, sql).0, StatusCode::OK, "{sql}");
     }
     let out = wavelake_tests::scratch_dir().join("web-e2e");
-    let output = Command::new("node")
-        .arg(repo.join("web/tests/e2e.mjs"))
-        .arg(&server.url)
-        .arg(ADMIN)
-        .arg(&out)
-        // Every tenth row deleted, as a deletion vector the page applies.
-        .arg("SELECT count(*) AS n FROM demo.trips")
-        .arg("450")
-        .output()
-        .expect("node runs");
-    assert!(
-        output.status.success(),
-        "the web app in Chromium:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = wavelake_tests::run_node(
+        &repo.join("web/tests/e2e.mjs"),
+        &[
+            server.url.clone(),
+            ADMIN.to_owned(),
+            out.display().to_string(),
+            // Every tenth row deleted, as a deletion vector the page applies.
+            "SELECT count(*) AS n FROM demo.trips".to_owned(),
+            "450".to_owned(),
+        ],
     );
-    eprintln!("{}", String::from_utf8_lossy(&output.stdout).trim());
+    eprintln!("{}", stdout.trim());
 }

@@ -7,15 +7,11 @@
 //! are. The browser run leaves a screenshot of its page in the scratch
 //! directory (`npm-browser/page.png`).
 
-use std::path::PathBuf;
-
 use wavelake_tests::golden_cases::{HttpCase, http_cases};
 use wavelake_tests::http_server::TestHttpServer;
-use wavelake_tests::{canonical_rows, golden_or_skip, scratch_dir, tests_dir};
-
-fn package_dir() -> PathBuf {
-    tests_dir().join("../pkg")
-}
+use wavelake_tests::{
+    canonical_rows, golden_or_skip, npm_package_built, package_dir, run_node, scratch_dir,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_npm_package_in_node_reads_every_golden_case() {
@@ -108,8 +104,7 @@ async fn run_golden_cases(test: &str, script: &str) {
     let Some(golden) = golden_or_skip(test) else {
         return;
     };
-    let pkg = package_dir();
-    if !pkg.join("dist/wavelake_bg.wasm").exists() || !pkg.join("node_modules").is_dir() {
+    if !npm_package_built() {
         eprintln!("SKIPPED {test}: the package is not built (scripts/build-pkg.sh builds it)");
         return;
     }
@@ -123,21 +118,12 @@ async fn run_golden_cases(test: &str, script: &str) {
     let server = TestHttpServer::start(&root).await.unwrap();
     let out = scratch_dir().join(format!("npm-{}", script.trim_end_matches(".mjs")));
     let _ = std::fs::remove_dir_all(&out);
-    let mut node = std::process::Command::new("node");
-    node.arg(pkg.join("tests").join(script))
-        .arg(&server.url)
-        .arg(&out);
-    let output = tokio::task::spawn_blocking(move || node.output())
+    let path = package_dir().join("tests").join(script);
+    let args = [server.url.clone(), out.display().to_string()];
+    let stdout = tokio::task::spawn_blocking(move || run_node(&path, &args))
         .await
-        .unwrap()
-        .expect("node runs");
-    assert!(
-        output.status.success(),
-        "{script} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    eprintln!("{}", String::from_utf8_lossy(&output.stdout).trim());
+        .unwrap();
+    eprintln!("{}", stdout.trim());
     let mut failures = Vec::new();
     for (index, case) in cases.iter().enumerate() {
         if let Err(why) = check(&out, index, case) {

@@ -6,9 +6,6 @@ use std::rc::Rc;
 use dioxus::core::Task;
 use dioxus::prelude::*;
 
-use std::time::Duration;
-
-use futures::future::{Either, select};
 use wavelake_engine::QueryProgress;
 
 use crate::connect::ConnectForm;
@@ -17,9 +14,6 @@ use crate::explain::ExplainView;
 use crate::grid::ResultGrid;
 use crate::history;
 use crate::session::{self, Answer, Connection, Session};
-
-/// How often a running query's progress is shown anew.
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(150);
 
 /// The whole app; `origin` is the page's origin.
 #[component]
@@ -93,20 +87,13 @@ fn Workspace(session: SessionHandle) -> Element {
         past.set(remembered);
         let task = spawn(async move {
             let outcome = match session.prepare(&sql).await {
+                // Show what the query has read while it runs.
                 Ok(planned) => {
-                    // Show what the query has read while it runs.
-                    let ticker = Box::pin(async {
-                        loop {
-                            wavelake_engine::storage::retry::sleep(PROGRESS_INTERVAL).await;
-                            progress.set(Some(planned.progress()));
-                        }
-                    });
-                    let outcome = match select(Box::pin(session::run(&planned)), ticker).await {
-                        Either::Left((outcome, _)) => outcome,
-                        Either::Right(((), work)) => work.await,
-                    };
-                    progress.set(Some(planned.progress()));
-                    outcome
+                    session::run(&planned, |now| {
+                        let mut shown = progress;
+                        shown.set(Some(now));
+                    })
+                    .await
                 }
                 Err(why) => Err(why),
             };

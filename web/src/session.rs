@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
 use wavelake_engine::sharing::{SharedCatalog, SharingProfile};
 use wavelake_engine::storage::{HttpStorage, RangeCache};
-use wavelake_engine::{Engine, EngineOptions, PlannedQuery, ScanProfile};
+
+use wavelake_engine::{Engine, EngineOptions, PlannedQuery, QueryProgress, ScanProfile};
 
 use crate::result_table::ResultTable;
 
@@ -116,9 +118,16 @@ pub struct Answer {
     pub plan: String,
 }
 
-/// Runs a planned query in the page.
-pub async fn run(planned: &PlannedQuery) -> Result<Answer, String> {
-    let batches = planned.collect().await.map_err(describe)?;
+/// How often a running query's progress is reported.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(150);
+
+/// Runs a planned query in the page, telling `report` how far it has got
+/// while it runs.
+pub async fn run(planned: &PlannedQuery, report: impl Fn(QueryProgress)) -> Result<Answer, String> {
+    let batches = planned
+        .collect_reporting(PROGRESS_INTERVAL, report)
+        .await
+        .map_err(describe)?;
     let table = ResultTable::from_batches(&batches).map_err(|e| e.to_string())?;
     let profile = planned.profile(batches);
     Ok(Answer {

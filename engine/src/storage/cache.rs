@@ -102,6 +102,8 @@ impl RangeCache {
 #[derive(Debug, Clone)]
 pub struct CachedStorage {
     inner: StorageRef,
+    /// The inner storage's location, once: it keys every range.
+    location: String,
     cache: Arc<RangeCache>,
     /// Where bytes served from the cache are counted.
     meter: Option<Arc<FetchMeter>>,
@@ -111,6 +113,7 @@ impl CachedStorage {
     /// Caches the range reads of `inner` in `cache`.
     pub fn new(inner: StorageRef, cache: Arc<RangeCache>) -> Self {
         Self {
+            location: inner.location(),
             inner,
             cache,
             meter: None,
@@ -125,7 +128,7 @@ impl CachedStorage {
 
     fn key(&self, path: &str, range: &Range<u64>) -> RangeKey {
         (
-            self.inner.location(),
+            self.location.clone(),
             path.to_owned(),
             range.start,
             range.end,
@@ -136,7 +139,7 @@ impl CachedStorage {
 #[async_trait]
 impl Storage for CachedStorage {
     fn location(&self) -> String {
-        self.inner.location()
+        self.location.clone()
     }
 
     async fn get(&self, path: &str) -> Result<Bytes> {
