@@ -553,6 +553,42 @@ impl Engine {
         }
     }
 
+    /// Creates table `name` (`namespace.table`) under the table root with
+    /// the schema of `rows` and fills it with them, in one commit: when
+    /// `rows` fail, no table is left behind. Returns the rows written.
+    pub async fn create_table_from_stream(
+        &self,
+        name: &str,
+        schema: &arrow::datatypes::Schema,
+        rows: impl futures::Stream<Item = Result<RecordBatch>>,
+    ) -> Result<u64> {
+        if self.table(name).is_some() {
+            return Err(Error::TableExists(name.to_owned()));
+        }
+        let location = self.new_table_location(name, None)?;
+        let storage = self.opener()?(&location)?;
+        let table = crate::write::NewTable {
+            schema: Some(crate::schema::StructType::from_arrow(schema)?),
+            ..crate::write::NewTable::default()
+        };
+        let outcome = crate::write::create_table(storage.as_ref(), &table, Some(rows)).await?;
+        self.register(name, storage).await?;
+        Ok(outcome.rows)
+    }
+
+    /// Where a new table goes: its `LOCATION`, else its name's directory
+    /// under the table root.
+    fn new_table_location(&self, name: &str, location: Option<&str>) -> Result<String> {
+        let root = self.catalog.read().ok().and_then(|c| c.root.clone());
+        match (location, root) {
+            (Some(location), _) => Ok(location.to_owned()),
+            (None, Some(root)) => Ok(format!("{root}/{}", name.replace('.', "/"))),
+            (None, None) => Err(Error::Sql(format!(
+                "CREATE TABLE {name} needs a LOCATION: no table root is set"
+            ))),
+        }
+    }
+
     async fn create_table(&self, mut create: crate::command::CreateTable) -> Result<u64> {
         use futures::StreamExt;
         if self.options.sandboxed && create.location.is_some() {
@@ -582,21 +618,8 @@ impl Engine {
                 Err(Error::TableExists(create.name))
             };
         }
-        let opener = self.opener()?;
-        let location = match (
-            &create.location,
-            self.catalog.read().ok().and_then(|c| c.root.clone()),
-        ) {
-            (Some(location), _) => location.clone(),
-            (None, Some(root)) => format!("{root}/{}", create.name.replace('.', "/")),
-            (None, None) => {
-                return Err(Error::Sql(format!(
-                    "CREATE TABLE {} needs a LOCATION: no table root is set",
-                    create.name
-                )));
-            }
-        };
-        let storage = opener(&location)?;
+        let location = self.new_table_location(&create.name, create.location.as_deref())?;
+        let storage = self.opener()?(&location)?;
         let mut table = create.table;
         let outcome = match &create.query {
             Some(query) => {

@@ -77,6 +77,40 @@ impl AppState {
         Ok(namespace)
     }
 
+    /// The namespaces `principal` may read: every directory of the root for
+    /// admins, else the token's own.
+    pub async fn readable_namespaces(
+        &self,
+        principal: &Principal,
+    ) -> wavelake_engine::Result<Vec<String>> {
+        let names = if principal.admin {
+            self.root_storage()?.list_directories("").await?
+        } else {
+            principal.namespaces.keys().cloned().collect()
+        };
+        Ok(names
+            .into_iter()
+            .filter(|n| crate::api::check_name("namespace", n).is_ok() && principal.can_read(n))
+            .collect())
+    }
+
+    /// The tables of `namespace`: its directories that hold a Delta log.
+    pub async fn namespace_tables(&self, namespace: &str) -> wavelake_engine::Result<Vec<String>> {
+        let root = self.root_storage()?;
+        let mut tables = Vec::new();
+        for table in root.list_directories(&format!("{namespace}/")).await? {
+            let log = format!("{namespace}/{table}/_delta_log/");
+            let has_log = root
+                .list(&log, None)
+                .await?
+                .is_some_and(|files| !files.is_empty());
+            if has_log && crate::api::check_name("table", &table).is_ok() {
+                tables.push(table);
+            }
+        }
+        Ok(tables)
+    }
+
     /// The table at `location`, its snapshots through the shared cache.
     pub fn table(&self, location: &str) -> wavelake_engine::Result<Table> {
         Ok(Table::new((self.opener)(location)?)?.with_cache(Some(self.snapshots.clone())))

@@ -748,11 +748,21 @@ fn sharing_round_trip(server: &Server, test: &str) {
     let (_, eve) = server.sql(ADMIN, "SHOW RECIPIENTS");
     assert_eq!(eve["row_count"], 2);
     let reader = server.token("acme", false);
-    let (status, _) = server.get(Some(&reader), "/delta-sharing/shares");
+    let (status, listed) = server.get(Some(&reader), "/delta-sharing/shares");
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(
+        listed["items"],
+        json!([{"name": "namespace-acme"}]),
+        "a namespace token is no recipient: it sees its namespace, not the shares"
+    );
+    let (status, _) = server.get(
+        Some(&reader),
+        "/delta-sharing/shares/namespace-globex/all-tables",
+    );
     assert_eq!(
         status,
-        StatusCode::FORBIDDEN,
-        "a namespace token is no recipient"
+        StatusCode::NOT_FOUND,
+        "another namespace stays hidden"
     );
     let (status, _) = server.get(None, "/delta-sharing/shares");
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -1255,6 +1265,104 @@ fn sigterm_lets_a_commit_in_flight_finish() {
     let restarted = Server::start(dir.path(), &local_config(&root));
     let (_, body) = restarted.sql(ADMIN, "SELECT count(*) AS n FROM acme.big");
     assert_eq!(body["rows"][0]["n"], 6_000_000);
+}
+
+/// Uploads create tables (schema inferred from the file), and a
+/// namespace's own tokens read its tables over Delta Sharing, history
+/// included: what the web app does after a token sign-in.
+#[test]
+fn uploads_create_tables_that_namespace_tokens_read_over_sharing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &local_config(&dir.path().join("lake")));
+    let writer = server.token("lab", true);
+    let (status, me) = server.get(Some(&writer), "/api/v1/me");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        me,
+        json!({"admin": false, "namespaces": [{"name": "lab", "write": true}], "recipient": null})
+    );
+    let post = |table: &str, query: &str, key: Option<&str>, body: &[u8]| {
+        let mut request = server
+            .client
+            .post(format!(
+                "{}/api/v1/tables/lab/{table}/upload?format=csv{query}",
+                server.url
+            ))
+            .bearer_auth(&writer)
+            .body(body.to_vec());
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.send().unwrap();
+        let status = response.status();
+        (status, response.json::<Value>().unwrap_or(Value::Null))
+    };
+    let csv = b"city,visits,rate,day\nOslo,3,0.5,2026-11-01\nLima,7,1.25,2026-11-02\n";
+    let (status, body) = post("visits", "", None, csv);
+    assert_eq!(status, StatusCode::NOT_FOUND, "no create, no table: {body}");
+    let (status, body) = post("visits", "&create=true", Some("k1"), csv);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a key on a create: {body}");
+    let (status, body) = post("broken", "&create=true", None, b"a,b\n1,2\n1,2,3\n");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = server.get(Some(&writer), "/api/v1/tables/lab/broken");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a failed create leaves no table"
+    );
+    let (status, body) = post("visits", "&create=true", None, csv);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["rows"], 2);
+    let (status, body) = post(
+        "visits",
+        "&create=true",
+        Some("k2"),
+        b"city,visits,rate,day\nRome,1,2.0,2026-11-03\n",
+    );
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "an append once it exists: {body}"
+    );
+    let (status, body) = server.sql_in(
+        &writer,
+        "SELECT city, visits, rate, CAST(day AS STRING) AS day FROM visits ORDER BY city",
+        Some("lab"),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"city": "Lima", "visits": 7, "rate": 1.25, "day": "2026-11-02"},
+            {"city": "Oslo", "visits": 3, "rate": 0.5, "day": "2026-11-01"},
+            {"city": "Rome", "visits": 1, "rate": 2.0, "day": "2026-11-03"},
+        ])
+    );
+    let (status, listed) = server.get(Some(&writer), "/delta-sharing/shares");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["items"], json!([{"name": "namespace-lab"}]));
+    let table = "/delta-sharing/shares/namespace-lab/schemas/lab/tables/visits";
+    let (status, history) = server.get(Some(&writer), &format!("{table}/history"));
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let operations: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(operations, ["CREATE TABLE AS SELECT", "WRITE"]);
+    assert_eq!(history["items"][1]["version"], 1);
+    let outsider = server.token("other", true);
+    let (status, _) = server.get(Some(&outsider), &format!("{table}/history"));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let profile = json!({"shareCredentialsVersion": 1,
+        "endpoint": format!("{}/delta-sharing/", server.url), "bearerToken": writer})
+    .to_string();
+    let rows: usize = engine_reads_shared(&profile, "namespace-lab.lab.visits")
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(rows, 3);
 }
 
 #[test]

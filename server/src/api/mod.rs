@@ -42,6 +42,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/tokens", get(tokens::list).post(tokens::issue))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/me", get(me))
         .route("/openapi.json", get(openapi::document))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.limits.max_request_bytes,
@@ -119,6 +120,21 @@ async fn close_after_refusal(request: Request, next: Next) -> Response {
         );
     }
     response
+}
+
+/// `GET /api/v1/me`: what the caller's token may do, so that a client can
+/// offer only what will be allowed.
+async fn me(principal: Principal) -> Json<serde_json::Value> {
+    let namespaces: Vec<serde_json::Value> = principal
+        .namespaces
+        .iter()
+        .map(|(name, write)| json!({"name": name, "write": write}))
+        .collect();
+    Json(json!({
+        "admin": principal.admin,
+        "namespaces": namespaces,
+        "recipient": principal.recipient,
+    }))
 }
 
 async fn live() -> Json<serde_json::Value> {

@@ -28,26 +28,14 @@ pub async fn list(
     principal: Principal,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let root = state.root_storage().map_err(ApiError::from)?;
     let namespaces: Vec<String> = match &query.namespace {
         Some(namespace) => vec![state.namespace_for(&principal, Some(namespace))?],
-        None if principal.admin => root.list_directories("").await?,
-        None => principal.namespaces.keys().cloned().collect(),
+        None => state.readable_namespaces(&principal).await?,
     };
     let mut tables = Vec::new();
     for namespace in namespaces {
-        if check_name("namespace", &namespace).is_err() || !principal.can_read(&namespace) {
-            continue;
-        }
-        for table in root.list_directories(&format!("{namespace}/")).await? {
-            let log = format!("{namespace}/{table}/_delta_log/");
-            let has_log = root
-                .list(&log, None)
-                .await?
-                .is_some_and(|files| !files.is_empty());
-            if has_log {
-                tables.push(json!({"namespace": namespace, "name": table}));
-            }
+        for table in state.namespace_tables(&namespace).await? {
+            tables.push(json!({"namespace": namespace, "name": table}));
         }
     }
     Ok(Json(json!({"tables": tables})))

@@ -4,7 +4,9 @@
 //! `limits.max_upload_bytes`), decoded against the table's schema batch by
 //! batch, and committed once. An `Idempotency-Key` header makes retries
 //! safe: the key is recorded as an application transaction, and a second
-//! upload with it commits nothing.
+//! upload with it commits nothing. With `?create=true` a missing table is
+//! created from the upload, its schema inferred from the file, in the same
+//! single commit.
 
 use std::io::{BufReader, Seek, SeekFrom};
 use std::sync::Arc;
@@ -52,10 +54,13 @@ impl UploadFormat {
     }
 }
 
-/// `?format=`.
+/// `?format=` and `?create=true` (make the table from the upload when it
+/// does not exist, its schema inferred from the file).
 #[derive(Debug, Deserialize)]
 pub struct UploadQuery {
     format: Option<UploadFormat>,
+    #[serde(default)]
+    create: bool,
 }
 
 /// Rows decoded per batch.
@@ -104,10 +109,18 @@ pub async fn upload(
         .transpose()?;
     let engine = state.session(&principal, &namespace).await?;
     let name = format!("{namespace}.{table}");
-    let target = engine
-        .table(&name)
-        .ok_or_else(|| ApiError::not_found(format!("table {name} does not exist")))?;
-    let schema = target.snapshot().await?.arrow_schema();
+    let target = engine.table(&name);
+    if target.is_none() && !query.create {
+        return Err(ApiError::not_found(format!(
+            "table {name} does not exist (upload with ?create=true to create it from the file)"
+        )));
+    }
+    if target.is_none() && key.is_some() {
+        return Err(ApiError::bad_request(
+            "an Idempotency-Key makes appends safe to retry; a create happens once (a second \
+             one finds the table), so send the key only once the table exists",
+        ));
+    }
     let limit = state.config.limits.max_upload_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -116,12 +129,41 @@ pub async fn upload(
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large(limit));
     }
-    let spooled = spool(body, limit).await?;
+    let mut spooled = spool(body, limit).await?;
+    let schema = match &target {
+        Some(target) => target.snapshot().await?.arrow_schema(),
+        None => {
+            let inferred = tokio::task::spawn_blocking(move || {
+                let schema = infer_schema(&mut spooled, format);
+                (spooled, schema)
+            })
+            .await
+            .map_err(ApiError::internal)?;
+            spooled = inferred.0;
+            inferred.1?
+        }
+    };
     let (sender, receiver) = tokio::sync::mpsc::channel::<wavelake_engine::Result<RecordBatch>>(4);
-    let decoder = tokio::task::spawn_blocking(move || decode(spooled, format, schema, &sender));
+    let decoded_schema = schema.clone();
+    let decoder =
+        tokio::task::spawn_blocking(move || decode(spooled, format, decoded_schema, &sender));
     let batches = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|item| (item, receiver))
     });
+    let Some(target) = target else {
+        let created = engine
+            .create_table_from_stream(&name, &schema, batches)
+            .await;
+        let decoded = decoder.await.map_err(ApiError::internal)?;
+        let rows = created?;
+        decoded?;
+        metrics::counter!("wavelake_commits_total").increment(1);
+        metrics::counter!("wavelake_upload_rows_total").increment(rows);
+        return Ok((
+            StatusCode::CREATED,
+            Json(json!({"version": 0, "rows": rows, "created": true})),
+        ));
+    };
     let options = WriteOptions {
         mode: SaveMode::Append,
         app_transaction: key.clone().map(|k| (format!("wavelake-upload:{k}"), 1)),
@@ -176,6 +218,49 @@ async fn spool(body: Body, limit: usize) -> Result<std::fs::File, ApiError> {
         return Err(ApiError::bad_request("the upload is empty"));
     }
     Ok(file)
+}
+
+/// Rows read to infer a CSV or JSON upload's schema.
+const INFER_ROWS: usize = 1000;
+
+/// The schema of a spooled upload: a Parquet or Arrow file's own, or the
+/// types a CSV or JSON file's first rows hold.
+fn infer_schema(file: &mut std::fs::File, format: UploadFormat) -> Result<SchemaRef, ApiError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        ApiError::bad_request(format!("the upload is not valid {format:?}: {e}"))
+    };
+    file.seek(SeekFrom::Start(0)).map_err(ApiError::internal)?;
+    let copy = file.try_clone().map_err(ApiError::internal)?;
+    let schema = match format {
+        UploadFormat::Csv => {
+            let (schema, _) = arrow::csv::reader::Format::default()
+                .with_header(true)
+                .infer_schema(BufReader::new(copy), Some(INFER_ROWS))
+                .map_err(|e| bad(&e))?;
+            Arc::new(schema)
+        }
+        UploadFormat::Json => {
+            let (schema, _) =
+                arrow::json::reader::infer_json_schema(BufReader::new(copy), Some(INFER_ROWS))
+                    .map_err(|e| bad(&e))?;
+            Arc::new(schema)
+        }
+        UploadFormat::Arrow => {
+            arrow::ipc::reader::StreamReader::try_new(BufReader::new(copy), None)
+                .map_err(|e| bad(&e))?
+                .schema()
+        }
+        UploadFormat::Parquet => {
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(copy)
+                .map_err(|e| bad(&e))?
+                .schema()
+                .clone()
+        }
+    };
+    if schema.fields().is_empty() {
+        return Err(ApiError::bad_request("the upload has no columns"));
+    }
+    Ok(schema)
 }
 
 /// Decodes the spooled file, sending batches to the writer.

@@ -4,6 +4,7 @@
 //! server (see [`crate::files`]).
 
 mod changes;
+mod history;
 pub mod materialize;
 mod predicate;
 pub mod sql;
@@ -42,6 +43,7 @@ pub fn routes() -> axum::Router<Arc<AppState>> {
         .route(&format!("{table}/metadata"), get(table_metadata))
         .route(&format!("{table}/query"), post(query_table))
         .route(&format!("{table}/changes"), get(changes::table_changes))
+        .route(&format!("{table}/history"), get(history::table_history))
 }
 
 /// Errors in the protocol's shape: `{"errorCode", "message"}`.
@@ -77,15 +79,35 @@ impl IntoResponse for SharingError {
 
 type Answer<T> = Result<T, SharingError>;
 
-/// The recipient a principal reads as: `None` for admins (every share).
-fn reader(principal: &Principal) -> Answer<Option<String>> {
+/// Prefix of the share through which a namespace's own readers (namespace
+/// tokens and admins) see its tables: `namespace-sales` holds schema
+/// `sales` with every table of namespace `sales`. Configured share names
+/// are identifiers, so they never collide with it.
+pub const NAMESPACE_SHARE_PREFIX: &str = "namespace-";
+
+/// The namespace a share name stands for, when it is a namespace share.
+fn namespace_of_share(share: &str) -> Option<&str> {
+    share.strip_prefix(NAMESPACE_SHARE_PREFIX)
+}
+
+/// The recipient a principal reads configured shares as: `Some(None)` for
+/// admins (every share), `None` for tokens that are not a recipient's.
+fn reader(principal: &Principal) -> Option<Option<String>> {
     if principal.admin {
-        return Ok(None);
+        return Some(None);
     }
-    match &principal.recipient {
-        Some(name) => Ok(Some(name.clone())),
-        None => Err(ApiError::forbidden("this token is not a Delta Sharing recipient's").into()),
+    principal.recipient.clone().map(Some)
+}
+
+/// Refuses tokens that can read neither shares nor namespaces.
+fn check_reader(principal: &Principal) -> Answer<()> {
+    if reader(principal).is_none() && principal.namespaces.is_empty() {
+        return Err(ApiError::forbidden(
+            "this token is neither a Delta Sharing recipient's nor a namespace's",
+        )
+        .into());
     }
+    Ok(())
 }
 
 fn not_found(what: String) -> SharingError {
@@ -96,14 +118,53 @@ async fn list_shares(
     State(state): State<Arc<AppState>>,
     principal: Principal,
 ) -> Answer<Json<Value>> {
-    let recipient = reader(&principal)?;
-    let catalog = state.shares.snapshot().await;
-    let items: Vec<Value> = catalog
-        .visible_shares(recipient.as_deref())
+    check_reader(&principal)?;
+    let mut names = match reader(&principal) {
+        Some(recipient) => state
+            .shares
+            .snapshot()
+            .await
+            .visible_shares(recipient.as_deref()),
+        None => Vec::new(),
+    };
+    for namespace in state.readable_namespaces(&principal).await? {
+        if !state.namespace_tables(&namespace).await?.is_empty() {
+            names.push(format!("{NAMESPACE_SHARE_PREFIX}{namespace}"));
+        }
+    }
+    let items: Vec<Value> = names
         .into_iter()
         .map(|name| json!({"name": name}))
         .collect();
     Ok(Json(json!({"items": items})))
+}
+
+/// A readable namespace's share: every table of the namespace.
+async fn namespace_share(
+    state: &AppState,
+    principal: &Principal,
+    namespace: &str,
+) -> Answer<store::Share> {
+    if crate::api::check_name("namespace", namespace).is_err() || !principal.can_read(namespace) {
+        return Err(not_found(format!(
+            "share {NAMESPACE_SHARE_PREFIX}{namespace}"
+        )));
+    }
+    let tables = state
+        .namespace_tables(namespace)
+        .await?
+        .into_iter()
+        .map(|table| SharedTable {
+            schema: namespace.to_owned(),
+            name: table.clone(),
+            namespace: namespace.to_owned(),
+            table,
+        })
+        .collect();
+    Ok(store::Share {
+        tables,
+        comment: Some(format!("the tables of namespace {namespace}")),
+    })
 }
 
 async fn visible_share(
@@ -111,7 +172,13 @@ async fn visible_share(
     principal: &Principal,
     share: &str,
 ) -> Answer<store::Share> {
-    let recipient = reader(principal)?;
+    check_reader(principal)?;
+    if let Some(namespace) = namespace_of_share(share) {
+        return namespace_share(state, principal, namespace).await;
+    }
+    let Some(recipient) = reader(principal) else {
+        return Err(not_found(format!("share {share}")));
+    };
     let catalog = state.shares.snapshot().await;
     if !catalog
         .visible_shares(recipient.as_deref())
@@ -190,11 +257,32 @@ async fn open_shared(
     schema: &str,
     name: &str,
 ) -> Answer<(SharedTable, Table)> {
-    let recipient = reader(principal)?;
-    let catalog = state.shares.snapshot().await;
-    let shared = catalog
-        .table(recipient.as_deref(), share, schema, name)
-        .ok_or_else(|| not_found(format!("table {share}.{schema}.{name}")))?;
+    check_reader(principal)?;
+    let missing = || not_found(format!("table {share}.{schema}.{name}"));
+    let shared = match (namespace_of_share(share), reader(principal)) {
+        (Some(namespace), _) => {
+            let readable = crate::api::check_name("namespace", namespace).is_ok()
+                && crate::api::check_name("table", name).is_ok()
+                && principal.can_read(namespace)
+                && schema == namespace;
+            if !readable {
+                return Err(missing());
+            }
+            SharedTable {
+                schema: schema.to_owned(),
+                name: name.to_owned(),
+                namespace: namespace.to_owned(),
+                table: name.to_owned(),
+            }
+        }
+        (None, Some(recipient)) => state
+            .shares
+            .snapshot()
+            .await
+            .table(recipient.as_deref(), share, schema, name)
+            .ok_or_else(missing)?,
+        (None, None) => return Err(missing()),
+    };
     let location = format!(
         "{}/{}/{}",
         state.config.root, shared.namespace, shared.table

@@ -1,0 +1,39 @@
+//! `GET …/tables/{table}/history`, a Wavelake extension of the protocol:
+//! the table's commits (version, time, operation, parameters, metrics), so
+//! that a recipient can see how a table came to be and choose a version to
+//! read. Other servers answer 404, which clients take as "no history".
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+
+use super::{Answer, open_shared, version_header};
+use crate::auth::Principal;
+use crate::state::AppState;
+
+/// Every commit still in the table's log, oldest first.
+pub async fn table_history(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path((share, schema, name)): Path<(String, String, String)>,
+) -> Answer<([(&'static str, axum::http::HeaderValue); 1], Json<Value>)> {
+    let (_, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
+    let history = table.history().await?;
+    let latest = history.last().map_or(0, |commit| commit.version);
+    let items: Vec<Value> = history
+        .into_iter()
+        .map(|commit| {
+            json!({
+                "version": commit.version,
+                "timestamp": commit.timestamp,
+                "operation": commit.operation,
+                "operationParameters": commit.parameters,
+                "operationMetrics": commit.metrics,
+                "engineInfo": commit.engine_info,
+            })
+        })
+        .collect();
+    Ok((version_header(latest), Json(json!({"items": items}))))
+}
