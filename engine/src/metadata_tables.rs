@@ -30,11 +30,11 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use serde_json::{Map, Value};
 
-use crate::Result;
 use crate::schema::{ColumnMappingMode, DataType, StructType};
 use crate::snapshot::Snapshot;
 use crate::stats::FileStats;
-use crate::table::Table;
+use crate::table::{CommitEntry, Table};
+use crate::{Error, Result};
 
 /// Which metadata a table function returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,28 +243,45 @@ pub async fn metadata_batch(
     table: &Table,
     version: Option<i64>,
 ) -> Result<RecordBatch> {
+    match kind {
+        MetadataKind::History => history_batch(table.history().await?),
+        _ => snapshot_batch(kind, &table.snapshot_at(version).await?),
+    }
+}
+
+/// The files, schema, protocol or properties of one snapshot, as the
+/// metadata function of `kind` returns them (history is not in a
+/// snapshot: see [`history_batch`]).
+pub fn snapshot_batch(kind: MetadataKind, snapshot: &Snapshot) -> Result<RecordBatch> {
     let columns = match kind {
-        MetadataKind::History => history_columns(table).await?,
-        _ => {
-            let snapshot = table.snapshot_at(version).await?;
-            match kind {
-                MetadataKind::Files => files_columns(&snapshot),
-                MetadataKind::Schema => schema_columns(&snapshot),
-                MetadataKind::Protocol => protocol_columns(&snapshot),
-                _ => properties_columns(&snapshot),
-            }
+        MetadataKind::History => {
+            return Err(Error::InvalidArgument(
+                "a snapshot holds no history: read the table's commits".into(),
+            ));
         }
+        MetadataKind::Files => files_columns(snapshot),
+        MetadataKind::Schema => schema_columns(snapshot),
+        MetadataKind::Protocol => protocol_columns(snapshot),
+        MetadataKind::Properties => properties_columns(snapshot),
     };
     Ok(RecordBatch::try_new(kind.schema(), columns)?)
+}
+
+/// Commits (oldest first, as [`Table::history`] gives them) as
+/// `delta_history` returns them: newest first.
+pub fn history_batch(mut history: Vec<CommitEntry>) -> Result<RecordBatch> {
+    history.reverse();
+    Ok(RecordBatch::try_new(
+        MetadataKind::History.schema(),
+        history_columns(&history),
+    )?)
 }
 
 fn json_text(value: Option<&Value>) -> Option<String> {
     value.filter(|v| !v.is_null()).map(Value::to_string)
 }
 
-async fn history_columns(table: &Table) -> Result<Vec<ArrayRef>> {
-    let mut history = table.history().await?;
-    history.reverse();
+fn history_columns(history: &[CommitEntry]) -> Vec<ArrayRef> {
     let mut version = Int64Builder::new();
     let mut timestamp = TimestampMillisecondBuilder::new().with_timezone("UTC");
     let mut operation = StringBuilder::new();
@@ -272,7 +289,7 @@ async fn history_columns(table: &Table) -> Result<Vec<ArrayRef>> {
     let mut metrics = StringBuilder::new();
     let mut engine = StringBuilder::new();
     let mut info = StringBuilder::new();
-    for commit in &history {
+    for commit in history {
         version.append_value(commit.version);
         timestamp.append_option(commit.timestamp);
         operation.append_option(commit.operation.as_deref());
@@ -286,7 +303,7 @@ async fn history_columns(table: &Table) -> Result<Vec<ArrayRef>> {
                 .map(|i| Value::Object(i.clone()).to_string()),
         );
     }
-    Ok(vec![
+    vec![
         Arc::new(version.finish()),
         Arc::new(timestamp.finish()),
         Arc::new(operation.finish()),
@@ -294,7 +311,7 @@ async fn history_columns(table: &Table) -> Result<Vec<ArrayRef>> {
         Arc::new(metrics.finish()),
         Arc::new(engine.finish()),
         Arc::new(info.finish()),
-    ])
+    ]
 }
 
 fn files_columns(snapshot: &Snapshot) -> Vec<ArrayRef> {

@@ -1,6 +1,7 @@
 //! The app: the sign-in form until connected, then the table list, the SQL
 //! editor and the result grid.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use dioxus::core::Task;
@@ -8,12 +9,16 @@ use dioxus::prelude::*;
 
 use wavelake_engine::QueryProgress;
 
+use crate::chart::ChartView;
+use crate::completion::Completion;
 use crate::connect::ConnectForm;
 use crate::download;
 use crate::explain::ExplainView;
 use crate::grid::ResultGrid;
 use crate::history;
 use crate::session::{self, Answer, Connection, Session};
+use crate::table_page::TablePage;
+use crate::write_panel::{UploadForm, is_write};
 
 /// The whole app; `origin` is the page's origin.
 #[component]
@@ -57,45 +62,94 @@ impl PartialEq for SessionHandle {
     }
 }
 
+/// What the main area shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Page {
+    /// The SQL editor and its result.
+    Query,
+    /// A table's page.
+    Table(String),
+    /// The upload form.
+    Upload,
+}
+
+/// How a result is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResultView {
+    Rows,
+    Chart,
+    Explain,
+}
+
 /// A connected session's screen.
 #[component]
 fn Workspace(session: SessionHandle) -> Element {
+    let handle = session.clone();
     let session = session.0;
+    // Bumped after a write, so that every view reads again.
+    let mut generation = use_signal(|| 0u64);
+    let _ = generation();
     let names = session.table_names();
     let mut filter = use_signal(String::new);
+    let mut page = use_signal(|| Page::Query);
+    let mut pinned = use_signal(BTreeMap::<String, i64>::new);
     let mut query = use_signal(|| match names.first() {
         Some(name) => format!("SELECT * FROM {name} LIMIT 100"),
         None => String::new(),
     });
+    let mut completion = use_signal(Completion::default);
     let mut result = use_signal(|| None::<Answer>);
-    let mut explaining = use_signal(|| false);
+    let mut view = use_signal(|| ResultView::Rows);
     let mut error = use_signal(|| None::<String>);
+    let mut notice = use_signal(|| None::<String>);
     let mut running = use_signal(|| None::<Task>);
     let mut progress = use_signal(|| None::<QueryProgress>);
     let mut past = use_signal(history::load);
+    let refresher = session.clone();
+    // After a write: list the tables again, read every table at its latest.
+    let changed = use_callback(move |message: String| {
+        let session = refresher.clone();
+        notice.set(Some(message));
+        pinned.set(BTreeMap::new());
+        spawn(async move {
+            if let Err(why) = session.refresh().await {
+                error.set(Some(why));
+            }
+            generation += 1;
+        });
+    });
     let run_session = session.clone();
     let run = use_callback(move |()| {
         if running().is_some() {
             return;
         }
         error.set(None);
+        notice.set(None);
         progress.set(None);
+        completion.set(Completion::default());
         let session = run_session.clone();
         let sql = query();
         let remembered = history::with_query(past(), &sql);
         history::store(&remembered);
         past.set(remembered);
         let task = spawn(async move {
-            let outcome = match session.prepare(&sql).await {
-                // Show what the query has read while it runs.
-                Ok(planned) => {
-                    session::run(&planned, |now| {
-                        let mut shown = progress;
-                        shown.set(Some(now));
-                    })
-                    .await
+            let outcome = if is_write(&sql) {
+                run_on_server(&session, &sql).await.map(|answer| {
+                    changed.call("The statement ran on the server.".into());
+                    answer
+                })
+            } else {
+                match session.prepare(&sql).await {
+                    // Show what the query has read while it runs.
+                    Ok(planned) => {
+                        session::run(&planned, |now| {
+                            let mut shown = progress;
+                            shown.set(Some(now));
+                        })
+                        .await
+                    }
+                    Err(why) => Err(why),
                 }
-                Err(why) => Err(why),
             };
             match outcome {
                 Ok(answer) => result.set(Some(answer)),
@@ -112,12 +166,24 @@ fn Workspace(session: SessionHandle) -> Element {
             error.set(Some("Cancelled: the query was stopped.".into()));
         }
     };
+    let complete_session = session.clone();
+    let mut suggest = move |text: &str| {
+        let cursor = editor_cursor().unwrap_or(text.len());
+        completion.set(Completion::at(
+            text,
+            cursor,
+            &complete_session.table_names(),
+            &complete_session.columns(),
+        ));
+    };
     let needle = filter().to_lowercase();
     let shown: Vec<String> = names
         .iter()
         .filter(|n| n.to_lowercase().contains(&needle))
         .cloned()
         .collect();
+    let can_write = session.access().can_write();
+    let pins: Vec<(String, i64)> = pinned().into_iter().collect();
     rsx! {
         div { class: "workspace",
             nav { class: "sidebar",
@@ -126,77 +192,231 @@ fn Workspace(session: SessionHandle) -> Element {
                 ul {
                     for name in shown {
                         li { key: "{name}",
-                            button { class: "table-link",
+                            button {
+                                class: if page() == Page::Table(name.clone()) { "table-link current" } else { "table-link" },
                                 onclick: {
                                     let name = name.clone();
-                                    move |_| query.set(format!("SELECT * FROM {name} LIMIT 100"))
+                                    move |_| page.set(Page::Table(name.clone()))
                                 },
                                 "{name}"
                             }
                         }
                     }
                 }
+                if can_write {
+                    button { class: "upload-link", onclick: move |_| page.set(Page::Upload), "Upload a file" }
+                }
             }
-            section { class: "editor",
-                textarea { class: "sql", spellcheck: false, rows: 8, value: "{query}",
-                    oninput: move |e| query.set(e.value()),
-                    onkeydown: move |e: KeyboardEvent| {
-                        let modifiers = e.modifiers();
-                        if e.key() == Key::Enter
-                            && (modifiers.contains(Modifiers::CONTROL) || modifiers.contains(Modifiers::META))
-                        {
-                            e.prevent_default();
-                            run.call(());
+            section { class: "main",
+                div { class: "tabs",
+                    button { class: if page() == Page::Query { "tab current" } else { "tab" },
+                        onclick: move |_| page.set(Page::Query), "Query" }
+                    if let Page::Table(name) = page() {
+                        button { class: "tab current", "Table {name}" }
+                    }
+                    if page() == Page::Upload {
+                        button { class: "tab current", "Upload" }
+                    }
+                }
+                if !pins.is_empty() {
+                    p { class: "pins",
+                        "Reading earlier versions: "
+                        for (name, version) in pins {
+                            span { key: "{name}", class: "pin", "{name} at version {version} " }
+                        }
+                    }
+                }
+                if let Some(message) = notice() {
+                    p { class: "done", role: "status", "{message}" }
+                }
+                match page() {
+                    Page::Table(name) => rsx! {
+                        TablePage {
+                            key: "{name}-{generation}",
+                            session: handle.clone(),
+                            name: name.clone(),
+                            version: pinned().get(&name).copied(),
+                            on_version: {
+                                let name = name.clone();
+                                move |version: Option<i64>| {
+                                    let mut pins = pinned();
+                                    match version {
+                                        Some(version) => pins.insert(name.clone(), version),
+                                        None => pins.remove(&name),
+                                    };
+                                    pinned.set(pins);
+                                }
+                            },
+                            on_query: move |sql: String| {
+                                query.set(sql);
+                                page.set(Page::Query);
+                            },
+                        }
+                    },
+                    Page::Upload => rsx! {
+                        UploadForm { session: handle.clone(), on_changed: move |message: String| changed.call(message) }
+                    },
+                    Page::Query => rsx! {
+                        div { class: "editor",
+                            textarea { class: "sql", spellcheck: false, rows: 8, value: "{query}",
+                                aria_label: "SQL",
+                                oninput: move |e| {
+                                    let text = e.value();
+                                    suggest(&text);
+                                    query.set(text);
+                                },
+                                onkeydown: move |e: KeyboardEvent| {
+                                    let modifiers = e.modifiers();
+                                    if e.key() == Key::Enter
+                                        && (modifiers.contains(Modifiers::CONTROL) || modifiers.contains(Modifiers::META))
+                                    {
+                                        e.prevent_default();
+                                        run.call(());
+                                    } else if e.key() == Key::Tab {
+                                        let offered = completion();
+                                        if let Some(first) = offered.names.first() {
+                                            e.prevent_default();
+                                            let (text, _) = offered.apply(&query(), first);
+                                            query.set(text);
+                                            completion.set(Completion::default());
+                                        }
+                                    } else if e.key() == Key::Escape {
+                                        completion.set(Completion::default());
+                                    }
+                                },
+                            }
+                            if !completion().names.is_empty() {
+                                ul { class: "completions", role: "listbox",
+                                    for name in completion().names {
+                                        li { key: "{name}",
+                                            button { class: "completion",
+                                                onclick: {
+                                                    let name = name.clone();
+                                                    move |_| {
+                                                        let (text, _) = completion().apply(&query(), &name);
+                                                        query.set(text);
+                                                        completion.set(Completion::default());
+                                                    }
+                                                },
+                                                "{name}"
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            div { class: "actions",
+                                button { class: "run", disabled: running().is_some(), onclick: move |_| run.call(()),
+                                    if running().is_some() { "Running…" } else { "Run (Ctrl+Enter)" }
+                                }
+                                if running().is_some() {
+                                    button { class: "cancel", onclick: cancel, "Cancel" }
+                                }
+                                select { class: "history", aria_label: "Query history",
+                                    onchange: move |e| query.set(e.value()),
+                                    option { value: "{query}", "History ({past.read().len()})" }
+                                    for (index, past_query) in past().into_iter().enumerate() {
+                                        option { key: "{index}", value: "{past_query}", "{past_query}" }
+                                    }
+                                }
+                            }
+                            if let Some(p) = progress() {
+                                p { class: "progress",
+                                    "{p.files_read} of {p.files_total} files · {megabytes(p.bytes_fetched)} MB fetched · {megabytes(p.bytes_from_cache)} MB from cache · {p.fetch_requests} requests"
+                                }
+                            }
+                            if let Some(why) = error() {
+                                div { class: "error", role: "alert", "{why}" }
+                            }
+                            if let Some(answer) = result() {
+                                div { class: "views",
+                                    for (choice, label) in [(ResultView::Rows, "Rows"), (ResultView::Chart, "Chart"), (ResultView::Explain, "Explain")] {
+                                        button { key: "{label}",
+                                            class: if view() == choice { "view current" } else { "view" },
+                                            onclick: move |_| view.set(choice), "{label}" }
+                                    }
+                                    button { class: "download",
+                                        onclick: move |_| {
+                                            let csv = result.read().as_ref().map(|a| a.table.to_csv()).unwrap_or_default();
+                                            if let Err(why) = download::offer("result.csv", "text/csv", csv.as_bytes()) {
+                                                error.set(Some(why));
+                                            }
+                                        },
+                                        "Download CSV"
+                                    }
+                                    button { class: "download",
+                                        onclick: move |_| {
+                                            let bytes = result.read().as_ref().map(|a| download::parquet_bytes(&a.batches));
+                                            let offered = bytes
+                                                .unwrap_or_else(|| Err("There is no result.".into()))
+                                                .and_then(|b| download::offer("result.parquet", "application/vnd.apache.parquet", &b));
+                                            if let Err(why) = offered {
+                                                error.set(Some(why));
+                                            }
+                                        },
+                                        "Download Parquet"
+                                    }
+                                }
+                                match view() {
+                                    ResultView::Rows => rsx! { ResultGrid { table: answer.table } },
+                                    ResultView::Chart => rsx! { ChartView { table: answer.table } },
+                                    ResultView::Explain => rsx! { ExplainView { scans: answer.scans, plan: answer.plan } },
+                                }
+                            }
                         }
                     },
                 }
-                div { class: "actions",
-                    button { class: "run", disabled: running().is_some(), onclick: move |_| run.call(()),
-                        if running().is_some() { "Running…" } else { "Run (Ctrl+Enter)" }
-                    }
-                    if running().is_some() {
-                        button { class: "cancel", onclick: cancel, "Cancel" }
-                    }
-                    select { class: "history", aria_label: "Query history",
-                        onchange: move |e| query.set(e.value()),
-                        option { value: "{query}", "History ({past.read().len()})" }
-                        for (index, past_query) in past().into_iter().enumerate() {
-                            option { key: "{index}", value: "{past_query}", "{past_query}" }
-                        }
-                    }
-                }
-                if let Some(p) = progress() {
-                    p { class: "progress",
-                        "{p.files_read} of {p.files_total} files · {megabytes(p.bytes_fetched)} MB fetched · {megabytes(p.bytes_from_cache)} MB from cache · {p.fetch_requests} requests"
-                    }
-                }
-                if let Some(why) = error() {
-                    div { class: "error", role: "alert", "{why}" }
-                }
-                if let Some(answer) = result() {
-                    div { class: "views",
-                        button { class: if explaining() { "view" } else { "view current" },
-                            onclick: move |_| explaining.set(false), "Rows" }
-                        button { class: if explaining() { "view current" } else { "view" },
-                            onclick: move |_| explaining.set(true), "Explain" }
-                        button { class: "download",
-                            onclick: move |_| {
-                                let csv = result.read().as_ref().map(|a| a.table.to_csv()).unwrap_or_default();
-                                if let Err(why) = download::offer("result.csv", "text/csv", &csv) {
-                                    error.set(Some(why));
-                                }
-                            },
-                            "Download CSV"
-                        }
-                    }
-                    if explaining() {
-                        ExplainView { scans: answer.scans, plan: answer.plan }
-                    } else {
-                        ResultGrid { table: answer.table }
-                    }
-                }
             }
         }
+    }
+}
+
+/// Runs a statement that changes tables on the server, when the page came
+/// from one and the token may write.
+async fn run_on_server(session: &Session, sql: &str) -> Result<Answer, String> {
+    let Some(api) = session.api().filter(|_| session.access().can_write()) else {
+        return Err(
+            "Not allowed: this statement changes tables, which only a Wavelake server does for a \
+             token that may write. Sign in to the server with such a token."
+                .into(),
+        );
+    };
+    let batches = api.execute(sql).await?;
+    let table =
+        crate::result_table::ResultTable::from_batches(&batches).map_err(|e| e.to_string())?;
+    Ok(Answer {
+        table,
+        batches,
+        scans: Vec::new(),
+        plan: "The statement ran on the server.".into(),
+    })
+}
+
+/// Where the cursor is in the SQL editor (a byte offset), in a browser.
+fn editor_cursor() -> Option<usize> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        use wasm_bindgen::JsCast;
+        let area: web_sys::HtmlTextAreaElement = web_sys::window()?
+            .document()?
+            .query_selector("textarea.sql")
+            .ok()??
+            .dyn_into()
+            .ok()?;
+        // The browser counts UTF-16 units; the completion works in bytes.
+        let units = area.selection_start().ok()?? as usize;
+        let text = area.value();
+        let mut seen = 0;
+        for (offset, c) in text.char_indices() {
+            if seen >= units {
+                return Some(offset);
+            }
+            seen += c.len_utf16();
+        }
+        Some(text.len())
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        None
     }
 }
 

@@ -29,8 +29,8 @@ pub fn ConnectForm(origin: String, busy: bool, on_connect: EventHandler<Connecti
     let mut url = use_signal(String::new);
     let submit = move |_| {
         let connection = match kind() {
-            SourceKind::ThisServer => Connection::Sharing {
-                endpoint: format!("{}/delta-sharing/", origin.trim_end_matches('/')),
+            SourceKind::ThisServer => Connection::ThisServer {
+                origin: origin.clone(),
                 token: token(),
             },
             SourceKind::SharingEndpoint => Connection::Sharing {

@@ -5,13 +5,18 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod app;
+pub mod chart;
+pub mod completion;
 pub mod connect;
 pub mod download;
 pub mod explain;
 pub mod grid;
 pub mod history;
 pub mod result_table;
+pub mod server_api;
 pub mod session;
+pub mod table_page;
+pub mod write_panel;
 
 /// Starts the app in the page's `<div id="main">`.
 #[cfg(target_arch = "wasm32")]

@@ -2,15 +2,20 @@
 //! in the page: tables are read straight from storage, never through a
 //! query server.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::sync::Arc;
-
 use std::time::Duration;
-use wavelake_engine::sharing::{SharedCatalog, SharingProfile};
-use wavelake_engine::storage::{HttpStorage, RangeCache};
 
-use wavelake_engine::{Engine, EngineOptions, PlannedQuery, QueryProgress, ScanProfile};
+use arrow::array::RecordBatch;
+use wavelake_engine::metadata_tables::{MetadataKind, history_batch, snapshot_batch};
+use wavelake_engine::sharing::{QueryOptions, SharedCatalog, SharingProfile, open_shared_table};
+use wavelake_engine::stats::FileStats;
+use wavelake_engine::storage::{HttpStorage, RangeCache};
+use wavelake_engine::{Engine, EngineOptions, PlannedQuery, QueryProgress, ScanProfile, Snapshot};
 
 use crate::result_table::ResultTable;
+use crate::server_api::{Access, ServerApi};
 
 /// Bytes of pages, footers and deletion vectors a session keeps in memory.
 const CACHE_BYTES: u64 = 128 << 20;
@@ -18,6 +23,14 @@ const CACHE_BYTES: u64 = 128 << 20;
 /// Where the tables come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Connection {
+    /// The Wavelake server the page was served from: its Delta Sharing
+    /// endpoint for reading and its API for writing, with one token.
+    ThisServer {
+        /// The page's origin, `https://host`.
+        origin: String,
+        /// The bearer token.
+        token: String,
+    },
     /// A Wavelake or other Delta Sharing server: its sharing endpoint and
     /// a recipient's bearer token.
     Sharing {
@@ -40,8 +53,16 @@ pub enum Connection {
 #[derive(Debug)]
 pub struct Session {
     engine: Engine,
-    catalog: Option<SharedCatalog>,
+    catalog: RefCell<Option<SharedCatalog>>,
+    /// The sharing profile the catalog was listed with.
+    profile: Option<SharingProfile>,
     connection: Connection,
+    /// The server's API, when connected to the server that served the page.
+    api: Option<ServerApi>,
+    /// What the token may do there.
+    access: Access,
+    /// Column names of the tables opened so far (for completion).
+    columns: RefCell<BTreeMap<String, Vec<String>>>,
 }
 
 impl Session {
@@ -51,16 +72,19 @@ impl Session {
             range_cache: Some(Arc::new(RangeCache::new(CACHE_BYTES))),
             ..EngineOptions::default()
         });
-        let catalog = match &connection {
-            Connection::Sharing { endpoint, token } => {
-                let profile = SharingProfile {
-                    share_credentials_version: 1,
-                    endpoint: endpoint.clone(),
-                    bearer_token: token.clone(),
-                    expiration_time: None,
-                };
-                Some(SharedCatalog::connect(&profile).await.map_err(describe)?)
+        let mut api = None;
+        let mut access = Access::default();
+        let sharing = match &connection {
+            Connection::ThisServer { origin, token } => {
+                let server = ServerApi::new(origin, token);
+                access = server.access().await?;
+                api = Some(server);
+                Some((
+                    format!("{}/delta-sharing/", origin.trim_end_matches('/')),
+                    token,
+                ))
             }
+            Connection::Sharing { endpoint, token } => Some((endpoint.clone(), token)),
             Connection::StaticTable { name, url } => {
                 let storage = HttpStorage::new(url).map_err(describe)?;
                 engine
@@ -70,10 +94,24 @@ impl Session {
                 None
             }
         };
+        let profile = sharing.map(|(endpoint, token)| SharingProfile {
+            share_credentials_version: 1,
+            endpoint,
+            bearer_token: token.clone(),
+            expiration_time: None,
+        });
+        let catalog = match &profile {
+            Some(profile) => Some(SharedCatalog::connect(profile).await.map_err(describe)?),
+            None => None,
+        };
         Ok(Self {
             engine,
-            catalog,
+            catalog: RefCell::new(catalog),
+            profile,
             connection,
+            api,
+            access,
+            columns: RefCell::default(),
         })
     }
 
@@ -82,10 +120,122 @@ impl Session {
         &self.connection
     }
 
+    /// The server's API, when the page came from a Wavelake server.
+    pub fn api(&self) -> Option<&ServerApi> {
+        self.api.as_ref()
+    }
+
+    /// What the token may do on the server (nothing elsewhere).
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// The shared catalog, if any (cloned: it is read across awaits).
+    fn catalog(&self) -> Option<SharedCatalog> {
+        self.catalog.borrow().clone()
+    }
+
+    /// Catches up with changes made through the server: lists the shared
+    /// tables again, and forgets the opened ones so that they reopen at
+    /// their latest version.
+    pub async fn refresh(&self) -> Result<(), String> {
+        let Some(profile) = &self.profile else {
+            return Ok(());
+        };
+        let catalog = SharedCatalog::connect(profile).await.map_err(describe)?;
+        let opened: Vec<String> = self.columns.borrow().keys().cloned().collect();
+        for name in opened {
+            if catalog.table(&name).is_some()
+                || self.catalog().is_some_and(|c| c.table(&name).is_some())
+            {
+                self.engine
+                    .context()
+                    .deregister_table(name.as_str())
+                    .map_err(|e| describe(e.into()))?;
+            }
+        }
+        self.columns.borrow_mut().clear();
+        *self.catalog.borrow_mut() = Some(catalog);
+        Ok(())
+    }
+
+    /// Opens `name` at `version` (the latest when `None`) for every view:
+    /// later queries read that version too, until another is chosen.
+    pub async fn open_table(
+        &self,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<TableSnapshot, String> {
+        let catalog = self.catalog();
+        let shared = catalog.as_ref().and_then(|c| c.table(name).map(|t| (c, t)));
+        let (snapshot, storage) = match shared {
+            Some((catalog, table)) => {
+                let options = QueryOptions {
+                    version,
+                    ..QueryOptions::default()
+                };
+                open_shared_table(catalog.client(), table, &options)
+                    .await
+                    .map_err(describe)?
+            }
+            None => {
+                let table = self
+                    .engine
+                    .table(name)
+                    .ok_or_else(|| format!("Not found: no table named {name}"))?;
+                let snapshot = table.snapshot_at(version).await.map_err(describe)?;
+                (snapshot, table.storage().clone())
+            }
+        };
+        self.engine
+            .register_snapshot(name, snapshot.clone(), storage)
+            .map_err(describe)?;
+        self.learn_columns(name, &snapshot.arrow_schema());
+        TableSnapshot::of(&snapshot, version.is_none())
+    }
+
+    /// The table's commits, newest first, as rows.
+    pub async fn history(&self, name: &str) -> Result<Vec<Commit>, String> {
+        let catalog = self.catalog();
+        let shared = catalog.as_ref().and_then(|c| c.table(name).map(|t| (c, t)));
+        let commits = match shared {
+            Some((catalog, table)) => {
+                catalog.client().history(table).await.map_err(|e| match e {
+                    wavelake_engine::Error::TableNotFound { .. } => {
+                        "This server does not share table history; you can still read a version \
+                     with VERSION AS OF in SQL."
+                            .to_owned()
+                    }
+                    other => describe(other),
+                })?
+            }
+            None => {
+                let table = self
+                    .engine
+                    .table(name)
+                    .ok_or_else(|| format!("Not found: no table named {name}"))?;
+                table.history().await.map_err(describe)?
+            }
+        };
+        let batch = history_batch(commits).map_err(describe)?;
+        Ok(Commit::from_history(&batch))
+    }
+
+    /// The column names of every table opened so far, by table name.
+    pub fn columns(&self) -> BTreeMap<String, Vec<String>> {
+        self.columns.borrow().clone()
+    }
+
+    /// Remembers the columns of `name` for completion.
+    fn learn_columns(&self, name: &str, schema: &arrow::datatypes::Schema) {
+        let names = schema.fields().iter().map(|f| f.name().clone()).collect();
+        self.columns.borrow_mut().insert(name.to_owned(), names);
+    }
+
     /// The tables queries can name, sorted.
     pub fn table_names(&self) -> Vec<String> {
         let mut names = self.engine.table_names();
-        if let Some(catalog) = &self.catalog {
+        if let Some(catalog) = &*self.catalog.borrow() {
             names.extend(catalog.names().cloned());
         }
         names.sort();
@@ -96,13 +246,108 @@ impl Session {
     /// Plans one query (opening the shared tables it names); its progress
     /// can be read while [`run`] runs it.
     pub async fn prepare(&self, query: &str) -> Result<PlannedQuery, String> {
-        if let Some(catalog) = &self.catalog {
+        if let Some(catalog) = self.catalog() {
             catalog
                 .open_referenced(&self.engine, query)
                 .await
                 .map_err(describe)?;
         }
+        for name in self.engine.table_references(query) {
+            if self.columns.borrow().contains_key(&name) {
+                continue;
+            }
+            if let Ok(provider) = self.engine.context().table_provider(name.as_str()).await {
+                self.learn_columns(&name, &provider.schema());
+            }
+        }
         self.engine.prepare(query).await.map_err(describe)
+    }
+}
+
+/// One version of a table, as the table page shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSnapshot {
+    /// Its version.
+    pub version: i64,
+    /// Whether it is the latest.
+    pub latest: bool,
+    /// Columns: type, nullability, partitioning, column mapping.
+    pub schema: ResultTable,
+    /// Active files: size, rows, statistics, deleted rows.
+    pub files: ResultTable,
+    /// Partition columns.
+    pub partition_columns: Vec<String>,
+    /// Column mapping mode (`none`, `name` or `id`).
+    pub column_mapping: String,
+    /// Rows in the active files, less those deletion vectors remove
+    /// (`None` when a file lacks statistics).
+    pub rows: Option<i64>,
+}
+
+impl TableSnapshot {
+    fn of(snapshot: &Snapshot, latest: bool) -> Result<Self, String> {
+        let table = |kind| {
+            let batch = snapshot_batch(kind, snapshot).map_err(describe)?;
+            ResultTable::from_batches(&[batch]).map_err(|e| e.to_string())
+        };
+        let rows = snapshot.files().iter().try_fold(0i64, |total, file| {
+            let records = i64::try_from(FileStats::of(file)?.num_records?).ok()?;
+            let deleted = file.deletion_vector.as_ref().map_or(0, |dv| dv.cardinality);
+            Some(total + records - deleted)
+        });
+        Ok(Self {
+            version: snapshot.version(),
+            latest,
+            schema: table(MetadataKind::Schema)?,
+            files: table(MetadataKind::Files)?,
+            partition_columns: snapshot.metadata().partition_columns.clone(),
+            column_mapping: format!("{:?}", snapshot.column_mapping()).to_lowercase(),
+            rows,
+        })
+    }
+}
+
+/// One commit on a table's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// The version it made.
+    pub version: i64,
+    /// When, as UTC text.
+    pub time: Option<String>,
+    /// The operation.
+    pub operation: Option<String>,
+    /// Its metrics (JSON text).
+    pub metrics: Option<String>,
+}
+
+impl Commit {
+    /// The commits of a `delta_history` batch, in its order.
+    fn from_history(batch: &RecordBatch) -> Vec<Self> {
+        let Ok(table) = ResultTable::from_batches(std::slice::from_ref(batch)) else {
+            return Vec::new();
+        };
+        let column = |name: &str| table.columns.iter().position(|c| c.name == name);
+        let (version, time, operation, metrics) = (
+            column("version"),
+            column("timestamp"),
+            column("operation"),
+            column("operation_metrics"),
+        );
+        let cell = |row: &[Option<String>], index: Option<usize>| {
+            index.and_then(|i| row.get(i).cloned().flatten())
+        };
+        table
+            .rows
+            .iter()
+            .filter_map(|row| {
+                Some(Self {
+                    version: cell(row, version)?.parse().ok()?,
+                    time: cell(row, time),
+                    operation: cell(row, operation),
+                    metrics: cell(row, metrics),
+                })
+            })
+            .collect()
     }
 }
 
@@ -111,6 +356,8 @@ impl Session {
 pub struct Answer {
     /// The rows, as the grid shows them.
     pub table: ResultTable,
+    /// The rows as Arrow batches (for the Parquet download).
+    pub batches: Vec<RecordBatch>,
     /// Per Delta scan: files, row groups and pages pruned, DV rows removed,
     /// requests and bytes.
     pub scans: Vec<ScanProfile>,
@@ -129,9 +376,10 @@ pub async fn run(planned: &PlannedQuery, report: impl Fn(QueryProgress)) -> Resu
         .await
         .map_err(describe)?;
     let table = ResultTable::from_batches(&batches).map_err(|e| e.to_string())?;
-    let profile = planned.profile(batches);
+    let profile = planned.profile(batches.clone());
     Ok(Answer {
         table,
+        batches,
         scans: profile.scans,
         plan: profile.plan,
     })

@@ -2,6 +2,7 @@
 //! versions and `query` responses from a server named by a profile.
 
 use reqwest::StatusCode;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -9,7 +10,7 @@ use super::protocol::{
     Page, SchemaItem, ShareItem, SharedFiles, SharedTableName, SharingProfile, parse_query_response,
 };
 use crate::storage::send::run_send;
-use crate::{Error, Result};
+use crate::{CommitEntry, Error, Result};
 
 /// Reader features this engine asks a server for in the delta format.
 const READER_FEATURES: &str =
@@ -104,6 +105,25 @@ impl SharingClient {
         let request = self.http.get(url);
         let (version, _) = self.send(request, &table.qualified()).await?;
         version.ok_or_else(|| missing_version(table))
+    }
+
+    /// The table's commits, oldest first, from Wavelake's `history`
+    /// extension of the protocol; servers without it answer
+    /// [`Error::TableNotFound`].
+    pub async fn history(&self, table: &SharedTableName) -> Result<Vec<CommitEntry>> {
+        let url = self.table_url(table, "history")?;
+        let what = format!("{} history", table.qualified());
+        let (_, bytes) = self.send(self.http.get(url), &what).await?;
+        let page: Page<HistoryItem> =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+                path: what,
+                reason: format!("not a history listing: {e}"),
+            })?;
+        Ok(page
+            .items
+            .into_iter()
+            .map(HistoryItem::into_entry)
+            .collect())
     }
 
     /// The table's files as presigned URLs, in the delta response format
@@ -243,5 +263,31 @@ fn missing_version(table: &SharedTableName) -> Error {
     Error::Corrupt {
         path: table.qualified(),
         reason: "the server sent no Delta-Table-Version header".into(),
+    }
+}
+
+/// One commit of the `history` extension.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryItem {
+    version: i64,
+    timestamp: Option<i64>,
+    operation: Option<String>,
+    operation_parameters: Option<serde_json::Value>,
+    operation_metrics: Option<serde_json::Value>,
+    engine_info: Option<String>,
+}
+
+impl HistoryItem {
+    fn into_entry(self) -> CommitEntry {
+        CommitEntry {
+            version: self.version,
+            timestamp: self.timestamp,
+            operation: self.operation,
+            parameters: self.operation_parameters.filter(|v| !v.is_null()),
+            metrics: self.operation_metrics.filter(|v| !v.is_null()),
+            engine_info: self.engine_info,
+            commit_info: None,
+        }
     }
 }
