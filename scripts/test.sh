@@ -32,7 +32,12 @@ cargo clippy --target wasm32-unknown-unknown -p wavelake-pkg -p wavelake-web -- 
 step "the npm package (wasm-pack) into pkg/dist"
 scripts/build-pkg.sh
 
-step "tests (engine unit tests, CLI, golden conformance, the npm package, the web app's components)"
+step "the web app (Dioxus, wasm-bindgen) into www/generated"
+scripts/build-web.sh
+# Built here, so its end-to-end test in Chromium must run, not skip.
+export WAVELAKE_REQUIRE_WEB_E2E=1
+
+step "tests (engine unit tests, CLI, golden conformance, the npm package, the web app's components and end to end)"
 cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web 2>&1 | tee "$WAVELAKE_TEST_SCRATCH/cargo-test.log"
 
 step "wasm32: the engine's tests over HTTP, under wasm-bindgen-test in Node"

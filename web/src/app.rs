@@ -126,6 +126,7 @@ fn Workspace(session: SessionHandle) -> Element {
         error.set(None);
         notice.set(None);
         progress.set(None);
+        view.set(ResultView::Rows);
         completion.set(Completion::default());
         let session = run_session.clone();
         let sql = query();
@@ -134,10 +135,9 @@ fn Workspace(session: SessionHandle) -> Element {
         past.set(remembered);
         let task = spawn(async move {
             let outcome = if is_write(&sql) {
-                run_on_server(&session, &sql).await.map(|answer| {
-                    changed.call("The statement ran on the server.".into());
-                    answer
-                })
+                run_on_server(&session, &sql)
+                    .await
+                    .inspect(|_| changed.call("The statement ran on the server.".into()))
             } else {
                 match session.prepare(&sql).await {
                     // Show what the query has read while it runs.

@@ -117,7 +117,10 @@ pub fn plot(table: &ResultTable, kind: ChartKind, x: usize, y: usize) -> Result<
         high = high.max(0.0);
     }
     if high == low {
-        high = low + 1.0;
+        // One value: a flat series, drawn across the middle.
+        let pad = (low.abs() * 0.1).max(1.0);
+        low -= pad;
+        high += pad;
     }
     let (x_low, x_high) = points
         .iter()
@@ -192,7 +195,10 @@ pub fn ChartView(table: ResultTable) -> Element {
     let mut kind = use_signal(|| ChartKind::Bar);
     let mut x = use_signal(|| 0usize);
     let mut y = use_signal(move || first_y);
-    let laid_out = plot(&table, kind(), x(), y());
+    // A new result may not have the columns chosen for the last one.
+    let x_now = if x() < table.columns.len() { x() } else { 0 };
+    let y_now = if numeric.contains(&y()) { y() } else { first_y };
+    let laid_out = plot(&table, kind(), x_now, y_now);
     let columns = table.columns.clone();
     rsx! {
         div { class: "chart",
@@ -207,14 +213,14 @@ pub fn ChartView(table: ResultTable) -> Element {
                 label { "x "
                     select { class: "chart-x", onchange: move |e| x.set(e.value().parse().unwrap_or(0)),
                         for (index, column) in columns.iter().enumerate() {
-                            option { key: "{index}", value: "{index}", selected: index == x(), "{column.name}" }
+                            option { key: "{index}", value: "{index}", selected: index == x_now, "{column.name}" }
                         }
                     }
                 }
                 label { "y "
                     select { class: "chart-y", onchange: move |e| y.set(e.value().parse().unwrap_or(0)),
                         for index in numeric.iter().copied() {
-                            option { key: "{index}", value: "{index}", selected: index == y(), "{columns[index].name}" }
+                            option { key: "{index}", value: "{index}", selected: index == y_now, "{columns[index].name}" }
                         }
                     }
                 }
