@@ -1103,13 +1103,14 @@ fn expired_file_urls_are_refused_and_refreshed() {
         eprintln!("SKIPPED the npm package part: scripts/build-pkg.sh builds it");
         return;
     }
-    let profile_path = dir.path().join("admin.share");
-    let profile = json!({
-        "shareCredentialsVersion": 1,
-        "endpoint": format!("{}/delta-sharing/", server.url),
-        "bearerToken": ADMIN,
-    });
-    std::fs::write(&profile_path, profile.to_string()).unwrap();
+    // A recipient of `s` (an admin would still see the table through its
+    // namespace once it leaves the share).
+    let (_, created) = server.sql(ADMIN, "CREATE RECIPIENT dana");
+    let profile = created["rows"][0]["profile"].as_str().unwrap().to_owned();
+    let (status, _) = server.sql(ADMIN, "GRANT SELECT ON SHARE s TO RECIPIENT dana");
+    assert_eq!(status, StatusCode::OK);
+    let profile_path = dir.path().join("dana.share");
+    std::fs::write(&profile_path, profile).unwrap();
     let stdout = wavelake_tests::run_node(
         &wavelake_tests::package_dir().join("tests/refresh.mjs"),
         &[

@@ -17,6 +17,7 @@ use crate::explain::ExplainView;
 use crate::grid::ResultGrid;
 use crate::history;
 use crate::session::{self, Answer, Connection, Session};
+use crate::sidebar::TableTree;
 use crate::table_page::TablePage;
 use crate::write_panel::{UploadForm, is_write};
 
@@ -90,7 +91,6 @@ fn Workspace(session: SessionHandle) -> Element {
     let mut generation = use_signal(|| 0u64);
     let _ = generation();
     let names = session.table_names();
-    let mut filter = use_signal(String::new);
     let mut page = use_signal(|| Page::Query);
     let mut pinned = use_signal(BTreeMap::<String, i64>::new);
     let mut query = use_signal(|| match names.first() {
@@ -176,32 +176,15 @@ fn Workspace(session: SessionHandle) -> Element {
             &complete_session.columns(),
         ));
     };
-    let needle = filter().to_lowercase();
-    let shown: Vec<String> = names
-        .iter()
-        .filter(|n| n.to_lowercase().contains(&needle))
-        .cloned()
-        .collect();
     let can_write = session.access().can_write();
     let pins: Vec<(String, i64)> = pinned().into_iter().collect();
     rsx! {
         div { class: "workspace",
             nav { class: "sidebar",
-                input { class: "search", placeholder: "Search tables", value: "{filter}",
-                    oninput: move |e| filter.set(e.value()) }
-                ul {
-                    for name in shown {
-                        li { key: "{name}",
-                            button {
-                                class: if page() == Page::Table(name.clone()) { "table-link current" } else { "table-link" },
-                                onclick: {
-                                    let name = name.clone();
-                                    move |_| page.set(Page::Table(name.clone()))
-                                },
-                                "{name}"
-                            }
-                        }
-                    }
+                TableTree {
+                    groups: session.table_tree(),
+                    current: match page() { Page::Table(name) => Some(name), _ => None },
+                    on_open: move |name: String| page.set(Page::Table(name)),
                 }
                 if can_write {
                     button { class: "upload-link", onclick: move |_| page.set(Page::Upload), "Upload a file" }

@@ -15,6 +15,7 @@ pub mod history;
 pub mod result_table;
 pub mod server_api;
 pub mod session;
+pub mod sidebar;
 pub mod table_page;
 pub mod write_panel;
 

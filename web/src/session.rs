@@ -232,6 +232,37 @@ impl Session {
         self.columns.borrow_mut().insert(name.to_owned(), names);
     }
 
+    /// The tables by where they come from: share, then schema (a static
+    /// table is under its URL), each with the SQL names of its tables.
+    pub fn table_tree(&self) -> Vec<SourceGroup> {
+        let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        if let Some(catalog) = &*self.catalog.borrow() {
+            for (sql_name, table) in catalog.entries() {
+                groups
+                    .entry((table.share.clone(), table.schema.clone()))
+                    .or_default()
+                    .push(sql_name.clone());
+            }
+        }
+        if let Connection::StaticTable { name, url } = &self.connection {
+            groups
+                .entry((url.clone(), String::new()))
+                .or_default()
+                .push(name.clone());
+        }
+        groups
+            .into_iter()
+            .map(|((share, schema), mut tables)| {
+                tables.sort();
+                SourceGroup {
+                    share,
+                    schema,
+                    tables,
+                }
+            })
+            .collect()
+    }
+
     /// The tables queries can name, sorted.
     pub fn table_names(&self) -> Vec<String> {
         let mut names = self.engine.table_names();
@@ -262,6 +293,17 @@ impl Session {
         }
         self.engine.prepare(query).await.map_err(describe)
     }
+}
+
+/// Tables of one schema of one share, as the sidebar lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceGroup {
+    /// The share (or a static table's URL).
+    pub share: String,
+    /// The schema (empty for a static table).
+    pub schema: String,
+    /// SQL names of its tables, sorted.
+    pub tables: Vec<String>,
 }
 
 /// One version of a table, as the table page shows it.

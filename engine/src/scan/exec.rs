@@ -190,6 +190,8 @@ impl ExecutionPlan for DeltaScanExec {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(RecordBatch::try_new(out_schema.clone(), columns)?)
         });
+        #[cfg(target_arch = "wasm32")]
+        let renamed = host_turns::yielding(renamed);
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, renamed)))
     }
 
@@ -273,5 +275,46 @@ pub fn retype(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, arrow::er
             )?))
         }
         _ => arrow::compute::cast(array, target),
+    }
+}
+
+/// Turns for the JavaScript host's event loop during long queries.
+#[cfg(target_arch = "wasm32")]
+mod host_turns {
+    use std::time::Duration;
+
+    use futures::{Stream, StreamExt};
+
+    /// Work done between two turns for the host at most.
+    const WORK_BETWEEN_TURNS_MS: f64 = 40.0;
+
+    /// `stream`, pausing for one `setTimeout` turn when the query has
+    /// worked for [`WORK_BETWEEN_TURNS_MS`] since the last pause. A page
+    /// stays responsive (input, rendering, progress) and can cancel a long
+    /// query over data already in memory; a scan waiting on the network
+    /// gives turns anyway.
+    pub fn yielding<S, T>(stream: S) -> impl Stream<Item = T> + Send
+    where
+        S: Stream<Item = T> + Send,
+        T: Send + 'static,
+    {
+        let mut last_turn = js_sys::Date::now();
+        stream.then(move |item| {
+            let now = js_sys::Date::now();
+            let pause = now - last_turn >= WORK_BETWEEN_TURNS_MS;
+            if pause {
+                last_turn = now;
+            }
+            async move {
+                if pause {
+                    let turn = crate::storage::send::run_send(async {
+                        crate::storage::retry::sleep(Duration::ZERO).await;
+                        Ok::<(), crate::Error>(())
+                    });
+                    let _ = turn.await;
+                }
+                item
+            }
+        })
     }
 }

@@ -42,6 +42,11 @@ impl SharedCatalog {
         self.tables.keys()
     }
 
+    /// Every shared table with its SQL name, by SQL name.
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &SharedTableName)> {
+        self.tables.iter()
+    }
+
     /// The shared table behind a SQL name.
     pub fn table(&self, name: &str) -> Option<&SharedTableName> {
         self.tables.get(name)

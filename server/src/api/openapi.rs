@@ -77,12 +77,16 @@ pub async fn document() -> Json<Value> {
                 "summary": "Append a Parquet, CSV (with header), NDJSON or Arrow IPC stream upload in one commit",
                 "parameters": [table_path[0].clone(), table_path[1].clone(),
                     {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["parquet", "csv", "json", "arrow"]}},
+                    {"name": "create", "in": "query", "schema": {"type": "boolean"},
+                     "description": "Create the table when missing, its schema inferred from the file (not with an Idempotency-Key)"},
                     {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"},
                      "description": "A retry with the same key commits nothing"}],
                 "requestBody": {"required": true, "content": {"application/octet-stream": {}}},
                 "responses": with_errors(json!({"201": {"description": "{version, rows, files}"},
                     "200": {"description": "Already applied under this Idempotency-Key"},
                     "413": {"$ref": "#/components/responses/Error"}}))}},
+            "/api/v1/me": {"get": {"summary": "What the caller's token may do",
+                "responses": with_errors(json!({"200": {"description": "{admin, namespaces: [{name, write}], recipient}"}}))}},
             "/api/v1/tokens": {
                 "get": {"summary": "List tokens (admin)", "responses": with_errors(json!({"200": {"description": "Ids, labels, scopes"}}))},
                 "post": {"summary": "Issue a token (admin); shown once",
@@ -180,6 +184,11 @@ fn sharing_paths() -> Value {
             {"name": "startingTimestamp", "in": "query", "schema": {"type": "string"}},
             {"name": "endingTimestamp", "in": "query", "schema": {"type": "string"}}],
         "responses": with_errors(ndjson("protocol, metadata, then one line per change file"))}}));
+    paths.insert(format!("{prefix}/history"), json!({"get": {
+        "summary": "Wavelake extension: the shared table's commits, oldest first", "tags": ["Delta Sharing"],
+        "parameters": [table[0].clone(), table[1].clone(), table[2].clone()],
+        "responses": with_errors(json!({"200": {"description":
+            "{items: [{version, timestamp, operation, operationParameters, operationMetrics, engineInfo}]}"}}))}}));
     paths.insert("/files/{resource}".into(), json!({"get": {
         "summary": "A file of a shared table, by the signed URL a sharing response handed out (local roots)",
         "tags": ["Delta Sharing"], "security": [],
