@@ -91,7 +91,7 @@ impl MetadataKind {
                 Field::new("path", text(), false),
                 Field::new("partition_values", text(), false),
                 Field::new("size_bytes", ArrowType::Int64, false),
-                Field::new("modification_time", millis(), false),
+                Field::new("modification_time", millis(), true),
                 Field::new("num_records", ArrowType::Int64, true),
                 Field::new("min_values", text(), true),
                 Field::new("max_values", text(), true),
@@ -343,7 +343,9 @@ fn files_columns(snapshot: &Snapshot) -> Vec<ArrayRef> {
             .collect();
         partitions.append_value(Value::Object(values).to_string());
         size.append_value(add.size);
-        modified.append_value(add.modification_time);
+        // Unknown (0) when a Delta Sharing server answered in the parquet
+        // format, which carries no modification times.
+        modified.append_option((add.modification_time > 0).then_some(add.modification_time));
         let stats = FileStats::of(add);
         records.append_option(
             stats
