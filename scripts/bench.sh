@@ -4,7 +4,8 @@
 # are generated once into the scratch dir.
 #   scripts/bench.sh            all benchmarks
 #   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, server, wasm-size,
-#                               browser (TPC-H in Chromium against DuckDB-Wasm)
+#                               browser (TPC-H in Chromium against DuckDB-Wasm),
+#                               web (the web app: size, page load to first result)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -58,4 +59,30 @@ if is_selected browser; then
   echo "## TPC-H SF$scale in headless Chromium: Wavelake against DuckDB-Wasm 1.28.0"
   echo
   node pkg/bench/report.mjs "$data/results.jsonl" "$answer" "$selective"
+fi
+
+if is_selected web; then
+  ensure_apt chromium
+  cargo build --release -p wavelake-server
+  scripts/build-web.sh >/dev/null
+  bin="$CARGO_TARGET_DIR/release/wavelake"
+  root="$WAVELAKE_TEST_SCRATCH/web-bench/lake"
+  scripts/demo-table.sh "$root" "$bin"
+  config="$WAVELAKE_TEST_SCRATCH/web-bench/wavelake.toml"
+  printf 'root = "%s"\n[[sharing.shares]]\nname = "demo"\ntables = ["demo.trips"]\n' "$root" >"$config"
+  token="bench-$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')"
+  out="$WAVELAKE_TEST_SCRATCH/web-bench/serve.out"
+  WAVELAKE_ADMIN_TOKEN="$token" RUST_LOG=warn "$bin" serve --config "$config" --listen 127.0.0.1:0 >"$out" &
+  server_pid=$!
+  trap 'kill "$server_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 120); do grep -q '^wavelake listening on ' "$out" && break; sleep 0.5; done
+  url="$(sed -n 's/^wavelake listening on //p' "$out" | head -1)"
+  wasm=www/generated/wavelake_web_bg.wasm
+  echo "## The web app (issue #6): size, and page load to first result on the demo table"
+  echo
+  awk -v raw="$(stat -c %s "$wasm")" -v gz="$(gzip -9 -c "$wasm" | wc -c)" 'BEGIN {
+    printf "app wasm: %.2f MB raw, %.2f MB gzip -9\n\n", raw / 1e6, gz / 1e6
+  }'
+  node web/bench/first-result.mjs "$url" "$token" demo.trips "${WAVELAKE_WEB_RUNS:-5}"
+  kill "$server_pid"
 fi

@@ -19,11 +19,7 @@ cargo build --release -p wavelake-server
 bin="$CARGO_TARGET_DIR/release/wavelake"
 scripts/build-web.sh
 
-if [ ! -d "$table/_delta_log" ]; then
-  "$WAVELAKE_VENV/bin/python" scripts/make_demo_table.py "$table"
-  "$bin" sql "UPDATE trips SET fare = fare * 1.1 WHERE city = 'Oslo'" --table trips="$table" >/dev/null
-  "$bin" optimize "$table" --where "day = '2026-11-01'"
-fi
+scripts/demo-table.sh "$root" "$bin"
 
 echo "--- the demo table, demo.trips: latest version"
 "$bin" sql "SELECT city, count(*) AS trips, round(avg(fare), 2) AS avg_fare FROM trips GROUP BY city ORDER BY trips DESC" --table trips="$table"

@@ -6,11 +6,10 @@
 // requests, and writes OUT_DIR/N.arrows or OUT_DIR/N.error.json like
 // golden.mjs, for the Rust side to compare. Saves a screenshot of the page.
 import { createServer } from "node:http";
-import { readFile, writeFile, mkdir, mkdtemp } from "node:fs/promises";
+import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
-import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [base, out] = process.argv.slice(2);
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -37,19 +36,7 @@ const server = createServer(async (request, response) => {
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 const pageUrl = `http://127.0.0.1:${server.address().port}/tests/page.html`;
 
-const profile = await mkdtemp(join(tmpdir(), "wavelake-chromium-"));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const { context: browser, close } = await launchChromium();
 let exitCode = 0;
 try {
   const page = await browser.newPage();
@@ -73,7 +60,7 @@ try {
   console.error(error);
   exitCode = 1;
 } finally {
-  await browser.close();
+  await close();
   server.close();
 }
 process.exit(exitCode);

@@ -8,21 +8,14 @@
 // to version 1 and back, cancels a long query, uploads a CSV and queries
 // it, and updates it with a statement the server runs. Saves a screenshot
 // of each screen in OUT_DIR and prints the timings as JSON.
-import { mkdir, mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import assert from "node:assert/strict";
-import { chromium } from "../../pkg/node_modules/playwright-core/index.mjs";
+import { launchChromium } from "../../pkg/tests/chromium.mjs";
 
 const [server, token, out, table, untouched] = process.argv.slice(2);
 await mkdir(out, { recursive: true });
-const profile = await mkdtemp(join(tmpdir(), "wavelake-web-"));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const { context: browser, close } = await launchChromium({ viewport: { width: 1280, height: 900 } });
 const timings = {};
 const shot = (page, name) => page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
 
@@ -171,5 +164,5 @@ try {
   assert.deepEqual(errors, [], "no page errors");
   console.log(JSON.stringify({ table, summary, progress, ...timings }));
 } finally {
-  await browser.close();
+  await close();
 }

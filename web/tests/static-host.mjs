@@ -3,21 +3,14 @@
 //   node web/tests/static-host.mjs PAGE_URL TABLE_URL OUT_DIR EXPECTED_ROWS
 // Connects to the table at TABLE_URL as `t`, opens its page (schema,
 // history from the log, files) and checks `count(*)` is EXPECTED_ROWS.
-import { mkdir, mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import assert from "node:assert/strict";
-import { chromium } from "../../pkg/node_modules/playwright-core/index.mjs";
+import { launchChromium } from "../../pkg/tests/chromium.mjs";
 
 const [pageUrl, tableUrl, out, expected] = process.argv.slice(2);
 await mkdir(out, { recursive: true });
-const profile = await mkdtemp(join(tmpdir(), "wavelake-static-"));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const { context: browser, close } = await launchChromium({ viewport: { width: 1280, height: 900 } });
 try {
   const page = await browser.newPage();
   const errors = [];
@@ -51,5 +44,5 @@ try {
   assert.deepEqual(errors, [], "no page errors");
   console.log(JSON.stringify({ table: tableUrl, rows: expected }));
 } finally {
-  await browser.close();
+  await close();
 }
