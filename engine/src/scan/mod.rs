@@ -43,7 +43,7 @@ use crate::snapshot::Snapshot;
 use crate::stats::FileStats;
 use crate::storage::{
     CachedStorage, MeteredStorage, RangeCache, Storage, StorageObjectStore, StorageRef,
-    as_object_store,
+    WholeSmallFiles, as_object_store,
 };
 use crate::table::Table;
 use crate::write::exec::{TableWriteExec, WriteJob};
@@ -374,10 +374,26 @@ impl TableProvider for DeltaTableProvider {
         let mut options = state.default_table_options().parquet;
         options.global.coerce_int96 = Some("us".into());
         let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+        // Small files are read whole: one request each instead of a footer
+        // and then pages.
+        let small = WholeSmallFiles::new(
+            metered.clone(),
+            files.iter().map(|file| {
+                (
+                    StorageObjectStore::storage_path(&file.object_meta.location),
+                    file.object_meta.size,
+                )
+            }),
+        );
+        let reads: StorageRef = if small.has_small_files() {
+            Arc::new(small)
+        } else {
+            metered
+        };
         let mut source = ParquetSource::new(table_schema)
             .with_table_parquet_options(options)
             .with_parquet_file_reader_factory(Arc::new(DeltaParquetReaderFactory::new(
-                as_object_store(metered),
+                as_object_store(reads),
                 metadata_cache,
             )));
         if let Some(predicate) =

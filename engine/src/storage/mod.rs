@@ -25,6 +25,7 @@ mod object_store;
 pub mod retry;
 #[cfg(feature = "http")]
 pub(crate) mod send;
+mod small_files;
 mod url_map;
 
 pub use adapter::{StorageObjectStore, as_object_store};
@@ -33,6 +34,7 @@ pub use cache::{CachedStorage, RangeCache};
 pub use http::HttpStorage;
 pub use metered::{FetchFigures, FetchMeter, MeteredStorage};
 pub use object_store::ObjectStoreStorage;
+pub use small_files::{SMALL_FILE_BYTES, WholeSmallFiles};
 pub use url_map::{UrlMapStorage, UrlRefresh};
 
 /// Ranges closer than this are fetched with one request.
