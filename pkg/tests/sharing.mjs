@@ -26,7 +26,10 @@ for (const spec of expected) {
   assert.equal(Number(table.get(0).n), Number(rows), `${name} rows`);
   const report = await lake.explain(`SELECT * FROM ${name}`);
   assert.ok(report.scans.length === 1 && report.scans[0].files_total > 0, JSON.stringify(report.scans));
-  assert.ok(report.scans[0].bytes_fetched > 0, "bytes fetched are reported");
+  // Small files are read whole, so the count above may have brought
+  // everything into the session's cache already.
+  const scan = report.scans[0];
+  assert.ok(scan.bytes_fetched + scan.bytes_from_cache > 0, `bytes read are reported: ${JSON.stringify(scan)}`);
 }
 
 const codeOf = async (promise) => {
