@@ -99,6 +99,15 @@ impl Server {
         response["token"].as_str().unwrap().to_owned()
     }
 
+    /// Creates recipient `name` with a grant on `share`; its profile (JSON).
+    fn recipient(&self, name: &str, share: &str) -> String {
+        let (_, created) = self.sql(ADMIN, &format!("CREATE RECIPIENT {name}"));
+        let profile = created["rows"][0]["profile"].as_str().unwrap().to_owned();
+        let grant = format!("GRANT SELECT ON SHARE {share} TO RECIPIENT {name}");
+        assert_eq!(self.sql(ADMIN, &grant).0, StatusCode::OK, "{grant}");
+        profile
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -647,10 +656,7 @@ fn sharing_round_trip(server: &Server, test: &str) {
         let (status, body) = server.sql(ADMIN, sql);
         assert_eq!(status, StatusCode::OK, "{sql}: {body}");
     }
-    let (_, created) = server.sql(ADMIN, "CREATE RECIPIENT bob");
-    let profile = created["rows"][0]["profile"].as_str().unwrap().to_owned();
-    let (status, _) = server.sql(ADMIN, "GRANT SELECT ON SHARE partners TO RECIPIENT bob");
-    assert_eq!(status, StatusCode::OK);
+    let profile = server.recipient("bob", "partners");
     let bob: Value = serde_json::from_str(&profile).unwrap();
     let bob_token = bob["bearerToken"].as_str().unwrap().to_owned();
     assert_eq!(bob["endpoint"], format!("{}/delta-sharing/", server.url));
@@ -933,10 +939,7 @@ fn delta_sharing_serves_change_data_feeds() {
         let (status, body) = server.sql(ADMIN, sql);
         assert_eq!(status, StatusCode::OK, "{sql}: {body}");
     }
-    let (_, created) = server.sql(ADMIN, "CREATE RECIPIENT carol");
-    let profile = created["rows"][0]["profile"].as_str().unwrap().to_owned();
-    let (status, _) = server.sql(ADMIN, "GRANT SELECT ON SHARE changes TO RECIPIENT carol");
-    assert_eq!(status, StatusCode::OK);
+    let profile = server.recipient("carol", "changes");
     let profile_path = dir.path().join("carol.share");
     std::fs::write(&profile_path, &profile).unwrap();
     let out = dir.path().join("changes.json");
@@ -1105,10 +1108,7 @@ fn expired_file_urls_are_refused_and_refreshed() {
     }
     // A recipient of `s` (an admin would still see the table through its
     // namespace once it leaves the share).
-    let (_, created) = server.sql(ADMIN, "CREATE RECIPIENT dana");
-    let profile = created["rows"][0]["profile"].as_str().unwrap().to_owned();
-    let (status, _) = server.sql(ADMIN, "GRANT SELECT ON SHARE s TO RECIPIENT dana");
-    assert_eq!(status, StatusCode::OK);
+    let profile = server.recipient("dana", "s");
     let profile_path = dir.path().join("dana.share");
     std::fs::write(&profile_path, profile).unwrap();
     let stdout = wavelake_tests::run_node(

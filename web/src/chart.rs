@@ -363,9 +363,7 @@ mod tests {
 
     #[test]
     fn the_view_draws_svg_bars() {
-        let mut dom = VirtualDom::new(|| rsx! { ChartView { table: table() } });
-        dom.rebuild_in_place();
-        let html = dioxus_ssr::render(&dom);
+        let html = crate::render_ssr(|| rsx! { ChartView { table: table() } });
         assert_eq!(html.matches("class=\"bar\"").count(), 2, "{html}");
         assert!(html.contains(">Oslo<"), "{html}");
     }

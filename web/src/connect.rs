@@ -98,13 +98,7 @@ pub fn ConnectForm(origin: String, busy: bool, on_connect: EventHandler<Connecti
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Renders `root` in a virtual DOM (event handlers need its runtime).
-    fn render(root: fn() -> Element) -> String {
-        let mut dom = VirtualDom::new(root);
-        dom.rebuild_in_place();
-        dioxus_ssr::render(&dom)
-    }
+    use crate::render_ssr as render;
 
     #[test]
     fn the_form_offers_three_sources_and_a_token_first() {

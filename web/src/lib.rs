@@ -19,6 +19,15 @@ pub mod sidebar;
 pub mod table_page;
 pub mod write_panel;
 
+/// Renders `root` to HTML in a virtual DOM, without a browser (components
+/// with event handlers need its runtime).
+#[cfg(test)]
+pub(crate) fn render_ssr(root: fn() -> dioxus::prelude::Element) -> String {
+    let mut dom = dioxus::prelude::VirtualDom::new(root);
+    dom.rebuild_in_place();
+    dioxus_ssr::render(&dom)
+}
+
 /// Starts the app in the page's `<div id="main">`.
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen(start)]

@@ -143,11 +143,11 @@ impl Session {
             return Ok(());
         };
         let catalog = SharedCatalog::connect(profile).await.map_err(describe)?;
+        let previous = self.catalog();
         let opened: Vec<String> = self.columns.borrow().keys().cloned().collect();
         for name in opened {
-            if catalog.table(&name).is_some()
-                || self.catalog().is_some_and(|c| c.table(&name).is_some())
-            {
+            let shared = |c: &SharedCatalog| c.table(&name).is_some();
+            if shared(&catalog) || previous.as_ref().is_some_and(shared) {
                 self.engine
                     .context()
                     .deregister_table(name.as_str())

@@ -96,11 +96,9 @@ mod tests {
 
     #[test]
     fn the_tree_shows_shares_schemas_and_the_current_table() {
-        let mut dom = VirtualDom::new(|| {
+        let html = crate::render_ssr(|| {
             rsx! { TableTree { groups: groups(), current: Some("lab.visits".to_owned()), on_open: move |_| {} } }
         });
-        dom.rebuild_in_place();
-        let html = dioxus_ssr::render(&dom);
         for text in [
             ">namespace-lab<",
             ">lab<",

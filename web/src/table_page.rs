@@ -207,9 +207,7 @@ mod tests {
             ];
             rsx! { Timeline { commits, shown: Some(1), on_version: move |_| {} } }
         }
-        let mut dom = VirtualDom::new(root);
-        dom.rebuild_in_place();
-        let html = dioxus_ssr::render(&dom);
+        let html = crate::render_ssr(root);
         assert!(html.contains("class=\"commit current\""), "{html}");
         assert_eq!(html.matches("class=\"commit\"").count(), 1, "{html}");
         assert!(html.contains("numOutputRows 3"), "{html}");

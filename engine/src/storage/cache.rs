@@ -176,22 +176,11 @@ impl Storage for CachedStorage {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::object_store::memory::InMemory;
-    use datafusion::object_store::path::Path;
-    use datafusion::object_store::{ObjectStoreExt, PutPayload};
-
     use super::*;
-    use crate::storage::{MeteredStorage, ObjectStoreStorage};
+    use crate::storage::{MeteredStorage, metered_memory_files};
 
     async fn metered_file(len: usize) -> MeteredStorage {
-        let store = Arc::new(InMemory::new());
-        let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-        store
-            .put(&Path::from("t/f.bin"), PutPayload::from(body))
-            .await
-            .unwrap();
-        let url = url::Url::parse("memory:///t/").unwrap();
-        MeteredStorage::new(Arc::new(ObjectStoreStorage::new(store, url).unwrap()))
+        metered_memory_files(&[("f.bin", len)]).await
     }
 
     #[tokio::test]

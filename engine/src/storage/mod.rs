@@ -185,6 +185,25 @@ pub(crate) fn storage_error(path: &str, err: impl std::fmt::Display) -> Error {
     }
 }
 
+/// A metered in-memory table root holding `files` (name and length; byte
+/// `i` of each is `i % 251`), for storage tests.
+#[cfg(test)]
+pub(crate) async fn metered_memory_files(files: &[(&str, usize)]) -> MeteredStorage {
+    use datafusion::object_store::memory::InMemory;
+    use datafusion::object_store::path::Path;
+    use datafusion::object_store::{ObjectStoreExt, PutPayload};
+    let store = Arc::new(InMemory::new());
+    for (name, len) in files {
+        let body: Vec<u8> = (0..*len).map(|i| (i % 251) as u8).collect();
+        store
+            .put(&Path::from(format!("t/{name}")), PutPayload::from(body))
+            .await
+            .unwrap();
+    }
+    let url = url::Url::parse("memory:///t/").unwrap();
+    MeteredStorage::new(Arc::new(ObjectStoreStorage::new(store, url).unwrap()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

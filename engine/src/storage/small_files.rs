@@ -163,25 +163,8 @@ impl Storage for WholeSmallFiles {
 mod tests {
     use std::sync::Arc;
 
-    use datafusion::object_store::memory::InMemory;
-    use datafusion::object_store::path::Path;
-    use datafusion::object_store::{ObjectStoreExt, PutPayload};
-
     use super::*;
-    use crate::storage::{MeteredStorage, ObjectStoreStorage};
-
-    async fn files(sizes: &[(&str, usize)]) -> MeteredStorage {
-        let store = Arc::new(InMemory::new());
-        for (name, len) in sizes {
-            let body: Vec<u8> = (0..*len).map(|i| (i % 251) as u8).collect();
-            store
-                .put(&Path::from(format!("t/{name}")), PutPayload::from(body))
-                .await
-                .unwrap();
-        }
-        let url = url::Url::parse("memory:///t/").unwrap();
-        MeteredStorage::new(Arc::new(ObjectStoreStorage::new(store, url).unwrap()))
-    }
+    use crate::storage::metered_memory_files as files;
 
     #[tokio::test]
     async fn a_small_file_is_fetched_once_and_its_ranges_sliced() {
