@@ -37,6 +37,9 @@ scripts/build-web.sh
 # Built here, so its end-to-end test in Chromium must run, not skip.
 export WAVELAKE_REQUIRE_WEB_E2E=1
 
+# A failing test ends with its message, not a backtrace that pushes the
+# message out of a log's tail; rerun one test with RUST_BACKTRACE=1 for it.
+export RUST_BACKTRACE=0
 step "tests (engine unit tests, CLI, golden conformance, the npm package, the web app's components and end to end)"
 cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web 2>&1 | tee "$WAVELAKE_TEST_SCRATCH/cargo-test.log"
 

@@ -103,7 +103,6 @@ impl PlannedQuery {
 
     /// Runs the query to its end, calling `report` with its progress at the
     /// start, every `every` while it changes, and at the end.
-    #[cfg(feature = "http")]
     pub async fn collect_reporting(
         &self,
         every: std::time::Duration,
@@ -121,7 +120,7 @@ impl PlannedQuery {
         report_change();
         let ticker = async {
             loop {
-                crate::storage::retry::sleep(every).await;
+                crate::timer::sleep(every).await;
                 report_change();
             }
         };

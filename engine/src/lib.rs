@@ -41,6 +41,7 @@ pub mod snapshot_cache;
 pub mod stats;
 pub mod storage;
 pub mod table;
+pub mod timer;
 pub mod transaction;
 pub mod write;
 

@@ -2,9 +2,12 @@
 //! `_delta_log/N.json` with put-if-absent. When another writer took that
 //! version first, the winner's actions are checked for a logical conflict
 //! the way Delta does; without one the commit is rebased onto the next
-//! version and retried. Target-agnostic: all IO is through [`Storage`].
+//! version and retried after a random wait, so writers that collided do not
+//! collide again in lockstep. Target-agnostic: all IO is through
+//! [`Storage`], and waits use the host's timer.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -17,6 +20,19 @@ use crate::{Error, Result};
 
 /// Lost races a commit survives (rebasing each time) before giving up.
 pub const MAX_COMMIT_ATTEMPTS: usize = 16;
+
+/// The longest wait before retrying a commit that lost a race.
+const MAX_COMMIT_BACKOFF_MS: u64 = 1_000;
+
+/// A random wait before retry `retry` (1-based) of a commit that lost a
+/// race: uniform over a window that doubles from 10 ms up to one second
+/// ("full jitter"). Without it, a writer on a slow store can lose every
+/// race to writers that retry in step with it.
+fn commit_backoff(retry: usize) -> Duration {
+    let window = (10u64 << retry.min(7)).min(MAX_COMMIT_BACKOFF_MS);
+    let random = uuid::Uuid::new_v4().as_u128() % u128::from(window + 1);
+    Duration::from_millis(u64::try_from(random).unwrap_or(window))
+}
 
 /// What a commit's operation read, for conflict detection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -243,6 +259,11 @@ impl Transaction {
                     return Ok(Committed { version, retries });
                 }
                 Err(Error::AlreadyExists { .. }) => {
+                    // Wait first, then catch up: the next attempt follows
+                    // the catch-up at once, while its version is free.
+                    if retries + 1 < MAX_COMMIT_ATTEMPTS {
+                        crate::timer::sleep(commit_backoff(retries + 1)).await;
+                    }
                     // Catch up on every commit that won meanwhile, checking
                     // each, so the next attempt is at a version that was
                     // free a moment ago (not one more lost race per winner).
@@ -407,6 +428,16 @@ mod tests {
         let mut files: Vec<String> = snapshot.files().iter().map(|f| f.path.clone()).collect();
         files.sort();
         (snapshot.version(), files)
+    }
+
+    #[test]
+    fn commit_backoff_grows_and_stays_bounded() {
+        for _ in 0..100 {
+            assert!(commit_backoff(1) <= Duration::from_millis(20));
+            assert!(commit_backoff(16) <= Duration::from_millis(MAX_COMMIT_BACKOFF_MS));
+        }
+        let waits: HashSet<Duration> = (0..20).map(|_| commit_backoff(6)).collect();
+        assert!(waits.len() > 1, "the waits are random: {waits:?}");
     }
 
     #[tokio::test]

@@ -307,11 +307,7 @@ mod host_turns {
             }
             async move {
                 if pause {
-                    let turn = crate::storage::send::run_send(async {
-                        crate::storage::retry::sleep(Duration::ZERO).await;
-                        Ok::<(), crate::Error>(())
-                    });
-                    let _ = turn.await;
+                    crate::timer::sleep(Duration::ZERO).await;
                 }
                 item
             }

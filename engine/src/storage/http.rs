@@ -92,7 +92,7 @@ pub(crate) async fn fetch(
             Err(e) => !e.is_builder(),
         };
         if transient && attempt < retry::ATTEMPTS {
-            retry::sleep(retry::backoff(attempt)).await;
+            crate::timer::sleep(retry::backoff(attempt)).await;
             attempt += 1;
             continue;
         }

@@ -23,7 +23,7 @@ mod metered;
 mod object_store;
 #[cfg(feature = "http")]
 pub mod retry;
-#[cfg(feature = "http")]
+#[cfg(any(feature = "http", target_arch = "wasm32"))]
 pub(crate) mod send;
 mod small_files;
 mod url_map;
