@@ -1,5 +1,5 @@
 // The built `wavelake` package in Node against a Wavelake server whose file
-// URLs live one second:
+// URLs live two seconds:
 //   node pkg/tests/refresh.mjs PROFILE_FILE API_URL ADMIN_TOKEN
 // The shared table `acme.t` (in share `s`) must exist. Checks that
 //   - a query after the URLs expired succeeds, their refresh token fetching
@@ -17,7 +17,8 @@ await init({ module_or_path: await readFile(new URL("../dist/wavelake_bg.wasm", 
 const profile = JSON.parse(await readFile(profilePath, "utf8"));
 const query = "SELECT count(*) AS n, sum(id) AS s FROM acme.t";
 const rowOf = (table) => ({ n: Number(table.get(0).n), s: Number(table.get(0).s) });
-const expiry = () => sleep(2200);
+// Past the URLs' lifetime (2 s, rounded to whole seconds by the server).
+const expiry = () => sleep(3200);
 
 // 1. Expired URLs are refreshed; progress is reported.
 const uncached = await Wavelake.connect({ ...profile, cacheBytes: 0 });

@@ -7,6 +7,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
@@ -560,9 +562,10 @@ fn a_killed_server_restarts_with_every_acknowledged_commit() {
     let (status, _) = server.sql(ADMIN, "CREATE TABLE acme.events (id BIGINT, batch BIGINT)");
     assert_eq!(status, StatusCode::OK);
     let url = server.url.clone();
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let counted = acknowledged.clone();
     let writer = std::thread::spawn(move || {
         let client = Client::new();
-        let mut acknowledged = 0u64;
         for batch in 0..10_000u64 {
             let sent = client
                 .post(format!("{url}/api/v1/sql"))
@@ -571,17 +574,25 @@ fn a_killed_server_restarts_with_every_acknowledged_commit() {
                     "INSERT INTO acme.events SELECT value, {batch} FROM range(0, 1000)")}))
                 .send();
             match sent {
-                Ok(response) if response.status() == StatusCode::OK => acknowledged += 1,
+                Ok(response) if response.status() == StatusCode::OK => {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
                 _ => break,
             }
         }
-        acknowledged
     });
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Kill while commits are in flight: after a few were acknowledged,
+    // however slow the machine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while acknowledged.load(Ordering::SeqCst) < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
     server.kill();
-    let acknowledged = writer.join().unwrap();
+    writer.join().unwrap();
+    let acknowledged = acknowledged.load(Ordering::SeqCst);
     assert!(
-        acknowledged > 0,
+        acknowledged >= 3,
         "some commits were acknowledged before the kill"
     );
     let restarted = Server::start(dir.path(), &local_config(&root));
@@ -1023,7 +1034,7 @@ fn expired_file_urls_are_refused_and_refreshed() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("lake");
     let config = format!(
-        "root = {:?}\n[limits]\nfile_url_lifetime_secs = 1\n",
+        "root = {:?}\n[limits]\nfile_url_lifetime_secs = 2\n",
         root.to_str().unwrap()
     );
     let server = Server::start(dir.path(), &config);
@@ -1076,7 +1087,7 @@ fn expired_file_urls_are_refused_and_refreshed() {
         server.sql(ADMIN, "INSERT INTO acme.t VALUES (3)").0,
         StatusCode::OK
     );
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    std::thread::sleep(std::time::Duration::from_millis(3100));
     let expired = server.client.get(&url).send().unwrap();
     assert_eq!(expired.status(), StatusCode::FORBIDDEN);
     assert!(expired.text().unwrap().contains("expired"));
