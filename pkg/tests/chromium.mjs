@@ -25,6 +25,9 @@ export async function launchChromium(options = {}) {
     ],
     ...options,
   });
+  // Waits without their own timeout get a minute: a 2-core CI host running
+  // other tests beside the browser is slow, not broken.
+  context.setDefaultTimeout(60_000);
   const close = async () => {
     await context.close();
     await rm(profile, { recursive: true, force: true });
