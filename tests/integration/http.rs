@@ -238,3 +238,69 @@ async fn transient_failures_are_retried_with_backoff_and_the_rest_are_not() {
     assert!(storage.get("data.bin").await.is_err());
     assert_eq!(server.requests().len(), 2);
 }
+
+/// A DELETE stores the deletion vectors of every file it changed in one
+/// file; a scan over HTTP fetches them in one request, not one per data
+/// file, and the rows are those the writer reads locally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deletion_vectors_of_one_delete_arrive_in_one_request() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let writer = Engine::new().with_storage_opener(Arc::new(|location: &str| {
+        Ok(Arc::new(wavelake_engine::storage::ObjectStoreStorage::open(
+            location,
+        )?) as _)
+    }));
+    writer
+        .register_root(root.path().to_str().expect("utf-8"))
+        .await
+        .expect("root");
+    writer
+        .query("CREATE TABLE t (id BIGINT)")
+        .await
+        .expect("create");
+    for part in 0..4 {
+        let insert = format!("INSERT INTO t SELECT value + {part} * 1000 FROM range(0, 1000)");
+        writer.query(&insert).await.expect("insert");
+    }
+    writer
+        .query("DELETE FROM t WHERE id % 7 = 0")
+        .await
+        .expect("delete");
+    let dv_files: Vec<_> = files_under(&root.path().join("t"))
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains("deletion_vector_"))
+        .collect();
+    assert_eq!(dv_files.len(), 1, "one DV file for four data files");
+    let sql = "SELECT count(*) AS n, sum(id) AS s FROM t";
+    let local = writer.query(sql).await.expect("local");
+
+    let server = TestHttpServer::start(root.path()).await.expect("server");
+    let reader = Engine::new();
+    let storage = HttpStorage::new(&format!("{}/t", server.url)).expect("url");
+    reader
+        .register("t", Arc::new(storage))
+        .await
+        .expect("register");
+    let remote = reader.query(sql).await.expect("over HTTP");
+    assert_eq!(
+        arrow::util::pretty::pretty_format_batches(&remote)
+            .expect("format")
+            .to_string(),
+        arrow::util::pretty::pretty_format_batches(&local)
+            .expect("format")
+            .to_string()
+    );
+    let n = remote[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .expect("count")
+        .value(0);
+    assert_eq!(n, 4000 - 572, "multiples of 7 below 4000 are deleted");
+    let dv_reads: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("deletion_vector_"))
+        .collect();
+    assert_eq!(dv_reads.len(), 1, "{dv_reads:?}");
+}

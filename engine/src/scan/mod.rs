@@ -34,7 +34,7 @@ use datafusion_datasource_parquet::ParquetRowSelection;
 use datafusion_datasource_parquet::source::ParquetSource;
 use futures::{StreamExt, TryStreamExt};
 
-pub use deletion::{load_deletion_vector, row_selection};
+pub use deletion::{StoredDeletionVectors, load_deletion_vector, row_selection};
 pub use exec::{DeltaScanExec, ScanFigures, retype};
 pub use reader::DeltaParquetReaderFactory;
 
@@ -50,7 +50,8 @@ use crate::write::exec::{TableWriteExec, WriteJob};
 use crate::write::{SaveMode, WriteOptions};
 use crate::{Error, Result};
 
-/// Deletion vectors loaded at once while planning a scan.
+/// Deletion-vector files (and footers of files without row counts) read at
+/// once while planning a scan.
 const DV_LOAD_CONCURRENCY: usize = 16;
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
@@ -169,8 +170,23 @@ impl DeltaTableProvider {
                 figures.rows_removed_by_deletion_vectors += dv.cardinality.max(0) as u64;
             }
         }
+        let data_paths: Vec<String> = kept
+            .iter()
+            .map(|(add, _)| self.snapshot.file_path(add))
+            .collect();
+        let stored = StoredDeletionVectors::fetch(
+            storage,
+            kept.iter().zip(&data_paths).filter_map(|((add, _), path)| {
+                Some((path.as_str(), add.deletion_vector.as_ref()?))
+            }),
+            DV_LOAD_CONCURRENCY,
+        )
+        .await?;
+        let stored = &stored;
         let planned = futures::stream::iter(kept)
-            .map(|(add, values)| async move { self.partitioned_file(storage, &add, values).await })
+            .map(|(add, values)| async move {
+                self.partitioned_file(storage, stored, &add, values).await
+            })
             .buffered(DV_LOAD_CONCURRENCY)
             .try_collect()
             .await?;
@@ -210,6 +226,7 @@ impl DeltaTableProvider {
     async fn partitioned_file(
         &self,
         storage: &dyn Storage,
+        deletion_vectors: &StoredDeletionVectors,
         add: &Add,
         partition_values: Vec<ScalarValue>,
     ) -> Result<PartitionedFile> {
@@ -230,7 +247,7 @@ impl DeltaTableProvider {
         };
         let mut file = PartitionedFile::new_from_meta(meta).with_partition_values(partition_values);
         if let Some(dv) = &add.deletion_vector {
-            let deleted = load_deletion_vector(storage, &path, dv).await?;
+            let deleted = deletion_vectors.load(storage, &path, dv).await?;
             let num_rows = match FileStats::of(add).and_then(|s| s.num_records) {
                 Some(rows) => rows,
                 None => footer_row_count(storage, &path, size).await?,

@@ -139,10 +139,16 @@ struct EndStream {
     min_url_expiration_timestamp: Option<i64>,
 }
 
-/// The key a file-backed deletion vector of the file `id` is read by: its
-/// URL changes on every refresh, the key does not.
-pub fn deletion_vector_key(id: &str) -> String {
-    format!("{id}.deletion-vector")
+/// The key the deletion-vector file presigned as `url` is read by: the URL
+/// without its query (the signature) or scheme. It stays the same across
+/// refreshes, and the vectors of many data files stored in one file share
+/// it, so a scan fetches them together.
+pub fn deletion_vector_key(url: &str) -> String {
+    let unsigned = url.split(['?', '#']).next().unwrap_or(url);
+    let unschemed = unsigned
+        .split_once("://")
+        .map_or(unsigned, |(_, rest)| rest);
+    format!("deletion-vectors/{unschemed}")
 }
 
 /// A file line of the parquet response format.
@@ -231,7 +237,7 @@ pub fn parse_query_response(body: &[u8], version: i64) -> Result<SharedFiles> {
                 if let Some(dv) = &mut add.deletion_vector
                     && dv.storage_type == "p"
                 {
-                    let key = deletion_vector_key(&add.path);
+                    let key = deletion_vector_key(&dv.path_or_inline_dv);
                     let dv_url = std::mem::replace(&mut dv.path_or_inline_dv, key.clone());
                     urls.insert(key, dv_url);
                 }
@@ -331,7 +337,7 @@ mod tests {
         assert_eq!(shared.urls["f1"], "https://s3/a.parquet?sig=1");
         // The DV is read by a key that outlives its URL.
         let dv = shared.state.files[0].deletion_vector.as_ref().expect("dv");
-        assert_eq!(dv.path_or_inline_dv, deletion_vector_key("f1"));
+        assert_eq!(dv.path_or_inline_dv, "deletion-vectors/s3/dv.bin");
         assert_eq!(
             shared.urls[&dv.path_or_inline_dv],
             "https://s3/dv.bin?sig=3"
