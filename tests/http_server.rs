@@ -48,6 +48,7 @@ pub struct TestHttpServer {
 struct Faults {
     remaining: AtomicU32,
     status: AtomicU32,
+    body: Mutex<String>,
 }
 
 impl TestHttpServer {
@@ -102,6 +103,12 @@ impl TestHttpServer {
 
     /// Answers the next `count` requests with `status` and no body.
     pub fn fail_next(&self, count: u32, status: u16) {
+        self.fail_next_with(count, status, "");
+    }
+
+    /// Answers the next `count` requests with `status` and `body`.
+    pub fn fail_next_with(&self, count: u32, status: u16, body: &str) {
+        *self.faults.body.lock().expect("body") = body.to_owned();
         self.faults
             .status
             .store(u32::from(status), Ordering::SeqCst);
@@ -129,7 +136,8 @@ async fn inject(faults: Arc<Faults>, req: Request, next: Next) -> Response {
         .is_ok();
     if failing {
         let status = u16::try_from(faults.status.load(Ordering::SeqCst)).unwrap_or(500);
-        let mut response = Response::new(axum::body::Body::empty());
+        let body = faults.body.lock().map(|b| b.clone()).unwrap_or_default();
+        let mut response = Response::new(axum::body::Body::from(body));
         *response.status_mut() = axum::http::StatusCode::from_u16(status)
             .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
         return response;

@@ -94,8 +94,9 @@ pub enum Error {
         /// What the server said.
         reason: String,
     },
-    /// A storage refused to serve a file (HTTP 401 or 403): the host needs
-    /// credentials the reader does not have.
+    /// A storage refused to serve a file (HTTP 401 or 403, or Google Cloud
+    /// Storage's 400 ExpiredToken): the host needs credentials the reader
+    /// does not have, or a presigned URL expired.
     #[error("access to {path} was refused (HTTP {status})")]
     Forbidden {
         /// The file refused.

@@ -304,3 +304,44 @@ async fn the_deletion_vectors_of_one_delete_arrive_in_one_request() {
         .collect();
     assert_eq!(dv_reads.len(), 1, "{dv_reads:?}");
 }
+
+/// An expired signed URL refused the way Google Cloud Storage does (400,
+/// ExpiredToken) is refused like a 403, so a URL map asks for a fresh one;
+/// other 400s are errors that quote the answer.
+#[tokio::test]
+async fn an_expired_token_answer_is_a_refusal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("data.bin"), b"0123456789").expect("write");
+    let server = TestHttpServer::start(dir.path()).await.expect("server");
+    let storage = HttpStorage::new(&server.url).expect("url");
+    server.fail_next_with(
+        1,
+        400,
+        "<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code>\
+         <Message>Invalid argument.</Message></Error>",
+    );
+    let refused = storage
+        .get_range("data.bin", 0..4)
+        .await
+        .expect_err("expired");
+    assert!(
+        matches!(refused, Error::Forbidden { status: 400, .. }),
+        "{refused:?}"
+    );
+    server.fail_next_with(1, 400, "<Error><Code>InvalidArgument</Code></Error>");
+    let bad = storage
+        .get_range("data.bin", 0..4)
+        .await
+        .expect_err("bad request");
+    assert!(
+        matches!(&bad, Error::Storage { message, .. } if message.contains("InvalidArgument")),
+        "{bad:?}"
+    );
+    assert_eq!(
+        &storage
+            .get_range("data.bin", 0..4)
+            .await
+            .expect("then served")[..],
+        b"0123"
+    );
+}

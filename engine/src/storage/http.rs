@@ -118,7 +118,17 @@ async fn read_response(
         });
     }
     if !status.is_success() {
-        return Err(storage_error(&path, format!("HTTP status {status}")));
+        let answer = response.text().await.unwrap_or_default();
+        // Google Cloud Storage refuses an expired signed URL with 400 and
+        // the code ExpiredToken, where S3 and Azure answer 403: refused
+        // the same way, so that a fresh URL is asked for.
+        if status == reqwest::StatusCode::BAD_REQUEST && answer.contains("ExpiredToken") {
+            return Err(Error::Forbidden {
+                path,
+                status: status.as_u16(),
+            });
+        }
+        return Err(storage_error(&path, failure(status, &answer)));
     }
     let partial = status == reqwest::StatusCode::PARTIAL_CONTENT;
     let body = response
@@ -134,6 +144,21 @@ async fn read_response(
         }
         _ => Ok(body),
     }
+}
+
+/// What a failed answer says: its status and the start of its body.
+fn failure(status: reqwest::StatusCode, answer: &str) -> String {
+    const SHOWN: usize = 300;
+    let answer = answer.trim();
+    if answer.is_empty() {
+        return format!("HTTP status {status}");
+    }
+    let mut end = answer.len().min(SHOWN);
+    while !answer.is_char_boundary(end) {
+        end -= 1;
+    }
+    let more = if end < answer.len() { "…" } else { "" };
+    format!("HTTP status {status}: {}{more}", &answer[..end])
 }
 
 #[async_trait]
@@ -178,5 +203,24 @@ impl Storage for HttpStorage {
         _start_after: Option<&str>,
     ) -> Result<Option<Vec<FileMeta>>> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_quote_the_start_of_the_answer() {
+        let status = reqwest::StatusCode::BAD_REQUEST;
+        assert_eq!(failure(status, " \n"), "HTTP status 400 Bad Request");
+        assert_eq!(
+            failure(status, "<Code>InvalidArgument</Code>"),
+            "HTTP status 400 Bad Request: <Code>InvalidArgument</Code>"
+        );
+        let long = "é".repeat(400);
+        let quoted = failure(status, &long);
+        assert!(quoted.ends_with('…'));
+        assert_eq!(quoted.chars().filter(|c| *c == 'é').count(), 150);
     }
 }
