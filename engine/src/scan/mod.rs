@@ -150,7 +150,8 @@ impl DeltaTableProvider {
             files_total: files.len(),
             ..ScanFigures::default()
         };
-        let kept: Vec<(Add, Vec<ScalarValue>)> = files
+        // Each kept file with its path from the table root.
+        let kept: Vec<(Add, String, Vec<ScalarValue>)> = files
             .into_iter()
             .zip(partition_values.iter().cloned())
             .zip(keep)
@@ -158,34 +159,30 @@ impl DeltaTableProvider {
                 if self.row_ids {
                     values.push(ScalarValue::Utf8(Some(file.path.clone())));
                 }
-                keep.then(|| (file.clone(), values))
+                keep.then(|| (file.clone(), self.snapshot.file_path(file), values))
             })
             .collect();
         figures.files_pruned = figures.files_total - kept.len();
         figures.files_scanned = kept.len();
-        for (add, _) in &kept {
+        for (add, _, _) in &kept {
             figures.bytes_of_files_scanned += add.size.max(0) as u64;
             if let Some(dv) = &add.deletion_vector {
                 figures.files_with_deletion_vectors += 1;
                 figures.rows_removed_by_deletion_vectors += dv.cardinality.max(0) as u64;
             }
         }
-        let data_paths: Vec<String> = kept
-            .iter()
-            .map(|(add, _)| self.snapshot.file_path(add))
-            .collect();
         let stored = StoredDeletionVectors::fetch(
             storage,
-            kept.iter().zip(&data_paths).filter_map(|((add, _), path)| {
-                Some((path.as_str(), add.deletion_vector.as_ref()?))
-            }),
+            kept.iter()
+                .filter_map(|(add, path, _)| Some((path.as_str(), add.deletion_vector.as_ref()?))),
             DV_LOAD_CONCURRENCY,
         )
         .await?;
         let stored = &stored;
         let planned = futures::stream::iter(kept)
-            .map(|(add, values)| async move {
-                self.partitioned_file(storage, stored, &add, values).await
+            .map(|(add, path, values)| async move {
+                self.partitioned_file(storage, stored, &add, path, values)
+                    .await
             })
             .buffered(DV_LOAD_CONCURRENCY)
             .try_collect()
@@ -228,9 +225,9 @@ impl DeltaTableProvider {
         storage: &dyn Storage,
         deletion_vectors: &StoredDeletionVectors,
         add: &Add,
+        path: String,
         partition_values: Vec<ScalarValue>,
     ) -> Result<PartitionedFile> {
-        let path = self.snapshot.file_path(add);
         let size = u64::try_from(add.size).map_err(|_| {
             Error::corrupt(
                 path.clone(),
