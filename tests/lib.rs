@@ -137,6 +137,25 @@ pub async fn golden_engine(test: &str, name: &str) -> Option<wavelake_engine::En
     Some(engine)
 }
 
+/// An engine whose `CREATE TABLE` writes under the table root `root`, with
+/// the tables already there registered.
+pub async fn engine_at(root: &Path) -> wavelake_engine::Engine {
+    let engine = wavelake_engine::Engine::new().with_storage_opener(std::sync::Arc::new(
+        |location: &str| {
+            Ok(
+                std::sync::Arc::new(wavelake_engine::storage::ObjectStoreStorage::open(
+                    location,
+                )?) as _,
+            )
+        },
+    ));
+    engine
+        .register_root(root.to_str().expect("utf-8"))
+        .await
+        .expect("table root");
+    engine
+}
+
 /// Writes `batch` as a one-file Delta table in `dir` (protocol 1/2, no
 /// statistics, so only the Parquet reader can prune), with pages of
 /// `page_rows` rows and row groups of `group_rows` rows.

@@ -10,7 +10,9 @@ use wavelake_engine::storage::{COALESCE_GAP, HttpStorage, Storage, UrlMapStorage
 use wavelake_engine::{Engine, Error};
 use wavelake_tests::golden_cases::http_cases;
 use wavelake_tests::http_server::{RequestRecord, TestHttpServer};
-use wavelake_tests::{canonical_rows, copy_dir, files_under, golden_or_skip, scratch_dir, unpack};
+use wavelake_tests::{
+    canonical_rows, copy_dir, engine_at, files_under, golden_or_skip, scratch_dir, unpack,
+};
 
 async fn run_case(
     engine: &Engine,
@@ -199,12 +201,19 @@ fn encode_path(relative: &str) -> String {
         .replace('+', "%20")
 }
 
-#[tokio::test]
-async fn transient_failures_are_retried_with_backoff_and_the_rest_are_not() {
+/// A server holding `data.bin` (`0123456789`), and storage reading it;
+/// the directory lives as long as the first value.
+async fn served_data_file() -> (tempfile::TempDir, TestHttpServer, HttpStorage) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("data.bin"), b"0123456789").expect("write");
     let server = TestHttpServer::start(dir.path()).await.expect("server");
     let storage = HttpStorage::new(&server.url).expect("url");
+    (dir, server, storage)
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_with_backoff_and_the_rest_are_not() {
+    let (_dir, server, storage) = served_data_file().await;
 
     // Two 503s, then the answer: three requests, one result.
     server.fail_next(2, 503);
@@ -245,15 +254,7 @@ async fn transient_failures_are_retried_with_backoff_and_the_rest_are_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deletion_vectors_of_one_delete_arrive_in_one_request() {
     let root = tempfile::tempdir().expect("tempdir");
-    let writer = Engine::new().with_storage_opener(Arc::new(|location: &str| {
-        Ok(Arc::new(wavelake_engine::storage::ObjectStoreStorage::open(
-            location,
-        )?) as _)
-    }));
-    writer
-        .register_root(root.path().to_str().expect("utf-8"))
-        .await
-        .expect("root");
+    let writer = engine_at(root.path()).await;
     writer
         .query("CREATE TABLE t (id BIGINT)")
         .await
@@ -310,10 +311,7 @@ async fn the_deletion_vectors_of_one_delete_arrive_in_one_request() {
 /// other 400s are errors that quote the answer.
 #[tokio::test]
 async fn an_expired_token_answer_is_a_refusal() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("data.bin"), b"0123456789").expect("write");
-    let server = TestHttpServer::start(dir.path()).await.expect("server");
-    let storage = HttpStorage::new(&server.url).expect("url");
+    let (_dir, server, storage) = served_data_file().await;
     server.fail_next_with(
         1,
         400,

@@ -3,22 +3,12 @@
 //! and PyPI `deltalake` and DuckDB read the results identically.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow::array::AsArray;
 use arrow::datatypes::UInt64Type;
 use arrow::util::pretty::pretty_format_batches;
 use wavelake_engine::Engine;
-use wavelake_engine::storage::ObjectStoreStorage;
-use wavelake_tests::{assert_oracles_agree, files_under};
-
-async fn engine_at(root: &Path) -> Engine {
-    let engine = Engine::new().with_storage_opener(Arc::new(|location: &str| {
-        Ok(Arc::new(ObjectStoreStorage::open(location)?) as _)
-    }));
-    engine.register_root(root.to_str().unwrap()).await.unwrap();
-    engine
-}
+use wavelake_tests::{assert_oracles_agree, engine_at, files_under};
 
 async fn text(engine: &Engine, sql: &str) -> String {
     let batches = engine

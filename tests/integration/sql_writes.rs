@@ -3,22 +3,11 @@
 //! `deltalake` and DuckDB's delta extension read the same rows.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
-use wavelake_engine::storage::ObjectStoreStorage;
 use wavelake_engine::{Engine, Error};
-use wavelake_tests::{assert_oracles_agree, files_under};
-
-/// An engine whose `CREATE TABLE` writes under `root`.
-async fn engine_at(root: &Path) -> Engine {
-    let engine = Engine::new().with_storage_opener(Arc::new(|location: &str| {
-        Ok(Arc::new(ObjectStoreStorage::open(location)?) as _)
-    }));
-    engine.register_root(root.to_str().unwrap()).await.unwrap();
-    engine
-}
+use wavelake_tests::{assert_oracles_agree, engine_at, files_under};
 
 async fn run(engine: &Engine, sql: &str) -> u64 {
     let batches = engine
