@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::log::commit_path;
 use crate::protocol::{ActionBatch, Add, DomainMetadata, FileKey, Metadata, Protocol, Remove, Txn};
+use crate::scan::FilePruner;
 use crate::storage::Storage;
 use crate::{Error, Result};
 
@@ -35,16 +36,57 @@ fn commit_backoff(retry: usize) -> Duration {
 }
 
 /// What a commit's operation read, for conflict detection.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub enum ReadScope {
     /// Read nothing: a blind append (adds files only).
     #[default]
     Nothing,
-    /// Read (and may have rewritten or removed) these files only.
+    /// Read (and may have rewritten or removed) these files only, whatever
+    /// else the table holds (compaction).
     Files(HashSet<FileKey>),
-    /// Read the whole table (an overwrite, or a change whose predicate a
-    /// concurrent append could satisfy).
+    /// Read with a predicate: the files it scanned, and which files a
+    /// concurrent commit adds that the predicate would have read (a DELETE
+    /// or UPDATE with a condition).
+    Predicate {
+        /// The files read.
+        files: HashSet<FileKey>,
+        /// Which new files it would have read; `None`: every one.
+        matches: Option<FilePruner>,
+    },
+    /// Read the whole table (an overwrite, a MERGE's join, a change with
+    /// no condition).
     WholeTable,
+}
+
+/// How strictly concurrent commits are kept apart, as Delta's
+/// `delta.isolationLevel` says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IsolationLevel {
+    /// Delta's default: a concurrent blind append does not conflict with
+    /// what a commit read (the append is ordered after it).
+    #[default]
+    WriteSerializable,
+    /// Every file a concurrent commit adds is checked against what a
+    /// commit read, blind appends included.
+    Serializable,
+}
+
+impl IsolationLevel {
+    /// The level a table's metadata asks for (`delta.isolationLevel`).
+    pub fn of(metadata: &Metadata) -> Result<Self> {
+        match metadata.property("delta.isolationLevel") {
+            None => Ok(Self::WriteSerializable),
+            Some(level) if level.eq_ignore_ascii_case("WriteSerializable") => {
+                Ok(Self::WriteSerializable)
+            }
+            Some(level) if level.eq_ignore_ascii_case("Serializable") => Ok(Self::Serializable),
+            Some(other) => Err(Error::UnsupportedFeature {
+                feature: format!(
+                    "delta.isolationLevel = {other} (Serializable and WriteSerializable are)"
+                ),
+            }),
+        }
+    }
 }
 
 /// One change to a table, committed atomically.
@@ -55,6 +97,7 @@ pub struct Transaction {
     parameters: Map<String, Value>,
     metrics: Map<String, Value>,
     read_scope: ReadScope,
+    isolation: IsolationLevel,
     protocol: Option<Protocol>,
     metadata: Option<Metadata>,
     adds: Vec<Add>,
@@ -110,6 +153,7 @@ impl Transaction {
             parameters: Map::new(),
             metrics: Map::new(),
             read_scope: ReadScope::Nothing,
+            isolation: IsolationLevel::default(),
             protocol: None,
             metadata: None,
             adds: Vec::new(),
@@ -135,6 +179,12 @@ impl Transaction {
     /// Declares what the operation read.
     pub fn read(mut self, scope: ReadScope) -> Self {
         self.read_scope = scope;
+        self
+    }
+
+    /// Sets how strictly concurrent commits are kept apart.
+    pub fn isolation(mut self, level: IsolationLevel) -> Self {
+        self.isolation = level;
         self
     }
 
@@ -204,7 +254,7 @@ impl Transaction {
     /// Whether the commit only adds files it wrote without reading the
     /// table: no removes, no protocol or metadata change.
     pub fn is_blind_append(&self) -> bool {
-        self.read_scope == ReadScope::Nothing
+        matches!(self.read_scope, ReadScope::Nothing)
             && self.removes.is_empty()
             && self.protocol.is_none()
             && self.metadata.is_none()
@@ -316,23 +366,52 @@ impl Transaction {
         {
             return conflict(format!("a concurrent commit also removed {}", both.path));
         }
-        match &self.read_scope {
-            ReadScope::Nothing => Ok(()),
-            ReadScope::Files(read) => match winner
+        let removed_read = |read: &HashSet<FileKey>| {
+            winner
                 .removes
                 .iter()
                 .find(|r| read.contains(&r.replay_key()))
-            {
-                Some(r) => conflict(format!(
-                    "a concurrent commit removed {}, which this one read",
-                    r.path
-                )),
-                None => Ok(()),
-            },
+                .map_or(Ok(()), |r| {
+                    conflict(format!(
+                        "a concurrent commit removed {}, which this one read",
+                        r.path
+                    ))
+                })
+        };
+        // Files the winner added that this commit should have read: its
+        // data changes, and under Serializable its blind appends too.
+        let winner_blind = winner
+            .commit_info
+            .as_ref()
+            .and_then(|info| info.get("isBlindAppend"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let added: Vec<&Add> =
+            if winner_blind && self.isolation == IsolationLevel::WriteSerializable {
+                Vec::new()
+            } else {
+                winner.adds.iter().filter(|a| a.data_change).collect()
+            };
+        match &self.read_scope {
+            ReadScope::Nothing => Ok(()),
+            ReadScope::Files(read) => removed_read(read),
+            ReadScope::Predicate { files, matches } => {
+                removed_read(files)?;
+                let matching = match matches {
+                    Some(pruner) => pruner.files(&added),
+                    None => vec![true; added.len()],
+                };
+                match added.iter().zip(matching).find(|(_, m)| *m) {
+                    Some((add, _)) => conflict(format!(
+                        "a concurrent commit added {}, which may hold rows this one's \
+                         condition matches",
+                        add.path
+                    )),
+                    None => Ok(()),
+                }
+            }
             ReadScope::WholeTable => {
-                if winner.adds.iter().any(|a| a.data_change)
-                    || winner.removes.iter().any(|r| r.data_change)
-                {
+                if !added.is_empty() || winner.removes.iter().any(|r| r.data_change) {
                     conflict("a concurrent commit changed data this one read".into())
                 } else {
                     Ok(())
@@ -532,16 +611,40 @@ mod tests {
     async fn whole_table_readers_conflict_with_concurrent_data_changes() {
         let storage = storage();
         create().commit(storage.as_ref(), 1).await.unwrap();
-        let overwrite = Transaction::new(Some(0), "WRITE")
-            .read(ReadScope::WholeTable)
-            .add_files([add("new.parquet")]);
+        let overwrite = |level| {
+            Transaction::new(Some(0), "WRITE")
+                .read(ReadScope::WholeTable)
+                .isolation(level)
+                .add_files([add("new.parquet")])
+        };
+        // A blind append: ordered after a WriteSerializable reader, a
+        // conflict for a Serializable one.
         Transaction::new(Some(0), "WRITE")
             .add_files([add("a.parquet")])
             .commit(storage.as_ref(), 2)
             .await
             .unwrap();
-        let err = overwrite
+        let err = overwrite(IsolationLevel::Serializable)
             .commit(storage.as_ref(), 3)
+            .await
+            .expect_err("conflict");
+        assert_eq!(err.code(), "COMMIT_CONFLICT");
+        let committed = overwrite(IsolationLevel::WriteSerializable)
+            .commit(storage.as_ref(), 3)
+            .await
+            .unwrap();
+        assert_eq!(committed.version, 2);
+        // A change that read the table (not blind) conflicts at any level.
+        Transaction::new(Some(2), "DELETE")
+            .read(ReadScope::Files(HashSet::new()))
+            .add_files([add("b.parquet")])
+            .commit(storage.as_ref(), 4)
+            .await
+            .unwrap();
+        let err = Transaction::new(Some(2), "WRITE")
+            .read(ReadScope::WholeTable)
+            .add_files([add("c.parquet")])
+            .commit(storage.as_ref(), 5)
             .await
             .expect_err("conflict");
         assert_eq!(err.code(), "COMMIT_CONFLICT");
@@ -553,6 +656,44 @@ mod tests {
             matches!(again, Error::CommitConflict { version: 0, .. }),
             "{again:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn predicate_readers_conflict_with_new_files_they_would_have_read() {
+        let storage = storage();
+        create().commit(storage.as_ref(), 1).await.unwrap();
+        let delete = || {
+            Transaction::new(Some(0), "DELETE")
+                .read(ReadScope::Predicate {
+                    files: HashSet::new(),
+                    matches: None,
+                })
+                .add_files([add("rewritten.parquet")])
+        };
+        // A MERGE that inserted a row the DELETE's condition may match.
+        Transaction::new(Some(0), "MERGE")
+            .read(ReadScope::WholeTable)
+            .add_files([add("merged.parquet")])
+            .commit(storage.as_ref(), 2)
+            .await
+            .unwrap();
+        let err = delete()
+            .commit(storage.as_ref(), 3)
+            .await
+            .expect_err("conflict");
+        assert!(
+            matches!(&err, Error::CommitConflict { reason, .. } if reason.contains("merged.parquet")),
+            "{err:?}"
+        );
+        // After a blind append it commits.
+        Transaction::new(Some(1), "WRITE")
+            .add_files([add("appended.parquet")])
+            .commit(storage.as_ref(), 4)
+            .await
+            .unwrap();
+        let mut late = delete();
+        late.read_version = Some(1);
+        assert_eq!(late.commit(storage.as_ref(), 5).await.unwrap().version, 3);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

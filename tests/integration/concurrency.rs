@@ -179,6 +179,69 @@ async fn racing_updates(open: Opener) {
     assert_eq!(values.value(1), 0);
 }
 
+/// Racing MERGE upserts of the same new keys: each MERGE either commits
+/// or fails with a conflict, and no key ever has two rows (before the
+/// conflict check saw added files, every racer inserted every key).
+async fn racing_merges(open: Opener) {
+    const KEYS: i64 = 8;
+    const RACERS: i64 = 4;
+    create(&open, "CAST(0 AS BIGINT) AS k, CAST(0 AS BIGINT) AS v").await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS as usize));
+    let mut tasks = Vec::new();
+    for racer in 0..RACERS {
+        let open = open.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut won, mut lost) = (0, 0);
+            for key in 0..KEYS {
+                let engine = Engine::new();
+                engine.register("t", open()).await.unwrap();
+                barrier.wait().await;
+                let merge = format!(
+                    "MERGE INTO t USING (SELECT CAST({key} AS BIGINT) AS k, \
+                     CAST({racer} AS BIGINT) AS v) s ON t.k = s.k \
+                     WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT *"
+                );
+                match engine.query(&merge).await {
+                    Ok(_) => won += 1,
+                    Err(Error::CommitConflict { .. }) => lost += 1,
+                    Err(other) => panic!("neither a commit nor a conflict: {other}"),
+                }
+            }
+            (won, lost)
+        }));
+    }
+    let (mut won, mut lost) = (0, 0);
+    for task in tasks {
+        let (w, l) = task.await.unwrap();
+        won += w;
+        lost += l;
+    }
+    eprintln!("racing merges: {won} committed, {lost} conflicts");
+    assert!(won >= KEYS, "at least one MERGE per key commits");
+    let engine = Engine::new();
+    engine.register("t", open()).await.unwrap();
+    let batches = engine
+        .query("SELECT k, count(*) AS n FROM t GROUP BY k ORDER BY k")
+        .await
+        .unwrap();
+    let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let keys = batch.column(0).as_primitive::<Int64Type>();
+    let counts = batch.column(1).as_primitive::<Int64Type>();
+    assert_eq!(keys.values().to_vec(), (0..KEYS).collect::<Vec<_>>());
+    assert!(
+        counts.values().iter().all(|&n| n == 1),
+        "every key has one row: {:?}",
+        counts.values()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_merges_on_a_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    racing_merges(local(dir.path())).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_appends_on_a_local_directory() {
     let dir = tempfile::tempdir().unwrap();
@@ -198,8 +261,10 @@ async fn racing_writers_on_s3() {
     };
     server.create_bucket("appends");
     server.create_bucket("updates");
+    server.create_bucket("merges");
     racing_appends(on_s3(&server, "appends")).await;
     racing_updates(on_s3(&server, "updates")).await;
+    racing_merges(on_s3(&server, "merges")).await;
 }
 
 /// A write tagged with an application transaction lands once: a retry

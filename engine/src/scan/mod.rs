@@ -4,6 +4,7 @@
 
 pub mod deletion;
 mod exec;
+mod pruning;
 mod reader;
 
 use std::collections::HashSet;
@@ -24,7 +25,6 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::object_store::ObjectMeta;
-use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_datasource::file_groups::FileGroup;
 use datafusion_datasource::file_scan_config::FileScanConfigBuilder;
@@ -36,6 +36,7 @@ use futures::{StreamExt, TryStreamExt};
 
 pub use deletion::{StoredDeletionVectors, load_deletion_vector, row_selection};
 pub use exec::{DeltaScanExec, ScanFigures, retype};
+pub use pruning::FilePruner;
 pub use reader::DeltaParquetReaderFactory;
 
 use crate::protocol::Add;
@@ -192,32 +193,10 @@ impl DeltaTableProvider {
 
     /// Which files may hold rows matching `filters` (true = read it).
     fn prune(&self, state: &dyn Session, filters: &[Expr], file_count: usize) -> Vec<bool> {
-        let all = vec![true; file_count];
-        let Some(predicate) = conjunction(filters.iter().cloned()) else {
-            return all;
-        };
-        let schema = self.snapshot.arrow_schema();
-        let Ok(df_schema) = DFSchema::try_from(schema.as_ref().clone()) else {
-            return all;
-        };
-        let Ok(physical) = state.create_physical_expr(predicate.clone(), &df_schema) else {
-            return all;
-        };
-        let Some(pruning) = PruningPredicateBuilder::new()
-            .with_file_schema(schema)
-            .build(physical)
-        else {
-            return all;
-        };
-        let columns: HashSet<String> = predicate
-            .column_refs()
-            .into_iter()
-            .map(|c| c.name.clone())
-            .collect();
-        let Ok(stats) = self.snapshot.files_statistics(&columns) else {
-            return all;
-        };
-        pruning.prune(stats.as_ref()).unwrap_or(all)
+        match FilePruner::new(&self.snapshot, state, filters) {
+            Some(pruner) => pruner.snapshot_files(),
+            None => vec![true; file_count],
+        }
     }
 
     async fn partitioned_file(

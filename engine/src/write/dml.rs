@@ -22,11 +22,13 @@ use super::quoted;
 use super::{TableFileWriter, WriteTarget, delete_files, now_ms, remove_of};
 use crate::protocol::features::{ensure_writable, is_append_only, with_feature};
 use crate::protocol::{Add, DeletionVectorFile, FileKey, MAX_INLINE_DV_BYTES, Metadata, Remove};
-use crate::scan::{DeltaTableProvider, FILE_PATH_COLUMN, ROW_INDEX_COLUMN, load_deletion_vector};
+use crate::scan::{
+    DeltaTableProvider, FILE_PATH_COLUMN, FilePruner, ROW_INDEX_COLUMN, load_deletion_vector,
+};
 use crate::snapshot::Snapshot;
 use crate::stats::FileStats;
 use crate::table::Table;
-use crate::transaction::{ReadScope, Transaction};
+use crate::transaction::{IsolationLevel, ReadScope, Transaction};
 use crate::{Error, Result};
 
 /// What a DELETE or UPDATE did.
@@ -142,6 +144,9 @@ pub(crate) struct Change<'a> {
     snapshot: Snapshot,
     operation: &'static str,
     merge_on_read: bool,
+    /// What the change read, for conflicts with concurrent commits: the
+    /// whole table unless a condition narrowed it.
+    read: ReadScope,
 }
 
 impl<'a> Change<'a> {
@@ -162,6 +167,7 @@ impl<'a> Change<'a> {
             snapshot,
             operation,
             merge_on_read,
+            read: ReadScope::WholeTable,
         })
     }
 
@@ -199,13 +205,29 @@ impl<'a> Change<'a> {
     }
 
     async fn run(
-        self,
+        mut self,
         state: &SessionState,
         predicate: Option<Expr>,
         assignments: Option<HashMap<String, Expr>>,
     ) -> Result<DmlOutcome> {
         let mut matched = self.frame(state, None)?;
         if let Some(predicate) = predicate {
+            // It reads the files its condition may match, and would have
+            // read any such file a concurrent commit adds.
+            let pruner = FilePruner::new(&self.snapshot, state, std::slice::from_ref(&predicate));
+            let keep = pruner.as_ref().map(FilePruner::snapshot_files);
+            let files = self
+                .snapshot
+                .files()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| keep.as_ref().is_none_or(|keep| keep[*i]))
+                .map(|(_, add)| add.replay_key())
+                .collect();
+            self.read = ReadScope::Predicate {
+                files,
+                matches: pruner,
+            };
             matched = matched.filter(predicate)?;
         }
         // The changed rows: for UPDATE their new values, then their ids.
@@ -399,9 +421,17 @@ impl<'a> Change<'a> {
             bytes_written += bytes.len() as u64;
             storage.put(&dv_path, bytes.into()).await?;
         }
+        let read = match &self.read {
+            ReadScope::Predicate { files, matches } => ReadScope::Predicate {
+                files: files.union(&read).cloned().collect(),
+                matches: matches.clone(),
+            },
+            other => other.clone(),
+        };
         let mut transaction = Transaction::new(Some(self.snapshot.version()), self.operation)
             .checkpoint_interval_of(self.snapshot.metadata())
-            .read(ReadScope::Files(read))
+            .isolation(IsolationLevel::of(self.snapshot.metadata())?)
+            .read(read)
             .metric("numRemovedFiles", files_removed.to_string())
             .metric("numAddedFiles", adds.len().to_string())
             .metric("numDeletionVectorsAdded", deletion_vectors.to_string())

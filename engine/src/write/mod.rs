@@ -28,7 +28,7 @@ use crate::protocol::features::{ensure_writable, is_append_only};
 use crate::protocol::{Add, Remove, Txn};
 use crate::storage::Storage;
 use crate::table::Table;
-use crate::transaction::{ReadScope, Transaction};
+use crate::transaction::{IsolationLevel, ReadScope, Transaction};
 use crate::{Error, Result};
 
 /// A column name as SQL and `col()` take it: double-quoted, so case, dots
@@ -218,6 +218,7 @@ where
         files_removed = removes.len();
         transaction = transaction
             .read(ReadScope::WholeTable)
+            .isolation(IsolationLevel::of(snapshot.metadata())?)
             .remove_files(removes);
     }
     if let Some((app_id, version)) = &options.app_transaction {

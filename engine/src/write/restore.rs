@@ -11,7 +11,7 @@ use crate::protocol::features::ensure_writable;
 use crate::snapshot::Snapshot;
 use crate::storage::resolve_data_path;
 use crate::table::Table;
-use crate::transaction::{ReadScope, Transaction};
+use crate::transaction::{IsolationLevel, ReadScope, Transaction};
 use crate::{Error, Result};
 
 /// What RESTORE did.
@@ -88,6 +88,7 @@ pub async fn restore(table: &Table, target: &Snapshot) -> Result<RestoreOutcome>
     let mut transaction = Transaction::new(Some(current.version()), "RESTORE")
         .checkpoint_interval_of(current.metadata())
         .read(ReadScope::WholeTable)
+        .isolation(IsolationLevel::of(current.metadata())?)
         .parameter("version", target.version())
         .metric("numRemovedFiles", removed.len().to_string())
         .metric("numRestoredFiles", restored.len().to_string())
