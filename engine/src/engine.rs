@@ -10,19 +10,17 @@ use std::sync::{Arc, RwLock};
 use arrow::array::RecordBatch;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{DataFrame, SessionConfig};
-use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, Ident, ObjectName, TableFactor, TableVersion, Value, VisitMut, VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::DatabricksDialect;
 use futures::StreamExt;
 
-use crate::metadata_tables::{
-    MetadataFunction, MetadataKind, TableRegistry, describe_history_query,
-};
+use crate::metadata_tables::{MetadataFunction, MetadataKind, TableRegistry};
 use crate::profile::QueryProfile;
 use crate::scan::DeltaTableProvider;
 use crate::snapshot::Snapshot;
+use crate::statement::{Access, Body, Statement};
 use crate::storage::StorageRef;
 use crate::table::Table;
 use crate::{Error, Result};
@@ -76,6 +74,14 @@ pub struct EngineOptions {
     /// queries (by every session given the same cache), so they are not
     /// fetched twice: for readers far from their storage, such as browsers.
     pub range_cache: Option<Arc<crate::storage::RangeCache>>,
+    /// The session only reads: statements the classifier does not vouch
+    /// for as reads are refused, and every plan is checked to hold no
+    /// DML, DDL or session statement (principals that may only read).
+    pub read_only: bool,
+    /// The shortest retention of removed files and log entries SQL may set
+    /// or VACUUM use, in milliseconds
+    /// ([`crate::write::vacuum::SAFE_MINIMUM_RETENTION_MS`] when `None`).
+    pub minimum_retention_ms: Option<i64>,
 }
 
 /// A statement planned by [`Engine::prepare`], ready to run.
@@ -194,7 +200,11 @@ impl Engine {
         for kind in MetadataKind::ALL {
             ctx.register_udtf(
                 kind.function_name(),
-                Arc::new(MetadataFunction::new(kind, tables.clone())),
+                Arc::new(MetadataFunction::new(
+                    kind,
+                    tables.clone(),
+                    options.default_schema.clone(),
+                )),
             );
         }
         Self {
@@ -410,17 +420,34 @@ impl Engine {
     /// UPDATE) run here, before the frame is returned; the frame then holds
     /// their result, one row with the number of rows affected.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
-        if let Some(command) = crate::command::parse(sql) {
-            let batch = self.run_command(command?).await?;
-            return Ok(self.ctx.read_batch(batch)?);
+        self.execute(Statement::parse(sql)?).await
+    }
+
+    /// Runs a statement [`Statement::parse`] classified (the one the caller
+    /// authorized), as [`Engine::sql`] does.
+    pub async fn execute(&self, statement: Statement) -> Result<DataFrame> {
+        if self.options.read_only && statement.access() == Access::Write {
+            return Err(Error::NotAllowed(
+                "this session may only read, and the statement changes tables or the session"
+                    .into(),
+            ));
         }
-        if let Some(target) = dml_target(sql)? {
-            let frame = self.plan(sql).await?;
-            let batches = frame.collect().await?;
-            self.refresh(&target).await?;
-            return Ok(self.ctx.read_batches(batches)?);
+        let target = statement.dml_target().map(str::to_owned);
+        match statement.into_body() {
+            Body::Command(command) => {
+                let batch = self.run_command(command).await?;
+                Ok(self.ctx.read_batch(batch)?)
+            }
+            Body::DataFusion(statement) => {
+                let frame = self.plan_statement(*statement).await?;
+                let Some(target) = target else {
+                    return Ok(frame);
+                };
+                let batches = frame.collect().await?;
+                self.refresh(&target).await?;
+                Ok(self.ctx.read_batches(batches)?)
+            }
         }
-        self.plan(sql).await
     }
 
     async fn run_command(&self, command: crate::command::Command) -> Result<RecordBatch> {
@@ -454,6 +481,7 @@ impl Engine {
                     retain_hours,
                     dry_run,
                     skip_retention_check: !self.retention_check.load(Ordering::Relaxed),
+                    minimum_retention_ms: self.options.minimum_retention_ms,
                     progress: None,
                 };
                 let outcome =
@@ -481,8 +509,8 @@ impl Engine {
             }
             Command::RetentionCheck(enabled) => {
                 if self.options.sandboxed && !enabled {
-                    return Err(Error::Sql(
-                        "not allowed here: the VACUUM retention check stays on".into(),
+                    return Err(Error::NotAllowed(
+                        "the VACUUM retention check stays on here".into(),
                     ));
                 }
                 self.retention_check.store(enabled, Ordering::Relaxed);
@@ -502,6 +530,9 @@ impl Engine {
         match command {
             Command::CreateTable(create) => self.create_table(*create).await,
             Command::AlterTable { name, change } => {
+                if let crate::command::TableChange::SetProperties(properties) = &change {
+                    self.check_retention(properties)?;
+                }
                 let table = self
                     .table(&name)
                     .ok_or_else(|| Error::Sql(format!("table {name} not found")))?;
@@ -513,7 +544,7 @@ impl Engine {
                 let table = self
                     .table(&merge.target)
                     .ok_or_else(|| Error::Sql(format!("table {} not found", merge.target)))?;
-                let outcome = crate::write::merge::merge(&table, &self.ctx, &merge).await;
+                let outcome = self.merge(&table, &merge).await;
                 self.refresh(&merge.target).await?;
                 Ok(outcome?.rows)
             }
@@ -591,12 +622,13 @@ impl Engine {
     async fn create_table(&self, mut create: crate::command::CreateTable) -> Result<u64> {
         use futures::StreamExt;
         if self.options.sandboxed && create.location.is_some() {
-            return Err(Error::Sql(
+            return Err(Error::NotAllowed(
                 "CREATE TABLE … LOCATION is not allowed here: tables live under the server's \
                  root"
                     .into(),
             ));
         }
+        self.check_retention(&create.table.properties)?;
         if !create.name.contains('.')
             && let Some(schema) = &self.options.default_schema
         {
@@ -606,7 +638,7 @@ impl Engine {
             && let Some((namespace, _)) = create.name.split_once('.')
             && Some(namespace) != self.options.default_schema.as_deref()
         {
-            return Err(Error::Sql(format!(
+            return Err(Error::NotAllowed(format!(
                 "namespace {namespace} is not open to this session"
             )));
         }
@@ -622,7 +654,7 @@ impl Engine {
         let mut table = create.table;
         let outcome = match &create.query {
             Some(query) => {
-                let frame = self.plan(query).await?;
+                let frame = self.plan_query(query).await?;
                 let schema = frame.schema().as_arrow().clone();
                 table.schema = Some(crate::schema::StructType::from_arrow(&schema)?);
                 let rows = frame
@@ -640,72 +672,157 @@ impl Engine {
         Ok(outcome.rows)
     }
 
-    /// Plans one SQL statement with DataFusion (after time travel).
-    async fn plan(&self, sql: &str) -> Result<DataFrame> {
-        if let Some(query) = describe_history_query(sql) {
-            return self.plan_checked(&query).await;
+    /// Runs `merge` against `table`: its join query is planned here, within
+    /// the session's sandbox and with its time travel.
+    async fn merge(
+        &self,
+        table: &Table,
+        merge: &crate::command::Merge,
+    ) -> Result<crate::write::dml::DmlOutcome> {
+        let prepared = crate::write::merge::PreparedMerge::new(table, merge).await?;
+        let name = prepared.target_name().to_owned();
+        self.ctx.register_table(name.as_str(), prepared.target()?)?;
+        let planned = self.plan_query(prepared.join_sql()).await;
+        let _ = self.ctx.deregister_table(name.as_str());
+        prepared.apply(&self.ctx.state(), planned?).await
+    }
+
+    /// Refuses retention properties that are no interval, or shorter than
+    /// the session's minimum: VACUUM and log cleanup would then delete files
+    /// that writers about to commit, or readers, still need.
+    fn check_retention(&self, properties: &HashMap<String, String>) -> Result<()> {
+        use crate::write::checkpoint::parse_interval_ms;
+        let minimum = self
+            .options
+            .minimum_retention_ms
+            .unwrap_or(crate::write::vacuum::SAFE_MINIMUM_RETENTION_MS);
+        for key in [
+            "delta.deletedFileRetentionDuration",
+            "delta.logRetentionDuration",
+        ] {
+            let Some((_, text)) = properties.iter().find(|(k, _)| k.eq_ignore_ascii_case(key))
+            else {
+                continue;
+            };
+            let Some(ms) = parse_interval_ms(text) else {
+                return Err(Error::InvalidArgument(format!(
+                    "{key} = {text:?} is not a non-negative interval like 'interval 7 days'"
+                )));
+            };
+            if ms < minimum {
+                return Err(Error::NotAllowed(format!(
+                    "{key} = {text:?} is shorter than the minimum retention of {} hours",
+                    minimum as f64 / 3_600_000.0
+                )));
+            }
         }
-        if !mentions_time_travel(sql) {
-            return self.plan_checked(sql).await;
+        Ok(())
+    }
+
+    /// Plans `sql`, which must be a query (the engine built it from parts
+    /// of a statement it parsed: a `CREATE TABLE … AS` or MERGE query).
+    async fn plan_query(&self, sql: &str) -> Result<DataFrame> {
+        let statement = Statement::parse(sql)?;
+        if statement.access() != Access::Read {
+            return Err(Error::Sql(format!("expected a query, not {sql}")));
         }
-        let mut statements = DFParser::parse_sql_with_dialect(sql, &DatabricksDialect {})?;
-        if statements.len() != 1 {
-            return Err(Error::Sql(format!(
-                "expected one statement, found {}",
-                statements.len()
-            )));
+        match statement.into_body() {
+            Body::DataFusion(statement) => self.plan_statement(*statement).await,
+            Body::Command(_) => Err(Error::Sql(format!("expected a query, not {sql}"))),
         }
-        let Some(mut statement) = statements.pop_front() else {
-            return Err(Error::Sql("empty statement".into()));
-        };
+    }
+
+    /// Plans one parsed statement with DataFusion: each table it reads
+    /// `VERSION AS OF` or `TIMESTAMP AS OF` is resolved to its snapshot
+    /// first (by the name as written, qualified or not), then the plan is
+    /// checked.
+    async fn plan_statement(&self, mut statement: DfStatement) -> Result<DataFrame> {
         let DfStatement::Statement(inner) = &mut statement else {
-            return self.plan_checked(sql).await;
+            return self.plan_checked(statement).await;
         };
         let mut finder = VersionFinder::default();
         let _ = inner.visit(&mut finder);
+        let found = finder.found?;
+        if found.is_empty() {
+            return self.plan_checked(statement).await;
+        }
         let mut temp_names = Vec::new();
-        let mut replacements = Vec::new();
-        for (table_name, version) in finder.found {
-            let snapshot = self.resolve_version(&table_name, &version).await?;
-            let table = self
-                .table(&table_name)
-                .ok_or_else(|| Error::Sql(format!("table {table_name:?} not found")))?;
+        for (table_name, version) in found {
+            let table = self.table(&table_name).ok_or_else(|| {
+                Error::Sql(format!(
+                    "time travel needs a Delta table; {table_name:?} is not one"
+                ))
+            })?;
+            let snapshot = self.resolve_version(&table, &version).await?;
             let temp = format!(
                 "__wavelake_time_travel_{}",
                 NEXT_TEMP_TABLE.fetch_add(1, Ordering::Relaxed)
             );
             let provider = DeltaTableProvider::new(snapshot, table.storage().clone())?;
             self.ctx.register_table(temp.as_str(), Arc::new(provider))?;
-            temp_names.push(temp.clone());
-            replacements.push(temp);
+            temp_names.push(temp);
         }
         let mut replacer = VersionReplacer {
-            names: replacements.into_iter(),
+            names: temp_names.clone().into_iter(),
         };
         let _ = inner.visit(&mut replacer);
-        let planned = self.ctx.state().statement_to_plan(statement).await;
+        let planned = self.plan_checked(statement).await;
         for temp in &temp_names {
             let _ = self.ctx.deregister_table(temp.as_str());
         }
-        let planned = planned?;
-        self.check_plan(&planned)?;
-        Ok(self.ctx.execute_logical_plan(planned).await?)
+        planned
     }
 
-    /// Plans `sql` with DataFusion, within the sandbox when there is one.
-    async fn plan_checked(&self, sql: &str) -> Result<DataFrame> {
-        let state = self.ctx.state();
-        let plan = state.create_logical_plan(sql).await?;
+    /// Plans a statement without time travel (none may be left in it), and
+    /// checks the plan.
+    async fn plan_checked(&self, mut statement: DfStatement) -> Result<DataFrame> {
+        if let DfStatement::Statement(inner) = &mut statement {
+            let mut finder = VersionFinder::default();
+            let _ = inner.visit(&mut finder);
+            if finder.found.is_err() || finder.found.is_ok_and(|found| !found.is_empty()) {
+                return Err(Error::Sql(
+                    "time travel is not supported in this part of a statement".into(),
+                ));
+            }
+        }
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
         self.check_plan(&plan)?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
-    /// Refuses, in a sandboxed session, plans that touch server files or
-    /// the session itself: DataFusion DDL, `SET`, `COPY … TO`.
+    /// Checks a plan before it runs: DELETE and UPDATE plans must keep
+    /// their whole condition (see [`check_dml_condition`]); in a read-only
+    /// session no plan may change anything; in a sandboxed one no plan may
+    /// touch server files or the session itself (DataFusion DDL, `SET`,
+    /// `COPY … TO`).
     fn check_plan(&self, plan: &datafusion::logical_expr::LogicalPlan) -> Result<()> {
-        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        use datafusion::common::tree_node::TreeNodeRecursion;
         use datafusion::execution::context::SQLOptions;
         use datafusion::logical_expr::LogicalPlan;
+        let mut dml_checked = Ok(());
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::Dml(dml) = node {
+                dml_checked = check_dml_condition(dml);
+                if dml_checked.is_err() {
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        dml_checked?;
+        if self.options.read_only {
+            SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false)
+                .verify_plan(plan)
+                .map_err(|e| {
+                    Error::NotAllowed(format!(
+                        "this session may only read: {}",
+                        e.strip_backtrace()
+                    ))
+                })?;
+        }
         if !self.options.sandboxed {
             return Ok(());
         }
@@ -713,14 +830,14 @@ impl Engine {
             .with_allow_ddl(false)
             .with_allow_statements(false)
             .verify_plan(plan)
-            .map_err(|e| Error::Sql(format!("not allowed here: {}", e.strip_backtrace())))?;
+            .map_err(|e| Error::NotAllowed(format!("not allowed here: {}", e.strip_backtrace())))?;
         let mut copies = false;
-        plan.apply(|node| {
+        plan.apply_with_subqueries(|node| {
             copies |= matches!(node, LogicalPlan::Copy(_));
             Ok(TreeNodeRecursion::Continue)
         })?;
         if copies {
-            return Err(Error::Sql(
+            return Err(Error::NotAllowed(
                 "not allowed here: COPY writes files on the server".into(),
             ));
         }
@@ -735,13 +852,11 @@ impl Engine {
     /// The tables one SQL statement names, as written (`t`, `ns.t`); a
     /// statement that does not parse names none (running it reports why).
     pub fn table_references(&self, sql: &str) -> Vec<String> {
-        let Ok(statement) = self
-            .ctx
-            .state()
-            .sql_to_statement(sql, &datafusion::config::Dialect::Databricks)
+        let Ok(Body::DataFusion(statement)) = Statement::parse(sql).map(Statement::into_body)
         else {
             return Vec::new();
         };
+        let statement = *statement;
         self.ctx
             .state()
             .resolve_table_references(&statement)
@@ -766,12 +881,7 @@ impl Engine {
         Ok(PlannedQuery { plan, task })
     }
 
-    async fn resolve_version(&self, table_name: &str, version: &TableVersion) -> Result<Snapshot> {
-        let table = self.table(table_name).ok_or_else(|| {
-            Error::Sql(format!(
-                "time travel needs a Delta table; {table_name:?} is not one"
-            ))
-        })?;
+    async fn resolve_version(&self, table: &Table, version: &TableVersion) -> Result<Snapshot> {
         match version {
             TableVersion::VersionAsOf(expr) => {
                 let v = literal_text(expr)
@@ -802,13 +912,18 @@ impl Engine {
             return Ok(millis);
         }
         use arrow::datatypes::TimestampMillisecondType;
+        let query = format!("SELECT CAST(CAST(({expr}) AS TIMESTAMP) AS TIMESTAMP(3))");
+        let statement = match Statement::parse(&query)?.into_body() {
+            Body::DataFusion(statement) => *statement,
+            Body::Command(_) => return Err(Error::Sql(format!("TIMESTAMP AS OF {expr}"))),
+        };
         let batches = self
-            .ctx
-            .sql(&format!(
-                "SELECT CAST(CAST(({expr}) AS TIMESTAMP) AS TIMESTAMP(3))"
-            ))
+            .plan_checked(statement)
             .await
-            .map_err(|e| Error::Sql(format!("TIMESTAMP AS OF {expr}: {e}")))?
+            .map_err(|e| match e {
+                Error::NotAllowed(_) => e,
+                e => Error::Sql(format!("TIMESTAMP AS OF {expr}: {e}")),
+            })?
             .collect()
             .await?;
         let column = batches
@@ -825,94 +940,58 @@ impl Engine {
     }
 }
 
-/// The table an INSERT, DELETE or UPDATE writes to, if `sql` is one.
-/// DELETE and UPDATE conditions with subqueries are refused: DataFusion
-/// would turn them into joins and lose the condition.
-fn dml_target(sql: &str) -> Result<Option<String>> {
-    use datafusion::sql::sqlparser::ast::{FromTable, Statement, TableObject};
-    let first = sql
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    if !matches!(first.as_str(), "INSERT" | "DELETE" | "UPDATE") {
-        return Ok(None);
-    }
-    let statements = DFParser::parse_sql_with_dialect(sql, &DatabricksDialect {})?;
-    let Some(DfStatement::Statement(statement)) = statements.front() else {
-        return Ok(None);
+/// Refuses a DELETE or UPDATE plan whose condition DataFusion could not
+/// hand the table whole: it passes the table only the filters over the
+/// table itself, so a condition with a subquery (planned as a join) or an
+/// `UPDATE … FROM` would lose its condition and change every row.
+fn check_dml_condition(dml: &datafusion::logical_expr::DmlStatement) -> Result<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Expr, LogicalPlan, WriteOp};
+    let what = match dml.op {
+        WriteOp::Delete => "DELETE",
+        WriteOp::Update => "UPDATE",
+        _ => return Ok(()),
     };
-    let name_of =
-        |name: &ObjectName| crate::command::object_name(name).unwrap_or_else(|_| name.to_string());
-    let refuse_subqueries = |expr: &Option<SqlExpr>, what: &str| -> Result<()> {
-        if let Some(expr) = expr
-            && contains_subquery(expr)
-        {
-            return Err(Error::Sql(format!(
+    let mut refusal = None;
+    dml.input.apply_with_subqueries(|node| {
+        let simple = match node {
+            LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => {
+                true
+            }
+            LogicalPlan::TableScan(scan) => scan.table_name.resolved_eq(&dml.table_name),
+            _ => false,
+        };
+        let subquery = node.expressions().iter().any(|expr| {
+            expr.exists(|e| {
+                Ok(matches!(
+                    e,
+                    Expr::ScalarSubquery(_)
+                        | Expr::InSubquery(_)
+                        | Expr::Exists(_)
+                        | Expr::OuterReferenceColumn(..)
+                ))
+            })
+            .unwrap_or(true)
+        });
+        if subquery {
+            refusal = Some(format!(
                 "{what} with a subquery in its condition is not supported; use MERGE INTO"
-            )));
+            ));
+        } else if !simple {
+            refusal = Some(format!(
+                "{what} that reads other tables (FROM, joins) is not supported; use MERGE INTO"
+            ));
         }
-        Ok(())
-    };
-    Ok(match statement.as_ref() {
-        Statement::Insert(insert) => match &insert.table {
-            TableObject::TableName(name) => Some(name_of(name)),
-            _ => None,
-        },
-        Statement::Delete(delete) => {
-            refuse_subqueries(&delete.selection, "DELETE")?;
-            let tables = match &delete.from {
-                FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
-            };
-            match tables.first().map(|t| &t.relation) {
-                Some(TableFactor::Table { name, .. }) => Some(name_of(name)),
-                _ => None,
-            }
-        }
-        Statement::Update(update) => {
-            refuse_subqueries(&update.selection, "UPDATE")?;
-            if update.from.is_some() {
-                return Err(Error::Sql(
-                    "UPDATE … FROM is not supported; use MERGE INTO".into(),
-                ));
-            }
-            match &update.table.relation {
-                TableFactor::Table { name, .. } => Some(name_of(name)),
-                _ => None,
-            }
-        }
-        _ => None,
-    })
-}
-
-fn contains_subquery(expr: &SqlExpr) -> bool {
-    use datafusion::sql::sqlparser::ast::Visit;
-    struct Finder(bool);
-    impl datafusion::sql::sqlparser::ast::Visitor for Finder {
-        type Break = ();
-        fn pre_visit_expr(&mut self, expr: &SqlExpr) -> ControlFlow<()> {
-            if matches!(
-                expr,
-                SqlExpr::Subquery(_) | SqlExpr::InSubquery { .. } | SqlExpr::Exists { .. }
-            ) {
-                self.0 = true;
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        }
+        Ok(if refusal.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    match refusal {
+        Some(reason) => Err(Error::Sql(reason)),
+        None => Ok(()),
     }
-    let mut finder = Finder(false);
-    let _ = expr.visit(&mut finder);
-    finder.0
-}
-
-/// Whether `sql` may contain `VERSION AS OF` or `TIMESTAMP AS OF`.
-fn mentions_time_travel(sql: &str) -> bool {
-    let upper = sql.to_ascii_uppercase();
-    let words: Vec<&str> = upper.split_whitespace().collect();
-    words.windows(3).any(|w| {
-        matches!(w[0], "VERSION" | "TIMESTAMP" | "SYSTEM_TIME") && w[1] == "AS" && w[2] == "OF"
-    })
 }
 
 /// Parses `YYYY-MM-DD[ HH:MM:SS[.fff]]` or RFC 3339 text as UTC milliseconds.
@@ -946,10 +1025,19 @@ fn literal_text(expr: &SqlExpr) -> Option<String> {
     }
 }
 
-/// Collects the tables that carry a time travel clause, in visit order.
-#[derive(Default)]
+/// Collects the tables that carry a time travel clause, in visit order,
+/// by their names as written (`t`, `ns.t`); a name that is no table name
+/// (three parts, say) is an error.
 struct VersionFinder {
-    found: Vec<(String, TableVersion)>,
+    found: Result<Vec<(String, TableVersion)>>,
+}
+
+impl Default for VersionFinder {
+    fn default() -> Self {
+        Self {
+            found: Ok(Vec::new()),
+        }
+    }
 }
 
 impl VisitorMut for VersionFinder {
@@ -962,13 +1050,14 @@ impl VisitorMut for VersionFinder {
             ..
         } = factor
         {
-            let table = name
-                .0
-                .last()
-                .and_then(|part| part.as_ident())
-                .map(|ident| ident.value.clone())
-                .unwrap_or_else(|| name.to_string());
-            self.found.push((table, version.clone()));
+            match (&mut self.found, crate::command::object_name(name)) {
+                (Ok(found), Ok(table)) => found.push((table, version.clone())),
+                (found, Err(e)) => {
+                    *found = Err(e);
+                    return ControlFlow::Break(());
+                }
+                (Err(_), _) => return ControlFlow::Break(()),
+            }
         }
         ControlFlow::Continue(())
     }

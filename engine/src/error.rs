@@ -140,6 +140,11 @@ pub enum Error {
     /// A table is already registered or stored under the name or location.
     #[error("table already exists: {0}")]
     TableExists(String),
+    /// The statement is refused here: the session may only read, or the
+    /// sandbox forbids it (files on the server, other namespaces, session
+    /// settings).
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
     /// The caller passed an argument the engine cannot use.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -200,6 +205,7 @@ impl Error {
             Self::ConstraintViolation(_) => "CONSTRAINT_VIOLATION",
             Self::TableExists(_) => "TABLE_EXISTS",
             Self::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Self::NotAllowed(_) => "NOT_ALLOWED",
             Self::Sql(_) => "SQL_ERROR",
             Self::Storage { .. } => "STORAGE_ERROR",
             Self::Arrow(_) => "ARROW_ERROR",
@@ -265,6 +271,7 @@ impl Error {
             Self::ConstraintViolation(m) => Self::ConstraintViolation(m.clone()),
             Self::TableExists(m) => Self::TableExists(m.clone()),
             Self::InvalidArgument(m) => Self::InvalidArgument(m.clone()),
+            Self::NotAllowed(m) => Self::NotAllowed(m.clone()),
             Self::Sql(m) => Self::Sql(m.clone()),
             Self::Storage { path, message } => Self::Storage {
                 path: path.clone(),

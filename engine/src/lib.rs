@@ -17,7 +17,9 @@
 //! - [`engine`]: a SQL session with Delta tables registered, including
 //!   time travel (`VERSION AS OF`, `TIMESTAMP AS OF`), and
 //!   [`metadata_tables`]: history, files, schema, protocol and properties
-//!   as SQL table functions; [`profile`]: what a query cost.
+//!   as SQL table functions; [`profile`]: what a query cost;
+//!   [`statement`]: the one classifier that parses a statement with the
+//!   dialect that runs it and says whether it writes, and which tables.
 //! - [`transaction`]: commits with put-if-absent, conflict detection and
 //!   rebasing, and [`data_file`]: Parquet data files with Delta statistics
 //!   (the start of the write path).
@@ -38,6 +40,7 @@ pub mod schema;
 pub mod sharing;
 pub mod snapshot;
 pub mod snapshot_cache;
+pub mod statement;
 pub mod stats;
 pub mod storage;
 pub mod table;
@@ -50,6 +53,7 @@ pub use error::{Error, Result};
 pub use profile::{QueryProfile, QueryProgress, ScanProfile};
 pub use snapshot::Snapshot;
 pub use snapshot_cache::SnapshotCache;
+pub use statement::{Access, Statement};
 pub use table::{CommitEntry, Table};
 
 /// Compile-time proof that the engine's futures are `Send` on native

@@ -132,12 +132,18 @@ pub type TableRegistry = Arc<RwLock<HashMap<String, Table>>>;
 pub struct MetadataFunction {
     kind: MetadataKind,
     tables: TableRegistry,
+    default_schema: Option<String>,
 }
 
 impl MetadataFunction {
-    /// The function of `kind` over `tables`.
-    pub fn new(kind: MetadataKind, tables: TableRegistry) -> Self {
-        Self { kind, tables }
+    /// The function of `kind` over `tables`; an unqualified name is looked
+    /// up in `default_schema` too, a qualified one only as written.
+    pub fn new(kind: MetadataKind, tables: TableRegistry, default_schema: Option<String>) -> Self {
+        Self {
+            kind,
+            tables,
+            default_schema,
+        }
     }
 }
 
@@ -184,11 +190,17 @@ impl TableFunctionImpl for MetadataFunction {
         if exprs.len() > 2 {
             return Err(usage());
         }
-        let table = self
+        let tables = self
             .tables
             .read()
-            .map_err(|_| DataFusionError::Plan("table registry is poisoned".into()))?
+            .map_err(|_| DataFusionError::Plan("table registry is poisoned".into()))?;
+        let qualified = match (&self.default_schema, table_name.contains('.')) {
+            (Some(schema), false) => Some(format!("{schema}.{table_name}")),
+            _ => None,
+        };
+        let table = tables
             .get(&table_name)
+            .or_else(|| qualified.and_then(|name| tables.get(&name)))
             .cloned()
             .ok_or_else(|| {
                 DataFusionError::Plan(format!("{name}: no Delta table named {table_name:?}"))

@@ -150,6 +150,8 @@ fn session_engine(options: &JsValue) -> Result<Engine, JsValue> {
     };
     Ok(Engine::with_options(EngineOptions {
         range_cache: (budget > 0).then(|| Arc::new(RangeCache::new(budget))),
+        // The package only reads: the engine's classifier refuses writes.
+        read_only: true,
         ..EngineOptions::default()
     }))
 }

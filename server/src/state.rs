@@ -117,7 +117,8 @@ impl AppState {
     }
 
     /// A sandboxed SQL session for `principal` in `namespace`: admins see
-    /// every namespace, others only this one.
+    /// every namespace, others only this one; read-only for a principal
+    /// that may not write it.
     pub async fn session(
         &self,
         principal: &Principal,
@@ -130,6 +131,8 @@ impl AppState {
             confined: !principal.admin,
             snapshot_cache: Some(self.snapshots.clone()),
             range_cache: None,
+            read_only: !principal.can_write(namespace),
+            minimum_retention_ms: Some(self.config.limits.minimum_retention_ms()),
         })
         .with_storage_opener(self.opener.clone());
         let only = (!principal.admin).then_some(namespace);

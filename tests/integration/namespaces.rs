@@ -46,6 +46,8 @@ async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
         confined: true,
         snapshot_cache: None,
         range_cache: None,
+        read_only: false,
+        minimum_retention_ms: None,
     })
     .with_storage_opener(opener());
     let names = tenant

@@ -70,6 +70,8 @@ impl Session {
     pub async fn connect(connection: Connection) -> Result<Self, String> {
         let engine = Engine::with_options(EngineOptions {
             range_cache: Some(Arc::new(RangeCache::new(CACHE_BYTES))),
+            // The page only reads; writes go to the server's SQL API.
+            read_only: true,
             ..EngineOptions::default()
         });
         let mut api = None;

@@ -1,42 +1,18 @@
 //! Writing, when the token allows it: uploads of CSV or Parquet files that
-//! create or append to a table, and the test for statements that must go
-//! to the server (writes and maintenance) rather than run in the page.
+//! create or append to a table, and which statements must go to the
+//! server (writes and maintenance) rather than run in the page.
 
 use dioxus::prelude::*;
 
 use crate::app::SessionHandle;
 use crate::server_api::UploadFormat;
 
-/// First keywords of statements that change tables: these run on the
-/// server, everything else in the page.
-const WRITE_KEYWORDS: &[&str] = &[
-    "INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "DROP", "ALTER", "OPTIMIZE", "VACUUM",
-    "RESTORE", "TRUNCATE", "COPY",
-];
-
-/// Whether `sql` changes tables (judged by its first word, after comments).
+/// Whether `sql` changes tables, as the engine's statement classifier
+/// says: such statements run on the server, everything else in the page.
+/// A statement that does not parse runs in the page, which explains why.
 pub fn is_write(sql: &str) -> bool {
-    let mut rest = sql.trim_start();
-    loop {
-        if let Some(line) = rest.strip_prefix("--") {
-            rest = line
-                .split_once('\n')
-                .map_or("", |(_, after)| after)
-                .trim_start();
-        } else if let Some(block) = rest.strip_prefix("/*") {
-            rest = block
-                .split_once("*/")
-                .map_or("", |(_, after)| after)
-                .trim_start();
-        } else {
-            break;
-        }
-    }
-    let word: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect();
-    WRITE_KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(&word))
+    wavelake_engine::Statement::parse(sql)
+        .is_ok_and(|statement| statement.access() == wavelake_engine::Access::Write)
 }
 
 /// A table name from a file name: its stem, lowercased, with anything but
@@ -156,9 +132,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn writes_are_told_from_reads_by_their_first_word() {
+    fn writes_are_told_from_reads_by_the_engines_classifier() {
         for sql in [
             "UPDATE t SET a = 1",
+            "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x",
+            "EXPLAIN ANALYZE DELETE FROM t",
             "  -- fix\n delete from t",
             "/* nightly */ OPTIMIZE t ZORDER BY (a)",
             "insert into t values (1)",

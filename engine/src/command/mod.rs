@@ -15,12 +15,12 @@ pub use merge::{Merge, MergeAction, MergeClause, MergeWhen, parse_merge};
 use std::collections::HashMap;
 
 use datafusion::sql::sqlparser::ast::{ColumnDef, ColumnOption};
-use datafusion::sql::sqlparser::dialect::SparkSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::schema::{DataType, StructField, StructType};
+use crate::statement::WavelakeDialect;
 use crate::write::NewTable;
 use crate::{Error, Result};
 
@@ -90,15 +90,22 @@ pub struct CreateTable {
 }
 
 /// The engine's own statement in `sql`, if it is one (`None` leaves the
-/// statement to DataFusion).
+/// statement to DataFusion). [`crate::statement::Statement::parse`] is the
+/// way in; this is for tests.
+#[cfg(test)]
 pub fn parse(sql: &str) -> Option<Result<Command>> {
-    let words: Vec<String> = sql
-        .split_whitespace()
-        .take(4)
-        .map(str::to_ascii_uppercase)
-        .collect();
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    match words.as_slice() {
+    crate::statement::Statement::parse(sql)
+        .map(|statement| match statement.into_body() {
+            crate::statement::Body::Command(command) => Some(command),
+            crate::statement::Body::DataFusion(_) => None,
+        })
+        .transpose()
+}
+
+/// The engine's own statement in `sql`, recognised by its first `words`
+/// (upper-cased, comments skipped), if it is one.
+pub(crate) fn parse_from_words(sql: &str, words: &[&str]) -> Option<Result<Command>> {
+    match words {
         ["CREATE", "TABLE", ..] | ["CREATE", "OR", "REPLACE", "TABLE"] => {
             Some(parse_create(sql).map(|c| Command::CreateTable(Box::new(c))))
         }
@@ -113,6 +120,22 @@ pub fn parse(sql: &str) -> Option<Result<Command>> {
     }
 }
 
+impl Command {
+    /// The table the command changes, as written (none for settings).
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            Self::CreateTable(create) => Some(&create.name),
+            Self::Merge(merge) => Some(&merge.target),
+            Self::DropTable { name, .. }
+            | Self::Optimize { name, .. }
+            | Self::Vacuum { name, .. }
+            | Self::Restore { name, .. }
+            | Self::AlterTable { name, .. } => Some(name),
+            Self::RetentionCheck(_) => None,
+        }
+    }
+}
+
 fn sql_error(e: ParserError) -> Error {
     Error::Sql(
         e.to_string()
@@ -121,7 +144,7 @@ fn sql_error(e: ParserError) -> Error {
 }
 
 fn parser(sql: &str) -> Result<Parser<'static>> {
-    static DIALECT: SparkSqlDialect = SparkSqlDialect {};
+    static DIALECT: WavelakeDialect = WavelakeDialect;
     Parser::new(&DIALECT).try_with_sql(sql).map_err(sql_error)
 }
 

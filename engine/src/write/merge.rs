@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{Int64Type, Schema, SchemaRef};
-use datafusion::execution::context::SessionContext;
+use datafusion::execution::context::SessionState;
+use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 
 use super::dml::{Change, ChangeCounts, DmlOutcome, RowChanges};
 use super::quoted;
 use crate::command::{Merge, MergeAction, MergeWhen};
-use crate::scan::{FILE_PATH_COLUMN, ROW_INDEX_COLUMN};
+use crate::scan::{DeltaTableProvider, FILE_PATH_COLUMN, ROW_INDEX_COLUMN};
 use crate::table::Table;
 use crate::{Error, Result};
 
@@ -27,25 +28,57 @@ const SOURCE_ROW_COLUMN: &str = "__wavelake_source_row";
 
 static NEXT_TARGET_NAME: AtomicU64 = AtomicU64::new(0);
 
-/// Runs `merge` against `table`, planning the source and the clauses with
-/// `ctx` (where the source's tables are registered).
-pub async fn merge(table: &Table, ctx: &SessionContext, merge: &Merge) -> Result<DmlOutcome> {
-    let change = Change::prepare(table, "MERGE").await?;
-    let columns = change.logical_columns();
-    let target_schema = change.logical_schema();
-    let target_name = registered_name();
-    let sql = join_query(merge, &columns, &target_name)?;
-    ctx.register_table(target_name.as_str(), Arc::new(change.provider()?))?;
-    let planned = ctx.sql(&sql).await;
-    let _ = ctx.deregister_table(target_name.as_str());
-    let frame = planned?;
-    let state = ctx.state();
-    let actions: Vec<MergeAction> = merge.clauses.iter().map(|c| c.action.clone()).collect();
-    let changes = frame
-        .execute_stream()
-        .await?
-        .map(move |batch| split_changes(&batch?, &target_schema, &actions));
-    change.apply(&state, changes).await
+/// A MERGE read to run: the target as of now, registered for its join
+/// query under a name of its own. The session plans the join query (with
+/// its sandbox and time travel), then [`PreparedMerge::apply`] writes the
+/// effect.
+pub struct PreparedMerge<'a> {
+    change: Change<'a>,
+    target_name: String,
+    join_sql: String,
+    actions: Vec<MergeAction>,
+}
+
+impl<'a> PreparedMerge<'a> {
+    /// Reads `table`'s latest snapshot and builds `merge`'s join query.
+    pub async fn new(table: &'a Table, merge: &Merge) -> Result<Self> {
+        let change = Change::prepare(table, "MERGE").await?;
+        let columns = change.logical_columns();
+        let target_name = registered_name();
+        let join_sql = join_query(merge, &columns, &target_name)?;
+        Ok(Self {
+            change,
+            target_name,
+            join_sql,
+            actions: merge.clauses.iter().map(|c| c.action.clone()).collect(),
+        })
+    }
+
+    /// The name the join query reads the target under.
+    pub fn target_name(&self) -> &str {
+        &self.target_name
+    }
+
+    /// The target as the join query reads it (with row ids).
+    pub fn target(&self) -> Result<Arc<DeltaTableProvider>> {
+        Ok(Arc::new(self.change.provider()?))
+    }
+
+    /// The join query whose rows are the merge's effect.
+    pub fn join_sql(&self) -> &str {
+        &self.join_sql
+    }
+
+    /// Runs the planned join query `frame` and commits its effect.
+    pub async fn apply(self, state: &SessionState, frame: DataFrame) -> Result<DmlOutcome> {
+        let target_schema = self.change.logical_schema();
+        let actions = self.actions;
+        let changes = frame
+            .execute_stream()
+            .await?
+            .map(move |batch| split_changes(&batch?, &target_schema, &actions));
+        self.change.apply(state, changes).await
+    }
 }
 
 fn registered_name() -> String {
