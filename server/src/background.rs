@@ -132,7 +132,11 @@ async fn maintain(
         }
     }
     if config.vacuum && enabled(AUTO_VACUUM_PROPERTY) {
-        let outcome = vacuum(&table, &VacuumOptions::default()).await?;
+        let options = VacuumOptions {
+            minimum_retention_ms: Some(state.config.limits.minimum_retention_ms()),
+            ..VacuumOptions::default()
+        };
+        let outcome = vacuum(&table, &options).await?;
         metrics::counter!("wavelake_maintenance_files_vacuumed_total")
             .increment(outcome.files.len() as u64);
         if !outcome.files.is_empty() {

@@ -99,6 +99,19 @@ pub struct Limits {
     pub query_memory_bytes: usize,
     /// How long file URLs handed out (Delta Sharing) stay valid, in seconds.
     pub file_url_lifetime_secs: u64,
+    /// The shortest retention of removed files and log entries, in seconds,
+    /// that SQL may set (`delta.deletedFileRetentionDuration`,
+    /// `delta.logRetentionDuration`, `VACUUM RETAIN`) and VACUUM uses, so
+    /// files a writer has written but not yet committed are never deleted.
+    /// An operator's setting: keep it above `query_timeout_secs`.
+    pub minimum_retention_secs: u64,
+}
+
+impl Limits {
+    /// [`Self::minimum_retention_secs`] in milliseconds.
+    pub fn minimum_retention_ms(&self) -> i64 {
+        i64::try_from(self.minimum_retention_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
 }
 
 impl Default for Limits {
@@ -110,6 +123,7 @@ impl Default for Limits {
             query_timeout_secs: 300,
             query_memory_bytes: 2 << 30,
             file_url_lifetime_secs: 3600,
+            minimum_retention_secs: 3600,
         }
     }
 }

@@ -114,6 +114,8 @@ pub async fn run_vacuum(args: VacuumArgs) -> Result<()> {
         retain_hours: args.retain_hours,
         dry_run: args.dry_run,
         skip_retention_check: args.force,
+        // `--force` is the operator's: it may go below the safe minimum.
+        minimum_retention_ms: args.force.then_some(0),
         progress: Some(progress),
     };
     let outcome = vacuum(&table, &options)

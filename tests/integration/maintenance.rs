@@ -208,6 +208,42 @@ async fn vacuum_keeps_what_retention_protects_and_restore_goes_back() {
         "SET spark.databricks.delta.retentionDurationCheck.enabled = false",
     )
     .await;
+    // Below the safe minimum only an operator goes: files a writer has not
+    // committed yet would go too.
+    let err = engine
+        .query("VACUUM t RETAIN 0 HOURS DRY RUN")
+        .await
+        .expect_err("shorter than the minimum");
+    assert!(
+        matches!(&err, wavelake_engine::Error::NotAllowed(m) if m.contains("minimum")),
+        "{err}"
+    );
+    for property in ["'interval 0 hours'", "'interval -7 days'", "'soon'"] {
+        let sql = format!(
+            "ALTER TABLE t SET TBLPROPERTIES ('delta.deletedFileRetentionDuration' = {property})"
+        );
+        assert!(engine.query(&sql).await.is_err(), "{sql}");
+    }
+    let engine = wavelake_engine::Engine::with_options(wavelake_engine::EngineOptions {
+        minimum_retention_ms: Some(0),
+        ..Default::default()
+    })
+    .with_storage_opener(std::sync::Arc::new(|location: &str| {
+        Ok(
+            std::sync::Arc::new(wavelake_engine::storage::ObjectStoreStorage::open(
+                location,
+            )?) as _,
+        )
+    }));
+    engine
+        .register_root(root.path().to_str().unwrap())
+        .await
+        .unwrap();
+    text(
+        &engine,
+        "SET spark.databricks.delta.retentionDurationCheck.enabled = false",
+    )
+    .await;
     let dry = engine
         .query("VACUUM t RETAIN 0 HOURS DRY RUN")
         .await

@@ -75,7 +75,7 @@ pub fn parse_interval_ms(text: &str) -> Option<i64> {
         let [amount, unit] = pair else {
             return None;
         };
-        let amount: i64 = amount.parse().ok()?;
+        let amount: i64 = amount.parse().ok().filter(|a| *a >= 0)?;
         let unit_ms: i64 = match unit.trim_end_matches('s') {
             "millisecond" => 1,
             "second" => 1000,

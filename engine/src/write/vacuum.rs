@@ -20,6 +20,10 @@ use crate::{Error, Result};
 /// Deletes issued at once.
 const DELETE_CONCURRENCY: usize = 16;
 
+/// The shortest retention VACUUM uses unless an operator sets another:
+/// one hour, longer than any write the server lets run.
+pub const SAFE_MINIMUM_RETENTION_MS: i64 = 3_600_000;
+
 /// How to vacuum.
 #[derive(Clone, Default)]
 pub struct VacuumOptions {
@@ -29,8 +33,13 @@ pub struct VacuumOptions {
     /// List what would be deleted without deleting.
     pub dry_run: bool,
     /// Allow a retention shorter than the table's (readers of older
-    /// versions, and writers about to commit, may lose files).
+    /// versions may lose files), down to the minimum.
     pub skip_retention_check: bool,
+    /// The shortest retention VACUUM ever uses, in milliseconds, whatever
+    /// the table's properties or `RETAIN` say, so that files a writer has
+    /// written but not yet committed are never deleted
+    /// ([`SAFE_MINIMUM_RETENTION_MS`] when `None`). An operator's setting.
+    pub minimum_retention_ms: Option<i64>,
     /// Called as files are deleted: done, total.
     pub progress: Option<ProgressFn>,
 }
@@ -41,6 +50,7 @@ impl std::fmt::Debug for VacuumOptions {
             .field("retain_hours", &self.retain_hours)
             .field("dry_run", &self.dry_run)
             .field("skip_retention_check", &self.skip_retention_check)
+            .field("minimum_retention_ms", &self.minimum_retention_ms)
             .finish_non_exhaustive()
     }
 }
@@ -74,7 +84,13 @@ impl VacuumOutcome {
 /// Runs VACUUM on `table`.
 pub async fn vacuum(table: &Table, options: &VacuumOptions) -> Result<VacuumOutcome> {
     let snapshot = table.snapshot().await?;
-    let table_retention = deleted_file_retention_ms(snapshot.metadata())?;
+    let minimum = options
+        .minimum_retention_ms
+        .unwrap_or(SAFE_MINIMUM_RETENTION_MS)
+        .max(0);
+    // A table property below the minimum (set by another tool) is raised
+    // to it: background rounds never go under.
+    let table_retention = deleted_file_retention_ms(snapshot.metadata())?.max(minimum);
     let retention = match options.retain_hours {
         Some(hours) if !hours.is_finite() || hours < 0.0 => {
             return Err(Error::InvalidArgument(format!(
@@ -84,6 +100,14 @@ pub async fn vacuum(table: &Table, options: &VacuumOptions) -> Result<VacuumOutc
         Some(hours) => (hours * 3_600_000.0) as i64,
         None => table_retention,
     };
+    if retention < minimum {
+        return Err(Error::NotAllowed(format!(
+            "VACUUM RETAIN {} HOURS is shorter than the server's minimum retention of {} \
+             hours: writers about to commit could lose the files they wrote",
+            retention as f64 / 3_600_000.0,
+            minimum as f64 / 3_600_000.0,
+        )));
+    }
     if retention < table_retention && !options.skip_retention_check {
         return Err(Error::InvalidArgument(format!(
             "VACUUM RETAIN {} HOURS is shorter than the table's retention of {} hours \
