@@ -456,25 +456,25 @@ fn every_unauthorized_request_is_refused_with_the_right_status() {
             Some(&writer),
             "CREATE TABLE globex.more (id BIGINT)",
             None,
-            StatusCode::BAD_REQUEST,
+            StatusCode::FORBIDDEN,
         ),
         (
             Some(&writer),
             "CREATE TABLE x (id INT) LOCATION '/tmp/x'",
             None,
-            StatusCode::BAD_REQUEST,
+            StatusCode::FORBIDDEN,
         ),
         (
             Some(&writer),
             "CREATE EXTERNAL TABLE e STORED AS CSV LOCATION '/etc/passwd'",
             None,
-            StatusCode::BAD_REQUEST,
+            StatusCode::FORBIDDEN,
         ),
         (
             Some(&writer),
             "COPY (SELECT 1) TO '/tmp/wavelake-copy.csv'",
             None,
-            StatusCode::BAD_REQUEST,
+            StatusCode::FORBIDDEN,
         ),
         (
             Some(ADMIN),
@@ -552,6 +552,155 @@ fn every_unauthorized_request_is_refused_with_the_right_status() {
         .send()
         .unwrap();
     assert_eq!(revoke.status(), StatusCode::FORBIDDEN);
+}
+
+/// The table's row count and latest version, as the admin sees them.
+fn count_and_version(server: &Server, table: &str) -> (i64, i64) {
+    let (status, body) = server.sql(
+        ADMIN,
+        &format!("SELECT (SELECT count(*) FROM {table}) AS n, (SELECT max(version) FROM delta_history('{table}')) AS v"),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (
+        body["rows"][0]["n"].as_i64().unwrap(),
+        body["rows"][0]["v"].as_i64().unwrap(),
+    )
+}
+
+/// What runs decides: a read-only token cannot change a table however the
+/// statement is disguised, a writer's DELETE never loses its condition, a
+/// qualified name reads exactly that table, and a forged Arrow upload is
+/// refused without taking the server down.
+#[test]
+fn statements_are_authorized_on_what_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &local_config(&dir.path().join("lake")));
+    for sql in [
+        "CREATE TABLE acme.orders (id BIGINT)",
+        "INSERT INTO acme.orders VALUES (1), (2), (3)",
+        "CREATE TABLE acme.keep (id BIGINT)",
+        "INSERT INTO acme.keep VALUES (2)",
+        "CREATE TABLE orders (id BIGINT)",
+        "INSERT INTO orders VALUES (10)",
+        "INSERT INTO orders VALUES (11)",
+    ] {
+        let (status, body) = server.sql(ADMIN, sql);
+        assert_eq!(status, StatusCode::OK, "{sql}: {body}");
+    }
+    let before = count_and_version(&server, "acme.orders");
+    assert_eq!(before, (3, 1));
+    let reader = server.token("acme", false);
+    // MySQL's hint comments are comments: what is left reads, or is no
+    // statement at all.
+    for sql in [
+        "/*!DELETE FROM*/ orders",
+        "/*!INSERT INTO orders*/ VALUES (4)",
+        "/*! DELETE FROM orders */ SELECT 1",
+    ] {
+        let (status, body) = server.sql(&reader, sql);
+        assert!(status != StatusCode::INTERNAL_SERVER_ERROR, "{sql}: {body}");
+    }
+    for sql in [
+        "WITH x AS (SELECT 1 AS id) INSERT INTO orders SELECT * FROM x",
+        "EXPLAIN ANALYZE DELETE FROM orders",
+        "EXPLAIN ANALYZE INSERT INTO orders VALUES (4)",
+        "-- c\n/* d */ DELETE FROM orders",
+        "/* x */ UPDATE orders SET id = 0",
+        "/* x */ MERGE INTO orders USING (SELECT 1 AS id) s ON orders.id = s.id WHEN MATCHED THEN DELETE",
+        "/* x */ OPTIMIZE orders",
+        "/* x */ TRUNCATE TABLE orders",
+        "/* x */ DROP TABLE orders",
+        "INSERT INTO acme.orders VALUES (4)",
+    ] {
+        let (status, body) = server.sql(&reader, sql);
+        assert_ne!(status, StatusCode::OK, "{sql} ran for a reader: {body}");
+        assert!(status.is_client_error(), "{sql}: {status} {body}");
+    }
+    assert_eq!(count_and_version(&server, "acme.orders"), before);
+    // A writer's DELETE with a subquery is refused whatever precedes it,
+    // instead of deleting every row.
+    let writer = server.token("acme", true);
+    for sql in [
+        "/* c */ DELETE FROM orders WHERE id IN (SELECT id FROM keep)",
+        "-- c\nDELETE FROM orders WHERE EXISTS (SELECT 1 FROM keep WHERE keep.id = orders.id)",
+        "/* c */ UPDATE orders SET id = 0 WHERE id = (SELECT max(id) FROM keep)",
+        "UPDATE orders SET id = keep.id FROM keep WHERE orders.id = keep.id",
+    ] {
+        let (status, body) = server.sql(&writer, sql);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{sql}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("MERGE"),
+            "{sql}: {body}"
+        );
+    }
+    assert_eq!(count_and_version(&server, "acme.orders"), before);
+    let (status, body) = server.sql(&writer, "/* one */ DELETE FROM orders WHERE id = 2");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(count_and_version(&server, "acme.orders"), (2, 2));
+    // Qualified names resolve exactly that table, in time travel and in
+    // metadata functions (the admin's session is in `default`).
+    let (status, body) = server.sql(
+        ADMIN,
+        "SELECT count(*) AS n FROM acme.orders VERSION AS OF 1",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"][0]["n"], 3);
+    let (status, body) = server.sql(
+        ADMIN,
+        "SELECT count(*) AS n FROM default.orders VERSION AS OF 1",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"][0]["n"], 1);
+    let (_, body) = server.sql(
+        ADMIN,
+        "SELECT count(*) AS n FROM delta_history('acme.orders')",
+    );
+    assert_eq!(body["rows"][0]["n"], 3);
+    let (status, body) = server.sql(ADMIN, "SELECT * FROM nowhere.orders VERSION AS OF 0");
+    assert!(status.is_client_error(), "{body}");
+    // A 400-byte Arrow stream declaring a 1 TiB body: refused, server up.
+    let mut forged = Vec::new();
+    {
+        let batch = upload_batch(0, 2);
+        let mut writer =
+            arrow::ipc::writer::StreamWriter::try_new(&mut forged, &batch.schema()).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+    }
+    let body_length = |bytes: &[u8], at: usize| {
+        let len = i32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let message = arrow::ipc::root_as_message(&bytes[at + 8..at + 8 + len]).unwrap();
+        (len, message.bodyLength())
+    };
+    let (schema_len, schema_body) = body_length(&forged, 0);
+    let batch_at = 8 + schema_len + schema_body as usize;
+    let (batch_len, body) = body_length(&forged, batch_at);
+    let metadata = batch_at + 8..batch_at + 8 + batch_len;
+    let position = forged[metadata.clone()]
+        .windows(8)
+        .position(|w| w == body.to_le_bytes())
+        .unwrap();
+    let field = metadata.start + position;
+    forged[field..field + 8].copy_from_slice(&(1i64 << 40).to_le_bytes());
+    forged.truncate(metadata.end);
+    assert!(forged.len() < 600, "{}", forged.len());
+    let (status, body) = upload(&server, &writer, "arrow", None, forged);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1099511627776"),
+        "{body}"
+    );
+    let health = server
+        .client
+        .get(format!("{}/health/ready", server.url))
+        .send()
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(health.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(count_and_version(&server, "acme.orders"), (2, 2));
 }
 
 #[test]
@@ -1138,7 +1287,7 @@ fn background_maintenance_compacts_and_vacuums_tables_that_allow_it() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("lake");
     let config = format!(
-        "root = {:?}\n[maintenance]\ninterval_secs = 1\n",
+        "root = {:?}\n[maintenance]\ninterval_secs = 1\n[limits]\nminimum_retention_secs = 0\n",
         root.to_str().unwrap()
     );
     let server = Server::start(dir.path(), &config);

@@ -109,7 +109,9 @@ impl ResultTable {
     }
 
     /// The result as CSV (RFC 4180: a header line, fields quoted when they
-    /// hold a comma, quote or line break; NULL as an empty field).
+    /// hold a comma, quote or line break; NULL as an empty field). Text a
+    /// spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage
+    /// return first) gets a leading `'`, as OWASP advises; numbers do not.
     pub fn to_csv(&self) -> String {
         fn field(out: &mut String, text: &str) {
             if text.contains([',', '"', '\n', '\r']) {
@@ -133,7 +135,13 @@ impl ResultTable {
                 if index > 0 {
                     out.push(',');
                 }
-                field(&mut out, value.as_deref().unwrap_or(""));
+                let text = value.as_deref().unwrap_or("");
+                let numeric = self.columns.get(index).is_some_and(|c| c.numeric);
+                if !numeric && text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                    field(&mut out, &format!("'{text}"));
+                } else {
+                    field(&mut out, text);
+                }
             }
             out.push_str("\r\n");
         }
@@ -224,11 +232,12 @@ mod tests {
             rows: vec![
                 vec![Some("plain".into()), Some("say \"hi\", twice".into())],
                 vec![None, Some("line\nbreak".into())],
+                vec![Some("=1+1".into()), Some("@A1".into())],
             ],
         };
         assert_eq!(
             table.to_csv(),
-            "a,\"b,c\"\r\nplain,\"say \"\"hi\"\", twice\"\r\n,\"line\nbreak\"\r\n"
+            "a,\"b,c\"\r\nplain,\"say \"\"hi\"\", twice\"\r\n,\"line\nbreak\"\r\n'=1+1,'@A1\r\n"
         );
     }
 

@@ -3,6 +3,7 @@
 //! and opens a SQL session limited to what it may see.
 
 pub mod error;
+mod ipc_framing;
 mod openapi;
 mod sql;
 mod tables;
@@ -70,6 +71,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     };
     router
         .layer(axum::middleware::from_fn(record_request))
+        // No response is ever sniffed into another type (a CSV or a
+        // shared file rendered as HTML).
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        )
         .layer(cors(&state.config.cors_origins))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -141,9 +150,12 @@ async fn live() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Ready when the root's storage answers: a listing of the server's own
+/// few files (`_wavelake/`), never of the whole root, and no detail beyond
+/// "ready" or "unreachable" for anonymous callers.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let listed = match state.root_storage() {
-        Ok(storage) => storage.list("", None).await.map(|_| ()),
+        Ok(storage) => storage.list("_wavelake/", None).await.map(|_| ()),
         Err(e) => Err(e),
     };
     match listed {

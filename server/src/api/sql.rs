@@ -12,8 +12,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use datafusion::sql::sqlparser::dialect::SparkSqlDialect;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
@@ -21,6 +19,7 @@ use serde_json::json;
 use super::ApiError;
 use crate::auth::Principal;
 use crate::state::AppState;
+use wavelake_engine::{Access, Statement};
 
 /// The request body.
 #[derive(Debug, Deserialize)]
@@ -36,72 +35,32 @@ pub struct SqlRequest {
 /// The media type of an Arrow IPC stream.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
-/// Statements that change tables or the session, by first keyword.
-const WRITE_KEYWORDS: &[&str] = &[
-    "INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "DROP", "ALTER", "OPTIMIZE", "VACUUM",
-    "RESTORE", "SET", "TRUNCATE", "COPY", "REPLACE",
-];
-
-/// What a statement is, from its words (comments and case ignored).
-#[derive(Debug, PartialEq, Eq)]
-pub enum StatementKind {
-    /// Only reads.
-    Read,
-    /// Changes something.
-    Write,
-}
-
-/// Classifies one statement; more than one is an error.
-pub fn classify(sql: &str) -> Result<StatementKind, ApiError> {
-    let tokens = Tokenizer::new(&SparkSqlDialect {}, sql)
-        .tokenize()
-        .map_err(|e| ApiError::bad_request(format!("SQL syntax error: {e}")))?;
-    let significant: Vec<&Token> = tokens
-        .iter()
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .collect();
-    let last = significant
-        .iter()
-        .rposition(|t| !matches!(t, Token::SemiColon))
-        .map_or(0, |i| i + 1);
-    if significant[..last]
-        .iter()
-        .any(|t| matches!(t, Token::SemiColon))
-    {
-        return Err(ApiError::bad_request("send one statement per request"));
+/// Whether `principal` may run `statement` in `namespace`: a write needs
+/// the right to write the session's namespace and the namespace of every
+/// table it names. The session of a principal that may not write is
+/// read-only besides, so the plan that runs is checked again.
+fn authorize(
+    principal: &Principal,
+    namespace: &str,
+    statement: &Statement,
+) -> Result<(), ApiError> {
+    if statement.access() == Access::Read {
+        return Ok(());
     }
-    let words: Vec<String> = significant
-        .iter()
-        .take(4)
-        .filter_map(|t| match t {
-            Token::Word(w) => Some(w.value.to_ascii_uppercase()),
-            _ => None,
-        })
-        .collect();
-    let mut rest = words.as_slice();
-    let mut analyze = false;
-    if rest.first().is_some_and(|w| w == "EXPLAIN") {
-        rest = &rest[1..];
-        while let Some(flag) = rest.first() {
-            if flag == "ANALYZE" {
-                analyze = true;
-            } else if flag != "VERBOSE" {
-                break;
-            }
-            rest = &rest[1..];
-        }
-        if !analyze {
-            return Ok(StatementKind::Read);
+    let namespaces = std::iter::once(namespace).chain(
+        statement
+            .writes()
+            .iter()
+            .map(|table| table.split_once('.').map_or(namespace, |(ns, _)| ns)),
+    );
+    for namespace in namespaces {
+        if !principal.can_write(namespace) {
+            return Err(ApiError::forbidden(format!(
+                "this token may not change namespace {namespace}"
+            )));
         }
     }
-    let Some(first) = rest.first() else {
-        return Err(ApiError::bad_request("the statement is empty"));
-    };
-    Ok(if WRITE_KEYWORDS.contains(&first.as_str()) {
-        StatementKind::Write
-    } else {
-        StatementKind::Read
-    })
+    Ok(())
 }
 
 /// Runs the statement.
@@ -116,17 +75,14 @@ pub async fn run_sql(
         return respond(&headers, &batch.schema(), &[batch], false);
     }
     let namespace = state.namespace_for(&principal, request.namespace.as_deref())?;
-    let kind = classify(&request.sql)?;
-    if kind == StatementKind::Write && !principal.can_write(&namespace) {
-        return Err(ApiError::forbidden(format!(
-            "this token may only read namespace {namespace}"
-        )));
-    }
+    let statement = Statement::parse(&request.sql)?;
+    authorize(&principal, &namespace, &statement)?;
+    let writes = statement.access() == Access::Write;
     let engine = state.session(&principal, &namespace).await?;
     let limits = state.config.limits.clone();
     let started = Instant::now();
     let work = async {
-        let frame = engine.sql(&request.sql).await?;
+        let frame = engine.execute(statement).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let mut stream = frame.execute_stream().await?;
         let mut batches = Vec::new();
@@ -166,7 +122,7 @@ pub async fn run_sql(
         }
         Ok(Ok(result)) => result,
     };
-    if kind == StatementKind::Write {
+    if writes {
         metrics::counter!("wavelake_commits_total").increment(1);
     }
     respond(&headers, &schema, &batches, truncated)
@@ -215,7 +171,9 @@ pub fn respond(
                     .map_err(ApiError::internal)?;
             }
             for batch in batches {
-                writer.write(batch).map_err(ApiError::internal)?;
+                writer
+                    .write(&spreadsheet_safe(batch)?)
+                    .map_err(ApiError::internal)?;
             }
         }
         return Ok(with_headers(
@@ -255,6 +213,49 @@ pub fn respond(
     ))
 }
 
+/// The batch with text a spreadsheet would run as a formula (starting with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return) prefixed with `'`, as
+/// OWASP advises for CSV downloads: opened in a spreadsheet, a cell shows
+/// the value instead of running it. Numbers are left alone.
+fn spreadsheet_safe(batch: &RecordBatch) -> Result<RecordBatch, ApiError> {
+    use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let risky = |text: &str| text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !matches!(
+            field.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) {
+            fields.push(field.clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let text = arrow::compute::cast(column, &DataType::Utf8).map_err(ApiError::internal)?;
+        let text = text.as_string::<i32>();
+        let safe: StringArray = text
+            .iter()
+            .map(|value| {
+                value.map(|v| {
+                    if risky(v) {
+                        std::borrow::Cow::Owned(format!("'{v}"))
+                    } else {
+                        std::borrow::Cow::Borrowed(v)
+                    }
+                })
+            })
+            .collect();
+        fields.push(Arc::new(Field::new(
+            field.name(),
+            DataType::Utf8,
+            safe.null_count() > 0 || field.is_nullable(),
+        )));
+        columns.push(Arc::new(safe));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(ApiError::internal)
+}
+
 fn with_headers(mut response: Response, extra: &[(&'static str, String)]) -> Response {
     for (name, value) in extra {
         if let Ok(value) = value.parse() {
@@ -268,29 +269,73 @@ fn with_headers(mut response: Response, extra: &[(&'static str, String)]) -> Res
 mod tests {
     use super::*;
 
+    fn reader() -> Principal {
+        let mut principal = Principal::default();
+        principal.namespaces.insert("acme".into(), false);
+        principal.namespaces.insert("mine".into(), true);
+        principal
+    }
+
     #[test]
-    fn writes_are_recognised_behind_comments_and_explain_analyze() {
-        for (sql, kind) in [
-            ("SELECT 1", StatementKind::Read),
-            ("  select * from t", StatementKind::Read),
-            ("WITH x AS (SELECT 1) SELECT * FROM x", StatementKind::Read),
-            ("EXPLAIN INSERT INTO t VALUES (1)", StatementKind::Read),
+    fn csv_cells_cannot_become_spreadsheet_formulas() {
+        use arrow::array::{Int64Array, StringArray};
+        let batch = RecordBatch::try_from_iter([
             (
-                "EXPLAIN ANALYZE INSERT INTO t VALUES (1)",
-                StatementKind::Write,
+                "s",
+                Arc::new(StringArray::from(vec![
+                    Some("=HYPERLINK(\"http://x\")"),
+                    Some("+1"),
+                    Some("-2"),
+                    Some("@SUM(A1)"),
+                    Some("plain"),
+                    None,
+                ])) as _,
             ),
-            ("/* hi */ INSERT INTO t VALUES (1)", StatementKind::Write),
-            ("-- note\nDELETE FROM t", StatementKind::Write),
             (
-                "merge into t using s on t.k = s.k when matched then delete",
-                StatementKind::Write,
+                "n",
+                Arc::new(Int64Array::from(vec![-1, 2, 3, 4, 5, 6])) as _,
             ),
-            ("OPTIMIZE t", StatementKind::Write),
-            ("SELECT 1;", StatementKind::Read),
-        ] {
-            assert_eq!(classify(sql).unwrap(), kind, "{sql}");
-        }
-        assert!(classify("SELECT 1; DROP TABLE t").is_err());
-        assert!(classify("   ").is_err());
+        ])
+        .unwrap();
+        let safe = spreadsheet_safe(&batch).unwrap();
+        let text = safe
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let values: Vec<Option<&str>> = text.iter().collect();
+        assert_eq!(
+            values,
+            vec![
+                Some("'=HYPERLINK(\"http://x\")"),
+                Some("'+1"),
+                Some("'-2"),
+                Some("'@SUM(A1)"),
+                Some("plain"),
+                None
+            ]
+        );
+        assert_eq!(safe.column(1).as_ref(), batch.column(1).as_ref());
+    }
+
+    #[test]
+    fn writes_need_the_right_to_write_every_namespace_they_name() {
+        let principal = reader();
+        let check = |namespace: &str, sql: &str| {
+            authorize(&principal, namespace, &Statement::parse(sql).unwrap()).map(|()| ())
+        };
+        assert!(check("acme", "SELECT * FROM t").is_ok());
+        assert!(check("acme", "/* hi */ INSERT INTO t VALUES (1)").is_err());
+        assert!(check("acme", "EXPLAIN ANALYZE DELETE FROM t").is_err());
+        assert!(check("acme", "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x").is_err());
+        assert!(check("mine", "INSERT INTO t VALUES (1)").is_ok());
+        assert!(check("mine", "INSERT INTO acme.t VALUES (1)").is_err());
+        assert!(
+            check(
+                "mine",
+                "MERGE INTO acme.t USING s ON t.k = s.k WHEN MATCHED THEN DELETE"
+            )
+            .is_err()
+        );
     }
 }

@@ -246,6 +246,8 @@ fn infer_schema(file: &mut std::fs::File, format: UploadFormat) -> Result<Schema
             Arc::new(schema)
         }
         UploadFormat::Arrow => {
+            let mut copy = copy;
+            check_ipc_framing(&mut copy)?;
             arrow::ipc::reader::StreamReader::try_new(BufReader::new(copy), None)
                 .map_err(|e| bad(&e))?
                 .schema()
@@ -263,8 +265,33 @@ fn infer_schema(file: &mut std::fs::File, format: UploadFormat) -> Result<Schema
     Ok(schema)
 }
 
-/// Decodes the spooled file, sending batches to the writer.
+/// Refuses an Arrow IPC stream whose messages declare more bytes than the
+/// upload holds (see [`super::ipc_framing`]).
+fn check_ipc_framing(file: &mut std::fs::File) -> Result<(), ApiError> {
+    let len = file.metadata().map_err(ApiError::internal)?.len();
+    super::ipc_framing::check_stream(file, len)
+        .map_err(|why| ApiError::bad_request(format!("the upload is not valid Arrow: {why}")))
+}
+
+/// Decodes the spooled file, sending batches to the writer; a file that
+/// fails to decode, at its start or midway, sends the writer an error, so
+/// that nothing of it is committed.
 fn decode(
+    file: std::fs::File,
+    format: UploadFormat,
+    schema: SchemaRef,
+    sender: &tokio::sync::mpsc::Sender<wavelake_engine::Result<RecordBatch>>,
+) -> Result<(), ApiError> {
+    let decoded = decode_batches(file, format, schema, sender);
+    if let Err(error) = &decoded {
+        let _ = sender.blocking_send(Err(wavelake_engine::Error::SchemaMismatch(
+            error.message.clone(),
+        )));
+    }
+    decoded
+}
+
+fn decode_batches(
     mut file: std::fs::File,
     format: UploadFormat,
     schema: SchemaRef,
@@ -289,10 +316,13 @@ fn decode(
                     .build(BufReader::new(file))
                     .map_err(|e| bad(&e))?,
             ),
-            UploadFormat::Arrow => Box::new(
-                arrow::ipc::reader::StreamReader::try_new(BufReader::new(file), None)
-                    .map_err(|e| bad(&e))?,
-            ),
+            UploadFormat::Arrow => {
+                check_ipc_framing(&mut file)?;
+                Box::new(
+                    arrow::ipc::reader::StreamReader::try_new(BufReader::new(file), None)
+                        .map_err(|e| bad(&e))?,
+                )
+            }
             UploadFormat::Parquet => Box::new(
                 parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
                     .map_err(|e| bad(&e))?
@@ -308,13 +338,7 @@ fn decode(
                     return Ok(());
                 }
             }
-            Err(e) => {
-                let error = bad(&e);
-                let _ = sender.blocking_send(Err(wavelake_engine::Error::SchemaMismatch(
-                    error.message.clone(),
-                )));
-                return Err(error);
-            }
+            Err(e) => return Err(bad(&e)),
         }
     }
     Ok(())
