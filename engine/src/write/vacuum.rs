@@ -100,14 +100,6 @@ pub async fn vacuum(table: &Table, options: &VacuumOptions) -> Result<VacuumOutc
         Some(hours) => (hours * 3_600_000.0) as i64,
         None => table_retention,
     };
-    if retention < minimum {
-        return Err(Error::NotAllowed(format!(
-            "VACUUM RETAIN {} HOURS is shorter than the server's minimum retention of {} \
-             hours: writers about to commit could lose the files they wrote",
-            retention as f64 / 3_600_000.0,
-            minimum as f64 / 3_600_000.0,
-        )));
-    }
     if retention < table_retention && !options.skip_retention_check {
         return Err(Error::InvalidArgument(format!(
             "VACUUM RETAIN {} HOURS is shorter than the table's retention of {} hours \
@@ -117,6 +109,14 @@ pub async fn vacuum(table: &Table, options: &VacuumOptions) -> Result<VacuumOutc
              --force on the command line)",
             retention as f64 / 3_600_000.0,
             table_retention as f64 / 3_600_000.0,
+        )));
+    }
+    if retention < minimum {
+        return Err(Error::NotAllowed(format!(
+            "VACUUM RETAIN {} HOURS is shorter than the server's minimum retention of {} \
+             hours: writers about to commit could lose the files they wrote",
+            retention as f64 / 3_600_000.0,
+            minimum as f64 / 3_600_000.0,
         )));
     }
     let now = now_ms();
