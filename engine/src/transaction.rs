@@ -51,7 +51,7 @@ pub enum ReadScope {
         /// The files read.
         files: HashSet<FileKey>,
         /// Which new files it would have read; `None`: every one.
-        matches: Option<FilePruner>,
+        matches: Option<std::sync::Arc<FilePruner>>,
     },
     /// Read the whole table (an overwrite, a MERGE's join, a change with
     /// no condition).

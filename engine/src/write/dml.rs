@@ -226,7 +226,7 @@ impl<'a> Change<'a> {
                 .collect();
             self.read = ReadScope::Predicate {
                 files,
-                matches: pruner,
+                matches: pruner.map(Arc::new),
             };
             matched = matched.filter(predicate)?;
         }
