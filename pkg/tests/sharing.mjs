@@ -49,4 +49,8 @@ assert.equal(await codeOf(lake.sql(`SELECT * FROM ${first}`, { signal: controlle
 const badSql = await codeOf(lake.sql("SELEC nonsense"));
 assert.ok(["SQL_ERROR", "QUERY_ERROR"].includes(badSql), badSql);
 assert.notEqual(await codeOf(lake.sql("SELECT * FROM no_such.table")), "resolved");
+// The package only reads, however a write is disguised.
+for (const write of [`/* sneaky */ DELETE FROM ${first}`, `EXPLAIN ANALYZE DELETE FROM ${first}`]) {
+  assert.equal(await codeOf(lake.sql(write)), "NOT_ALLOWED", write);
+}
 console.log(`read ${expected.length} shared tables through the npm package in Node`);

@@ -432,7 +432,7 @@ pub async fn run(planned: &PlannedQuery, report: impl Fn(QueryProgress)) -> Resu
 /// An engine error in words a user understands, led by what kind it is.
 pub fn describe(err: wavelake_engine::Error) -> String {
     let kind = match err.code() {
-        "UNAUTHORIZED" => "Not allowed",
+        "UNAUTHORIZED" | "NOT_ALLOWED" => "Not allowed",
         "EXPIRED_URL" => "A file link expired",
         "TABLE_NOT_FOUND" | "FILE_NOT_FOUND" => "Not found",
         "SQL_ERROR" | "QUERY_ERROR" => "The query cannot run",
