@@ -228,7 +228,9 @@ impl TokenStore {
         self.storage
             .put(TOKENS_PATH, Bytes::from(text))
             .await
-            .context("cannot write the token store")
+            .context("cannot write the token store")?;
+        crate::secrets::restrict(self.storage.as_ref(), TOKENS_PATH);
+        Ok(())
     }
 }
 

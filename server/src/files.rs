@@ -79,6 +79,7 @@ impl UrlSigner {
             }
             Err(e) => return Err(e).context("cannot read the signing key"),
         };
+        crate::secrets::restrict(root.as_ref(), SIGNING_KEY_PATH);
         Self::with_key(&key, base_url)
     }
 

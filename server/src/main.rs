@@ -14,6 +14,7 @@ mod config;
 mod files;
 mod maintenance;
 mod output;
+mod secrets;
 mod serve;
 mod sharing;
 mod state;

@@ -702,6 +702,14 @@ fn statements_are_authorized_on_what_runs() {
     assert_eq!(health.status(), StatusCode::OK);
     assert_eq!(health.headers()["x-content-type-options"], "nosniff");
     assert_eq!(count_and_version(&server, "acme.orders"), (2, 2));
+    // Token hashes and the signing key are the server user's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let secrets = dir.path().join("lake/_wavelake");
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&secrets), 0o700);
+    assert_eq!(mode(&secrets.join("tokens.json")), 0o600);
+    assert_eq!(mode(&secrets.join("signing.key")), 0o600);
 }
 
 #[test]

@@ -102,6 +102,7 @@ impl ShareStore {
             .put(SHARES_PATH, Bytes::from(text))
             .await
             .context("cannot save the shares")?;
+        crate::secrets::restrict(self.storage.as_ref(), SHARES_PATH);
         *guard = next;
         Ok(Ok(outcome))
     }
