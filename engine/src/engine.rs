@@ -722,14 +722,7 @@ impl Engine {
     /// Plans `sql`, which must be a query (the engine built it from parts
     /// of a statement it parsed: a `CREATE TABLE … AS` or MERGE query).
     async fn plan_query(&self, sql: &str) -> Result<DataFrame> {
-        let statement = Statement::parse(sql)?;
-        if statement.access() != Access::Read {
-            return Err(Error::Sql(format!("expected a query, not {sql}")));
-        }
-        match statement.into_body() {
-            Body::DataFusion(statement) => self.plan_statement(*statement).await,
-            Body::Command(_) => Err(Error::Sql(format!("expected a query, not {sql}"))),
-        }
+        self.plan_statement(parse_query(sql)?).await
     }
 
     /// Plans one parsed statement with DataFusion: each table it reads
@@ -773,18 +766,23 @@ impl Engine {
         planned
     }
 
-    /// Plans a statement without time travel (none may be left in it), and
-    /// checks the plan.
-    async fn plan_checked(&self, mut statement: DfStatement) -> Result<DataFrame> {
+    /// Plans a statement that may not time travel (a `TIMESTAMP AS OF`
+    /// expression), and checks the plan.
+    async fn plan_without_time_travel(&self, mut statement: DfStatement) -> Result<DataFrame> {
         if let DfStatement::Statement(inner) = &mut statement {
             let mut finder = VersionFinder::default();
             let _ = inner.visit(&mut finder);
-            if finder.found.is_err() || finder.found.is_ok_and(|found| !found.is_empty()) {
+            if !finder.found?.is_empty() {
                 return Err(Error::Sql(
                     "time travel is not supported in this part of a statement".into(),
                 ));
             }
         }
+        self.plan_checked(statement).await
+    }
+
+    /// Plans a statement whose time travel is resolved, and checks the plan.
+    async fn plan_checked(&self, statement: DfStatement) -> Result<DataFrame> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         self.check_plan(&plan)?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
@@ -810,36 +808,23 @@ impl Engine {
             Ok(TreeNodeRecursion::Continue)
         })?;
         dml_checked?;
-        if self.options.read_only {
-            SQLOptions::new()
-                .with_allow_ddl(false)
-                .with_allow_dml(false)
-                .with_allow_statements(false)
-                .verify_plan(plan)
-                .map_err(|e| {
-                    Error::NotAllowed(format!(
-                        "this session may only read: {}",
-                        e.strip_backtrace()
-                    ))
-                })?;
-        }
-        if !self.options.sandboxed {
+        if !self.options.read_only && !self.options.sandboxed {
             return Ok(());
         }
+        // Read-only sessions run no DML either.
         SQLOptions::new()
             .with_allow_ddl(false)
+            .with_allow_dml(!self.options.read_only)
             .with_allow_statements(false)
             .verify_plan(plan)
-            .map_err(|e| Error::NotAllowed(format!("not allowed here: {}", e.strip_backtrace())))?;
+            .map_err(|e| Error::NotAllowed(e.strip_backtrace()))?;
         let mut copies = false;
         plan.apply_with_subqueries(|node| {
             copies |= matches!(node, LogicalPlan::Copy(_));
             Ok(TreeNodeRecursion::Continue)
         })?;
         if copies {
-            return Err(Error::NotAllowed(
-                "not allowed here: COPY writes files on the server".into(),
-            ));
+            return Err(Error::NotAllowed("COPY writes files on the server".into()));
         }
         Ok(())
     }
@@ -913,12 +898,8 @@ impl Engine {
         }
         use arrow::datatypes::TimestampMillisecondType;
         let query = format!("SELECT CAST(CAST(({expr}) AS TIMESTAMP) AS TIMESTAMP(3))");
-        let statement = match Statement::parse(&query)?.into_body() {
-            Body::DataFusion(statement) => *statement,
-            Body::Command(_) => return Err(Error::Sql(format!("TIMESTAMP AS OF {expr}"))),
-        };
         let batches = self
-            .plan_checked(statement)
+            .plan_without_time_travel(parse_query(&query)?)
             .await
             .map_err(|e| match e {
                 Error::NotAllowed(_) => e,
@@ -937,6 +918,16 @@ impl Engine {
             return Err(Error::Sql(format!("TIMESTAMP AS OF {expr} is null")));
         }
         Ok(values.value(0))
+    }
+}
+
+/// `sql` as a DataFusion statement that only reads (a query the engine
+/// built from parts of a statement it parsed).
+fn parse_query(sql: &str) -> Result<DfStatement> {
+    let statement = Statement::parse(sql)?;
+    match (statement.access(), statement.into_body()) {
+        (Access::Read, Body::DataFusion(statement)) => Ok(*statement),
+        _ => Err(Error::Sql(format!("expected a query, not {sql}"))),
     }
 }
 
