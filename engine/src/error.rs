@@ -151,6 +151,29 @@ pub enum Error {
     /// An SQL statement could not be parsed, planned or executed.
     #[error("{0}")]
     Sql(String),
+    /// The storage cannot make a commit exclusive: it does not refuse a
+    /// second put-if-absent of the same key, so two writers could both
+    /// take one version and one commit be lost. Nothing is written there.
+    #[error(
+        "storage at {location} does not make commits exclusive ({reason}); writes are refused \
+         there, since concurrent commits could overwrite each other"
+    )]
+    UnsafeStorage {
+        /// The storage's location.
+        location: String,
+        /// What the probe saw.
+        reason: String,
+    },
+    /// An input is larger than a configured limit allows; nothing was done.
+    #[error("{what} exceeds the limit of {limit}: {detail}")]
+    LimitExceeded {
+        /// What is limited (a log file, a decompressed page, …).
+        what: String,
+        /// The limit, with its unit.
+        limit: String,
+        /// Which input and by how much.
+        detail: String,
+    },
     /// The storage backend failed for a reason other than a missing file.
     #[error("storage error on {path}: {message}")]
     Storage {
@@ -208,6 +231,8 @@ impl Error {
             Self::NotAllowed(_) => "NOT_ALLOWED",
             Self::Sql(_) => "SQL_ERROR",
             Self::Storage { .. } => "STORAGE_ERROR",
+            Self::UnsafeStorage { .. } => "UNSAFE_STORAGE",
+            Self::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             Self::Arrow(_) => "ARROW_ERROR",
             Self::DataFusion(_) => "QUERY_ERROR",
         }
@@ -276,6 +301,19 @@ impl Error {
             Self::Storage { path, message } => Self::Storage {
                 path: path.clone(),
                 message: message.clone(),
+            },
+            Self::UnsafeStorage { location, reason } => Self::UnsafeStorage {
+                location: location.clone(),
+                reason: reason.clone(),
+            },
+            Self::LimitExceeded {
+                what,
+                limit,
+                detail,
+            } => Self::LimitExceeded {
+                what: what.clone(),
+                limit: limit.clone(),
+                detail: detail.clone(),
             },
             Self::Arrow(_) | Self::DataFusion(_) => return None,
         })

@@ -17,10 +17,13 @@ use crate::{Error, Result};
 
 mod adapter;
 mod cache;
+#[cfg(feature = "native")]
+mod durable;
 #[cfg(feature = "http")]
 mod http;
 mod metered;
 mod object_store;
+mod probe;
 #[cfg(feature = "http")]
 pub mod retry;
 #[cfg(any(feature = "http", target_arch = "wasm32"))]
@@ -34,6 +37,7 @@ pub use cache::{CachedStorage, RangeCache};
 pub use http::HttpStorage;
 pub use metered::{FetchFigures, FetchMeter, MeteredStorage};
 pub use object_store::ObjectStoreStorage;
+pub use probe::check_exclusive_commits;
 pub use small_files::{SMALL_FILE_BYTES, WholeSmallFiles};
 pub use url_map::{UrlMapStorage, UrlRefresh};
 

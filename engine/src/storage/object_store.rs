@@ -25,6 +25,10 @@ pub struct ObjectStoreStorage {
     /// Presigns URLs (S3).
     #[cfg(feature = "native")]
     signer: Option<Arc<dyn object_store::signer::Signer>>,
+    /// The local file system, when the table is on one: writes are then
+    /// flushed to disk before they are acknowledged.
+    #[cfg(feature = "native")]
+    local: Option<Arc<object_store::local::LocalFileSystem>>,
 }
 
 impl ObjectStoreStorage {
@@ -38,6 +42,8 @@ impl ObjectStoreStorage {
             url,
             #[cfg(feature = "native")]
             signer: None,
+            #[cfg(feature = "native")]
+            local: None,
         })
     }
 
@@ -71,7 +77,12 @@ impl ObjectStoreStorage {
             Ok(storage)
         };
         match url.scheme() {
-            "file" => Self::new(Arc::new(object_store::local::LocalFileSystem::new()), url),
+            "file" => {
+                let local = Arc::new(object_store::local::LocalFileSystem::new());
+                let mut storage = Self::new(local.clone(), url)?;
+                storage.local = Some(local);
+                Ok(storage)
+            }
             "memory" => Self::new(Arc::new(object_store::memory::InMemory::new()), url),
             "s3" | "s3a" => {
                 let mut builder =
@@ -141,6 +152,31 @@ impl ObjectStoreStorage {
         }
         Path::parse(&raw)
             .map_err(|e| Error::InvalidArgument(format!("cannot address {path:?}: {e}")))
+    }
+
+    /// On a local disk, flushes the file just written at `location` and the
+    /// directories that name it (see [`super::durable`]); elsewhere the
+    /// store's own acknowledgement is durable.
+    async fn make_durable(&self, path: &str, location: &Path) -> Result<()> {
+        #[cfg(feature = "native")]
+        if let Some(local) = &self.local {
+            let file = local
+                .path_to_filesystem(location)
+                .map_err(|e| map_error(path, e))?;
+            let root = local
+                .path_to_filesystem(&self.root)
+                .map_err(|e| map_error(path, e))?;
+            let stop = root.parent().map_or_else(|| root.clone(), |p| p.to_owned());
+            let synced = tokio::task::spawn_blocking(move || {
+                super::durable::sync_file_and_parents(&file, &stop)
+            })
+            .await
+            .map_err(|e| storage_error(path, e))?;
+            return synced
+                .map_err(|e| storage_error(path, format!("written but not flushed to disk: {e}")));
+        }
+        let _ = (path, location);
+        Ok(())
     }
 
     fn relative(&self, location: &Path) -> String {
@@ -323,7 +359,7 @@ impl Storage for ObjectStoreStorage {
             .put(&location, PutPayload::from(bytes))
             .await
             .map_err(|e| map_error(path, e))?;
-        Ok(())
+        self.make_durable(path, &location).await
     }
 
     async fn put_if_absent(&self, path: &str, bytes: Bytes) -> Result<()> {
@@ -337,7 +373,7 @@ impl Storage for ObjectStoreStorage {
             .put_opts(&location, PutPayload::from(bytes), options)
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => self.make_durable(path, &location).await,
             Err(
                 object_store::Error::AlreadyExists { .. }
                 | object_store::Error::Precondition { .. },
@@ -466,6 +502,51 @@ mod tests {
             .await
             .expect("deleting a missing file is fine");
         assert!(storage.get(path).await.expect_err("gone").is_not_found());
+    }
+
+    #[cfg(feature = "native")]
+    #[tokio::test]
+    async fn local_writes_are_flushed_before_they_return() {
+        use crate::storage::durable::tests::synced_under;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("ns").join("t");
+        let storage = ObjectStoreStorage::open(root.to_str().expect("utf-8")).expect("open");
+        let commit = "_delta_log/00000000000000000000.json";
+        storage
+            .put_if_absent(commit, Bytes::from_static(b"{}"))
+            .await
+            .expect("commits");
+        let log = root.join("_delta_log");
+        let ns = dir.path().join("ns");
+        assert_eq!(
+            synced_under(dir.path()),
+            [
+                log.join("00000000000000000000.json"),
+                log.clone(),
+                root.clone(),
+                ns.clone()
+            ]
+        );
+        storage
+            .put("p=1/part-0.parquet", Bytes::from_static(b"PAR1"))
+            .await
+            .expect("writes");
+        let synced = synced_under(dir.path());
+        assert_eq!(
+            synced[4..],
+            [
+                root.join("p=1/part-0.parquet"),
+                root.join("p=1"),
+                root.clone(),
+                ns
+            ]
+        );
+        // A losing commit flushes nothing more.
+        storage
+            .put_if_absent(commit, Bytes::from_static(b"{}"))
+            .await
+            .expect_err("taken");
+        assert_eq!(synced_under(dir.path()).len(), 8);
     }
 
     #[cfg(feature = "native")]
