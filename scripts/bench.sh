@@ -5,7 +5,8 @@
 #   scripts/bench.sh            all benchmarks
 #   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, server, wasm-size,
 #                               browser (TPC-H in Chromium against DuckDB-Wasm),
-#                               web (the web app: size, page load to first result)
+#                               web (the web app: size, page load to first result),
+#                               faults (fault-injection campaigns, several seeds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -28,6 +29,18 @@ fi
 
 if is_selected server; then
   cargo bench --profile release -p wavelake-server --bench server
+fi
+
+if is_selected faults; then
+  # The test build of scripts/test.sh (same packages, so nothing rebuilds).
+  ops="${WAVELAKE_FAULT_OPS:-3000}"
+  echo "## Fault injection: $ops statements per seed through a storage that fails and loses answers"
+  echo
+  for seed in 1 2 3; do
+    WAVELAKE_FAULT_OPS="$ops" WAVELAKE_FAULT_SEED="$seed" PATH="$WAVELAKE_VENV/bin:$PATH" \
+      cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web \
+      --test integration faults:: -- --nocapture 2>&1 | grep -E '^faults \(seed|test result' | sed 's/^/- /'
+  done
 fi
 
 if is_selected wasm-size; then

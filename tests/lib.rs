@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod canonical;
+pub mod faults;
 pub mod golden_cases;
 pub mod http_server;
 

@@ -153,6 +153,9 @@ pub struct Engine {
     /// Whether VACUUM refuses a retention below the table's.
     retention_check: Arc<std::sync::atomic::AtomicBool>,
     options: Arc<EngineOptions>,
+    /// Tables this session committed to but could not reload afterwards
+    /// (the store failed): reloaded before the next statement runs.
+    stale: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl Default for Engine {
@@ -212,6 +215,7 @@ impl Engine {
             tables,
             catalog: Arc::default(),
             retention_check: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            stale: Arc::default(),
             options: Arc::new(options),
         }
     }
@@ -332,6 +336,35 @@ impl Engine {
         self.register(&key, table.storage().clone()).await
     }
 
+    /// Reloads `name` after this session committed to it. The commit is
+    /// in whatever happens here: a reload that fails (the store did) is
+    /// logged and retried before the next statement, never reported as the
+    /// statement's failure, so a client is never told a change it made
+    /// failed (and made to apply it twice).
+    async fn refresh_after_commit(&self, name: &str) {
+        if let Err(e) = self.refresh(name).await {
+            tracing::warn!(table = name, error = %e, "reloading a table after a commit failed");
+            if let Ok(mut stale) = self.stale.lock() {
+                stale.insert(name.to_owned());
+            }
+        }
+    }
+
+    /// Reloads the tables [`Self::refresh_after_commit`] could not.
+    async fn refresh_stale(&self) -> Result<()> {
+        let names: Vec<String> = match self.stale.lock() {
+            Ok(stale) => stale.iter().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        for name in names {
+            self.refresh(&name).await?;
+            if let Ok(mut stale) = self.stale.lock() {
+                stale.remove(&name);
+            }
+        }
+        Ok(())
+    }
+
     /// Names of the registered tables, sorted.
     pub fn table_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
@@ -432,6 +465,7 @@ impl Engine {
                     .into(),
             ));
         }
+        self.refresh_stale().await?;
         let target = statement.dml_target().map(str::to_owned);
         match statement.into_body() {
             Body::Command(command) => {
@@ -444,7 +478,7 @@ impl Engine {
                     return Ok(frame);
                 };
                 let batches = frame.collect().await?;
-                self.refresh(&target).await?;
+                self.refresh_after_commit(&target).await;
                 Ok(self.ctx.read_batches(batches)?)
             }
         }
@@ -469,7 +503,7 @@ impl Engine {
                     &options,
                 )
                 .await?;
-                self.refresh(&name).await?;
+                self.refresh_after_commit(&name).await;
                 outcome.to_batch()
             }
             Command::Vacuum {
@@ -504,7 +538,7 @@ impl Engine {
                     }
                 };
                 let outcome = crate::write::restore::restore(&table, &snapshot).await?;
-                self.refresh(&name).await?;
+                self.refresh_after_commit(&name).await;
                 outcome.to_batch()
             }
             Command::RetentionCheck(enabled) => {
@@ -537,7 +571,7 @@ impl Engine {
                     .table(&name)
                     .ok_or_else(|| Error::Sql(format!("table {name} not found")))?;
                 crate::write::alter::alter_table(&table, &change).await?;
-                self.refresh(&name).await?;
+                self.refresh_after_commit(&name).await;
                 Ok(0)
             }
             Command::Merge(merge) => {
@@ -545,7 +579,7 @@ impl Engine {
                     .table(&merge.target)
                     .ok_or_else(|| Error::Sql(format!("table {} not found", merge.target)))?;
                 let outcome = self.merge(&table, &merge).await;
-                self.refresh(&merge.target).await?;
+                self.refresh_after_commit(&merge.target).await;
                 Ok(outcome?.rows)
             }
             Command::DropTable { name, if_exists } => {

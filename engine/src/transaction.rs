@@ -92,6 +92,9 @@ impl IsolationLevel {
 /// One change to a table, committed atomically.
 #[derive(Debug, Clone)]
 pub struct Transaction {
+    /// Unique to this transaction, written as `commitInfo.txnId`: a commit
+    /// found at the version this one tried is recognised as its own.
+    id: String,
     read_version: Option<i64>,
     operation: String,
     parameters: Map<String, Value>,
@@ -148,6 +151,7 @@ impl Transaction {
     /// like Delta's operations (`WRITE`, `DELETE`, `MERGE`, ...).
     pub fn new(read_version: Option<i64>, operation: impl Into<String>) -> Self {
         Self {
+            id: uuid::Uuid::new_v4().to_string(),
             read_version,
             operation: operation.into(),
             parameters: Map::new(),
@@ -274,6 +278,7 @@ impl Transaction {
             info.insert("readVersion".into(), v.into());
         }
         info.insert("isBlindAppend".into(), self.is_blind_append().into());
+        info.insert("txnId".into(), self.id.clone().into());
         if !self.metrics.is_empty() {
             info.insert(
                 "operationMetrics".into(),
@@ -325,6 +330,13 @@ impl Transaction {
                             Err(other) => return Err(other),
                         };
                         let winner = ActionBatch::from_json_lines(&path, &bytes)?;
+                        if self.is_own(&winner) {
+                            // The store wrote it and then answered that the
+                            // file exists (a retried request whose first
+                            // answer was lost): this commit is in.
+                            self.checkpoint_if_due(storage, version, now_ms).await;
+                            return Ok(Committed { version, retries });
+                        }
                         self.check_conflict(version, &winner)?;
                         version += 1;
                     }
@@ -336,6 +348,16 @@ impl Transaction {
             version,
             reason: format!("lost {MAX_COMMIT_ATTEMPTS} races in a row"),
         })
+    }
+
+    /// Whether `commit` is this transaction's own (its `txnId`).
+    fn is_own(&self, commit: &ActionBatch) -> bool {
+        commit
+            .commit_info
+            .as_ref()
+            .and_then(|info| info.get("txnId"))
+            .and_then(Value::as_str)
+            == Some(self.id.as_str())
     }
 
     /// Whether the winning commit `winner` at `version` invalidates this one.
@@ -563,6 +585,70 @@ mod tests {
         assert_eq!(
             active_files(&storage).await,
             (2, vec!["a.parquet".into(), "b.parquet".into()])
+        );
+    }
+
+    /// A store that writes a new file and then answers that it exists, as
+    /// S3 does to a PUT retried after its first answer was lost.
+    #[derive(Debug)]
+    struct LostAnswer(StorageRef);
+
+    #[async_trait::async_trait]
+    impl Storage for LostAnswer {
+        fn location(&self) -> String {
+            self.0.location()
+        }
+        async fn get(&self, path: &str) -> Result<Bytes> {
+            self.0.get(path).await
+        }
+        async fn get_ranges(
+            &self,
+            path: &str,
+            ranges: &[std::ops::Range<u64>],
+        ) -> Result<Vec<Bytes>> {
+            self.0.get_ranges(path, ranges).await
+        }
+        async fn list(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+        ) -> Result<Option<Vec<crate::storage::FileMeta>>> {
+            self.0.list(prefix, start_after).await
+        }
+        async fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
+            self.0.put(path, bytes).await
+        }
+        async fn put_if_absent(&self, path: &str, bytes: Bytes) -> Result<()> {
+            self.0.put_if_absent(path, bytes).await?;
+            Err(Error::AlreadyExists {
+                path: path.to_owned(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_commit_whose_answer_was_lost_is_recognised_as_its_own() {
+        let storage = storage();
+        create().commit(storage.as_ref(), 1).await.unwrap();
+        Transaction::new(Some(0), "WRITE")
+            .add_files([add("a.parquet"), add("b.parquet")])
+            .commit(storage.as_ref(), 2)
+            .await
+            .unwrap();
+        let lossy = LostAnswer(storage.clone());
+        let delete = Transaction::new(Some(1), "DELETE")
+            .read(ReadScope::Files(HashSet::from([
+                remove("a.parquet").replay_key()
+            ])))
+            .remove_files([remove("a.parquet")]);
+        // Not a conflict with itself, nor committed a second time.
+        let committed = delete.commit(&lossy, 3).await.expect("committed once");
+        assert_eq!(committed.version, 2);
+        let append = Transaction::new(Some(2), "WRITE").add_files([add("c.parquet")]);
+        assert_eq!(append.commit(&lossy, 4).await.unwrap().version, 3);
+        assert_eq!(
+            active_files(&storage).await,
+            (3, vec!["b.parquet".into(), "c.parquet".into()])
         );
     }
 

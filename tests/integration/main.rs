@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod concurrency;
+mod faults;
 mod golden;
 mod http;
 mod interop;
