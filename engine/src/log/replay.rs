@@ -18,6 +18,12 @@ use crate::{Error, Result};
 /// Commits read at once during replay.
 const COMMIT_READ_CONCURRENCY: usize = 16;
 
+/// The largest commit file a reader loads (it is read whole). A commit
+/// adding a hundred thousand files is about 50 MiB; larger ones are refused
+/// before they are fetched where the listing gives their size, and once
+/// read where it does not.
+pub const MAX_COMMIT_FILE_BYTES: u64 = 256 << 20;
+
 /// The reconstructed state of one table version.
 #[derive(Debug, Clone)]
 pub struct TableState {
@@ -61,6 +67,9 @@ pub async fn read_commit_files(
 }
 
 async fn read_commit(storage: &dyn Storage, commit: &CommitFile) -> Result<ActionBatch> {
+    if let Some(size) = commit.file.size {
+        check_commit_size(&commit.file.path, size)?;
+    }
     let bytes = match &commit.bytes {
         Some(bytes) => bytes.clone(),
         None => storage.get(&commit.file.path).await.map_err(|e| match e {
@@ -70,7 +79,19 @@ async fn read_commit(storage: &dyn Storage, commit: &CommitFile) -> Result<Actio
             other => other,
         })?,
     };
+    check_commit_size(&commit.file.path, bytes.len() as u64)?;
     ActionBatch::from_json_lines(&commit.file.path, &bytes)
+}
+
+fn check_commit_size(path: &str, size: u64) -> Result<()> {
+    if size <= MAX_COMMIT_FILE_BYTES {
+        return Ok(());
+    }
+    Err(Error::LimitExceeded {
+        what: "a Delta commit file".into(),
+        limit: format!("{MAX_COMMIT_FILE_BYTES} bytes"),
+        detail: format!("{path} has {size} bytes"),
+    })
 }
 
 /// Replays `segment` into the table's state at its version.
@@ -207,5 +228,45 @@ mod tests {
         assert_eq!(commit_timestamp(Some(&without), Some(7)), Some(7));
         assert_eq!(commit_timestamp(Some(&without), None), Some(5));
         assert_eq!(commit_timestamp(None, None), None);
+    }
+
+    #[tokio::test]
+    async fn oversized_commits_and_action_lines_are_refused_by_name() {
+        use crate::log::files::{LogFile, LogFileKind};
+        let listed = |size: u64| CommitFile {
+            file: LogFile {
+                version: 0,
+                kind: LogFileKind::Commit,
+                path: "_delta_log/00000000000000000000.json".into(),
+                size: Some(size),
+                last_modified: None,
+            },
+            bytes: None,
+        };
+        // Refused from the listing's size, before any read.
+        let storage = crate::storage::metered_memory_files(&[]).await;
+        let err = read_commit(&storage, &listed(MAX_COMMIT_FILE_BYTES + 1))
+            .await
+            .expect_err("too large");
+        assert!(
+            matches!(&err, Error::LimitExceeded { what, .. } if what == "a Delta commit file"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("268435457 bytes"), "{err}");
+        assert_eq!(storage.meter().figures().requests, 0);
+        // One huge line in a small-enough file.
+        let mut line = br#"{"commitInfo":{"x":""#.to_vec();
+        line.resize(crate::protocol::MAX_ACTION_LINE_BYTES + 1, b'a');
+        line.extend_from_slice(b"\"}}\n");
+        let mut commit = listed(line.len() as u64);
+        commit.bytes = Some(bytes::Bytes::from(line));
+        let err = read_commit(&storage, &commit)
+            .await
+            .expect_err("line too long");
+        assert!(
+            matches!(&err, Error::LimitExceeded { what, .. } if what == "a Delta log action"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("line 1 of _delta_log/"), "{err}");
     }
 }

@@ -331,6 +331,12 @@ pub struct ActionBatch {
     pub checkpoint_metadata: Option<CheckpointMetadata>,
 }
 
+/// The longest action line a log file may hold. Real actions are far
+/// smaller (an `add` with statistics for a thousand columns is about
+/// 100 KiB); a longer line is refused before it is parsed, so that a
+/// corrupt or hostile log cannot make a reader parse hundreds of MB.
+pub const MAX_ACTION_LINE_BYTES: usize = 64 << 20;
+
 impl ActionBatch {
     /// Adds one parsed line to the batch.
     pub fn push(&mut self, line: ActionLine) {
@@ -372,6 +378,13 @@ impl ActionBatch {
     pub fn from_json_lines(path: &str, bytes: &[u8]) -> crate::Result<Self> {
         let mut batch = Self::default();
         for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            if line.len() > MAX_ACTION_LINE_BYTES {
+                return Err(crate::Error::LimitExceeded {
+                    what: "a Delta log action".into(),
+                    limit: format!("{MAX_ACTION_LINE_BYTES} bytes"),
+                    detail: format!("line {} of {path} has {} bytes", index + 1, line.len()),
+                });
+            }
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }

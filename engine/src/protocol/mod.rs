@@ -6,7 +6,7 @@ pub mod dv;
 pub mod features;
 
 pub use actions::{
-    ActionBatch, Add, AddCdc, CheckpointMetadata, DomainMetadata, FileKey, Format, Metadata,
-    Protocol, Remove, Sidecar, Txn,
+    ActionBatch, Add, AddCdc, CheckpointMetadata, DomainMetadata, FileKey, Format,
+    MAX_ACTION_LINE_BYTES, Metadata, Protocol, Remove, Sidecar, Txn,
 };
 pub use dv::{DeletionVectorDescriptor, DeletionVectorFile, DvLocation, MAX_INLINE_DV_BYTES};

@@ -57,6 +57,21 @@ const URI_PATH_ESCAPED: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'\\');
 
+/// Bytes a writer holds in files not yet stored, across all the
+/// partitions it writes: past it, the largest open file is stored early
+/// (smaller than the target size), so an INSERT touching many partitions
+/// holds at most this much however many it touches.
+pub const WRITE_BUFFER_BYTES: usize = 256 << 20;
+
+/// Files a writer keeps open at once (each Parquet writer has buffers of
+/// its own, whatever its rows); past it the largest is stored early.
+pub const MAX_OPEN_FILES: usize = 128;
+
+/// Partitions one write may put rows in: a write that would create files
+/// in more is refused, before it stores millions of tiny files and log
+/// entries no reader could list in reasonable time.
+pub const MAX_PARTITIONS_PER_WRITE: usize = 100_000;
+
 /// Writes rows of one table into new data files.
 pub struct TableFileWriter<'a> {
     target: &'a WriteTarget,
@@ -68,6 +83,10 @@ pub struct TableFileWriter<'a> {
     stored: Vec<String>,
     partition_converter: Option<RowConverter>,
     files_started: usize,
+    /// Partitions written so far.
+    partitions: std::collections::HashSet<Vec<u8>>,
+    buffer_bytes: usize,
+    max_partitions: usize,
 }
 
 struct OpenFile {
@@ -116,7 +135,46 @@ impl<'a> TableFileWriter<'a> {
             stored: Vec::new(),
             partition_converter,
             files_started: 0,
+            partitions: std::collections::HashSet::new(),
+            buffer_bytes: WRITE_BUFFER_BYTES,
+            max_partitions: MAX_PARTITIONS_PER_WRITE,
         })
+    }
+
+    /// Holds at most `bytes` in files not yet stored (instead of
+    /// [`WRITE_BUFFER_BYTES`]).
+    pub fn with_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.buffer_bytes = bytes;
+        self
+    }
+
+    /// Puts rows in at most `count` partitions (instead of
+    /// [`MAX_PARTITIONS_PER_WRITE`]).
+    pub fn with_max_partitions(mut self, count: usize) -> Self {
+        self.max_partitions = count;
+        self
+    }
+
+    /// Bytes held in open files now.
+    pub fn buffered_bytes(&self) -> usize {
+        self.open.values().map(|f| f.writer.estimated_size()).sum()
+    }
+
+    /// Stores the largest open files until the rest fit the buffer and the
+    /// open-file limit.
+    async fn keep_within_budget(&mut self) -> Result<()> {
+        while self.open.len() > MAX_OPEN_FILES || self.buffered_bytes() > self.buffer_bytes {
+            let largest = self
+                .open
+                .iter()
+                .max_by_key(|(_, f)| f.writer.estimated_size())
+                .map(|(key, _)| key.clone());
+            let Some(file) = largest.and_then(|key| self.open.remove(&key)) else {
+                break;
+            };
+            self.store(file).await?;
+        }
+        Ok(())
     }
 
     /// Writes `batch` (logical columns, in any order and convertible
@@ -127,7 +185,18 @@ impl<'a> TableFileWriter<'a> {
         }
         let batch = conform(batch, self.target.logical())?;
         for (key, rows) in self.split_by_partition(&batch)? {
+            if !self.partitions.contains(&key) {
+                if self.partitions.len() >= self.max_partitions {
+                    return Err(Error::LimitExceeded {
+                        what: "the partitions one write puts rows in".into(),
+                        limit: format!("{} partitions", self.max_partitions),
+                        detail: "split the write, or partition the table by fewer values".into(),
+                    });
+                }
+                self.partitions.insert(key.clone());
+            }
             self.write_to_partition(key, rows).await?;
+            self.keep_within_budget().await?;
         }
         Ok(())
     }
@@ -333,4 +402,100 @@ pub fn serialize_partition_value(value: &ScalarValue) -> Result<Option<String>> 
         other => other.to_string(),
     };
     Ok((!text.is_empty()).then_some(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::protocol::{Format, Metadata};
+
+    fn partitioned_target() -> WriteTarget {
+        let metadata = Metadata {
+            id: "t".into(),
+            name: None,
+            description: None,
+            format: Format::default(),
+            schema_string: r#"{"type":"struct","fields":[
+                {"name":"p","type":"string","nullable":true,"metadata":{}},
+                {"name":"v","type":"long","nullable":true,"metadata":{}}]}"#
+                .into(),
+            partition_columns: vec!["p".into()],
+            created_time: Some(0),
+            configuration: HashMap::new(),
+        };
+        WriteTarget::new(&metadata).expect("target")
+    }
+
+    fn rows(partitions: usize, per_partition: usize) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("p", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, true),
+        ]));
+        let count = partitions * per_partition;
+        let p: Vec<String> = (0..count).map(|i| format!("p{}", i % partitions)).collect();
+        let v: Vec<i64> = (0..count as i64).collect();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(p)),
+                Arc::new(Int64Array::from(v)),
+            ],
+        )
+        .expect("batch")
+    }
+
+    #[tokio::test]
+    async fn many_partitions_are_written_within_the_buffer() {
+        let storage = crate::storage::metered_memory_files(&[]).await;
+        let target = partitioned_target();
+        let budget = 2 << 20;
+        let mut writer = TableFileWriter::new(&target, &storage, 0, true)
+            .expect("writer")
+            .with_buffer_bytes(budget);
+        for _ in 0..4 {
+            writer.write(&rows(500, 200)).await.expect("writes");
+            assert!(writer.open.len() <= MAX_OPEN_FILES, "{}", writer.open.len());
+            assert!(
+                writer.buffered_bytes() <= budget,
+                "{}",
+                writer.buffered_bytes()
+            );
+        }
+        let adds = writer.finish().await.expect("finishes");
+        let partitions: std::collections::HashSet<_> = adds
+            .iter()
+            .map(|a| a.partition_values["p"].clone())
+            .collect();
+        assert_eq!(partitions.len(), 500);
+        let rows: i64 = adds
+            .iter()
+            .map(|a| {
+                let stats: serde_json::Value =
+                    serde_json::from_str(a.stats.as_deref().expect("stats")).expect("json");
+                stats["numRecords"].as_i64().expect("count")
+            })
+            .sum();
+        assert_eq!(rows, 4 * 500 * 200);
+    }
+
+    #[tokio::test]
+    async fn a_write_into_too_many_partitions_is_refused_by_name() {
+        let storage = crate::storage::metered_memory_files(&[]).await;
+        let target = partitioned_target();
+        let mut writer = TableFileWriter::new(&target, &storage, 0, true)
+            .expect("writer")
+            .with_max_partitions(50);
+        writer.write(&rows(50, 2)).await.expect("50 partitions fit");
+        let err = writer.write(&rows(51, 1)).await.expect_err("51 do not");
+        assert!(
+            matches!(&err, Error::LimitExceeded { limit, .. } if limit == "50 partitions"),
+            "{err}"
+        );
+        writer.abandon().await;
+    }
 }
