@@ -63,6 +63,10 @@ pub struct EngineOptions {
     /// Memory the session's queries may hold, in bytes (unbounded when
     /// `None`); a query needing more fails with a resources error.
     pub memory_limit: Option<usize>,
+    /// A pool the session's memory comes out of, shared with other
+    /// sessions ([`crate::memory::shared_pool`]); `memory_limit` then caps
+    /// the session's part of it.
+    pub shared_memory: Option<Arc<dyn crate::memory::MemoryPool>>,
     /// Only the default namespace exists for this session: creating a table
     /// in another one is refused (tenants' sessions).
     pub confined: bool,
@@ -189,12 +193,16 @@ impl Engine {
         if let Some(cache) = &options.range_cache {
             config = config.with_extension(cache.clone());
         }
-        let runtime = options.memory_limit.and_then(|limit| {
-            datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-                .with_memory_limit(limit, 1.0)
-                .build_arc()
-                .ok()
-        });
+        let builder = datafusion::execution::runtime_env::RuntimeEnvBuilder::new;
+        let runtime = match (&options.shared_memory, options.memory_limit) {
+            (Some(shared), limit) => {
+                let cap = limit.unwrap_or(usize::MAX);
+                let pool = crate::memory::CappedPool::new(shared.clone(), cap);
+                builder().with_memory_pool(Arc::new(pool)).build_arc().ok()
+            }
+            (None, Some(limit)) => builder().with_memory_limit(limit, 1.0).build_arc().ok(),
+            (None, None) => None,
+        };
         let ctx = match runtime {
             Some(runtime) => SessionContext::new_with_config_rt(config, runtime),
             None => SessionContext::new_with_config(config),

@@ -31,6 +31,7 @@ pub mod data_file;
 pub mod engine;
 pub mod error;
 pub mod log;
+pub mod memory;
 pub mod metadata_tables;
 pub mod partition;
 pub mod profile;

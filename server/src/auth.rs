@@ -55,6 +55,9 @@ pub struct TokenRecord {
 /// Who is calling, after authentication.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Principal {
+    /// Which token this is (its public id; `admin` for the admin token):
+    /// what per-caller limits count by.
+    pub id: String,
     /// May do everything.
     pub admin: bool,
     /// Namespaces and whether each may be written.
@@ -64,8 +67,11 @@ pub struct Principal {
 }
 
 impl Principal {
-    fn of(scopes: &[Scope]) -> Self {
-        let mut principal = Self::default();
+    fn of(id: &str, scopes: &[Scope]) -> Self {
+        let mut principal = Self {
+            id: id.to_owned(),
+            ..Self::default()
+        };
         for scope in scopes {
             match scope {
                 Scope::Admin => principal.admin = true,
@@ -158,13 +164,13 @@ impl TokenStore {
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
         let hash = hash_token(token);
         if self.admin_hash.as_deref() == Some(hash.as_str()) {
-            return Some(Principal::of(&[Scope::Admin]));
+            return Some(Principal::of("admin", &[Scope::Admin]));
         }
         if let Some(scopes) = self.configured.read().ok()?.get(&hash) {
-            return Some(Principal::of(scopes));
+            return Some(Principal::of(&hash[..12], scopes));
         }
         let records = self.by_hash.read().ok()?;
-        records.get(&hash).map(|r| Principal::of(&r.scopes))
+        records.get(&hash).map(|r| Principal::of(&r.id, &r.scopes))
     }
 
     /// Accepts the token whose SHA-256 (hex) is `hash` with `scopes`, for

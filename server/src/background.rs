@@ -54,7 +54,7 @@ impl Default for MaintenanceConfig {
 /// Runs rounds until the process ends.
 pub async fn run(state: Arc<AppState>) {
     let config = state.config.maintenance.clone();
-    if config.interval_secs == 0 {
+    if config.interval_secs == 0 || state.writes_refused.is_some() {
         return;
     }
     let mut ticker = tokio::time::interval(Duration::from_secs(config.interval_secs));

@@ -21,7 +21,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The admin token (normally from `WAVELAKE_ADMIN_TOKEN`).
     pub admin_token: Option<String>,
-    /// Origins allowed by CORS (`*` for any).
+    /// Origins whose pages may call `/api/v1` (CORS; `*` for any; none by
+    /// default). Delta Sharing and signed file URLs allow every origin.
     pub cors_origins: Vec<String>,
     /// Per-request limits.
     pub limits: Limits,
@@ -105,6 +106,20 @@ pub struct Limits {
     /// files a writer has written but not yet committed are never deleted.
     /// An operator's setting: keep it above `query_timeout_secs`.
     pub minimum_retention_secs: u64,
+    /// Memory all running queries and writes together may hold, in bytes;
+    /// each one also stays within `query_memory_bytes`.
+    pub server_memory_bytes: usize,
+    /// Statements (SQL, uploads, sharing queries) running at once in all;
+    /// more are refused `429` with `Retry-After`.
+    pub max_running_statements: usize,
+    /// Statements one token may run at once.
+    pub max_running_per_token: usize,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may pause between two chunks.
+    pub body_idle_timeout_secs: u64,
 }
 
 impl Limits {
@@ -124,6 +139,12 @@ impl Default for Limits {
             query_memory_bytes: 2 << 30,
             file_url_lifetime_secs: 3600,
             minimum_retention_secs: 3600,
+            server_memory_bytes: 4 << 30,
+            max_running_statements: 64,
+            max_running_per_token: 8,
+            max_connections: 1024,
+            header_timeout_secs: 30,
+            body_idle_timeout_secs: 30,
         }
     }
 }
@@ -134,7 +155,7 @@ impl Default for ServerConfig {
             root: "./data".into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: None,
-            cors_origins: vec!["*".into()],
+            cors_origins: Vec::new(),
             limits: Limits::default(),
             storage: BTreeMap::new(),
             public_url: None,
@@ -243,8 +264,22 @@ impl ServerConfig {
         {
             bail!("the admin token must be at least 16 characters");
         }
-        if self.limits.max_result_rows == 0 || self.limits.query_timeout_secs == 0 {
-            bail!("limits.max_result_rows and limits.query_timeout_secs must be above 0");
+        let limits = &self.limits;
+        let counts = [
+            ("max_result_rows", limits.max_result_rows as u64),
+            ("query_timeout_secs", limits.query_timeout_secs),
+            ("server_memory_bytes", limits.server_memory_bytes as u64),
+            (
+                "max_running_statements",
+                limits.max_running_statements as u64,
+            ),
+            ("max_running_per_token", limits.max_running_per_token as u64),
+            ("max_connections", limits.max_connections as u64),
+            ("header_timeout_secs", limits.header_timeout_secs),
+            ("body_idle_timeout_secs", limits.body_idle_timeout_secs),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, value)| *value == 0) {
+            bail!("limits.{name} must be above 0");
         }
         Ok(())
     }

@@ -7,10 +7,12 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod admission;
 mod api;
 mod auth;
 mod background;
 mod config;
+mod connections;
 mod files;
 mod maintenance;
 mod output;

@@ -3,6 +3,7 @@
 //! lets requests in flight (and their commits) finish.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -11,6 +12,7 @@ use crate::api;
 use crate::auth::{Scope, TokenStore};
 use crate::config::ServerConfig;
 use crate::state::{AppState, storage_opener};
+use wavelake_engine::storage::check_exclusive_commits;
 
 /// Starts logging: human-readable, or JSON lines when
 /// `WAVELAKE_LOG_FORMAT=json`; the level from `RUST_LOG` (default info).
@@ -45,6 +47,15 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
     }
     let opener = storage_opener(config.storage.clone().into_iter().collect());
     let root = opener(&config.root).with_context(|| format!("cannot open {}", config.root))?;
+    let writes_refused = match check_exclusive_commits(root.as_ref(), "_wavelake/").await {
+        Ok(()) => None,
+        Err(e @ wavelake_engine::Error::UnsafeStorage { .. }) => {
+            tracing::error!(error = %e, "serving reads only");
+            eprintln!("warning: {e}");
+            Some(e.to_string())
+        }
+        Err(e) => return Err(e).context("cannot check the table root's store"),
+    };
     let tokens = TokenStore::load(root.clone(), config.admin_token.as_deref()).await?;
     let signer = crate::files::UrlSigner::load_or_create(&root, config.public_url()).await?;
     let shares = crate::sharing::store::ShareStore::load(root.clone()).await?;
@@ -62,22 +73,31 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
         .install_recorder()
         .context("cannot start the metrics recorder")?;
     let state_url = config.public_url();
+    let connection_limits = crate::connections::ConnectionLimits {
+        max_connections: config.limits.max_connections,
+        header_timeout: Duration::from_secs(config.limits.header_timeout_secs),
+    };
     let state = Arc::new(AppState {
-        config,
         tokens,
         opener,
         metrics,
         signer,
         shares,
         snapshots: Arc::default(),
+        admission: crate::admission::Admission::new(
+            config.limits.max_running_statements,
+            config.limits.max_running_per_token,
+        ),
+        memory: wavelake_engine::memory::shared_pool(config.limits.server_memory_bytes),
+        writes_refused,
+        config,
     });
     tokio::spawn(crate::background::run(state.clone()));
     let router = api::router(state);
     // Tests and scripts wait for this line.
     println!("wavelake listening on http://{bound}");
     tracing::info!(%bound, public_url = %state_url, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+    crate::connections::serve(listener, router, connection_limits, shutdown_signal())
         .await
         .context("the server failed")?;
     tracing::info!("stopped");

@@ -31,6 +31,13 @@ pub struct AppState {
     pub shares: crate::sharing::store::ShareStore,
     /// Latest table snapshots, shared by every request.
     pub snapshots: Arc<SnapshotCache>,
+    /// Statements running, in all and per token.
+    pub admission: Arc<crate::admission::Admission>,
+    /// The memory all running statements share (`server_memory_bytes`).
+    pub memory: Arc<dyn wavelake_engine::memory::MemoryPool>,
+    /// Why the root may not be written (its store does not make commits
+    /// exclusive), found at start; `None` when writes are safe.
+    pub writes_refused: Option<String>,
 }
 
 /// An opener applying `options` (S3 endpoint, credentials, …).
@@ -44,6 +51,21 @@ pub fn storage_opener(options: Vec<(String, String)>) -> StorageOpener {
 }
 
 impl AppState {
+    /// Whether `principal` may change tables in `namespace`: it needs the
+    /// right, and the root's store must make commits exclusive.
+    pub fn may_write(&self, principal: &Principal, namespace: &str) -> Result<(), ApiError> {
+        if let Some(reason) = &self.writes_refused {
+            return Err(ApiError::unavailable("UNSAFE_STORAGE", reason));
+        }
+        if principal.can_write(namespace) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this token may not change namespace {namespace}"
+            )))
+        }
+    }
+
     /// The storage of the table root.
     pub fn root_storage(&self) -> wavelake_engine::Result<StorageRef> {
         (self.opener)(&self.config.root)
@@ -128,10 +150,11 @@ impl AppState {
             default_schema: Some(namespace.to_owned()),
             sandboxed: true,
             memory_limit: Some(self.config.limits.query_memory_bytes),
+            shared_memory: Some(self.memory.clone()),
             confined: !principal.admin,
             snapshot_cache: Some(self.snapshots.clone()),
             range_cache: None,
-            read_only: !principal.can_write(namespace),
+            read_only: self.may_write(principal, namespace).is_err(),
             minimum_retention_ms: Some(self.config.limits.minimum_retention_ms()),
         })
         .with_storage_opener(self.opener.clone());

@@ -5,8 +5,7 @@
 //! acknowledged commit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,119 +14,8 @@ use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use wavelake_tests::{AzuriteServer, MotoServer};
 
-const ADMIN: &str = "admin-token-for-the-tests-0123456789";
-
-struct Server {
-    child: Child,
-    url: String,
-    client: Client,
-}
-
-impl Server {
-    /// Starts `wavelake serve` with `config` (TOML) on a free port.
-    fn start(dir: &std::path::Path, config: &str) -> Self {
-        Self::start_with(dir, config, &[])
-    }
-
-    /// Like [`Self::start`], with extra environment variables.
-    fn start_with(dir: &std::path::Path, config: &str, environment: &[(&str, String)]) -> Self {
-        let config_path = dir.join("wavelake.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wavelake"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config_path)
-            .env("WAVELAKE_ADMIN_TOKEN", ADMIN)
-            .env("RUST_LOG", "warn")
-            .envs(environment.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the server starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("wavelake listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Self {
-            child,
-            url,
-            client: Client::new(),
-        }
-    }
-
-    fn sql(&self, token: &str, sql: &str) -> (StatusCode, Value) {
-        self.sql_in(token, sql, None)
-    }
-
-    fn sql_in(&self, token: &str, sql: &str, namespace: Option<&str>) -> (StatusCode, Value) {
-        let mut body = json!({"sql": sql});
-        if let Some(namespace) = namespace {
-            body["namespace"] = json!(namespace);
-        }
-        let response = self
-            .client
-            .post(format!("{}/api/v1/sql", self.url))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .unwrap();
-        let status = response.status();
-        (status, response.json().unwrap_or(Value::Null))
-    }
-
-    fn get(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
-        let mut request = self.client.get(format!("{}{path}", self.url));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().unwrap();
-        let status = response.status();
-        (status, response.json().unwrap_or(Value::Null))
-    }
-
-    fn token(&self, namespace: &str, write: bool) -> String {
-        let response: Value = self
-            .client
-            .post(format!("{}/api/v1/tokens", self.url))
-            .bearer_auth(ADMIN)
-            .json(&json!({"label": format!("{namespace} {write}"), "namespace": namespace, "write": write}))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        response["token"].as_str().unwrap().to_owned()
-    }
-
-    /// Creates recipient `name` with a grant on `share`; its profile (JSON).
-    fn recipient(&self, name: &str, share: &str) -> String {
-        let (_, created) = self.sql(ADMIN, &format!("CREATE RECIPIENT {name}"));
-        let profile = created["rows"][0]["profile"].as_str().unwrap().to_owned();
-        let grant = format!("GRANT SELECT ON SHARE {share} TO RECIPIENT {name}");
-        assert_eq!(self.sql(ADMIN, &grant).0, StatusCode::OK, "{grant}");
-        profile
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn local_config(root: &std::path::Path) -> String {
-    format!(
-        "root = {:?}\n[limits]\nmax_result_rows = 50\nmax_upload_bytes = 100000\n",
-        root.to_str().unwrap()
-    )
-}
+mod common;
+use common::{ADMIN, Server, local_config};
 
 fn upload(
     server: &Server,
@@ -374,6 +262,54 @@ fn sql_and_tables_round_trip_on_s3() {
     }
     let server = Server::start(dir.path(), &config);
     round_trips(&server);
+}
+
+/// A store that does not refuse a second put-if-absent (here S3 with
+/// conditional writes turned off) could let two commits take one version:
+/// the server finds out at start, serves reads and refuses every write.
+#[test]
+fn a_store_without_exclusive_commits_serves_reads_and_refuses_writes() {
+    let Some(moto) = MotoServer::start("a_store_without_exclusive_commits") else {
+        return;
+    };
+    moto.create_bucket("lake");
+    let dir = tempfile::tempdir().unwrap();
+    let mut storage = "[storage]\n".to_owned();
+    for (key, value) in moto.options() {
+        storage.push_str(&format!("{key} = {value:?}\n"));
+    }
+    let config = format!("root = \"s3://lake/tables\"\n{storage}");
+    let mut server = Server::start(dir.path(), &config);
+    for sql in [
+        "CREATE TABLE acme.t (id BIGINT)",
+        "INSERT INTO acme.t VALUES (1), (2)",
+    ] {
+        let (status, body) = server.sql(ADMIN, sql);
+        assert_eq!(status, StatusCode::OK, "{sql}: {body}");
+    }
+    server.kill();
+    let config = format!("{config}aws_conditional_put = \"disabled\"\n");
+    let server = Server::start(dir.path(), &config);
+    assert_eq!(count_and_version(&server, "acme.t"), (2, 1));
+    for sql in [
+        "INSERT INTO acme.t VALUES (3)",
+        "DELETE FROM acme.t",
+        "CREATE TABLE acme.u (id BIGINT)",
+    ] {
+        let (status, body) = server.sql(ADMIN, sql);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{sql}: {body}");
+        assert_eq!(body["error"]["code"], "UNSAFE_STORAGE", "{sql}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("does not make commits exclusive"),
+            "{message}"
+        );
+        assert!(!message.contains("s3://lake"), "leaks the root: {message}");
+    }
+    let csv = b"id,day,total\n1,2024-01-05,1.5\n".to_vec();
+    let (status, body) = upload(&server, ADMIN, "csv", None, csv);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(count_and_version(&server, "acme.t"), (2, 1));
 }
 
 #[test]

@@ -43,6 +43,7 @@ async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
         default_schema: Some("acme".into()),
         sandboxed: true,
         memory_limit: Some(64 << 20),
+        shared_memory: None,
         confined: true,
         snapshot_cache: None,
         range_cache: None,

@@ -15,6 +15,9 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
+    /// Seconds to wait before retrying (`Retry-After`), for refusals of a
+    /// busy server.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -24,12 +27,31 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429: the caller or the server runs as many statements as allowed.
+    pub fn too_many(refusal: crate::admission::Refusal) -> Self {
+        Self {
+            retry_after: Some(crate::admission::RETRY_AFTER_SECS),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_REQUESTS",
+                refusal.to_string(),
+            )
         }
     }
 
     /// 400: the request is malformed.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+    }
+
+    /// 503: the server cannot do this now (or, for `UNSAFE_STORAGE`, at
+    /// all on this store); the message has no server paths.
+    pub fn unavailable(code: &'static str, message: &str) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, redact(message))
     }
 
     /// 401: no valid token.
@@ -79,6 +101,8 @@ impl From<wavelake_engine::Error> for ApiError {
             E::TableExists(_) | E::CommitConflict { .. } | E::AlreadyExists { .. } => {
                 StatusCode::CONFLICT
             }
+            E::UnsafeStorage { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            E::LimitExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             E::DataFusion(df) if is_resources_exhausted(df) => StatusCode::INSUFFICIENT_STORAGE,
             E::DataFusion(_) | E::Arrow(_) => StatusCode::BAD_REQUEST,
             E::Storage { .. }
@@ -126,7 +150,13 @@ fn redact(text: &str) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -29,8 +29,9 @@ pub use error::ApiError;
 
 /// The whole router.
 pub fn router(state: Arc<AppState>) -> Router {
+    let admitted = || axum::middleware::from_fn_with_state(state.clone(), admit);
     let api = Router::new()
-        .route("/sql", post(sql::run_sql))
+        .route("/sql", post(sql::run_sql).layer(admitted()))
         .route("/tables", get(tables::list).post(tables::create))
         .route(
             "/tables/{namespace}/{table}",
@@ -39,7 +40,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tables/{namespace}/{table}/history", get(tables::history))
         .route(
             "/tables/{namespace}/{table}/upload",
-            post(upload::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+            post(upload::upload)
+                .layer(axum::extract::DefaultBodyLimit::disable())
+                .layer(admitted()),
         )
         .route("/tokens", get(tokens::list).post(tokens::issue))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
@@ -49,15 +52,22 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.config.limits.max_request_bytes,
         ))
         .layer(axum::middleware::from_fn(close_after_refusal))
-        .fallback(not_found);
+        .fallback(not_found)
+        .layer(api_cors(&state.config.cors_origins));
     let web = state.config.web_root();
     let router = Router::new()
         .nest("/api/v1", api)
-        .nest("/delta-sharing", crate::sharing::routes())
+        .nest(
+            "/delta-sharing",
+            crate::sharing::routes(&state).layer(open_cors()),
+        )
         .route("/health", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
-        .route("/files/{*resource}", get(crate::files::serve_file));
+        .route(
+            "/files/{*resource}",
+            get(crate::files::serve_file).layer(open_cors()),
+        );
     // The web app at `/` (its files; anything else is the API's 404).
     let router = match web {
         Some(dir) => router.fallback_service(
@@ -79,12 +89,17 @@ pub fn router(state: Arc<AppState>) -> Router {
                 HeaderValue::from_static("nosniff"),
             ),
         )
-        .layer(cors(&state.config.cors_origins))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            std::time::Duration::from_secs(state.config.limits.body_idle_timeout_secs),
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
-fn cors(origins: &[String]) -> CorsLayer {
+/// CORS for `/api/v1`: only the configured origins (none by default: the
+/// web app is served from the server's own origin), so that a page on
+/// another site cannot drive the API with a token it got hold of.
+fn api_cors(origins: &[String]) -> CorsLayer {
     let layer = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers(Any)
@@ -97,6 +112,72 @@ fn cors(origins: &[String]) -> CorsLayer {
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
     layer.allow_origin(AllowOrigin::list(allowed))
+}
+
+/// CORS for Delta Sharing and signed file URLs: any origin, since their
+/// clients are pages anywhere (the web app and the npm package open
+/// shares of any server) and their authority is a bearer token or a URL
+/// signature, never a cookie.
+fn open_cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::HEAD, Method::OPTIONS])
+        .allow_headers(Any)
+        .expose_headers(Any)
+        .allow_origin(Any)
+}
+
+/// Runs a request that runs statements only when the server and its
+/// caller have room for one more ([`crate::admission`]); the place is
+/// held until the response has been sent.
+async fn admit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    match admission_for(&state, request.headers()) {
+        Ok(admitted) => hold_until_sent(next.run(request).await, admitted),
+        Err(refusal) => ApiError::too_many(refusal).into_response(),
+    }
+}
+
+/// A place for the caller the request's bearer token names (callers
+/// without a valid token share one count; they are refused soon anyway).
+pub fn admission_for(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<crate::admission::Admitted, crate::admission::Refusal> {
+    let caller = bearer_token(headers)
+        .and_then(|token| state.tokens.authenticate(token))
+        .map_or_else(|| "anonymous".to_owned(), |principal| principal.id);
+    state.admission.admit(&caller)
+}
+
+/// `response`, whose body keeps `admitted` until it has been sent.
+pub fn hold_until_sent(response: Response, admitted: crate::admission::Admitted) -> Response {
+    response.map(|body| axum::body::Body::new(HeldBody { body, admitted }))
+}
+
+/// A response body holding its statement's admission.
+struct HeldBody {
+    body: axum::body::Body,
+    #[allow(dead_code)] // held, never read
+    admitted: crate::admission::Admitted,
+}
+
+impl http_body::Body for HeldBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Counts and times every request by route.
@@ -193,20 +274,24 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(ApiError::unauthorized)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(ApiError::unauthorized)?;
+        let token = bearer_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
         state
             .tokens
-            .authenticate(token.trim())
+            .authenticate(token)
             .ok_or_else(ApiError::unauthorized)
     }
+}
+
+/// The bearer token of a request's `Authorization` header.
+fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))?;
+    Some(token.trim())
 }
 
 /// Checks a namespace or table name: letters, digits and `_`, so a name can

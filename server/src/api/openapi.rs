@@ -10,7 +10,10 @@ fn error_responses() -> Value {
         "401": {"$ref": "#/components/responses/Error"},
         "403": {"$ref": "#/components/responses/Error"},
         "404": {"$ref": "#/components/responses/Error"},
-        "409": {"$ref": "#/components/responses/Error"}
+        "409": {"$ref": "#/components/responses/Error"},
+        "413": {"$ref": "#/components/responses/Error"},
+        "429": {"$ref": "#/components/responses/Error"},
+        "503": {"$ref": "#/components/responses/Error"}
     })
 }
 
@@ -41,7 +44,7 @@ pub async fn document() -> Json<Value> {
         "paths": {
             "/api/v1/sql": {"post": {
                 "summary": "Run one SQL statement (query, DDL, DML or maintenance)",
-                "description": "Whether the statement writes, and which tables, is decided by the engine's classifier on the statement as parsed with the dialect that runs it; a token that may not write gets 403 NOT_ALLOWED for any statement that could change a table or the session, and its session refuses any plan with DML, DDL or statements. DELETE and UPDATE with subqueries or FROM get 400 (use MERGE INTO). A commit that conflicts with a concurrent one gets 409 COMMIT_CONFLICT.",
+                "description": "Whether the statement writes, and which tables, is decided by the engine's classifier on the statement as parsed with the dialect that runs it; a token that may not write gets 403 NOT_ALLOWED for any statement that could change a table or the session, and its session refuses any plan with DML, DDL or statements. DELETE and UPDATE with subqueries or FROM get 400 (use MERGE INTO). A commit that conflicts with a concurrent one gets 409 COMMIT_CONFLICT. More statements than the server or the token may run at once get 429 TOO_MANY_REQUESTS with Retry-After; an input over a limit gets 413 LIMIT_EXCEEDED; writes on a store that does not make commits exclusive get 503 UNSAFE_STORAGE.",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["sql"],
                     "properties": {"sql": {"type": "string"}, "namespace": {"type": "string"}}}}}},

@@ -35,14 +35,14 @@ pub struct SqlRequest {
 /// The media type of an Arrow IPC stream.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
-/// Whether `principal` may run `statement` in `namespace`: a write needs
-/// the right to write the session's namespace and the namespace of every
-/// table it names. The session of a principal that may not write is
+/// Whether `statement` may run in `namespace`: a write needs `may_write`
+/// (the caller's right, the store's safety) for the session's namespace
+/// and the namespace of every table it names. The session of a principal that may not write is
 /// read-only besides, so the plan that runs is checked again.
 fn authorize(
-    principal: &Principal,
     namespace: &str,
     statement: &Statement,
+    may_write: impl Fn(&str) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
     if statement.access() == Access::Read {
         return Ok(());
@@ -54,11 +54,7 @@ fn authorize(
             .map(|table| table.split_once('.').map_or(namespace, |(ns, _)| ns)),
     );
     for namespace in namespaces {
-        if !principal.can_write(namespace) {
-            return Err(ApiError::forbidden(format!(
-                "this token may not change namespace {namespace}"
-            )));
-        }
+        may_write(namespace)?;
     }
     Ok(())
 }
@@ -76,7 +72,7 @@ pub async fn run_sql(
     }
     let namespace = state.namespace_for(&principal, request.namespace.as_deref())?;
     let statement = Statement::parse(&request.sql)?;
-    authorize(&principal, &namespace, &statement)?;
+    authorize(&namespace, &statement, |ns| state.may_write(&principal, ns))?;
     let writes = statement.access() == Access::Write;
     let engine = state.session(&principal, &namespace).await?;
     let limits = state.config.limits.clone();
@@ -322,7 +318,13 @@ mod tests {
     fn writes_need_the_right_to_write_every_namespace_they_name() {
         let principal = reader();
         let check = |namespace: &str, sql: &str| {
-            authorize(&principal, namespace, &Statement::parse(sql).unwrap())
+            authorize(namespace, &Statement::parse(sql).unwrap(), |ns| {
+                if principal.can_write(ns) {
+                    Ok(())
+                } else {
+                    Err(ApiError::forbidden(ns))
+                }
+            })
         };
         assert!(check("acme", "SELECT * FROM t").is_ok());
         assert!(check("acme", "/* hi */ INSERT INTO t VALUES (1)").is_err());

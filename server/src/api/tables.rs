@@ -90,11 +90,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let namespace = state.namespace_for(&principal, request.namespace.as_deref())?;
     check_name("table", &request.name)?;
-    if !principal.can_write(&namespace) {
-        return Err(ApiError::forbidden(format!(
-            "this token may only read namespace {namespace}"
-        )));
-    }
+    state.may_write(&principal, &namespace)?;
     if request.columns.is_empty() {
         return Err(ApiError::bad_request("a table needs columns"));
     }
@@ -245,11 +241,7 @@ pub async fn drop(
     Path((namespace, table)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (engine, name) = open_table(&state, &principal, &namespace, &table).await?;
-    if !principal.can_write(&namespace) {
-        return Err(ApiError::forbidden(format!(
-            "this token may only read namespace {namespace}"
-        )));
-    }
+    state.may_write(&principal, &namespace)?;
     engine.query(&format!("DROP TABLE {name}")).await?;
     Ok(StatusCode::NO_CONTENT)
 }

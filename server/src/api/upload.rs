@@ -77,11 +77,7 @@ pub async fn upload(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let namespace = state.namespace_for(&principal, Some(&namespace))?;
     check_name("table", &table)?;
-    if !principal.can_write(&namespace) {
-        return Err(ApiError::forbidden(format!(
-            "this token may only read namespace {namespace}"
-        )));
-    }
+    state.may_write(&principal, &namespace)?;
     let format = query
         .format
         .or_else(|| {

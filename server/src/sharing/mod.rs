@@ -31,8 +31,9 @@ use wavelake_engine::protocol::{Add, DeletionVectorDescriptor, DvLocation};
 use wavelake_engine::{Snapshot, Table};
 
 /// The routes, to nest under `/delta-sharing`.
-pub fn routes() -> axum::Router<Arc<AppState>> {
+pub fn routes(state: &Arc<AppState>) -> axum::Router<Arc<AppState>> {
     let table = "/shares/{share}/schemas/{schema}/tables/{table}";
+    let admitted = || axum::middleware::from_fn_with_state(state.clone(), admit);
     axum::Router::new()
         .route("/shares", get(list_shares))
         .route("/shares/{share}", get(get_share))
@@ -41,9 +42,28 @@ pub fn routes() -> axum::Router<Arc<AppState>> {
         .route("/shares/{share}/all-tables", get(list_all_tables))
         .route(&format!("{table}/version"), get(table_version))
         .route(&format!("{table}/metadata"), get(table_metadata))
-        .route(&format!("{table}/query"), post(query_table))
-        .route(&format!("{table}/changes"), get(changes::table_changes))
+        .route(
+            &format!("{table}/query"),
+            post(query_table).layer(admitted()),
+        )
+        .route(
+            &format!("{table}/changes"),
+            get(changes::table_changes).layer(admitted()),
+        )
         .route(&format!("{table}/history"), get(history::table_history))
+}
+
+/// Runs a query or changes request only when the server and its caller
+/// have room for one more, answering in the protocol's error shape.
+async fn admit(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match crate::api::admission_for(&state, request.headers()) {
+        Ok(admitted) => crate::api::hold_until_sent(next.run(request).await, admitted),
+        Err(refusal) => SharingError(ApiError::too_many(refusal)).into_response(),
+    }
 }
 
 /// Errors in the protocol's shape: `{"errorCode", "message"}`.
@@ -67,13 +87,20 @@ impl IntoResponse for SharingError {
             StatusCode::NOT_FOUND => "RESOURCE_DOES_NOT_EXIST",
             StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => "PERMISSION_DENIED",
             StatusCode::BAD_REQUEST => "INVALID_PARAMETER_VALUE",
+            StatusCode::TOO_MANY_REQUESTS => "RESOURCE_EXHAUSTED",
             _ => "INTERNAL_ERROR",
         };
-        (
+        let mut response = (
             self.0.status,
             Json(json!({"errorCode": code, "message": self.0.message})),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.0.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -1,0 +1,125 @@
+//! The real `wavelake serve` process for end-to-end tests: started on a
+//! free loopback port with a configuration, driven over HTTP, killed when
+//! dropped.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use reqwest::StatusCode;
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+
+pub const ADMIN: &str = "admin-token-for-the-tests-0123456789";
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub client: Client,
+}
+
+impl Server {
+    /// Starts `wavelake serve` with `config` (TOML) on a free port.
+    pub fn start(dir: &std::path::Path, config: &str) -> Self {
+        Self::start_with(dir, config, &[])
+    }
+
+    /// Like [`Self::start`], with extra environment variables.
+    pub fn start_with(dir: &std::path::Path, config: &str, environment: &[(&str, String)]) -> Self {
+        let config_path = dir.join("wavelake.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wavelake"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config_path)
+            .env("WAVELAKE_ADMIN_TOKEN", ADMIN)
+            .env("RUST_LOG", "warn")
+            .envs(environment.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the server starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("wavelake listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Self {
+            child,
+            url,
+            client: Client::new(),
+        }
+    }
+
+    pub fn sql(&self, token: &str, sql: &str) -> (StatusCode, Value) {
+        self.sql_in(token, sql, None)
+    }
+
+    pub fn sql_in(&self, token: &str, sql: &str, namespace: Option<&str>) -> (StatusCode, Value) {
+        let mut body = json!({"sql": sql});
+        if let Some(namespace) = namespace {
+            body["namespace"] = json!(namespace);
+        }
+        let response = self
+            .client
+            .post(format!("{}/api/v1/sql", self.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = response.status();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
+    pub fn get(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
+        let mut request = self.client.get(format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().unwrap();
+        let status = response.status();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
+    pub fn token(&self, namespace: &str, write: bool) -> String {
+        let response: Value = self
+            .client
+            .post(format!("{}/api/v1/tokens", self.url))
+            .bearer_auth(ADMIN)
+            .json(&json!({"label": format!("{namespace} {write}"), "namespace": namespace, "write": write}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        response["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates recipient `name` with a grant on `share`; its profile (JSON).
+    pub fn recipient(&self, name: &str, share: &str) -> String {
+        let (_, created) = self.sql(ADMIN, &format!("CREATE RECIPIENT {name}"));
+        let profile = created["rows"][0]["profile"].as_str().unwrap().to_owned();
+        let grant = format!("GRANT SELECT ON SHARE {share} TO RECIPIENT {name}");
+        assert_eq!(self.sql(ADMIN, &grant).0, StatusCode::OK, "{grant}");
+        profile
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn local_config(root: &std::path::Path) -> String {
+    format!(
+        "root = {:?}\n[limits]\nmax_result_rows = 50\nmax_upload_bytes = 100000\n",
+        root.to_str().unwrap()
+    )
+}
