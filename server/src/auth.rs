@@ -1,21 +1,26 @@
 //! Bearer tokens with scopes. Tokens are random, shown once when issued,
-//! and stored only as SHA-256 hashes in `ROOT/_wavelake/tokens.json`.
+//! and stored only as SHA-256 hashes in `ROOT/_wavelake/tokens/` (a
+//! [`Document`] every server on the root shares and syncs).
 //! A token may be admin, may read or write namespaces (tenants), and may
 //! read shares (Delta Sharing recipients).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use base64::Engine as _;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use wavelake_engine::storage::StorageRef;
 
+use crate::document::Document;
+
 /// Where the token store lives, relative to the root.
-pub const TOKENS_PATH: &str = "_wavelake/tokens.json";
+pub const TOKENS_DIR: &str = "_wavelake/tokens/";
+
+/// The single file tokens were kept in before [`TOKENS_DIR`].
+const LEGACY_TOKENS_PATH: &str = "_wavelake/tokens.json";
 
 /// What a token may do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,13 +121,12 @@ pub fn new_token() -> Result<String> {
 
 /// The tokens the server accepts.
 pub struct TokenStore {
-    storage: StorageRef,
+    stored: Document<Vec<TokenRecord>>,
+    /// The stored tokens by hash, as last loaded, synced or changed.
     by_hash: RwLock<HashMap<String, TokenRecord>>,
     admin_hash: Option<String>,
     /// Tokens from the configuration file (by hash), never stored.
     configured: RwLock<HashMap<String, Vec<Scope>>>,
-    /// Serializes changes to the stored file.
-    writing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for TokenStore {
@@ -135,19 +139,30 @@ impl TokenStore {
     /// Loads the stored tokens from the root's storage. `admin_token`, when
     /// given, is accepted as admin without being stored.
     pub async fn load(storage: StorageRef, admin_token: Option<&str>) -> Result<Self> {
-        let records: Vec<TokenRecord> = match storage.get(TOKENS_PATH).await {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{TOKENS_PATH} is not a token list"))?,
-            Err(wavelake_engine::Error::NotFound { .. }) => Vec::new(),
-            Err(e) => return Err(e).context("cannot read the token store"),
-        };
-        Ok(Self {
-            storage,
-            by_hash: RwLock::new(records.into_iter().map(|r| (r.hash.clone(), r)).collect()),
+        let stored = Document::load(storage, TOKENS_DIR, LEGACY_TOKENS_PATH).await?;
+        let store = Self {
+            stored,
+            by_hash: RwLock::default(),
             admin_hash: admin_token.map(hash_token),
             configured: RwLock::new(HashMap::new()),
-            writing: tokio::sync::Mutex::new(()),
-        })
+        };
+        store.index(store.stored.current().await);
+        Ok(store)
+    }
+
+    /// Makes `records` the tokens accepted.
+    fn index(&self, records: Vec<TokenRecord>) {
+        if let Ok(mut map) = self.by_hash.write() {
+            *map = records.into_iter().map(|r| (r.hash.clone(), r)).collect();
+        }
+    }
+
+    /// Picks up tokens issued and revoked by other servers on the root.
+    pub async fn sync(&self) -> Result<()> {
+        if self.stored.sync().await? {
+            self.index(self.stored.current().await);
+        }
+        Ok(())
     }
 
     /// Whether any admin token exists (configured or stored).
@@ -193,28 +208,30 @@ impl TokenStore {
             created_ms: wavelake_engine::write::now_ms(),
         };
         let id = record.id.clone();
-        let _guard = self.writing.lock().await;
-        let mut all = self.records();
-        all.push(record.clone());
-        self.save(&all).await?;
-        if let Ok(mut map) = self.by_hash.write() {
-            map.insert(record.hash.clone(), record);
-        }
+        let (all, ()) = self
+            .stored
+            .update(|all| {
+                all.push(record.clone());
+                Ok(())
+            })
+            .await?
+            .map_err(anyhow::Error::msg)?;
+        self.index(all);
         Ok((id, token))
     }
 
-    /// Revokes every token matching `keep == false`; returns how many.
+    /// Revokes every token matching `doomed`; returns how many.
     pub async fn revoke_where(&self, doomed: impl Fn(&TokenRecord) -> bool) -> Result<usize> {
-        let _guard = self.writing.lock().await;
-        let all = self.records();
-        let kept: Vec<TokenRecord> = all.iter().filter(|r| !doomed(r)).cloned().collect();
-        let removed = all.len() - kept.len();
-        if removed > 0 {
-            self.save(&kept).await?;
-            if let Ok(mut map) = self.by_hash.write() {
-                map.retain(|_, r| !doomed(r));
-            }
-        }
+        let (all, removed) = self
+            .stored
+            .update(|all| {
+                let before = all.len();
+                all.retain(|r| !doomed(r));
+                Ok(before - all.len())
+            })
+            .await?
+            .map_err(anyhow::Error::msg)?;
+        self.index(all);
         Ok(removed)
     }
 
@@ -227,16 +244,6 @@ impl TokenStore {
             .unwrap_or_default();
         all.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then(a.id.cmp(&b.id)));
         all
-    }
-
-    async fn save(&self, records: &[TokenRecord]) -> Result<()> {
-        let text = serde_json::to_vec_pretty(records)?;
-        self.storage
-            .put(TOKENS_PATH, Bytes::from(text))
-            .await
-            .context("cannot write the token store")?;
-        crate::secrets::restrict(self.storage.as_ref(), TOKENS_PATH);
-        Ok(())
     }
 }
 
@@ -269,7 +276,11 @@ mod tests {
             )
             .await
             .unwrap();
-        let stored = std::fs::read_to_string(dir.path().join(TOKENS_PATH)).unwrap();
+        let stored: String = wavelake_tests::files_under(&dir.path().join(TOKENS_DIR))
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .collect();
+        assert!(stored.contains(&hash_token(&token)), "{stored}");
         assert!(!stored.contains(&token), "only the hash is stored");
         let again = TokenStore::load(open(), None).await.unwrap();
         let who = again.authenticate(&token).unwrap();

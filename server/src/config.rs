@@ -40,6 +40,9 @@ pub struct ServerConfig {
     /// The web app's files (`www/` with the built app), served at `/`;
     /// the source tree's `www/` when unset and present.
     pub web_dir: Option<String>,
+    /// Seconds between two reads of the tokens and shares other servers on
+    /// the same root may have changed.
+    pub sync_interval_secs: u64,
 }
 
 /// `[sharing]`: shares and recipients from the configuration file.
@@ -162,6 +165,7 @@ impl Default for ServerConfig {
             maintenance: crate::background::MaintenanceConfig::default(),
             sharing: SharingConfig::default(),
             web_dir: None,
+            sync_interval_secs: 2,
         }
     }
 }
@@ -182,6 +186,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("maintenance", &self.maintenance)
             .field("sharing", &self.sharing)
             .field("web_dir", &self.web_dir)
+            .field("sync_interval_secs", &self.sync_interval_secs)
             .finish()
     }
 }
@@ -266,20 +271,30 @@ impl ServerConfig {
         }
         let limits = &self.limits;
         let counts = [
-            ("max_result_rows", limits.max_result_rows as u64),
-            ("query_timeout_secs", limits.query_timeout_secs),
-            ("server_memory_bytes", limits.server_memory_bytes as u64),
+            ("limits.max_result_rows", limits.max_result_rows as u64),
+            ("limits.query_timeout_secs", limits.query_timeout_secs),
             (
-                "max_running_statements",
+                "limits.server_memory_bytes",
+                limits.server_memory_bytes as u64,
+            ),
+            (
+                "limits.max_running_statements",
                 limits.max_running_statements as u64,
             ),
-            ("max_running_per_token", limits.max_running_per_token as u64),
-            ("max_connections", limits.max_connections as u64),
-            ("header_timeout_secs", limits.header_timeout_secs),
-            ("body_idle_timeout_secs", limits.body_idle_timeout_secs),
+            (
+                "limits.max_running_per_token",
+                limits.max_running_per_token as u64,
+            ),
+            ("limits.max_connections", limits.max_connections as u64),
+            ("limits.header_timeout_secs", limits.header_timeout_secs),
+            (
+                "limits.body_idle_timeout_secs",
+                limits.body_idle_timeout_secs,
+            ),
+            ("sync_interval_secs", self.sync_interval_secs),
         ];
         if let Some((name, _)) = counts.iter().find(|(_, value)| *value == 0) {
-            bail!("limits.{name} must be above 0");
+            bail!("{name} must be above 0");
         }
         Ok(())
     }

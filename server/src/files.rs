@@ -62,23 +62,35 @@ pub enum Refusal {
 }
 
 impl UrlSigner {
-    /// Loads the key from the root, creating it on first start.
+    /// Loads the key from the root, creating it on first start (with
+    /// put-if-absent: servers starting together on one root agree on one
+    /// key, so each accepts the URLs the others sign).
     pub async fn load_or_create(root: &StorageRef, base_url: String) -> Result<Self> {
         let engine = base64::engine::general_purpose::STANDARD;
-        let key = match root.get(SIGNING_KEY_PATH).await {
-            Ok(bytes) => engine
-                .decode(bytes.trim_ascii())
-                .context("the signing key is not base64")?,
-            Err(wavelake_engine::Error::NotFound { .. }) => {
-                let mut key = vec![0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-                root.put(SIGNING_KEY_PATH, Bytes::from(engine.encode(&key)))
-                    .await
-                    .context("cannot store the signing key")?;
-                key
-            }
+        let stored = match root.get(SIGNING_KEY_PATH).await {
+            Ok(bytes) => Some(bytes),
+            Err(wavelake_engine::Error::NotFound { .. }) => None,
             Err(e) => return Err(e).context("cannot read the signing key"),
         };
+        let stored = match stored {
+            Some(bytes) => bytes,
+            None => {
+                let mut key = vec![0u8; 32];
+                getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+                let text = Bytes::from(engine.encode(&key));
+                match root.put_if_absent(SIGNING_KEY_PATH, text.clone()).await {
+                    Ok(()) => text,
+                    Err(wavelake_engine::Error::AlreadyExists { .. }) => root
+                        .get(SIGNING_KEY_PATH)
+                        .await
+                        .context("cannot read the signing key")?,
+                    Err(e) => return Err(e).context("cannot store the signing key"),
+                }
+            }
+        };
+        let key = engine
+            .decode(stored.trim_ascii())
+            .context("the signing key is not base64")?;
         crate::secrets::restrict(root.as_ref(), SIGNING_KEY_PATH);
         Self::with_key(&key, base_url)
     }

@@ -13,6 +13,7 @@ mod auth;
 mod background;
 mod config;
 mod connections;
+mod document;
 mod files;
 mod maintenance;
 mod output;

@@ -93,6 +93,7 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
         config,
     });
     tokio::spawn(crate::background::run(state.clone()));
+    tokio::spawn(sync_with_other_servers(state.clone()));
     let router = api::router(state);
     // Tests and scripts wait for this line.
     println!("wavelake listening on http://{bound}");
@@ -102,6 +103,22 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
         .context("the server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the tokens and shares other servers on the root changed, every
+/// `sync_interval_secs`, so that a token issued or revoked on one server
+/// holds on all of them within seconds.
+async fn sync_with_other_servers(state: Arc<AppState>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(state.config.sync_interval_secs));
+    loop {
+        ticker.tick().await;
+        if let Err(e) = state.tokens.sync().await {
+            tracing::warn!(error = %e, "cannot read the tokens other servers changed");
+        }
+        if let Err(e) = state.shares.sync().await {
+            tracing::warn!(error = %e, "cannot read the shares other servers changed");
+        }
+    }
 }
 
 async fn shutdown_signal() {

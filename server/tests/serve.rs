@@ -644,7 +644,13 @@ fn statements_are_authorized_on_what_runs() {
     let mode =
         |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&secrets), 0o700);
-    assert_eq!(mode(&secrets.join("tokens.json")), 0o600);
+    let tokens = secrets.join("tokens");
+    assert_eq!(mode(&tokens), 0o700);
+    let versions = wavelake_tests::files_under(&tokens);
+    assert!(!versions.is_empty());
+    for version in versions {
+        assert_eq!(mode(&version), 0o600, "{}", version.display());
+    }
     assert_eq!(mode(&secrets.join("signing.key")), 0o600);
 }
 

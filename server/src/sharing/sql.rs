@@ -216,7 +216,7 @@ fn rows(columns: &[&str], values: Vec<Vec<String>>) -> Result<RecordBatch, ApiEr
 /// Applies `edit` to the share catalog and saves it; a refusal is a 400.
 async fn change<T>(
     state: &AppState,
-    edit: impl FnOnce(&mut Catalog) -> Result<T, String>,
+    edit: impl FnMut(&mut Catalog) -> Result<T, String>,
 ) -> Result<T, ApiError> {
     state
         .shares
@@ -257,7 +257,7 @@ pub async fn run(
                     name.clone(),
                     Share {
                         tables: Vec::new(),
-                        comment,
+                        comment: comment.clone(),
                     },
                 );
                 Ok(())

@@ -1,4 +1,5 @@
-//! Shares and recipients, kept in `ROOT/_wavelake/shares.json`. A share
+//! Shares and recipients, kept in `ROOT/_wavelake/shares/` (a
+//! [`Document`] every server on the root shares and syncs). A share
 //! names tables (`namespace.table`) under share schemas; a recipient has a
 //! bearer token (a [`Scope::Recipient`](crate::auth::Scope) token) and the
 //! shares granted to it.
@@ -6,13 +7,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use wavelake_engine::storage::StorageRef;
 
+use crate::document::Document;
+
 /// Where the shares live, relative to the root.
-pub const SHARES_PATH: &str = "_wavelake/shares.json";
+pub const SHARES_DIR: &str = "_wavelake/shares/";
+
+/// The single file shares were kept in before [`SHARES_DIR`].
+const LEGACY_SHARES_PATH: &str = "_wavelake/shares.json";
 
 /// A table in a share.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,10 +58,9 @@ pub struct Catalog {
     pub recipients: BTreeMap<String, Recipient>,
 }
 
-/// The shares store: an in-memory catalog saved on every change.
+/// The shares store: the catalog, saved as a new version on every change.
 pub struct ShareStore {
-    storage: StorageRef,
-    catalog: tokio::sync::RwLock<Catalog>,
+    catalog: Document<Catalog>,
 }
 
 impl std::fmt::Debug for ShareStore {
@@ -68,43 +72,33 @@ impl std::fmt::Debug for ShareStore {
 impl ShareStore {
     /// Loads the catalog from the root (empty on first start).
     pub async fn load(storage: StorageRef) -> Result<Self> {
-        let catalog = match storage.get(SHARES_PATH).await {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{SHARES_PATH} is not a share catalog"))?,
-            Err(wavelake_engine::Error::NotFound { .. }) => Catalog::default(),
-            Err(e) => return Err(e).context("cannot read the shares"),
-        };
         Ok(Self {
-            storage,
-            catalog: tokio::sync::RwLock::new(catalog),
+            catalog: Document::load(storage, SHARES_DIR, LEGACY_SHARES_PATH).await?,
         })
     }
 
     /// A copy of the catalog.
     pub async fn snapshot(&self) -> Catalog {
-        self.catalog.read().await.clone()
+        self.catalog.current().await
     }
 
-    /// Applies `change` to the catalog and saves it; nothing changes when
-    /// `change` fails.
+    /// Picks up changes other servers on the root made.
+    pub async fn sync(&self) -> Result<()> {
+        self.catalog.sync().await.map(|_| ())
+    }
+
+    /// Applies `change` to the latest catalog and saves it (applying it
+    /// again if another server changed the catalog meanwhile); nothing
+    /// changes when `change` fails.
     pub async fn update<T>(
         &self,
-        change: impl FnOnce(&mut Catalog) -> Result<T, String>,
+        change: impl FnMut(&mut Catalog) -> Result<T, String>,
     ) -> Result<Result<T, String>> {
-        let mut guard = self.catalog.write().await;
-        let mut next = guard.clone();
-        let outcome = match change(&mut next) {
-            Ok(outcome) => outcome,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
-        let text = serde_json::to_vec_pretty(&next)?;
-        self.storage
-            .put(SHARES_PATH, Bytes::from(text))
-            .await
-            .context("cannot save the shares")?;
-        crate::secrets::restrict(self.storage.as_ref(), SHARES_PATH);
-        *guard = next;
-        Ok(Ok(outcome))
+        Ok(self
+            .catalog
+            .update(change)
+            .await?
+            .map(|(_, outcome)| outcome))
     }
 }
 
@@ -150,19 +144,22 @@ pub async fn apply_config(
     if !shares.is_empty() || !recipients.is_empty() {
         store
             .update(|catalog| {
-                for (name, tables) in shares {
+                for (name, tables) in &shares {
                     catalog.shares.insert(
-                        name,
+                        name.clone(),
                         Share {
-                            tables,
+                            tables: tables.clone(),
                             comment: Some("from the configuration file".into()),
                         },
                     );
                 }
-                for (name, granted) in recipients {
-                    catalog
-                        .recipients
-                        .insert(name, Recipient { shares: granted });
+                for (name, granted) in &recipients {
+                    catalog.recipients.insert(
+                        name.clone(),
+                        Recipient {
+                            shares: granted.clone(),
+                        },
+                    );
                 }
                 Ok(())
             })
