@@ -6,7 +6,8 @@
 #   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, server, wasm-size,
 #                               browser (TPC-H in Chromium against DuckDB-Wasm),
 #                               web (the web app: size, page load to first result),
-#                               faults (fault-injection campaigns, several seeds)
+#                               faults (fault-injection campaigns, several seeds),
+#                               history (concurrent histories replayed, several seeds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -40,6 +41,17 @@ if is_selected faults; then
     WAVELAKE_FAULT_OPS="$ops" WAVELAKE_FAULT_SEED="$seed" PATH="$WAVELAKE_VENV/bin:$PATH" \
       cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web \
       --test integration faults:: -- --nocapture 2>&1 | grep -E '^faults \(seed|test result' | sed 's/^/- /'
+  done
+fi
+
+if is_selected history; then
+  ops="${WAVELAKE_HISTORY_OPS:-250}"
+  echo "## Concurrent histories: 4 writers (2 threads, 2 processes) x $ops statements, replayed"
+  echo
+  for seed in 1 2 3 4 5; do
+    WAVELAKE_HISTORY_OPS="$ops" WAVELAKE_HISTORY_SEED="$seed" PATH="$WAVELAKE_VENV/bin:$PATH" \
+      cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web \
+      --test concurrent_history -- --nocapture 2>&1 | grep -E '\(seed|test result' | sed 's/^/- /'
   done
 fi
 

@@ -100,11 +100,27 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            let engine_error = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<wavelake_engine::Error>());
+            match engine_error {
+                Some(engine_error) => eprintln!("error [{}]: {e:#}", engine_error.code()),
+                None => eprintln!("error: {e:#}"),
+            }
+            match engine_error {
+                Some(wavelake_engine::Error::CommitConflict { .. }) => {
+                    ExitCode::from(CONFLICT_EXIT_CODE)
+                }
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
+
+/// The exit status of a command whose commit lost to a concurrent,
+/// conflicting one (nothing was changed: running it again may succeed);
+/// other failures exit with 1.
+const CONFLICT_EXIT_CODE: u8 = 3;
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
