@@ -7,7 +7,8 @@
 #                               browser (TPC-H in Chromium against DuckDB-Wasm),
 #                               web (the web app: size, page load to first result),
 #                               faults (fault-injection campaigns, several seeds),
-#                               history (concurrent histories replayed, several seeds)
+#                               history (concurrent histories replayed, several seeds),
+#                               crash (kill -9 of the server during mixed writes, many times)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -52,6 +53,17 @@ if is_selected history; then
     WAVELAKE_HISTORY_OPS="$ops" WAVELAKE_HISTORY_SEED="$seed" PATH="$WAVELAKE_VENV/bin:$PATH" \
       cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web \
       --test concurrent_history -- --nocapture 2>&1 | grep -E '\(seed|test result' | sed 's/^/- /'
+  done
+fi
+
+if is_selected crash; then
+  rounds="${WAVELAKE_CRASH_ROUNDS:-50}"
+  echo "## Crashes: kill -9 of the server at random moments of mixed writes, $rounds times per seed"
+  echo
+  for seed in 1 2; do
+    WAVELAKE_CRASH_ROUNDS="$rounds" WAVELAKE_CRASH_SEED="$seed" PATH="$WAVELAKE_VENV/bin:$PATH" \
+      cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web \
+      --test crash a_server_killed -- --nocapture 2>&1 | grep -E '^kill -9|test result' | sed 's/^/- /'
   done
 fi
 

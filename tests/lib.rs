@@ -7,6 +7,7 @@ mod canonical;
 pub mod faults;
 pub mod golden_cases;
 pub mod http_server;
+pub mod markers;
 
 pub use canonical::{canonical_rows, column_names};
 
