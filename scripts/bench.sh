@@ -8,7 +8,8 @@
 #                               web (the web app: size, page load to first result),
 #                               faults (fault-injection campaigns, several seeds),
 #                               history (concurrent histories replayed, several seeds),
-#                               crash (kill -9 of the server during mixed writes, many times)
+#                               crash (kill -9 of the server during mixed writes, many times),
+#                               api-fuzz (schemathesis against the OpenAPI document)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -65,6 +66,15 @@ if is_selected crash; then
       cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web \
       --test crash a_server_killed -- --nocapture 2>&1 | grep -E '^kill -9|test result' | sed 's/^/- /'
   done
+fi
+
+if is_selected api-fuzz; then
+  examples="${WAVELAKE_API_FUZZ_EXAMPLES:-500}"
+  echo "## API fuzzing: schemathesis, $examples examples per operation"
+  echo
+  WAVELAKE_API_FUZZ_EXAMPLES="$examples" PATH="$WAVELAKE_VENV/bin:$PATH" \
+    cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web \
+    --test api_fuzz -- --nocapture 2>&1 | grep -E '^schemathesis:|test result' | sed 's/^/- /'
 fi
 
 if is_selected wasm-size; then

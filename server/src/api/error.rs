@@ -147,6 +147,49 @@ fn redact(text: &str) -> String {
         .join(" ")
 }
 
+/// The [`ApiError`] a plain-text error response of axum stands for (an
+/// extractor's rejection: a body that is not JSON, a missing query
+/// parameter, a body over the limit), so that every error a client gets
+/// has the API's shape; other responses come back as they are.
+pub async fn from_rejection(response: Response) -> Result<ApiError, Response> {
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !plain || !(status.is_client_error() || status.is_server_error()) {
+        return Err(response);
+    }
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+        StatusCode::UNPROCESSABLE_ENTITY => "UNPROCESSABLE_REQUEST",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        StatusCode::REQUEST_TIMEOUT => "REQUEST_TIMEOUT",
+        _ if status.is_server_error() => "INTERNAL",
+        _ => "BAD_REQUEST",
+    };
+    Ok(ApiError::new(
+        status,
+        code,
+        redact(String::from_utf8_lossy(&body).trim()),
+    ))
+}
+
+/// Middleware: extractor rejections in the API's JSON error shape.
+pub async fn rejections_as_json(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match from_rejection(next.run(request).await).await {
+        Ok(error) => error.into_response(),
+        Err(response) => response,
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));

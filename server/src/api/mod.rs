@@ -51,6 +51,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.limits.max_request_bytes,
         ))
+        .layer(axum::middleware::from_fn(error::rejections_as_json))
         .layer(axum::middleware::from_fn(close_after_refusal))
         .fallback(not_found)
         .layer(api_cors(&state.config.cors_origins));
@@ -64,9 +65,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
-        .route(
-            "/files/{*resource}",
-            get(crate::files::serve_file).layer(open_cors()),
+        .merge(
+            Router::new()
+                .route("/files/{*resource}", get(crate::files::serve_file))
+                .layer(axum::middleware::from_fn(error::rejections_as_json))
+                .layer(open_cors()),
         );
     // The web app at `/` (its files; anything else is the API's 404).
     let router = match web {

@@ -12,6 +12,8 @@ fn error_responses() -> Value {
         "404": {"$ref": "#/components/responses/Error"},
         "409": {"$ref": "#/components/responses/Error"},
         "413": {"$ref": "#/components/responses/Error"},
+        "415": {"$ref": "#/components/responses/Error"},
+        "422": {"$ref": "#/components/responses/Error"},
         "429": {"$ref": "#/components/responses/Error"},
         "503": {"$ref": "#/components/responses/Error"}
     })
@@ -199,6 +201,7 @@ fn sharing_paths() -> Value {
         "parameters": [path("resource"),
             {"name": "Range", "in": "header", "schema": {"type": "string"}}],
         "responses": {"200": {"description": "The file"}, "206": {"description": "The range"},
+            "400": {"$ref": "#/components/responses/Error"},
             "403": {"description": "A tampered or expired URL"}, "416": {"description": "Range not satisfiable"}}}}));
     Value::Object(paths)
 }

@@ -51,6 +51,19 @@ pub fn routes(state: &Arc<AppState>) -> axum::Router<Arc<AppState>> {
             get(changes::table_changes).layer(admitted()),
         )
         .route(&format!("{table}/history"), get(history::table_history))
+        .layer(axum::middleware::from_fn(rejections_in_protocol_shape))
+}
+
+/// Extractor rejections (a body that is not JSON, a bad query parameter)
+/// in the protocol's error shape.
+async fn rejections_in_protocol_shape(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match crate::api::error::from_rejection(next.run(request).await).await {
+        Ok(error) => SharingError(error).into_response(),
+        Err(response) => response,
+    }
 }
 
 /// Runs a query or changes request only when the server and its caller
