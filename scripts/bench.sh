@@ -3,7 +3,7 @@
 # figures (Markdown) that BENCHMARKS.md records. Safe to run twice; datasets
 # are generated once into the scratch dir.
 #   scripts/bench.sh            all benchmarks
-#   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, server, wasm-size,
+#   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, server, load, wasm-size,
 #                               browser (TPC-H in Chromium against DuckDB-Wasm),
 #                               web (the web app: size, page load to first result),
 #                               faults (fault-injection campaigns, several seeds),
@@ -32,6 +32,10 @@ fi
 
 if is_selected server; then
   cargo bench --profile release -p wavelake-server --bench server
+fi
+
+if is_selected load; then
+  cargo bench --profile release -p wavelake-server --bench load
 fi
 
 if is_selected faults; then
