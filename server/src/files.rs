@@ -21,6 +21,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use futures::Stream;
+
 use crate::api::{ApiError, check_name};
 use crate::state::AppState;
 use wavelake_engine::storage::StorageRef;
@@ -287,15 +289,11 @@ pub async fn serve_file(
             return Ok(response);
         }
     };
-    let bytes = if start == end {
-        Bytes::new()
-    } else {
-        storage.get_range(path, start..end).await?
-    };
-    metrics::counter!("wavelake_file_bytes_served_total").increment(bytes.len() as u64);
-    let mut response = Response::new(Body::from(bytes));
+    let body = Body::from_stream(chunks(storage, path.to_owned(), start..end, DOWNLOAD_CHUNK));
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(
         header::CONTENT_TYPE,
@@ -359,9 +357,67 @@ pub fn parse_range(value: &str, size: u64) -> RangeRequest {
     }
 }
 
+/// Bytes of a file sent per read: a download holds at most this much of
+/// the file in memory, however large the file.
+const DOWNLOAD_CHUNK: u64 = 8 << 20;
+
+/// The bytes `range` of `path`, read `chunk` bytes at a time as the client
+/// takes them. A failure after the first chunk ends the body early (the
+/// client sees fewer bytes than `Content-Length` says).
+fn chunks(
+    storage: StorageRef,
+    path: String,
+    range: std::ops::Range<u64>,
+    chunk: u64,
+) -> impl Stream<Item = std::io::Result<Bytes>> {
+    futures::stream::try_unfold(range.start, move |offset| {
+        let (storage, path) = (storage.clone(), path.clone());
+        async move {
+            if offset >= range.end {
+                return Ok(None);
+            }
+            let next = offset.saturating_add(chunk.max(1)).min(range.end);
+            let bytes = storage
+                .get_range(&path, offset..next)
+                .await
+                .map_err(std::io::Error::other)?;
+            metrics::counter!("wavelake_file_bytes_served_total").increment(bytes.len() as u64);
+            Ok(Some((bytes, next)))
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn downloads_are_read_a_chunk_at_a_time() {
+        use futures::TryStreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let storage: StorageRef = Arc::new(
+            wavelake_engine::storage::ObjectStoreStorage::open(dir.path().to_str().unwrap())
+                .unwrap(),
+        );
+        let body: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        storage
+            .put("f.parquet", Bytes::from(body.clone()))
+            .await
+            .unwrap();
+        let metered = Arc::new(wavelake_engine::storage::MeteredStorage::new(storage));
+        let read: Vec<Bytes> = chunks(metered.clone(), "f.parquet".into(), 100..9_100, 1_000)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 9);
+        assert!(read.iter().all(|c| c.len() == 1_000));
+        assert_eq!(read.concat(), body[100..9_100]);
+        assert_eq!(metered.meter().figures().requests, 9);
+        let missing = chunks(metered, "gone.parquet".into(), 0..10, 4)
+            .try_collect::<Vec<_>>()
+            .await;
+        assert!(missing.is_err());
+    }
 
     fn signer() -> UrlSigner {
         UrlSigner::with_key(&[7; 32], "http://host:1".into()).unwrap()
