@@ -30,6 +30,8 @@ pub mod command;
 pub mod data_file;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod log;
 pub mod memory;
 pub mod metadata_tables;

@@ -4,6 +4,7 @@
 mod bad_input;
 mod concurrency;
 mod faults;
+mod fuzz_smoke;
 mod golden;
 mod http;
 mod interop;

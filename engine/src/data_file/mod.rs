@@ -9,7 +9,10 @@
 //! JSON number cannot hold exactly, floats with NaN, booleans, binary and
 //! nested lists or maps get null counts only.
 
+mod layout;
 mod statistics;
+
+pub use layout::{MAX_COLUMN_CHUNK_BYTES, check_layout, contain_decoder_panics};
 
 pub use statistics::StatisticsAccumulator;
 

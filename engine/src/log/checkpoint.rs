@@ -83,8 +83,14 @@ pub fn decode_actions(path: &str, bytes: Bytes) -> Result<ActionBatch> {
 /// Decodes the actions of a Parquet checkpoint or sidecar. `remove`
 /// actions are skipped: in a checkpoint they are only tombstones for VACUUM.
 pub fn decode_parquet_actions(path: &str, bytes: Bytes) -> Result<ActionBatch> {
+    crate::data_file::contain_decoder_panics(path, || decode_parquet_checkpoint(path, bytes))
+}
+
+fn decode_parquet_checkpoint(path: &str, bytes: Bytes) -> Result<ActionBatch> {
     let corrupt = |e: &dyn std::fmt::Display| Error::corrupt(path, e);
+    let len = bytes.len() as u64;
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(&e))?;
+    crate::data_file::check_layout(path, builder.metadata(), len)?;
     let descr = builder.parquet_schema();
     let has_stats_json = descr
         .columns()

@@ -37,8 +37,14 @@ pub async fn tombstones(storage: &dyn Storage, segment: &LogSegment) -> Result<V
 
 /// The `remove` rows of a Parquet checkpoint part.
 fn checkpoint_removes(path: &str, bytes: Bytes) -> Result<ActionBatch> {
+    crate::data_file::contain_decoder_panics(path, || decode_removes(path, bytes))
+}
+
+fn decode_removes(path: &str, bytes: Bytes) -> Result<ActionBatch> {
     let corrupt = |e: &dyn std::fmt::Display| Error::corrupt(path, e);
+    let len = bytes.len() as u64;
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(&e))?;
+    crate::data_file::check_layout(path, builder.metadata(), len)?;
     let has_removes = builder
         .parquet_schema()
         .columns()

@@ -92,7 +92,12 @@ impl AsyncFileReader for TypedErrorReader {
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             match self.inner.get_metadata(options).await {
-                Ok(metadata) => Ok(metadata),
+                Ok(metadata) => {
+                    let path = StorageObjectStore::storage_path(&self.location);
+                    crate::data_file::check_layout(&path, &metadata, self.size)
+                        .map_err(|e| ParquetError::External(Box::new(e)))?;
+                    Ok(metadata)
+                }
                 Err(err) => {
                     let probe = self.size.saturating_sub(1)..self.size;
                     match self.store.get_range(&self.location, probe).await {
