@@ -43,6 +43,20 @@ pub enum Error {
         /// What conflicts.
         reason: String,
     },
+    /// The store failed while the commit was being made, in a way that
+    /// leaves open whether it was: it may be in the log. Its files are
+    /// kept (they are referenced if it was, and VACUUM removes them if
+    /// not); look at the table's history before making the change again.
+    #[error(
+        "the commit of version {version} may or may not have been made ({reason}); check the \
+         table's history before retrying"
+    )]
+    CommitOutcomeUnknown {
+        /// The version the commit tried to take.
+        version: i64,
+        /// What failed.
+        reason: String,
+    },
     /// The storage cannot be written (a static HTTP host, presigned URLs).
     #[error("storage at {location} is read-only")]
     ReadOnly {
@@ -215,6 +229,7 @@ impl Error {
             Self::AlreadyExists { .. } => "ALREADY_EXISTS",
             Self::ReadOnly { .. } => "READ_ONLY",
             Self::CommitConflict { .. } => "COMMIT_CONFLICT",
+            Self::CommitOutcomeUnknown { .. } => "COMMIT_OUTCOME_UNKNOWN",
             Self::Corrupt { .. } => "CORRUPT_FILE",
             Self::InvalidTable { .. } => "INVALID_TABLE",
             Self::UnsupportedFeature { .. } => "UNSUPPORTED_FEATURE",
@@ -252,6 +267,10 @@ impl Error {
                 location: location.clone(),
             },
             Self::CommitConflict { version, reason } => Self::CommitConflict {
+                version: *version,
+                reason: reason.clone(),
+            },
+            Self::CommitOutcomeUnknown { version, reason } => Self::CommitOutcomeUnknown {
                 version: *version,
                 reason: reason.clone(),
             },
@@ -317,6 +336,12 @@ impl Error {
             },
             Self::Arrow(_) | Self::DataFusion(_) => return None,
         })
+    }
+
+    /// True when a failed commit may still be in the log: the files it
+    /// wrote must then not be deleted.
+    pub fn commit_may_have_landed(&self) -> bool {
+        matches!(self, Self::CommitOutcomeUnknown { .. })
     }
 
     /// True when the error means a file was not there.

@@ -322,14 +322,25 @@ impl Transaction {
                     // Catch up on every commit that won meanwhile, checking
                     // each, so the next attempt is at a version that was
                     // free a moment ago (not one more lost race per winner).
+                    let attempted = version;
                     loop {
                         let path = commit_path(version);
+                        // Until the file at the attempted version is known
+                        // not to be this commit, it may be.
+                        let unknown = |e: Error| match version == attempted {
+                            true => Error::CommitOutcomeUnknown {
+                                version,
+                                reason: e.to_string(),
+                            },
+                            false => e,
+                        };
                         let bytes = match storage.get(&path).await {
                             Ok(bytes) => bytes,
                             Err(Error::NotFound { .. }) => break,
-                            Err(other) => return Err(other),
+                            Err(other) => return Err(unknown(other)),
                         };
-                        let winner = ActionBatch::from_json_lines(&path, &bytes)?;
+                        let winner =
+                            ActionBatch::from_json_lines(&path, &bytes).map_err(unknown)?;
                         if self.is_own(&winner) {
                             // The store wrote it and then answered that the
                             // file exists (a retried request whose first
@@ -341,7 +352,13 @@ impl Transaction {
                         version += 1;
                     }
                 }
-                Err(other) => return Err(other),
+                // The store may have applied the write and lost its answer.
+                Err(other) => {
+                    return Err(Error::CommitOutcomeUnknown {
+                        version,
+                        reason: other.to_string(),
+                    });
+                }
             }
         }
         Err(Error::CommitConflict {
@@ -589,9 +606,10 @@ mod tests {
     }
 
     /// A store that writes a new file and then answers that it exists, as
-    /// S3 does to a PUT retried after its first answer was lost.
+    /// S3 does to a PUT retried after its first answer was lost; with
+    /// `unreadable_log`, commit files cannot be read back either.
     #[derive(Debug)]
-    struct LostAnswer(StorageRef);
+    struct LostAnswer(StorageRef, bool);
 
     #[async_trait::async_trait]
     impl Storage for LostAnswer {
@@ -599,6 +617,12 @@ mod tests {
             self.0.location()
         }
         async fn get(&self, path: &str) -> Result<Bytes> {
+            if self.1 && path.ends_with(".json") {
+                return Err(Error::Storage {
+                    path: path.into(),
+                    message: "connection reset".into(),
+                });
+            }
             self.0.get(path).await
         }
         async fn get_ranges(
@@ -635,7 +659,7 @@ mod tests {
             .commit(storage.as_ref(), 2)
             .await
             .unwrap();
-        let lossy = LostAnswer(storage.clone());
+        let lossy = LostAnswer(storage.clone(), false);
         let delete = Transaction::new(Some(1), "DELETE")
             .read(ReadScope::Files(HashSet::from([
                 remove("a.parquet").replay_key()
@@ -650,6 +674,25 @@ mod tests {
             active_files(&storage).await,
             (3, vec!["b.parquet".into(), "c.parquet".into()])
         );
+    }
+
+    #[tokio::test]
+    async fn a_commit_that_cannot_be_told_apart_is_reported_as_unknown() {
+        let storage = storage();
+        create().commit(storage.as_ref(), 1).await.unwrap();
+        let unreadable = LostAnswer(storage.clone(), true);
+        let err = Transaction::new(Some(0), "WRITE")
+            .add_files([add("a.parquet")])
+            .commit(&unreadable, 2)
+            .await
+            .expect_err("cannot tell");
+        assert!(
+            matches!(err, Error::CommitOutcomeUnknown { version: 1, .. }),
+            "{err:?}"
+        );
+        assert!(err.commit_may_have_landed());
+        // It did land: the files it names must be kept by the writer.
+        assert_eq!(active_files(&storage).await, (1, vec!["a.parquet".into()]));
     }
 
     #[tokio::test]

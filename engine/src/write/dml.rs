@@ -19,7 +19,7 @@ use futures::StreamExt;
 use roaring::RoaringTreemap;
 
 use super::quoted;
-use super::{TableFileWriter, WriteTarget, delete_files, now_ms, remove_of};
+use super::{TableFileWriter, WriteTarget, delete_uncommitted, now_ms, remove_of};
 use crate::protocol::features::{ensure_writable, is_append_only, with_feature};
 use crate::protocol::{Add, DeletionVectorFile, FileKey, MAX_INLINE_DV_BYTES, Metadata, Remove};
 use crate::scan::{
@@ -320,8 +320,8 @@ impl<'a> Change<'a> {
         }
         let adds = writer.finish().await?;
         let committed = self.commit(adds.clone(), deleted, counts, now).await;
-        if committed.is_err() {
-            delete_files(storage, &adds).await;
+        if let Err(e) = &committed {
+            delete_uncommitted(storage, &adds, e).await;
         }
         committed
     }
@@ -466,7 +466,7 @@ impl<'a> Change<'a> {
                 bytes_written,
             }),
             Err(e) => {
-                if deletion_vectors > 0 {
+                if deletion_vectors > 0 && !e.commit_may_have_landed() {
                     let _ = storage.delete(&dv_path).await;
                 }
                 Err(e)

@@ -165,7 +165,7 @@ where
             ..outcome
         }),
         Err(e) => {
-            delete_files(storage, &adds).await;
+            delete_uncommitted(storage, &adds, &e).await;
             Err(match e {
                 Error::CommitConflict { .. } => Error::TableExists(format!(
                     "another writer created a table at {} first",
@@ -245,7 +245,7 @@ where
             retries: committed.retries,
         }),
         Err(e) => {
-            delete_files(storage, &adds).await;
+            delete_uncommitted(storage, &adds, &e).await;
             Err(e)
         }
     }
@@ -296,6 +296,15 @@ pub fn remove_of(add: &Add, now_ms: i64, data_change: bool) -> Remove {
         deletion_vector: add.deletion_vector.clone(),
         base_row_id: add.base_row_id,
         default_row_commit_version: add.default_row_commit_version,
+    }
+}
+
+/// Deletes the files written for a commit that failed with `error`,
+/// unless the commit may have been made after all (then they stay: the log
+/// may reference them).
+pub async fn delete_uncommitted(storage: &dyn Storage, adds: &[Add], error: &Error) {
+    if !error.commit_may_have_landed() {
+        delete_files(storage, adds).await;
     }
 }
 

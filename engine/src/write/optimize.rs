@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::quoted;
 use super::zorder::{ZOrderKey, sortable_key};
-use super::{TableFileWriter, WriteTarget, delete_files, now_ms, remove_of};
+use super::{TableFileWriter, WriteTarget, delete_uncommitted, now_ms, remove_of};
 use crate::protocol::Add;
 use crate::protocol::features::ensure_writable;
 use crate::scan::DeltaTableProvider;
@@ -209,7 +209,7 @@ pub async fn optimize(
             ..outcome
         }),
         Err(e) => {
-            delete_files(storage, &adds).await;
+            delete_uncommitted(storage, &adds, &e).await;
             Err(e)
         }
     }
