@@ -9,7 +9,8 @@
 #                               faults (fault-injection campaigns, several seeds),
 #                               history (concurrent histories replayed, several seeds),
 #                               crash (kill -9 of the server during mixed writes, many times),
-#                               api-fuzz (schemathesis against the OpenAPI document)
+#                               api-fuzz (schemathesis against the OpenAPI document),
+#                               fuzz (cargo-fuzz, 10 minutes a target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -79,6 +80,10 @@ if is_selected api-fuzz; then
   WAVELAKE_API_FUZZ_EXAMPLES="$examples" PATH="$WAVELAKE_VENV/bin:$PATH" \
     cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web \
     --test api_fuzz -- --nocapture 2>&1 | grep -E '^schemathesis:|test result' | sed 's/^/- /'
+fi
+
+if is_selected fuzz; then
+  scripts/fuzz.sh "${WAVELAKE_FUZZ_SECONDS:-600}"
 fi
 
 if is_selected wasm-size; then
