@@ -68,7 +68,9 @@ fn errors_go_to_stderr_with_a_failing_exit() {
 
     let out = wavelake(&["sql", "SELEC nonsense"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error:"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error [SQL_ERROR]: "), "{stderr}");
+    assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
 
     let out = wavelake(&["sql", "SELECT 1", "--table", "missing-equals"]);
