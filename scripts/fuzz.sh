@@ -72,7 +72,9 @@ for target in "${targets[@]}"; do
   log="$WAVELAKE_TEST_SCRATCH/fuzz-$target.log"
   seeds=$(find "$corpus/$target" -type f | wc -l)
   status=0
-  (cd engine/fuzz && cargo +nightly fuzz run "$target" "$corpus/$target" -- \
+  # -O: release without debug assertions (the default adds them, and is a
+  # second build of everything).
+  (cd engine/fuzz && cargo +nightly fuzz run -O "$target" "$corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1) \
     >"$log" 2>&1 || status=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
