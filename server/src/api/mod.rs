@@ -132,8 +132,8 @@ fn open_cors() -> CorsLayer {
 /// Runs a request that runs statements only when the server and its
 /// caller have room for one more ([`crate::admission`]); the place is
 /// held until the response has been sent.
-async fn admit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    match admission_for(&state, request.headers()) {
+async fn admit(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+    match admission_for(&state, &mut request) {
         Ok(admitted) => hold_until_sent(next.run(request).await, admitted),
         Err(refusal) => ApiError::too_many(refusal).into_response(),
     }
@@ -141,13 +141,20 @@ async fn admit(State(state): State<Arc<AppState>>, request: Request, next: Next)
 
 /// A place for the caller the request's bearer token names (callers
 /// without a valid token share one count; they are refused soon anyway).
+/// The principal found is kept in the request, so the handler's
+/// [`Principal`] extractor does not authenticate the token again.
 pub fn admission_for(
     state: &AppState,
-    headers: &axum::http::HeaderMap,
+    request: &mut Request,
 ) -> Result<crate::admission::Admitted, crate::admission::Refusal> {
-    let caller = bearer_token(headers)
-        .and_then(|token| state.tokens.authenticate(token))
-        .map_or_else(|| "anonymous".to_owned(), |principal| principal.id);
+    let principal =
+        bearer_token(request.headers()).and_then(|token| state.tokens.authenticate(token));
+    let caller = principal
+        .as_ref()
+        .map_or_else(|| "anonymous".to_owned(), |p| p.id.clone());
+    if let Some(principal) = principal {
+        request.extensions_mut().insert(principal);
+    }
     state.admission.admit(&caller)
 }
 
@@ -277,6 +284,9 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
         let token = bearer_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
         state
             .tokens

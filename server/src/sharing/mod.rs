@@ -70,10 +70,10 @@ async fn rejections_in_protocol_shape(
 /// have room for one more, answering in the protocol's error shape.
 async fn admit(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match crate::api::admission_for(&state, request.headers()) {
+    match crate::api::admission_for(&state, &mut request) {
         Ok(admitted) => crate::api::hold_until_sent(next.run(request).await, admitted),
         Err(refusal) => SharingError(ApiError::too_many(refusal)).into_response(),
     }
