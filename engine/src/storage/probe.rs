@@ -72,33 +72,42 @@ mod tests {
         ObjectStoreStorage::new(Arc::new(InMemory::new()), url).expect("storage")
     }
 
-    /// A store whose put-if-absent is a plain put (no condition).
+    /// A store whose put-if-absent is a plain put (no condition) or,
+    /// when `read_only`, which cannot write at all (the trait's defaults).
     #[derive(Debug)]
-    struct Unconditional(ObjectStoreStorage);
+    struct Faulty {
+        inner: ObjectStoreStorage,
+        read_only: bool,
+    }
 
     #[async_trait]
-    impl Storage for Unconditional {
+    impl Storage for Faulty {
         fn location(&self) -> String {
-            self.0.location()
+            self.inner.location()
         }
         async fn get(&self, path: &str) -> Result<Bytes> {
-            self.0.get(path).await
+            self.inner.get(path).await
         }
         async fn get_ranges(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-            self.0.get_ranges(path, ranges).await
+            self.inner.get_ranges(path, ranges).await
         }
         async fn list(
             &self,
             prefix: &str,
             start_after: Option<&str>,
         ) -> Result<Option<Vec<FileMeta>>> {
-            self.0.list(prefix, start_after).await
+            self.inner.list(prefix, start_after).await
         }
         async fn put_if_absent(&self, path: &str, bytes: Bytes) -> Result<()> {
-            self.0.put(path, bytes).await
+            if self.read_only {
+                return Err(Error::ReadOnly {
+                    location: self.location(),
+                });
+            }
+            self.inner.put(path, bytes).await
         }
         async fn delete(&self, path: &str) -> Result<()> {
-            self.0.delete(path).await
+            self.inner.delete(path).await
         }
     }
 
@@ -114,7 +123,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_store_that_overwrites_is_unsafe() {
-        let storage = Unconditional(memory());
+        let storage = Faulty {
+            inner: memory(),
+            read_only: false,
+        };
         let err = check_exclusive_commits(&storage, "_wavelake/")
             .await
             .expect_err("unsafe");
@@ -126,35 +138,17 @@ mod tests {
         assert!(err.to_string().contains("writes are refused"), "{err}");
     }
 
-    /// A store that cannot write at all (the trait's defaults).
-    #[derive(Debug)]
-    struct ReadOnly(ObjectStoreStorage);
-
-    #[async_trait]
-    impl Storage for ReadOnly {
-        fn location(&self) -> String {
-            self.0.location()
-        }
-        async fn get(&self, path: &str) -> Result<Bytes> {
-            self.0.get(path).await
-        }
-        async fn get_ranges(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-            self.0.get_ranges(path, ranges).await
-        }
-        async fn list(
-            &self,
-            prefix: &str,
-            start_after: Option<&str>,
-        ) -> Result<Option<Vec<FileMeta>>> {
-            self.0.list(prefix, start_after).await
-        }
-    }
-
     #[tokio::test]
     async fn a_read_only_store_is_unsafe_for_commits() {
-        let err = check_exclusive_commits(&ReadOnly(memory()), "")
-            .await
-            .expect_err("cannot commit");
+        let err = check_exclusive_commits(
+            &Faulty {
+                inner: memory(),
+                read_only: true,
+            },
+            "",
+        )
+        .await
+        .expect_err("cannot commit");
         assert!(
             matches!(&err, Error::UnsafeStorage { reason, .. }
             if reason.contains("of a new key failed")),
