@@ -16,13 +16,14 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::StreamExt;
 
-use crate::metadata_tables::{MetadataFunction, MetadataKind, TableRegistry};
+use crate::metadata_tables::{MetadataFunction, MetadataKind};
 use crate::profile::QueryProfile;
 use crate::scan::DeltaTableProvider;
 use crate::snapshot::Snapshot;
 use crate::statement::{Access, Body, Statement};
 use crate::storage::StorageRef;
 use crate::table::Table;
+use crate::versions::{DescribedRegistry, TableRegistry, TableVersions, VersionDirectory};
 use crate::{Error, Result};
 
 static NEXT_TEMP_TABLE: AtomicU64 = AtomicU64::new(0);
@@ -153,6 +154,10 @@ impl PlannedQuery {
 pub struct Engine {
     ctx: SessionContext,
     tables: TableRegistry,
+    /// Tables whose versions another source describes (shared tables).
+    described: DescribedRegistry,
+    /// Both registries, for time travel and the metadata functions.
+    directory: VersionDirectory,
     catalog: Arc<RwLock<Catalog>>,
     /// Whether VACUUM refuses a retention below the table's.
     retention_check: Arc<std::sync::atomic::AtomicBool>,
@@ -208,19 +213,23 @@ impl Engine {
             None => SessionContext::new_with_config(config),
         };
         let tables: TableRegistry = Arc::new(RwLock::new(HashMap::new()));
+        let described: DescribedRegistry = Arc::new(RwLock::new(HashMap::new()));
+        let directory = VersionDirectory::new(
+            tables.clone(),
+            described.clone(),
+            options.default_schema.clone(),
+        );
         for kind in MetadataKind::ALL {
             ctx.register_udtf(
                 kind.function_name(),
-                Arc::new(MetadataFunction::new(
-                    kind,
-                    tables.clone(),
-                    options.default_schema.clone(),
-                )),
+                Arc::new(MetadataFunction::new(kind, directory.clone())),
             );
         }
         Self {
             ctx,
             tables,
+            described,
+            directory,
             catalog: Arc::default(),
             retention_check: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             stale: Arc::default(),
@@ -419,6 +428,24 @@ impl Engine {
         self.ctx.deregister_table(reference.clone())?;
         self.ctx.register_table(reference, Arc::new(provider))?;
         Ok(())
+    }
+
+    /// Lets time travel and the metadata functions reach the versions of
+    /// `name`, a table without a log this session reads (one a Delta
+    /// Sharing server describes). Querying it still needs
+    /// [`Self::register_snapshot`].
+    pub fn register_versions(&self, name: &str, versions: Arc<dyn TableVersions>) -> Result<()> {
+        self.described
+            .write()
+            .map_err(|_| Error::InvalidArgument("table registry is poisoned".into()))?
+            .insert(name.to_owned(), versions);
+        Ok(())
+    }
+
+    /// Whether `name` has versions this session can reach (see
+    /// [`Self::register_versions`]).
+    pub fn has_versions(&self, name: &str) -> bool {
+        self.directory.lookup(name).is_some()
     }
 
     /// DataFusion's reference for a registry name, creating the namespace
@@ -783,17 +810,17 @@ impl Engine {
         }
         let mut temp_names = Vec::new();
         for (table_name, version) in found {
-            let table = self.table(&table_name).ok_or_else(|| {
+            let table = self.directory.lookup(&table_name).ok_or_else(|| {
                 Error::Sql(format!(
                     "time travel needs a Delta table; {table_name:?} is not one"
                 ))
             })?;
-            let snapshot = self.resolve_version(&table, &version).await?;
+            let (snapshot, storage) = self.resolve_version(table.as_ref(), &version).await?;
             let temp = format!(
                 "__wavelake_time_travel_{}",
                 NEXT_TEMP_TABLE.fetch_add(1, Ordering::Relaxed)
             );
-            let provider = DeltaTableProvider::new(snapshot, table.storage().clone())?;
+            let provider = DeltaTableProvider::new(snapshot, storage)?;
             self.ctx.register_table(temp.as_str(), Arc::new(provider))?;
             temp_names.push(temp);
         }
@@ -908,7 +935,11 @@ impl Engine {
         Ok(PlannedQuery { plan, task })
     }
 
-    async fn resolve_version(&self, table: &Table, version: &TableVersion) -> Result<Snapshot> {
+    async fn resolve_version(
+        &self,
+        table: &dyn TableVersions,
+        version: &TableVersion,
+    ) -> Result<(Snapshot, StorageRef)> {
         match version {
             TableVersion::VersionAsOf(expr) => {
                 let v = literal_text(expr)
@@ -916,11 +947,11 @@ impl Engine {
                     .ok_or_else(|| {
                         Error::Sql(format!("VERSION AS OF needs a whole number, not {expr}"))
                     })?;
-                table.snapshot_at(Some(v)).await
+                table.version(Some(v)).await
             }
             TableVersion::TimestampAsOf(expr) | TableVersion::ForSystemTimeAsOf(expr) => {
                 let millis = self.evaluate_timestamp(expr).await?;
-                table.snapshot_at_timestamp(millis).await
+                table.version_at_timestamp(millis).await
             }
             other => Err(Error::Sql(format!(
                 "unsupported time travel clause {other}"

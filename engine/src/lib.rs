@@ -17,7 +17,8 @@
 //! - [`engine`]: a SQL session with Delta tables registered, including
 //!   time travel (`VERSION AS OF`, `TIMESTAMP AS OF`), and
 //!   [`metadata_tables`]: history, files, schema, protocol and properties
-//!   as SQL table functions; [`profile`]: what a query cost;
+//!   as SQL table functions, over the [`versions`] of each table (its own
+//!   log, or a Delta Sharing server's answers); [`profile`]: what a query cost;
 //!   [`statement`]: the one classifier that parses a statement with the
 //!   dialect that runs it and says whether it writes, and which tables.
 //! - [`transaction`]: commits with put-if-absent, conflict detection and
@@ -49,6 +50,7 @@ pub mod storage;
 pub mod table;
 pub mod timer;
 pub mod transaction;
+pub mod versions;
 pub mod write;
 
 pub use engine::{Engine, EngineOptions, PlannedQuery};

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
@@ -33,7 +33,8 @@ use serde_json::{Map, Value};
 use crate::schema::{ColumnMappingMode, DataType, StructType};
 use crate::snapshot::Snapshot;
 use crate::stats::FileStats;
-use crate::table::{CommitEntry, Table};
+use crate::table::CommitEntry;
+use crate::versions::{TableVersions, VersionDirectory};
 use crate::{Error, Result};
 
 /// Which metadata a table function returns.
@@ -125,25 +126,17 @@ impl MetadataKind {
     }
 }
 
-/// The registered tables, shared with the engine.
-pub type TableRegistry = Arc<RwLock<HashMap<String, Table>>>;
-
-/// One metadata table function, resolving table names in the registry.
+/// One metadata table function, resolving table names in the session's
+/// directory of tables.
 pub struct MetadataFunction {
     kind: MetadataKind,
-    tables: TableRegistry,
-    default_schema: Option<String>,
+    tables: VersionDirectory,
 }
 
 impl MetadataFunction {
-    /// The function of `kind` over `tables`; an unqualified name is looked
-    /// up in `default_schema` too, a qualified one only as written.
-    pub fn new(kind: MetadataKind, tables: TableRegistry, default_schema: Option<String>) -> Self {
-        Self {
-            kind,
-            tables,
-            default_schema,
-        }
+    /// The function of `kind` over the tables of `tables`.
+    pub fn new(kind: MetadataKind, tables: VersionDirectory) -> Self {
+        Self { kind, tables }
     }
 }
 
@@ -190,21 +183,9 @@ impl TableFunctionImpl for MetadataFunction {
         if exprs.len() > 2 {
             return Err(usage());
         }
-        let tables = self
-            .tables
-            .read()
-            .map_err(|_| DataFusionError::Plan("table registry is poisoned".into()))?;
-        let qualified = match (&self.default_schema, table_name.contains('.')) {
-            (Some(schema), false) => Some(format!("{schema}.{table_name}")),
-            _ => None,
-        };
-        let table = tables
-            .get(&table_name)
-            .or_else(|| qualified.and_then(|name| tables.get(&name)))
-            .cloned()
-            .ok_or_else(|| {
-                DataFusionError::Plan(format!("{name}: no Delta table named {table_name:?}"))
-            })?;
+        let table = self.tables.lookup(&table_name).ok_or_else(|| {
+            DataFusionError::Plan(format!("{name}: no Delta table named {table_name:?}"))
+        })?;
         Ok(Arc::new(MetadataTable {
             kind: self.kind,
             table,
@@ -218,7 +199,7 @@ impl TableFunctionImpl for MetadataFunction {
 #[derive(Debug)]
 struct MetadataTable {
     kind: MetadataKind,
-    table: Table,
+    table: Arc<dyn TableVersions>,
     version: Option<i64>,
     schema: SchemaRef,
 }
@@ -240,7 +221,7 @@ impl TableProvider for MetadataTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let batch = metadata_batch(self.kind, &self.table, self.version).await?;
+        let batch = metadata_batch(self.kind, self.table.as_ref(), self.version).await?;
         Ok(MemorySourceConfig::try_new_exec(
             &[vec![batch]],
             self.schema.clone(),
@@ -252,12 +233,12 @@ impl TableProvider for MetadataTable {
 /// The metadata of `kind` for `table` at `version` (latest when `None`).
 pub async fn metadata_batch(
     kind: MetadataKind,
-    table: &Table,
+    table: &dyn TableVersions,
     version: Option<i64>,
 ) -> Result<RecordBatch> {
     match kind {
         MetadataKind::History => history_batch(table.history().await?),
-        _ => snapshot_batch(kind, &table.snapshot_at(version).await?),
+        _ => snapshot_batch(kind, &table.version(version).await?.0),
     }
 }
 

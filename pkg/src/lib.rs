@@ -186,6 +186,7 @@ impl Wavelake {
         let catalog = SharedCatalog::connect(&profile)
             .await
             .map_err(engine_error)?;
+        catalog.register_versions(&engine).map_err(engine_error)?;
         Ok(Self {
             engine,
             shared: Some(catalog),

@@ -1,14 +1,18 @@
 // The built `wavelake` package in Node against a Delta Sharing server:
-//   node pkg/tests/sharing.mjs PROFILE_FILE TABLE=ROWS...
+//   node pkg/tests/sharing.mjs PROFILE_FILE TABLE=ROWS... [TABLE@VERSION=ROWS...] [TABLE#history=COMMITS...]
 // Connects with the profile, checks that every TABLE (schema.table) is
 // listed and has ROWS rows (deletion vectors applied from presigned URLs),
-// and that refusals carry their codes: a wrong token, a cancelled query,
-// bad SQL, an unknown table.
+// ROWS rows at VERSION (`VERSION AS OF`) and COMMITS rows of
+// `delta_history`, and that refusals carry their codes: a wrong token, a
+// cancelled query, bad SQL, an unknown table.
 import { readFile } from "node:fs/promises";
 import assert from "node:assert/strict";
 import init, { Wavelake } from "../dist/wavelake.js";
 
-const [profilePath, ...expected] = process.argv.slice(2);
+const [profilePath, ...specs] = process.argv.slice(2);
+const expected = specs.filter((spec) => !spec.includes("@") && !spec.includes("#"));
+const versioned = specs.filter((spec) => spec.includes("@"));
+const histories = specs.filter((spec) => spec.includes("#history="));
 await init({ module_or_path: await readFile(new URL("../dist/wavelake_bg.wasm", import.meta.url)) });
 const profile = JSON.parse(await readFile(profilePath, "utf8"));
 
@@ -32,6 +36,25 @@ for (const spec of expected) {
   assert.ok(scan.bytes_fetched + scan.bytes_from_cache > 0, `bytes read are reported: ${JSON.stringify(scan)}`);
 }
 
+// Time travel and history on shared tables, asked of the server.
+for (const spec of versioned) {
+  const [name, rest] = spec.split("@");
+  const [version, rows] = rest.split("=");
+  const table = await lake.sql(`SELECT count(*) AS n FROM ${name} VERSION AS OF ${version}`);
+  assert.equal(Number(table.get(0).n), Number(rows), `${name} VERSION AS OF ${version}`);
+}
+for (const spec of histories) {
+  const [name, commits] = spec.split("#history=");
+  const history = await lake.sql(`SELECT version, operation FROM delta_history('${name}') ORDER BY version`);
+  assert.equal(history.numRows, Number(commits), `delta_history('${name}')`);
+  const versions = history.toArray().map((row) => Number(row.version));
+  assert.deepEqual(versions, [...versions.keys()], `delta_history('${name}') versions`);
+  const newest = versions[versions.length - 1];
+  const now = await lake.sql(`SELECT count(*) AS n FROM ${name}`);
+  const atNewest = await lake.sql(`SELECT count(*) AS n FROM ${name} VERSION AS OF ${newest}`);
+  assert.equal(Number(atNewest.get(0).n), Number(now.get(0).n), `${name} at its newest version`);
+}
+
 const codeOf = async (promise) => {
   try {
     await promise;
@@ -53,4 +76,11 @@ assert.notEqual(await codeOf(lake.sql("SELECT * FROM no_such.table")), "resolved
 for (const write of [`/* sneaky */ DELETE FROM ${first}`, `EXPLAIN ANALYZE DELETE FROM ${first}`]) {
   assert.equal(await codeOf(lake.sql(write)), "NOT_ALLOWED", write);
 }
-console.log(`read ${expected.length} shared tables through the npm package in Node`);
+const [historyTable] = (histories[0] ?? "").split("#");
+if (historyTable) {
+  const [schema] = historyTable.split(".");
+  assert.notEqual(await codeOf(lake.sql(`SELECT * FROM delta_history('${schema}.no_such_table')`)), "resolved");
+}
+console.log(
+  `read ${expected.length} shared tables, ${versioned.length} old versions and ${histories.length} histories through the npm package in Node`,
+);

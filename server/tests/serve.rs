@@ -710,7 +710,140 @@ fn a_killed_server_restarts_with_every_acknowledged_commit() {
     eprintln!("{acknowledged} commits acknowledged before kill -9, {batches} after restart");
 }
 
-/// The rows of `sql` as the server answers them (Arrow IPC).
+/// Time travel and history on a shared table through the engine's Delta
+/// Sharing catalog (what the npm package and the web app run): `VERSION AS
+/// OF`, `TIMESTAMP AS OF`, `delta_history` and `delta_files` by version
+/// reach the server's versions of exactly the table named. `table` is
+/// `schema.table`, `server_table` the same table on the server.
+fn engine_time_travels_shared(server: &Server, profile: &str, table: &str, server_table: &str) {
+    use arrow::array::{Array, AsArray};
+    use wavelake_engine::sharing::{SharedCatalog, SharingProfile};
+    // The server's own answers first (its client blocks: not inside the
+    // runtime below).
+    let (_, server_history) = server.sql(
+        ADMIN,
+        &format!("SELECT version FROM delta_history('{server_table}') ORDER BY version"),
+    );
+    let server_versions: Vec<i64> = server_history["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["version"].as_i64().unwrap())
+        .collect();
+    assert!(server_versions.len() >= 3, "{server_versions:?}");
+    let expected: Vec<(i64, i64, i64)> = server_versions
+        .iter()
+        .map(|version| {
+            let (_, answer) = server.sql(
+                ADMIN,
+                &format!(
+                    "SELECT (SELECT count(*) FROM {server_table} VERSION AS OF {version}) AS n, \
+                     (SELECT count(*) FROM delta_files('{server_table}', {version})) AS f"
+                ),
+            );
+            let row = &answer["rows"][0];
+            (
+                *version,
+                row["n"].as_i64().unwrap(),
+                row["f"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let count = |batches: &[arrow::array::RecordBatch]| -> i64 {
+        batches[0]
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0)
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let catalog = SharedCatalog::connect(&SharingProfile::parse(profile).unwrap())
+            .await
+            .unwrap();
+        let engine = wavelake_engine::Engine::with_options(wavelake_engine::EngineOptions {
+            read_only: true,
+            ..Default::default()
+        });
+        catalog.register_versions(&engine).unwrap();
+        let query = |sql: String| {
+            let engine = engine.clone();
+            let catalog = catalog.clone();
+            async move {
+                catalog.open_referenced(&engine, &sql).await?;
+                engine.query(&sql).await
+            }
+        };
+        let history = query(format!(
+            "SELECT version, CAST(timestamp AS BIGINT) AS millis, operation \
+             FROM delta_history('{table}') ORDER BY version"
+        ))
+        .await
+        .unwrap();
+        let history = arrow::compute::concat_batches(&history[0].schema(), &history).unwrap();
+        let versions = history
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        let millis = history
+            .column(1)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(versions.null_count() + millis.null_count(), 0);
+        let shared_versions: Vec<i64> = versions.iter().map(Option::unwrap).collect();
+        assert_eq!(shared_versions, server_versions, "{table}'s history");
+        for (version, rows, files) in &expected {
+            let read = query(format!(
+                "SELECT count(*) FROM {table} VERSION AS OF {version}"
+            ))
+            .await
+            .unwrap();
+            assert_eq!(count(&read), *rows, "{table} VERSION AS OF {version}");
+            let listed = query(format!(
+                "SELECT count(*) FROM delta_files('{table}', {version})"
+            ))
+            .await
+            .unwrap();
+            assert_eq!(count(&listed), *files, "delta_files('{table}', {version})");
+        }
+        // TIMESTAMP AS OF the first data commit's time: the newest version
+        // committed by then.
+        let at = millis.value(1);
+        let newest = (0..history.num_rows())
+            .filter(|&i| millis.value(i) <= at)
+            .map(|i| versions.value(i))
+            .max()
+            .unwrap();
+        let stamp = chrono::DateTime::from_timestamp_millis(at)
+            .unwrap()
+            .format("%Y-%m-%d %H:%M:%S%.3f");
+        let by_time = query(format!(
+            "SELECT count(*) FROM {table} TIMESTAMP AS OF '{stamp}'"
+        ))
+        .await
+        .unwrap();
+        let by_version = query(format!(
+            "SELECT count(*) FROM {table} VERSION AS OF {newest}"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            count(&by_time),
+            count(&by_version),
+            "{table} TIMESTAMP AS OF {stamp}"
+        );
+        // A name that is not shared is refused, never another table's.
+        let (schema, _) = table.split_once('.').unwrap();
+        for sql in [
+            format!("SELECT * FROM delta_history('{schema}.no_such_table')"),
+            format!("SELECT * FROM {schema}.no_such_table VERSION AS OF 0"),
+        ] {
+            assert!(query(sql.clone()).await.is_err(), "{sql} is refused");
+        }
+    });
+    eprintln!(
+        "same    {table}: VERSION AS OF, TIMESTAMP AS OF, delta_history and delta_files of {} versions through the engine's sharing catalog",
+        expected.len()
+    );
+}
+
 /// Every row of a shared table, read by the engine's Delta Sharing client.
 fn engine_reads_shared(profile: &str, table: &str) -> Vec<arrow::array::RecordBatch> {
     use wavelake_engine::sharing::{
@@ -731,6 +864,7 @@ fn engine_reads_shared(profile: &str, table: &str) -> Vec<arrow::array::RecordBa
     })
 }
 
+/// The rows of `sql` as the server answers them (Arrow IPC).
 fn server_rows(server: &Server, sql: &str) -> Vec<arrow::array::RecordBatch> {
     let response = server
         .client
@@ -922,6 +1056,8 @@ fn sharing_round_trip(server: &Server, test: &str) {
         eprintln!("same    {table} by the engine's sharing client ({compared} rows)");
     }
 
+    engine_time_travels_shared(server, &profile, "feeds.events", "acme.events");
+
     let dir = tempfile::tempdir().unwrap();
     let profile_path = dir.path().join("bob.share");
     std::fs::write(&profile_path, &profile).unwrap();
@@ -937,6 +1073,17 @@ fn sharing_round_trip(server: &Server, test: &str) {
                 profile_path.display().to_string(),
                 format!("acme.sales={}", rows(&expected[0].1)),
                 format!("feeds.events={}", rows(&expected[1].1)),
+                format!(
+                    "feeds.events@1={}",
+                    rows(&server_rows(
+                        server,
+                        "SELECT * FROM acme.events VERSION AS OF 1"
+                    ))
+                ),
+                format!(
+                    "feeds.events#history={}",
+                    count_and_version(server, "acme.events").1 + 1
+                ),
             ],
         );
         eprintln!("{}", stdout.trim());

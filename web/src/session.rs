@@ -106,6 +106,9 @@ impl Session {
             Some(profile) => Some(SharedCatalog::connect(profile).await.map_err(describe)?),
             None => None,
         };
+        if let Some(catalog) = &catalog {
+            catalog.register_versions(&engine).map_err(describe)?;
+        }
         Ok(Self {
             engine,
             catalog: RefCell::new(catalog),
@@ -145,6 +148,7 @@ impl Session {
             return Ok(());
         };
         let catalog = SharedCatalog::connect(profile).await.map_err(describe)?;
+        catalog.register_versions(&self.engine).map_err(describe)?;
         let previous = self.catalog();
         let opened: Vec<String> = self.columns.borrow().keys().cloned().collect();
         for name in opened {

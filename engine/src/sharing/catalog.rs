@@ -3,8 +3,12 @@
 //! and only then are its files asked for and registered in the session.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use super::{QueryOptions, SharedTableName, SharingClient, SharingProfile, open_shared_table};
+use super::{
+    QueryOptions, SharedTableName, SharedTableVersions, SharingClient, SharingProfile,
+    open_shared_table,
+};
 use crate::{Engine, Result};
 
 /// Every table shared with one recipient, by SQL name.
@@ -50,6 +54,17 @@ impl SharedCatalog {
     /// The shared table behind a SQL name.
     pub fn table(&self, name: &str) -> Option<&SharedTableName> {
         self.tables.get(name)
+    }
+
+    /// Lets `engine` time travel on every shared table and describe it
+    /// (`FROM schema.table VERSION AS OF 3`, `delta_history('schema.table')`):
+    /// each version is asked of the server when a query needs it.
+    pub fn register_versions(&self, engine: &Engine) -> Result<()> {
+        for (name, table) in &self.tables {
+            let versions = SharedTableVersions::new(self.client.clone(), table.clone());
+            engine.register_versions(name, Arc::new(versions))?;
+        }
+        Ok(())
     }
 
     /// Registers in `engine` the shared tables `query` names that it does

@@ -16,7 +16,7 @@ pub use protocol::{
 };
 
 #[cfg(feature = "http")]
-pub use open::open_shared_table;
+pub use open::{SharedTableVersions, open_shared_table};
 
 #[cfg(feature = "http")]
 mod open {
@@ -27,7 +27,8 @@ mod open {
 
     use super::{QueryOptions, SharedTableName, SharingClient};
     use crate::storage::{HttpStorage, StorageRef, UrlMapStorage, UrlRefresh};
-    use crate::{Error, Result, Snapshot};
+    use crate::versions::TableVersions;
+    use crate::{CommitEntry, Error, Result, Snapshot};
 
     /// A shared table as a snapshot and the storage its presigned file URLs
     /// are read from, ready for [`crate::Engine::register_snapshot`]. URLs
@@ -60,6 +61,49 @@ mod open {
             .with_refresh(Arc::new(refresh));
         let snapshot = Snapshot::try_new(shared.state, location)?;
         Ok((snapshot, Arc::new(storage)))
+    }
+
+    /// The versions of a shared table, as its server answers for them: a
+    /// version or a timestamp is one `query`, the history Wavelake's
+    /// `history` extension (servers without it answer
+    /// [`Error::TableNotFound`]).
+    #[derive(Debug, Clone)]
+    pub struct SharedTableVersions {
+        client: SharingClient,
+        table: SharedTableName,
+    }
+
+    impl SharedTableVersions {
+        /// The versions of `table`, asked of `client`'s server.
+        pub fn new(client: SharingClient, table: SharedTableName) -> Self {
+            Self { client, table }
+        }
+    }
+
+    #[async_trait]
+    impl TableVersions for SharedTableVersions {
+        async fn version(&self, version: Option<i64>) -> Result<(Snapshot, StorageRef)> {
+            let options = QueryOptions {
+                version,
+                ..QueryOptions::default()
+            };
+            open_shared_table(&self.client, &self.table, &options).await
+        }
+
+        async fn version_at_timestamp(&self, timestamp_ms: i64) -> Result<(Snapshot, StorageRef)> {
+            let at = chrono::DateTime::from_timestamp_millis(timestamp_ms).ok_or_else(|| {
+                Error::InvalidArgument(format!("timestamp {timestamp_ms} ms is out of range"))
+            })?;
+            let options = QueryOptions {
+                timestamp: Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                ..QueryOptions::default()
+            };
+            open_shared_table(&self.client, &self.table, &options).await
+        }
+
+        async fn history(&self) -> Result<Vec<CommitEntry>> {
+            self.client.history(&self.table).await
+        }
     }
 
     /// Fresh URLs for a shared table's files at one version.
