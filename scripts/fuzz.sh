@@ -13,7 +13,8 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(log_actions checkpoint deletion_vector partition_value statistics sharing_response statement)
+  targets=(log_actions checkpoint deletion_vector partition_value statistics sharing_response statement
+    upload_csv upload_json upload_parquet upload_arrow)
 fi
 
 rustup toolchain install nightly --profile minimal >/dev/null 2>&1 || true
@@ -60,6 +61,39 @@ if [ ! -f "$corpus/.seeded" ]; then
     engine/src server/tests tests/integration 2>/dev/null | sort -u | head -400 |
     awk -v dir="$corpus/statement" '{gsub(/^"|"$/, ""); f = dir "/s" NR; printf "%s", $0 > f; close(f)}'
   touch "$corpus/.seeded"
+fi
+
+# Upload seeds: a CSV, a JSON and an Arrow IPC file with every type a
+# table's column can have, and the golden tables' data files (filled
+# whenever a directory is empty, so an older corpus gains them too).
+mkdir -p "$corpus"/{upload_csv,upload_json,upload_parquet,upload_arrow}
+if [ -z "$(ls -A "$corpus/upload_csv")" ]; then
+  printf 'id,name,amount,ok,day,at,score\n1,a,1.25,true,2024-01-01,2024-01-01T00:00:00Z,0.5\n2,"b,c",-3,false,,,1e3\n' \
+    >"$corpus/upload_csv/rows"
+fi
+if [ -z "$(ls -A "$corpus/upload_json")" ]; then
+  printf '{"id":1,"name":"a","amount":1.25,"ok":true,"day":"2024-01-01","at":"2024-01-01T00:00:00Z","score":0.5,"tags":["x"],"s":{"k":1}}\n{"id":2,"name":null}\n' \
+    >"$corpus/upload_json/rows"
+fi
+if [ -z "$(ls -A "$corpus/upload_parquet")" ] && [ -d "$WAVELAKE_TEST_SCRATCH/fuzz-golden" ]; then
+  find "$WAVELAKE_TEST_SCRATCH/fuzz-golden" -name '*.parquet' -not -path '*_delta_log*' -size -256k |
+    head -100 | awk -v dir="$corpus/upload_parquet" '{print $0 "\t" dir "/p" NR}' |
+    while IFS=$'\t' read -r from to; do cp "$from" "$to"; done
+fi
+if [ -z "$(ls -A "$corpus/upload_arrow")" ] && [ -x "$WAVELAKE_VENV/bin/python" ]; then
+  "$WAVELAKE_VENV/bin/python" - "$corpus/upload_arrow/stream" <<'PY'
+import sys, datetime, decimal
+import pyarrow as pa
+table = pa.table({
+    "id": pa.array([1, 2], pa.int64()), "name": ["a", None],
+    "amount": pa.array([decimal.Decimal("1.25"), None], pa.decimal128(10, 2)),
+    "ok": [True, False], "day": [datetime.date(2024, 1, 1), None],
+    "at": pa.array([datetime.datetime(2024, 1, 1), None], pa.timestamp("us", "UTC")),
+    "score": [0.5, None], "tags": [["x"], []],
+})
+with pa.ipc.new_stream(sys.argv[1], table.schema) as writer:
+    writer.write_table(table)
+PY
 fi
 
 export CARGO_TARGET_DIR="$HOME/.cache/wavelake/fuzz-target"

@@ -178,6 +178,15 @@ pub enum Error {
         /// What the probe saw.
         reason: String,
     },
+    /// An uploaded file is not valid in the format it was sent as; nothing
+    /// of it was written.
+    #[error("the upload is not valid {format}: {reason}")]
+    InvalidUpload {
+        /// The format it was sent as (`CSV`, `Parquet`, …).
+        format: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An input is larger than a configured limit allows; nothing was done.
     #[error("{what} exceeds the limit of {limit}: {detail}")]
     LimitExceeded {
@@ -243,6 +252,7 @@ impl Error {
             Self::ConstraintViolation(_) => "CONSTRAINT_VIOLATION",
             Self::TableExists(_) => "TABLE_EXISTS",
             Self::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Self::InvalidUpload { .. } => "INVALID_UPLOAD",
             Self::NotAllowed(_) => "NOT_ALLOWED",
             Self::Sql(_) => "SQL_ERROR",
             Self::Storage { .. } => "STORAGE_ERROR",
@@ -315,6 +325,10 @@ impl Error {
             Self::ConstraintViolation(m) => Self::ConstraintViolation(m.clone()),
             Self::TableExists(m) => Self::TableExists(m.clone()),
             Self::InvalidArgument(m) => Self::InvalidArgument(m.clone()),
+            Self::InvalidUpload { format, reason } => Self::InvalidUpload {
+                format,
+                reason: reason.clone(),
+            },
             Self::NotAllowed(m) => Self::NotAllowed(m.clone()),
             Self::Sql(m) => Self::Sql(m.clone()),
             Self::Storage { path, message } => Self::Storage {

@@ -14,7 +14,7 @@ use crate::protocol::{ActionBatch, Add, DeletionVectorDescriptor, DvLocation, Fo
 pub type Target = fn(&[u8]);
 
 /// The targets, by name.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 11] = [
     ("log_actions", log_actions),
     ("checkpoint", checkpoint),
     ("deletion_vector", deletion_vector),
@@ -22,6 +22,10 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("statistics", statistics),
     ("sharing_response", sharing_response),
     ("statement", statement),
+    ("upload_csv", upload_csv),
+    ("upload_json", upload_json),
+    ("upload_parquet", upload_parquet),
+    ("upload_arrow", upload_arrow),
 ];
 
 /// A commit file's JSON lines.
@@ -159,4 +163,58 @@ pub fn statement(data: &[u8]) {
         let _ = statement.access();
         let _ = statement.writes();
     }
+}
+
+/// A table's columns an upload is decoded against, besides the schema
+/// inferred from the upload itself: every type a conversion can fail on.
+fn upload_table_schema() -> arrow::datatypes::SchemaRef {
+    use arrow::datatypes::{Field, Schema};
+    std::sync::Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("amount", DataType::Decimal128(10, 2), true),
+        Field::new("ok", DataType::Boolean, true),
+        Field::new("day", DataType::Date32, true),
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("score", DataType::Float64, true),
+    ]))
+}
+
+/// One upload: its schema inferred and every batch decoded with it, then
+/// decoded again against a table's schema.
+fn upload(data: &[u8], format: crate::ingest::UploadFormat) {
+    use crate::ingest::{decode, infer_schema};
+    let source = bytes::Bytes::copy_from_slice(data);
+    if let Ok(schema) = infer_schema(&source, format) {
+        if let Ok(batches) = decode(&source, format, schema) {
+            batches.for_each(drop);
+        }
+    }
+    if let Ok(batches) = decode(&source, format, upload_table_schema()) {
+        batches.for_each(drop);
+    }
+}
+
+/// A CSV upload (with a header line).
+pub fn upload_csv(data: &[u8]) {
+    upload(data, crate::ingest::UploadFormat::Csv);
+}
+
+/// A newline-delimited JSON upload.
+pub fn upload_json(data: &[u8]) {
+    upload(data, crate::ingest::UploadFormat::Json);
+}
+
+/// A Parquet upload.
+pub fn upload_parquet(data: &[u8]) {
+    upload(data, crate::ingest::UploadFormat::Parquet);
+}
+
+/// An Arrow IPC stream upload.
+pub fn upload_arrow(data: &[u8]) {
+    upload(data, crate::ingest::UploadFormat::Arrow);
 }

@@ -33,6 +33,8 @@ pub mod engine;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+#[cfg(feature = "ingest")]
+pub mod ingest;
 pub mod log;
 pub mod memory;
 pub mod metadata_tables;

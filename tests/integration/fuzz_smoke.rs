@@ -75,6 +75,93 @@ fn built_in_seeds() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
     ])
 }
 
+/// A small upload of every format: typed columns, nulls, a list and a
+/// struct, as a client would send them.
+fn upload_seeds(seeds: &mut BTreeMap<&'static str, Vec<Vec<u8>>>) {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array, ListArray,
+        RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
+    };
+    use arrow::datatypes::{DataType, Field, Int64Type};
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("id", Arc::new(Int64Array::from(vec![1, 2, 3]))),
+        (
+            "name",
+            Arc::new(StringArray::from(vec![Some("a"), None, Some("b,c")])),
+        ),
+        (
+            "amount",
+            Arc::new(
+                Decimal128Array::from(vec![Some(125), None, Some(-300)])
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            ),
+        ),
+        (
+            "ok",
+            Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
+        ),
+        (
+            "day",
+            Arc::new(Date32Array::from(vec![Some(19723), None, Some(0)])),
+        ),
+        (
+            "at",
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![Some(1_704_067_200_000_000), None, Some(0)])
+                    .with_timezone("UTC"),
+            ),
+        ),
+        (
+            "score",
+            Arc::new(Float64Array::from(vec![Some(0.5), None, Some(1e3)])),
+        ),
+        (
+            "tags",
+            Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+                Some(vec![Some(1), None]),
+                None,
+                Some(vec![]),
+            ])),
+        ),
+        (
+            "s",
+            Arc::new(StructArray::from(vec![(
+                Arc::new(Field::new("k", DataType::Int64, true)),
+                Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])) as ArrayRef,
+            )])),
+        ),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let mut arrow_stream = Vec::new();
+    let mut writer =
+        arrow::ipc::writer::StreamWriter::try_new(&mut arrow_stream, &batch.schema()).unwrap();
+    writer.write(&batch).unwrap();
+    writer.finish().unwrap();
+    drop(writer);
+    let mut parquet_file = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut parquet_file, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let mut json_lines = Vec::new();
+    let mut writer = arrow::json::LineDelimitedWriter::new(&mut json_lines);
+    writer.write(&batch).unwrap();
+    writer.finish().unwrap();
+    let flat = batch.project(&[0, 1, 2, 3, 4, 5, 6]).unwrap();
+    let mut csv = Vec::new();
+    arrow::csv::Writer::new(&mut csv).write(&flat).unwrap();
+    seeds.entry("upload_arrow").or_default().push(arrow_stream);
+    seeds
+        .entry("upload_parquet")
+        .or_default()
+        .push(parquet_file);
+    seeds.entry("upload_json").or_default().push(json_lines);
+    seeds.entry("upload_csv").or_default().push(csv);
+}
+
 /// Seeds from the golden tables: their commits, checkpoints, deletion
 /// vectors and the statistics and partition values in their logs.
 fn golden_seeds(seeds: &mut BTreeMap<&'static str, Vec<Vec<u8>>>) {
@@ -121,6 +208,12 @@ fn golden_seeds(seeds: &mut BTreeMap<&'static str, Vec<Vec<u8>>>) {
                 seeds.entry("log_actions").or_default().push(bytes);
             } else if name.contains(".checkpoint") && name.ends_with(".parquet") {
                 seeds.entry("checkpoint").or_default().push(bytes);
+            } else if name.ends_with(".parquet") && bytes.len() < 64 << 10 {
+                // A few data files: each decode is a whole Parquet read.
+                let uploads = seeds.entry("upload_parquet").or_default();
+                if uploads.len() < 24 {
+                    uploads.push(bytes);
+                }
             } else if name.ends_with(".bin") {
                 let mut input = vec![1u8];
                 input.extend_from_slice(&bytes);
@@ -189,6 +282,7 @@ fn mutate(rng: &mut StdRng, input: &[u8]) -> Vec<u8> {
 fn parsers_and_codecs_survive_mutated_input() {
     let mutations = env_or("WAVELAKE_FUZZ_MUTATIONS", 200);
     let mut seeds = built_in_seeds();
+    upload_seeds(&mut seeds);
     golden_seeds(&mut seeds);
     let mut rng = StdRng::seed_from_u64(20261202);
     let mut crashes = Vec::new();

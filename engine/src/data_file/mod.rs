@@ -10,9 +10,11 @@
 //! nested lists or maps get null counts only.
 
 mod layout;
+pub mod page_header;
 mod statistics;
 
 pub use layout::{MAX_COLUMN_CHUNK_BYTES, check_layout, contain_decoder_panics};
+pub use page_header::{MAX_PAGE_BYTES, check_pages};
 
 pub use statistics::StatisticsAccumulator;
 

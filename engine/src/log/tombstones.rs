@@ -43,8 +43,10 @@ fn checkpoint_removes(path: &str, bytes: Bytes) -> Result<ActionBatch> {
 fn decode_removes(path: &str, bytes: Bytes) -> Result<ActionBatch> {
     let corrupt = |e: &dyn std::fmt::Display| Error::corrupt(path, e);
     let len = bytes.len() as u64;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| corrupt(&e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| corrupt(&e))?;
     crate::data_file::check_layout(path, builder.metadata(), len)?;
+    crate::data_file::check_pages(path, builder.metadata(), &bytes)?;
     let has_removes = builder
         .parquet_schema()
         .columns()

@@ -3,6 +3,7 @@
 //! into text): a missing file stays `NotFound`, a broken one is `Corrupt`,
 //! both naming the file.
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -61,29 +62,60 @@ impl ParquetFileReaderFactory for DeltaParquetReaderFactory {
             store: self.store.clone(),
             location,
             size,
+            page_starts: None,
         }))
     }
 }
 
 /// Forwards to DataFusion's reader; on a failed footer read, re-reads the
-/// last byte to recover the storage error as a value.
+/// last byte to recover the storage error as a value. Pages fetched at a
+/// column chunk's or an indexed page's start have their headers checked
+/// before the parquet crate decompresses them (see
+/// [`crate::data_file::page_header`]).
 struct TypedErrorReader {
     inner: Box<dyn AsyncFileReader + Send>,
     store: Arc<dyn ObjectStore>,
     location: datafusion::object_store::path::Path,
     size: u64,
+    /// Where pages begin, once the footer has been read.
+    page_starts: Option<Arc<HashSet<u64>>>,
+}
+
+impl TypedErrorReader {
+    fn check_pages(&self, start: u64, bytes: &Bytes) -> parquet::errors::Result<()> {
+        let Some(starts) = &self.page_starts else {
+            return Ok(());
+        };
+        let path = StorageObjectStore::storage_path(&self.location);
+        crate::data_file::page_header::check_fetched_pages(&path, starts, start, bytes)
+            .map_err(|e| ParquetError::External(Box::new(e)))
+    }
 }
 
 impl AsyncFileReader for TypedErrorReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        self.inner.get_bytes(range)
+        async move {
+            let start = range.start;
+            let bytes = self.inner.get_bytes(range).await?;
+            self.check_pages(start, &bytes)?;
+            Ok(bytes)
+        }
+        .boxed()
     }
 
     fn get_byte_ranges(
         &mut self,
         ranges: Vec<Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        self.inner.get_byte_ranges(ranges)
+        async move {
+            let starts: Vec<u64> = ranges.iter().map(|r| r.start).collect();
+            let fetched = self.inner.get_byte_ranges(ranges).await?;
+            for (start, bytes) in starts.into_iter().zip(&fetched) {
+                self.check_pages(start, bytes)?;
+            }
+            Ok(fetched)
+        }
+        .boxed()
     }
 
     fn get_metadata<'a>(
@@ -96,6 +128,9 @@ impl AsyncFileReader for TypedErrorReader {
                     let path = StorageObjectStore::storage_path(&self.location);
                     crate::data_file::check_layout(&path, &metadata, self.size)
                         .map_err(|e| ParquetError::External(Box::new(e)))?;
+                    self.page_starts = Some(Arc::new(crate::data_file::page_header::page_starts(
+                        &metadata,
+                    )));
                     Ok(metadata)
                 }
                 Err(err) => {

@@ -92,6 +92,7 @@ impl From<wavelake_engine::Error> for ApiError {
             | E::SchemaMismatch(_)
             | E::ConstraintViolation(_)
             | E::InvalidArgument(_)
+            | E::InvalidUpload { .. }
             | E::UnsupportedFeature { .. }
             | E::VersionNotFound { .. }
             | E::ChangeDataNotRecorded { .. }

@@ -3,7 +3,6 @@
 //! and opens a SQL session limited to what it may see.
 
 pub mod error;
-mod ipc_framing;
 mod openapi;
 mod sql;
 mod tables;

@@ -8,11 +8,9 @@
 //! created from the upload, its schema inferred from the file, in the same
 //! single commit.
 
-use std::io::{BufReader, Seek, SeekFrom};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -25,34 +23,8 @@ use tokio::io::AsyncWriteExt;
 use super::{ApiError, check_name};
 use crate::auth::Principal;
 use crate::state::AppState;
+use wavelake_engine::ingest::{self, UploadFormat};
 use wavelake_engine::write::{SaveMode, WriteOptions, write};
-
-/// Upload formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UploadFormat {
-    /// Apache Parquet.
-    Parquet,
-    /// CSV with a header line.
-    Csv,
-    /// One JSON object per line.
-    Json,
-    /// An Arrow IPC stream.
-    Arrow,
-}
-
-impl UploadFormat {
-    fn from_content_type(value: &str) -> Option<Self> {
-        let value = value.split(';').next().unwrap_or("").trim();
-        Some(match value {
-            "application/vnd.apache.parquet" | "application/x-parquet" => Self::Parquet,
-            "text/csv" => Self::Csv,
-            "application/x-ndjson" | "application/jsonl" | "application/json" => Self::Json,
-            "application/vnd.apache.arrow.stream" => Self::Arrow,
-            _ => return None,
-        })
-    }
-}
 
 /// `?format=` and `?create=true` (make the table from the upload when it
 /// does not exist, its schema inferred from the file).
@@ -62,9 +34,6 @@ pub struct UploadQuery {
     #[serde(default)]
     create: bool,
 }
-
-/// Rows decoded per batch.
-const BATCH_ROWS: usize = 8192;
 
 /// Appends the body to the table.
 pub async fn upload(
@@ -129,14 +98,14 @@ pub async fn upload(
     let schema = match &target {
         Some(target) => target.snapshot().await?.arrow_schema(),
         None => {
-            let inferred = tokio::task::spawn_blocking(move || {
-                let schema = infer_schema(&mut spooled, format);
-                (spooled, schema)
+            let (inferred, spooled_back) = tokio::task::spawn_blocking(move || {
+                let schema = ingest::infer_schema(&spooled, format);
+                (schema, spooled)
             })
             .await
             .map_err(ApiError::internal)?;
-            spooled = inferred.0;
-            inferred.1?
+            spooled = spooled_back;
+            inferred?
         }
     };
     let (sender, receiver) = tokio::sync::mpsc::channel::<wavelake_engine::Result<RecordBatch>>(4);
@@ -150,9 +119,8 @@ pub async fn upload(
         let created = engine
             .create_table_from_stream(&name, &schema, batches)
             .await;
-        let decoded = decoder.await.map_err(ApiError::internal)?;
+        decoder.await.map_err(ApiError::internal)?;
         let rows = created?;
-        decoded?;
         metrics::counter!("wavelake_commits_total").increment(1);
         metrics::counter!("wavelake_upload_rows_total").increment(rows);
         return Ok((
@@ -165,9 +133,8 @@ pub async fn upload(
         app_transaction: key.clone().map(|k| (format!("wavelake-upload:{k}"), 1)),
     };
     let outcome = write(&target, batches.boxed(), &options).await;
-    let decoded = decoder.await.map_err(ApiError::internal)?;
+    decoder.await.map_err(ApiError::internal)?;
     let outcome = outcome?;
-    decoded?;
     match outcome.version {
         Some(version) => {
             metrics::counter!("wavelake_commits_total").increment(1);
@@ -216,126 +183,26 @@ async fn spool(body: Body, limit: usize) -> Result<std::fs::File, ApiError> {
     Ok(file)
 }
 
-/// Rows read to infer a CSV or JSON upload's schema.
-const INFER_ROWS: usize = 1000;
-
-/// The schema of a spooled upload: a Parquet or Arrow file's own, or the
-/// types a CSV or JSON file's first rows hold.
-fn infer_schema(file: &mut std::fs::File, format: UploadFormat) -> Result<SchemaRef, ApiError> {
-    let bad = |e: &dyn std::fmt::Display| {
-        ApiError::bad_request(format!("the upload is not valid {format:?}: {e}"))
-    };
-    file.seek(SeekFrom::Start(0)).map_err(ApiError::internal)?;
-    let copy = file.try_clone().map_err(ApiError::internal)?;
-    let schema = match format {
-        UploadFormat::Csv => {
-            let (schema, _) = arrow::csv::reader::Format::default()
-                .with_header(true)
-                .infer_schema(BufReader::new(copy), Some(INFER_ROWS))
-                .map_err(|e| bad(&e))?;
-            Arc::new(schema)
-        }
-        UploadFormat::Json => {
-            let (schema, _) =
-                arrow::json::reader::infer_json_schema(BufReader::new(copy), Some(INFER_ROWS))
-                    .map_err(|e| bad(&e))?;
-            Arc::new(schema)
-        }
-        UploadFormat::Arrow => {
-            let mut copy = copy;
-            check_ipc_framing(&mut copy)?;
-            arrow::ipc::reader::StreamReader::try_new(BufReader::new(copy), None)
-                .map_err(|e| bad(&e))?
-                .schema()
-        }
-        UploadFormat::Parquet => {
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(copy)
-                .map_err(|e| bad(&e))?
-                .schema()
-                .clone()
-        }
-    };
-    if schema.fields().is_empty() {
-        return Err(ApiError::bad_request("the upload has no columns"));
-    }
-    Ok(schema)
-}
-
-/// Refuses an Arrow IPC stream whose messages declare more bytes than the
-/// upload holds (see [`super::ipc_framing`]).
-fn check_ipc_framing(file: &mut std::fs::File) -> Result<(), ApiError> {
-    let len = file.metadata().map_err(ApiError::internal)?.len();
-    super::ipc_framing::check_stream(file, len)
-        .map_err(|why| ApiError::bad_request(format!("the upload is not valid Arrow: {why}")))
-}
-
 /// Decodes the spooled file, sending batches to the writer; a file that
-/// fails to decode, at its start or midway, sends the writer an error, so
-/// that nothing of it is committed.
+/// fails to decode, at its start or midway, sends the writer its error and
+/// ends, so that nothing of it is committed and the writer answers with it.
 fn decode(
     file: std::fs::File,
     format: UploadFormat,
-    schema: SchemaRef,
+    schema: arrow::datatypes::SchemaRef,
     sender: &tokio::sync::mpsc::Sender<wavelake_engine::Result<RecordBatch>>,
-) -> Result<(), ApiError> {
-    let decoded = decode_batches(file, format, schema, sender);
-    if let Err(error) = &decoded {
-        let _ = sender.blocking_send(Err(wavelake_engine::Error::SchemaMismatch(
-            error.message.clone(),
-        )));
-    }
-    decoded
-}
-
-fn decode_batches(
-    mut file: std::fs::File,
-    format: UploadFormat,
-    schema: SchemaRef,
-    sender: &tokio::sync::mpsc::Sender<wavelake_engine::Result<RecordBatch>>,
-) -> Result<(), ApiError> {
-    let bad = |e: &dyn std::fmt::Display| {
-        ApiError::bad_request(format!("the upload is not valid {format:?}: {e}"))
+) {
+    let batches = match ingest::decode(&file, format, schema) {
+        Ok(batches) => batches,
+        Err(error) => {
+            let _ = sender.blocking_send(Err(error));
+            return;
+        }
     };
-    file.seek(SeekFrom::Start(0)).map_err(ApiError::internal)?;
-    let batches: Box<dyn Iterator<Item = Result<RecordBatch, arrow::error::ArrowError>>> =
-        match format {
-            UploadFormat::Csv => Box::new(
-                arrow::csv::ReaderBuilder::new(schema)
-                    .with_header(true)
-                    .with_batch_size(BATCH_ROWS)
-                    .build(BufReader::new(file))
-                    .map_err(|e| bad(&e))?,
-            ),
-            UploadFormat::Json => Box::new(
-                arrow::json::ReaderBuilder::new(schema)
-                    .with_batch_size(BATCH_ROWS)
-                    .build(BufReader::new(file))
-                    .map_err(|e| bad(&e))?,
-            ),
-            UploadFormat::Arrow => {
-                check_ipc_framing(&mut file)?;
-                Box::new(
-                    arrow::ipc::reader::StreamReader::try_new(BufReader::new(file), None)
-                        .map_err(|e| bad(&e))?,
-                )
-            }
-            UploadFormat::Parquet => Box::new(
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .map_err(|e| bad(&e))?
-                    .with_batch_size(BATCH_ROWS)
-                    .build()
-                    .map_err(|e| bad(&e))?,
-            ),
-        };
     for batch in batches {
-        match batch {
-            Ok(batch) => {
-                if sender.blocking_send(Ok(batch)).is_err() {
-                    return Ok(());
-                }
-            }
-            Err(e) => return Err(bad(&e)),
+        let failed = batch.is_err();
+        if sender.blocking_send(batch).is_err() || failed {
+            return;
         }
     }
-    Ok(())
 }

@@ -1,0 +1,4 @@
+//! `wavelake_engine::fuzzing::upload_arrow` under libFuzzer.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wavelake_engine::fuzzing::upload_arrow(data));
