@@ -189,10 +189,8 @@ fn upload_table_schema() -> arrow::datatypes::SchemaRef {
 fn upload(data: &[u8], format: crate::ingest::UploadFormat) {
     use crate::ingest::{decode, infer_schema};
     let source = bytes::Bytes::copy_from_slice(data);
-    if let Ok(schema) = infer_schema(&source, format) {
-        if let Ok(batches) = decode(&source, format, schema) {
-            batches.for_each(drop);
-        }
+    if let Ok(batches) = infer_schema(&source, format).and_then(|s| decode(&source, format, s)) {
+        batches.for_each(drop);
     }
     if let Ok(batches) = decode(&source, format, upload_table_schema()) {
         batches.for_each(drop);
