@@ -4,6 +4,7 @@
 
 pub mod error;
 mod openapi;
+mod results;
 mod sql;
 mod tables;
 mod tokens;

@@ -6,17 +6,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::ApiError;
+use super::results::{Prefetched, ResultLimits, prefetch, respond, respond_streaming};
 use crate::auth::Principal;
 use crate::state::AppState;
 use wavelake_engine::{Access, Statement};
@@ -31,9 +28,6 @@ pub struct SqlRequest {
     #[serde(default)]
     pub namespace: Option<String>,
 }
-
-/// The media type of an Arrow IPC stream.
-pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
 /// Whether `statement` may run in `namespace`: a write needs `may_write`
 /// (the caller's right, the store's safety) for the session's namespace
@@ -77,29 +71,18 @@ pub async fn run_sql(
     let engine = state.session(&principal, &namespace).await?;
     let limits = state.config.limits.clone();
     let started = Instant::now();
+    let result_limits = ResultLimits {
+        max_rows: limits.max_result_rows,
+        deadline: tokio::time::Instant::now() + Duration::from_secs(limits.query_timeout_secs),
+    };
     let work = async {
         let frame = engine.execute(statement).await?;
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let mut stream = frame.execute_stream().await?;
-        let mut batches = Vec::new();
-        let mut rows = 0usize;
-        let mut truncated = false;
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(wavelake_engine::Error::from)?;
-            let room = limits.max_result_rows - rows;
-            if batch.num_rows() > room {
-                batches.push(batch.slice(0, room));
-                truncated = true;
-                break;
-            }
-            rows += batch.num_rows();
-            batches.push(batch);
-        }
-        Ok::<_, wavelake_engine::Error>((schema, batches, truncated))
+        let stream = frame.execute_stream().await?;
+        prefetch(stream, result_limits).await
     };
-    let outcome = tokio::time::timeout(Duration::from_secs(limits.query_timeout_secs), work).await;
+    let outcome = tokio::time::timeout_at(result_limits.deadline, work).await;
     metrics::histogram!("wavelake_query_duration_seconds").record(started.elapsed().as_secs_f64());
-    let (schema, batches, truncated) = match outcome {
+    let prefetched = match outcome {
         Err(_) => {
             return Err(ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
@@ -121,144 +104,16 @@ pub async fn run_sql(
     if writes {
         metrics::counter!("wavelake_commits_total").increment(1);
     }
-    respond(&headers, &schema, &batches, truncated)
-}
-
-/// The result in the format `Accept` asks for.
-pub fn respond(
-    headers: &HeaderMap,
-    schema: &SchemaRef,
-    batches: &[RecordBatch],
-    truncated: bool,
-) -> Result<Response, ApiError> {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let extra = [
-        ("x-wavelake-row-count", rows.to_string()),
-        ("x-wavelake-truncated", truncated.to_string()),
-    ];
-    if accept.contains(ARROW_STREAM) {
-        let mut buffer = Vec::new();
-        {
-            let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut buffer, schema)
-                .map_err(ApiError::internal)?;
-            for batch in batches {
-                writer.write(batch).map_err(ApiError::internal)?;
-            }
-            writer.finish().map_err(ApiError::internal)?;
-        }
-        return Ok(with_headers(
-            ([(header::CONTENT_TYPE, ARROW_STREAM.to_owned())], buffer).into_response(),
-            &extra,
-        ));
-    }
-    if accept.contains("text/csv") {
-        let mut buffer = Vec::new();
-        {
-            let mut writer = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut buffer);
-            if batches.is_empty() {
-                writer
-                    .write(&RecordBatch::new_empty(schema.clone()))
-                    .map_err(ApiError::internal)?;
-            }
-            for batch in batches {
-                writer
-                    .write(&spreadsheet_safe(batch)?)
-                    .map_err(ApiError::internal)?;
-            }
-        }
-        return Ok(with_headers(
-            (
-                [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned())],
-                buffer,
-            )
-                .into_response(),
-            &extra,
-        ));
-    }
-    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-    for batch in batches {
-        writer.write(batch).map_err(ApiError::internal)?;
-    }
-    writer.finish().map_err(ApiError::internal)?;
-    let body = writer.into_inner();
-    let rows_json: serde_json::Value = if body.is_empty() {
-        json!([])
-    } else {
-        serde_json::from_slice(&body).map_err(ApiError::internal)?
-    };
-    let columns: Vec<serde_json::Value> = schema
-        .fields()
-        .iter()
-        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()}))
-        .collect();
-    Ok(with_headers(
-        Json(json!({
-            "columns": columns,
-            "rows": rows_json,
-            "row_count": rows,
-            "truncated": truncated,
-        }))
-        .into_response(),
-        &extra,
-    ))
-}
-
-/// The batch with text a spreadsheet would run as a formula (starting with
-/// `=`, `+`, `-`, `@`, a tab or a carriage return) prefixed with `'`, as
-/// OWASP advises for CSV downloads: opened in a spreadsheet, a cell shows
-/// the value instead of running it. Numbers are left alone.
-fn spreadsheet_safe(batch: &RecordBatch) -> Result<RecordBatch, ApiError> {
-    use arrow::array::{Array, ArrayRef, AsArray, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
-    let risky = |text: &str| text.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let mut fields = Vec::new();
-    let mut columns: Vec<ArrayRef> = Vec::new();
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        if !matches!(
-            field.data_type(),
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        ) {
-            fields.push(field.clone());
-            columns.push(column.clone());
-            continue;
-        }
-        let text = arrow::compute::cast(column, &DataType::Utf8).map_err(ApiError::internal)?;
-        let text = text.as_string::<i32>();
-        let safe: StringArray = text
-            .iter()
-            .map(|value| {
-                value.map(|v| {
-                    if risky(v) {
-                        std::borrow::Cow::Owned(format!("'{v}"))
-                    } else {
-                        std::borrow::Cow::Borrowed(v)
-                    }
-                })
-            })
-            .collect();
-        fields.push(Arc::new(Field::new(
-            field.name(),
-            DataType::Utf8,
-            safe.null_count() > 0 || field.is_nullable(),
-        )));
-        columns.push(Arc::new(safe));
-    }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(ApiError::internal)
-}
-
-fn with_headers(mut response: Response, extra: &[(&'static str, String)]) -> Response {
-    for (name, value) in extra {
-        if let Ok(value) = value.parse() {
-            response.headers_mut().insert(*name, value);
+    match prefetched {
+        Prefetched::Whole {
+            schema,
+            batches,
+            truncated,
+        } => respond(&headers, &schema, &batches, truncated),
+        Prefetched::Streaming { head, rest, rows } => {
+            respond_streaming(&headers, head, rest, rows, result_limits)
         }
     }
-    response
 }
 
 #[cfg(test)]
@@ -270,48 +125,6 @@ mod tests {
         principal.namespaces.insert("acme".into(), false);
         principal.namespaces.insert("mine".into(), true);
         principal
-    }
-
-    #[test]
-    fn csv_cells_cannot_become_spreadsheet_formulas() {
-        use arrow::array::{Int64Array, StringArray};
-        let batch = RecordBatch::try_from_iter([
-            (
-                "s",
-                Arc::new(StringArray::from(vec![
-                    Some("=HYPERLINK(\"http://x\")"),
-                    Some("+1"),
-                    Some("-2"),
-                    Some("@SUM(A1)"),
-                    Some("plain"),
-                    None,
-                ])) as _,
-            ),
-            (
-                "n",
-                Arc::new(Int64Array::from(vec![-1, 2, 3, 4, 5, 6])) as _,
-            ),
-        ])
-        .unwrap();
-        let safe = spreadsheet_safe(&batch).unwrap();
-        let text = safe
-            .column(0)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
-        let values: Vec<Option<&str>> = text.iter().collect();
-        assert_eq!(
-            values,
-            vec![
-                Some("'=HYPERLINK(\"http://x\")"),
-                Some("'+1"),
-                Some("'-2"),
-                Some("'@SUM(A1)"),
-                Some("plain"),
-                None
-            ]
-        );
-        assert_eq!(safe.column(1).as_ref(), batch.column(1).as_ref());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::sql::respond;
+use super::results::respond;
 use super::{ApiError, check_name};
 use crate::auth::Principal;
 use crate::state::AppState;
