@@ -1085,6 +1085,36 @@ fn sharing_round_trip(server: &Server, test: &str) {
 
     engine_time_travels_shared(server, &profile, "feeds.events", "acme.events");
 
+    // A table of more files than one chunk of a streamed answer holds.
+    for sql in [
+        "CREATE TABLE acme.wide (id BIGINT, p BIGINT) PARTITIONED BY (p)",
+        "INSERT INTO acme.wide SELECT value, value % 700 FROM range(0, 1400)",
+        "ALTER SHARE partners ADD TABLE acme.wide",
+    ] {
+        let (status, body) = server.sql(ADMIN, sql);
+        assert_eq!(status, StatusCode::OK, "{sql}: {body}");
+    }
+    let wide = engine_reads_shared(&profile, "partners.acme.wide");
+    let compared = wavelake_tests::compare_rows(
+        &server_rows(server, "SELECT * FROM acme.wide"),
+        &wide,
+        "server",
+    )
+    .unwrap_or_else(|why| panic!("partners.acme.wide by the engine's client: {why}"));
+    assert_eq!(compared, 1400);
+    let (status, lines) = server.post_text(
+        &bob_token,
+        "/delta-sharing/shares/partners/schemas/acme/tables/wide/query",
+        "{}",
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        lines.lines().filter(|l| l.starts_with("{\"file\"")).count(),
+        700,
+        "one line a file, over several chunks"
+    );
+    eprintln!("same    partners.acme.wide: 700 files answered in chunks");
+
     let dir = tempfile::tempdir().unwrap();
     let profile_path = dir.path().join("bob.share");
     std::fs::write(&profile_path, &profile).unwrap();

@@ -4,6 +4,7 @@
 //! server (see [`crate::files`]).
 
 mod changes;
+mod file_lines;
 mod history;
 pub mod materialize;
 mod predicate;
@@ -18,6 +19,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -462,16 +464,11 @@ fn format_header(format: Format) -> (&'static str, HeaderValue) {
 }
 
 fn ndjson(lines: Vec<Value>, version: i64, format: Format) -> Response {
-    ndjson_text(lines.iter().map(Value::to_string), version, format)
+    ndjson_body(file_lines::head(&lines).into(), version, format)
 }
 
-/// A response of lines already serialized.
-fn ndjson_text(lines: impl IntoIterator<Item = String>, version: i64, format: Format) -> Response {
-    let mut body = String::new();
-    for line in lines {
-        body.push_str(&line);
-        body.push('\n');
-    }
+/// A response of NDJSON lines, with the table version and format headers.
+fn ndjson_body(body: axum::body::Body, version: i64, format: Format) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -623,42 +620,51 @@ async fn query_table(
     let lifetime = Duration::from_secs(state.config.limits.file_url_lifetime_secs);
     // Every URL of this answer expires no earlier than this.
     let urls_expire = (crate::files::now_secs() + lifetime.as_secs()) as i64 * 1000;
-    let mut lines = vec![
-        protocol_line(format, &snapshot).to_string(),
-        metadata_line(format, &snapshot).to_string(),
-    ];
-    let mut rows_so_far = 0u64;
-    for add in snapshot.files() {
-        if let Some(hint) = &hint
-            && !hint.may_match(&logical_partition_values(&snapshot, add))
-        {
-            continue;
-        }
-        if let Some(limit) = request.limit_hint
-            && rows_so_far >= u64::try_from(limit).unwrap_or(0)
-        {
-            break;
-        }
-        rows_so_far += wavelake_engine::stats::FileStats::of(add)
-            .and_then(|s| s.num_records)
-            .unwrap_or(0);
-        lines.push(file_line(&state, &shared, &table, &snapshot, add, format).await?);
-    }
-    if request.include_refresh_token || request.refresh_token.is_some() {
+    let head = file_lines::head(&[
+        protocol_line(format, &snapshot),
+        metadata_line(format, &snapshot),
+    ]);
+    let end = (request.include_refresh_token || request.refresh_token.is_some()).then(|| {
         let expires = crate::files::now_secs() + REFRESH_TOKEN_LIFETIME.as_secs();
         let token = state
             .signer
             .refresh_token(&qualified, snapshot.version(), expires);
-        lines.push(
-            json!({"endStreamAction": {
-                "refreshToken": token,
-                "minUrlExpirationTimestamp": urls_expire,
-            }})
-            .to_string(),
-        );
-    }
+        json!({"endStreamAction": {
+            "refreshToken": token,
+            "minUrlExpirationTimestamp": urls_expire,
+        }})
+        .to_string()
+    });
+    let version = snapshot.version();
+    let lines = file_lines::FileLines {
+        state: state.clone(),
+        shared,
+        table,
+        snapshot,
+        format,
+        hint,
+        limit_hint: request.limit_hint,
+        end,
+        next: 0,
+        rows_so_far: 0,
+        done: false,
+    };
+    // The first files are signed before answering, so that a failure there
+    // is an error status; one later breaks the body.
+    let Some((first, rest)) = lines.next_chunk().await else {
+        return Err(ApiError::internal("a query answer without files or end").into());
+    };
+    let first = first?;
+    let tail = futures::stream::unfold(rest, file_lines::FileLines::next_chunk);
+    let body = futures::stream::iter([Ok(head), Ok(first)])
+        .chain(tail)
+        .map(|chunk| chunk.map_err(|error| std::io::Error::other(error.0.message)));
     metrics::counter!("wavelake_sharing_queries_total").increment(1);
-    Ok(ndjson_text(lines, snapshot.version(), format))
+    Ok(ndjson_body(
+        axum::body::Body::from_stream(body),
+        version,
+        format,
+    ))
 }
 
 /// One `file` line: the file's URL, and in the delta format its `add`

@@ -83,6 +83,20 @@ impl Server {
         (status, response.json().unwrap_or(Value::Null))
     }
 
+    /// POSTs `body` (JSON) to `path`; the status and the answer as text.
+    pub fn post_text(&self, token: &str, path: &str, body: &str) -> (StatusCode, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .unwrap();
+        let status = response.status();
+        (status, response.text().unwrap_or_default())
+    }
+
     pub fn token(&self, namespace: &str, write: bool) -> String {
         let response: Value = self
             .client
