@@ -3,7 +3,8 @@
 # figures (Markdown) that BENCHMARKS.md records. Safe to run twice; datasets
 # are generated once into the scratch dir.
 #   scripts/bench.sh            all benchmarks
-#   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, server, load, wasm-size,
+#   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, server, load, results
+#                               (large query results: time and server memory), wasm-size,
 #                               browser (TPC-H in Chromium against DuckDB-Wasm),
 #                               web (the web app: size, page load to first result),
 #                               faults (fault-injection campaigns, several seeds),
@@ -37,6 +38,11 @@ fi
 
 if is_selected load; then
   cargo bench --profile release -p wavelake-server --bench load
+fi
+
+if is_selected results; then
+  # WAVELAKE_BASELINE_BIN=path/to/an/older/wavelake measures both.
+  cargo bench --profile release -p wavelake-server --bench results
 fi
 
 if is_selected faults; then

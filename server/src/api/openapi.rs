@@ -51,7 +51,7 @@ pub async fn document() -> Json<Value> {
                     "type": "object", "required": ["sql"],
                     "properties": {"sql": {"type": "string"}, "namespace": {"type": "string"}}}}}},
                 "responses": with_errors(json!({
-                    "200": {"description": "The result; x-wavelake-row-count and x-wavelake-truncated headers say how much",
+                    "200": {"description": "The result; up to 8 MiB sent whole with x-wavelake-row-count and x-wavelake-truncated headers, larger ones streamed (JSON ends with row_count and truncated)",
                         "content": {"application/json": {}, "text/csv": {}, "application/vnd.apache.arrow.stream": {}}},
                     "408": {"$ref": "#/components/responses/Error"},
                     "507": {"$ref": "#/components/responses/Error"}}))}},
