@@ -53,7 +53,7 @@ if is_selected faults; then
   for seed in 1 2 3; do
     WAVELAKE_FAULT_OPS="$ops" WAVELAKE_FAULT_SEED="$seed" PATH="$WAVELAKE_VENV/bin:$PATH" \
       cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web \
-      --test integration faults:: -- --nocapture 2>&1 | grep -E '^faults \(seed|test result' | sed 's/^/- /'
+      --test integration faults:: -- --nocapture 2>&1 | grep -E '^(faults|racing writers under faults) \(seed|test result' | sed 's/^/- /'
   done
 fi
 

@@ -78,7 +78,7 @@ fi
 if [ -z "$(ls -A "$corpus/upload_parquet")" ] && [ -d "$WAVELAKE_TEST_SCRATCH/fuzz-golden" ]; then
   find "$WAVELAKE_TEST_SCRATCH/fuzz-golden" -name '*.parquet' -not -path '*_delta_log*' -size -256k |
     head -100 | awk -v dir="$corpus/upload_parquet" '{print $0 "\t" dir "/p" NR}' |
-    while IFS=$'\t' read -r from to; do cp "$from" "$to"; done
+    while IFS=$'\t' read -r from to; do cp "$from" "$to"; done || true # head closes the pipe early
 fi
 if [ -z "$(ls -A "$corpus/upload_arrow")" ] && [ -x "$WAVELAKE_VENV/bin/python" ]; then
   "$WAVELAKE_VENV/bin/python" - "$corpus/upload_arrow/stream" <<'PY'
