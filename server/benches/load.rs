@@ -10,14 +10,13 @@
 //! (`scripts/bench.sh load`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const ADMIN: &str = "benchmark-admin-token-0123456789";
+mod common;
+use common::ADMIN;
 
 /// Limits that do not bind at this load.
 const UNLIMITED: &str = "[limits]\nmax_running_statements = 1000000\n\
@@ -39,23 +38,11 @@ fn start(dir: &std::path::Path, limits: &str) -> (std::process::Child, String) {
         format!("root = {:?}\n{limits}", dir.join("lake").to_str().unwrap()),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wavelake"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env("WAVELAKE_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .trim_start_matches("wavelake listening on ")
-        .to_owned();
-    (child, url)
+    common::start_server(
+        env!("CARGO_BIN_EXE_wavelake"),
+        &["--config".as_ref(), config.as_os_str()],
+        "error",
+    )
 }
 
 /// The peak resident set of process `pid`, in MB.

@@ -8,11 +8,12 @@
 //! `cargo bench -p wavelake-server --bench results` (`scripts/bench.sh results`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-const ADMIN: &str = "benchmark-admin-token-0123456789";
+mod common;
+use common::ADMIN;
 
 struct Measured {
     first_byte: Duration,
@@ -31,23 +32,7 @@ fn start(binary: &str, dir: &std::path::Path) -> (Child, String) {
         ),
     )
     .unwrap();
-    let mut child = Command::new(binary)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env("WAVELAKE_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .trim_start_matches("wavelake listening on ")
-        .to_owned();
-    (child, url)
+    common::start_server(binary, &["--config".as_ref(), config.as_os_str()], "error")
 }
 
 fn peak_rss_mb(pid: u32) -> f64 {

@@ -12,33 +12,21 @@
 //! `cargo bench -p wavelake-server --bench server` (`scripts/bench.sh server`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::process::{Command, Stdio};
+use std::io::{Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
-const ADMIN: &str = "benchmark-admin-token-0123456789";
+mod common;
+use common::ADMIN;
 
 fn start(root: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wavelake"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--root"])
-        .arg(root)
-        .env("WAVELAKE_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .trim_start_matches("wavelake listening on ")
-        .to_owned();
-    (child, url)
+    common::start_server(
+        env!("CARGO_BIN_EXE_wavelake"),
+        &["--root".as_ref(), root.as_os_str()],
+        "warn",
+    )
 }
 
 fn sql(client: &Client, url: &str, statement: &str) -> Value {

@@ -30,6 +30,27 @@ fn assert_injected(err: &Error, statement: &str) {
     );
 }
 
+/// The next statement of a campaign: mostly INSERTs of `new_marker`, else
+/// a DELETE or UPDATE of a marker the model has, or an OPTIMIZE.
+fn next_change(rng: &mut StdRng, model: &BTreeMap<i64, Marker>, new_marker: i64) -> Change {
+    let live: Vec<i64> = model
+        .iter()
+        .filter(|(_, m)| m.inserted && !m.deleted && !m.maybe_deleted)
+        .map(|(k, _)| *k)
+        .collect();
+    let choice = rng.random_range(0..100);
+    let mut pick = || live[rng.random_range(0..live.len())];
+    if choice < 60 || live.is_empty() {
+        Change::Insert(new_marker)
+    } else if choice < 75 {
+        Change::Delete(pick())
+    } else if choice < 92 {
+        Change::Update(pick())
+    } else {
+        Change::Optimize
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_never_lose_or_tear_a_commit() {
     let ops = env_or("WAVELAKE_FAULT_OPS", 300);
@@ -56,22 +77,7 @@ async fn faults_never_lose_or_tear_a_commit() {
     let mut model: BTreeMap<i64, Marker> = BTreeMap::new();
     let (mut acked, mut failed, mut reads_ok, mut reads_failed) = (0u64, 0u64, 0u64, 0u64);
     for op in 0..ops as i64 {
-        let live: Vec<i64> = model
-            .iter()
-            .filter(|(_, m)| m.inserted && !m.deleted && !m.maybe_deleted)
-            .map(|(k, _)| *k)
-            .collect();
-        let choice = rng.random_range(0..100);
-        let pick = |rng: &mut StdRng| live[rng.random_range(0..live.len())];
-        let change = if choice < 60 || live.is_empty() {
-            Change::Insert(op)
-        } else if choice < 75 {
-            Change::Delete(pick(&mut rng))
-        } else if choice < 92 {
-            Change::Update(pick(&mut rng))
-        } else {
-            Change::Optimize
-        };
+        let change = next_change(&mut rng, &model, op);
         let statement = change.sql("t");
         // A failed INSERT may still have landed (its answer lost): the
         // model then knows the marker, not whether its rows are there.
@@ -164,22 +170,7 @@ async fn concurrent_writer(
     let mut model: BTreeMap<i64, Marker> = BTreeMap::new();
     let (mut acked, mut failed, mut conflicts) = (0u64, 0u64, 0u64);
     for op in 0..ops as i64 {
-        let live: Vec<i64> = model
-            .iter()
-            .filter(|(_, m)| m.inserted && !m.deleted && !m.maybe_deleted)
-            .map(|(k, _)| *k)
-            .collect();
-        let choice = rng.random_range(0..100);
-        let pick = |rng: &mut StdRng| live[rng.random_range(0..live.len())];
-        let change = if choice < 60 || live.is_empty() {
-            Change::Insert(op * writers + writer)
-        } else if choice < 75 {
-            Change::Delete(pick(&mut rng))
-        } else if choice < 95 {
-            Change::Update(pick(&mut rng))
-        } else {
-            Change::Optimize
-        };
+        let change = next_change(&mut rng, &model, op * writers + writer);
         let statement = change.sql("t");
         if let Change::Insert(marker) = change {
             model.entry(marker).or_default();

@@ -65,20 +65,23 @@ pub fn check_layout(path: &str, metadata: &ParquetMetaData, file_len: u64) -> Re
 /// can rule out. Found by `tests/integration/fuzz_smoke.rs`; the inputs
 /// are kept under `engine/fuzz/regressions/checkpoint/`.
 pub fn contain_decoder_panics<T>(path: &str, read: impl FnOnce() -> Result<T>) -> Result<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)) {
-        Ok(outcome) => outcome,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("no message");
-            Err(Error::corrupt(
-                path,
-                format!("the Parquet decoder failed on its data: {message}"),
-            ))
-        }
-    }
+    catch_decoder_panic(read).unwrap_or_else(|message| {
+        Err(Error::corrupt(
+            path,
+            format!("the Parquet decoder failed on its data: {message}"),
+        ))
+    })
+}
+
+/// Runs `decode`: its outcome, or the message of a panic inside it.
+pub fn catch_decoder_panic<T>(decode: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "no message".to_owned())
+    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@ mod layout;
 pub mod page_header;
 mod statistics;
 
-pub use layout::{MAX_COLUMN_CHUNK_BYTES, check_layout, contain_decoder_panics};
+pub use layout::{
+    MAX_COLUMN_CHUNK_BYTES, catch_decoder_panic, check_layout, contain_decoder_panics,
+};
 pub use page_header::{MAX_PAGE_BYTES, check_pages};
 
 pub use statistics::StatisticsAccumulator;

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::ChunkReader;
 
-use crate::data_file::{check_layout, check_pages};
+use crate::data_file::{catch_decoder_panic, check_layout, check_pages};
 use crate::{Error, Result};
 
 /// Rows decoded per batch.
@@ -253,17 +253,9 @@ fn parquet_builder<S: UploadSource>(source: &S) -> Result<ParquetRecordBatchRead
 /// [`Error::InvalidUpload`]: Arrow's and Parquet's decoders still assert on
 /// some malformed input.
 fn contain_panics<T>(format: UploadFormat, step: impl FnOnce() -> Result<T>) -> Result<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
-        Ok(outcome) => outcome,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("no message");
-            Err(format.invalid(format_args!("the decoder failed on its data: {message}")))
-        }
-    }
+    catch_decoder_panic(step).unwrap_or_else(|message| {
+        Err(format.invalid(format_args!("the decoder failed on its data: {message}")))
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,31 @@
+//! What the server benchmarks share: a real `wavelake serve` on a free
+//! loopback port.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// The admin token every benchmark server is started with.
+pub const ADMIN: &str = "benchmark-admin-token-0123456789";
+
+/// Starts `binary serve --listen 127.0.0.1:0 ARGS…` with the admin token
+/// and `RUST_LOG=log`; the child and the URL it listens on.
+pub fn start_server(binary: &str, args: &[&std::ffi::OsStr], log: &str) -> (Child, String) {
+    let mut child = Command::new(binary)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("WAVELAKE_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .trim_start_matches("wavelake listening on ")
+        .to_owned();
+    (child, url)
+}
