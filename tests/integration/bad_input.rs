@@ -1,7 +1,7 @@
 //! Broken tables give typed errors naming the file or feature, never a
 //! panic: malformed and truncated commits, a truncated checkpoint, a missing
 //! or corrupt data file, a deletion vector with a wrong checksum, an unknown
-//! reader feature.
+//! reader feature, a Parquet page declaring more than a reader may hold.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -197,5 +197,73 @@ async fn a_broken_table_under_a_root_leaves_the_others_readable() {
     assert!(
         err.to_string().contains("00000000000000000000.json"),
         "{err}"
+    );
+}
+
+/// `bytes` with the uncompressed size of the page whose header starts at
+/// `header` set to `size`: the header's second field (the page type comes
+/// first), a zigzag varint, rewritten at whatever length it needs.
+fn with_page_size(bytes: &[u8], header: usize, size: i64) -> Vec<u8> {
+    let varint_end = |at: usize| {
+        let mut end = at;
+        while bytes[end] & 0x80 != 0 {
+            end += 1;
+        }
+        end + 1
+    };
+    assert_eq!(bytes[header], 0x15, "field 1, an i32");
+    let field_two = varint_end(header + 1);
+    assert_eq!(bytes[field_two], 0x15, "field 2, an i32");
+    let (start, end) = (field_two + 1, varint_end(field_two + 1));
+    let mut zigzag = ((size << 1) ^ (size >> 63)) as u64;
+    let mut encoded = Vec::new();
+    loop {
+        let byte = (zigzag & 0x7f) as u8;
+        zigzag >>= 7;
+        if zigzag == 0 {
+            encoded.push(byte);
+            break;
+        }
+        encoded.push(byte | 0x80);
+    }
+    [&bytes[..start], &encoded, &bytes[end..]].concat()
+}
+
+/// A data file whose first page declares 2 GB uncompressed (the parquet
+/// crate would allocate that before decompressing) is refused by name
+/// before the page is decompressed.
+#[tokio::test]
+async fn a_page_declaring_gigabytes_is_refused_before_it_is_decompressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = wavelake_tests::engine_at(dir.path()).await;
+    engine.query("CREATE TABLE t (id BIGINT)").await.unwrap();
+    engine
+        .query("INSERT INTO t SELECT value FROM range(0, 5000)")
+        .await
+        .unwrap();
+    let table = dir.path().join("t");
+    assert_eq!(read(&table).await.unwrap(), 5000);
+    let data = files_matching(&table, |p| {
+        p.ends_with(".parquet") && !p.contains("_delta_log")
+    });
+    assert_eq!(data.len(), 1, "{data:?}");
+    let bytes = std::fs::read(&data[0]).unwrap();
+    // The first column chunk starts right after the magic bytes.
+    let bomb = with_page_size(&bytes, 4, 2_000_000_000);
+    std::fs::write(&data[0], &bomb).unwrap();
+    // The log says how big the file is: say it again.
+    let commit = table.join("_delta_log/00000000000000000001.json");
+    let log = std::fs::read_to_string(&commit).unwrap();
+    let resized = log.replace(
+        &format!("\"size\":{}", bytes.len()),
+        &format!("\"size\":{}", bomb.len()),
+    );
+    assert_ne!(log, resized, "the add action names the file's size");
+    std::fs::write(&commit, resized).unwrap();
+    let err = read(&table).await.expect_err("a page bomb");
+    assert!(
+        matches!(&err, Error::LimitExceeded { what, detail, .. }
+            if what == "a Parquet page" && detail.contains("2000000000")),
+        "{err:?}"
     );
 }
