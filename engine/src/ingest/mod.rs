@@ -379,6 +379,26 @@ mod tests {
     }
 
     #[test]
+    fn uploads_the_fuzzers_found_decoder_panics_in_are_invalid_uploads() {
+        // Found by libFuzzer: arrow's IPC reader slicing a buffer past its
+        // length, parquet's decoder reading a bitmap past its end.
+        for (dir, format) in [
+            ("upload_arrow", UploadFormat::Arrow),
+            ("upload_parquet", UploadFormat::Parquet),
+        ] {
+            let dir = format!("{}/fuzz/regressions/{dir}", env!("CARGO_MANIFEST_DIR"));
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let source = Bytes::from(std::fs::read(entry.unwrap().path()).unwrap());
+                let outcome = infer_schema(&source, format).and_then(|schema| {
+                    decode(&source, format, schema)?.collect::<Result<Vec<_>>>()
+                });
+                let err = outcome.unwrap_err();
+                assert!(matches!(err, Error::InvalidUpload { .. }), "{err}");
+            }
+        }
+    }
+
+    #[test]
     fn an_arrow_stream_declaring_more_than_it_holds_is_refused() {
         let mut bytes = encoded(UploadFormat::Arrow).to_vec();
         bytes.truncate(bytes.len() - 20);
