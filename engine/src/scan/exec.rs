@@ -19,12 +19,13 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
 };
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
-use crate::storage::{FetchFigures, FetchMeter};
+use super::deferred::{ScanSource, partition_with_deletion_vectors};
+use crate::storage::{FetchFigures, FetchMeter, StorageRef};
 
 /// Figures about a scan known when it is planned.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScanFigures {
     /// Active files in the snapshot.
     pub files_total: usize,
@@ -53,6 +54,12 @@ pub struct DeltaScanExec {
     meter: Arc<FetchMeter>,
     metrics: ExecutionPlanMetricsSet,
     properties: Arc<PlanProperties>,
+    /// The table and deletion vectors, for a process that runs the scan
+    /// elsewhere.
+    source: Option<Arc<ScanSource>>,
+    /// Where deletion vectors are read from when the scan runs (they were
+    /// not applied when it was planned).
+    deferred: Option<StorageRef>,
 }
 
 impl DeltaScanExec {
@@ -88,7 +95,28 @@ impl DeltaScanExec {
             meter,
             metrics,
             properties,
+            source: None,
+            deferred: None,
         }
+    }
+
+    /// The same scan, knowing its table and deletion vectors (`source`);
+    /// with `deferred`, the vectors are read from it when each partition
+    /// starts rather than having been applied when the scan was planned.
+    pub fn with_source(mut self, source: Arc<ScanSource>, deferred: Option<StorageRef>) -> Self {
+        self.source = Some(source);
+        self.deferred = deferred;
+        self
+    }
+
+    /// The table and deletion vectors of the scan, when known.
+    pub fn source(&self) -> Option<&Arc<ScanSource>> {
+        self.source.as_ref()
+    }
+
+    /// The schema the scan presents (logical column names).
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.schema
     }
 
     /// The planning-time figures of this scan.
@@ -157,12 +185,13 @@ impl ExecutionPlan for DeltaScanExec {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         match children.pop() {
-            Some(input) if children.is_empty() => Ok(Arc::new(Self::new(
-                input,
-                self.schema.clone(),
-                self.figures,
-                self.meter.clone(),
-            ))),
+            Some(input) if children.is_empty() => {
+                let mut exec =
+                    Self::new(input, self.schema.clone(), self.figures, self.meter.clone());
+                exec.source = self.source.clone();
+                exec.deferred = self.deferred.clone();
+                Ok(Arc::new(exec))
+            }
             _ => Err(datafusion::error::DataFusionError::Internal(
                 "DeltaScanExec takes exactly one child".into(),
             )),
@@ -175,7 +204,22 @@ impl ExecutionPlan for DeltaScanExec {
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
         let schema = self.schema.clone();
-        let stream = self.input.execute(partition, context)?;
+        let stream = match (&self.source, &self.deferred) {
+            (Some(source), Some(storage)) => {
+                let (input, source, storage) =
+                    (self.input.clone(), source.clone(), storage.clone());
+                let opened = async move {
+                    let narrowed = partition_with_deletion_vectors(
+                        &input, partition, &source, &storage, &context,
+                    )
+                    .await?;
+                    narrowed.execute(0, context)
+                };
+                let stream = futures::stream::once(opened).try_flatten();
+                Box::pin(RecordBatchStreamAdapter::new(self.input.schema(), stream))
+            }
+            _ => self.input.execute(partition, context)?,
+        };
         let out_schema = schema.clone();
         let renamed = stream.map(move |batch| {
             let batch = batch?;
@@ -193,6 +237,14 @@ impl ExecutionPlan for DeltaScanExec {
         #[cfg(target_arch = "wasm32")]
         let renamed = host_turns::yielding(renamed);
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, renamed)))
+    }
+
+    #[cfg(feature = "distributed")]
+    fn try_to_proto(
+        &self,
+        ctx: &datafusion::physical_plan::proto::ExecutionPlanEncodeCtx<'_>,
+    ) -> DfResult<Option<datafusion_proto::protobuf::PhysicalPlanNode>> {
+        crate::distributed::encode_scan(self, ctx).map(Some)
     }
 
     fn metrics(&self) -> Option<MetricsSet> {

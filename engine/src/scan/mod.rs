@@ -2,6 +2,7 @@
 //! statistics pruning, deletion vectors as Parquet row selections, and
 //! Parquet row-group and page-index pruning underneath.
 
+mod deferred;
 pub mod deletion;
 mod exec;
 mod pruning;
@@ -34,6 +35,9 @@ use datafusion_datasource_parquet::ParquetRowSelection;
 use datafusion_datasource_parquet::source::ParquetSource;
 use futures::{StreamExt, TryStreamExt};
 
+#[cfg(feature = "distributed")]
+pub(crate) use deferred::file_scan_config;
+pub use deferred::{FileDeletionVector, ScanSource};
 pub use deletion::{StoredDeletionVectors, load_deletion_vector, row_selection};
 pub use exec::{DeltaScanExec, ScanFigures, retype};
 pub use pruning::FilePruner;
@@ -72,6 +76,9 @@ pub struct DeltaTableProvider {
     store_url: ObjectStoreUrl,
     row_ids: bool,
     only_files: Option<Arc<HashSet<String>>>,
+    /// Deletion vectors are read when the scan runs, by whoever runs it
+    /// (an executor of a cluster), not while it is planned.
+    defer_deletion_vectors: bool,
 }
 
 impl DeltaTableProvider {
@@ -85,7 +92,56 @@ impl DeltaTableProvider {
             store_url,
             row_ids: false,
             only_files: None,
+            defer_deletion_vectors: false,
         })
+    }
+
+    /// The same table, with deletion vectors read when the scan runs rather
+    /// than when it is planned: a planner that hands the scan to executors
+    /// (a Ballista scheduler) reads no deletion vector itself.
+    pub fn with_deferred_deletion_vectors(mut self) -> Self {
+        self.defer_deletion_vectors = true;
+        self
+    }
+
+    /// The table's location (a URL), as its storage names it.
+    pub fn location(&self) -> String {
+        self.storage.location()
+    }
+
+    /// Whether scans of this table read every row of the files they keep
+    /// (no row ids, no restriction to some files): what a cluster can run.
+    pub fn is_plain_scan(&self) -> bool {
+        !self.row_ids && self.only_files.is_none()
+    }
+
+    /// What a scan with `filters` would read, from the log alone (partition
+    /// values and statistics; no deletion vector or footer is read).
+    pub fn estimate(&self, state: &dyn Session, filters: &[Expr]) -> ScanFigures {
+        let files = self.snapshot.files();
+        let keep = self.prune(state, filters, files.len());
+        let mut figures = ScanFigures {
+            files_total: files.len(),
+            ..ScanFigures::default()
+        };
+        for (add, keep) in files.iter().zip(keep) {
+            let kept = keep
+                && self
+                    .only_files
+                    .as_ref()
+                    .is_none_or(|only| only.contains(&add.path));
+            if !kept {
+                continue;
+            }
+            figures.files_scanned += 1;
+            figures.bytes_of_files_scanned += add.size.max(0) as u64;
+            if let Some(dv) = &add.deletion_vector {
+                figures.files_with_deletion_vectors += 1;
+                figures.rows_removed_by_deletion_vectors += dv.cardinality.max(0) as u64;
+            }
+        }
+        figures.files_pruned = figures.files_total - figures.files_scanned;
+        figures
     }
 
     /// The same table with two more columns, [`FILE_PATH_COLUMN`] and
@@ -137,7 +193,7 @@ impl DeltaTableProvider {
         state: &dyn Session,
         filters: &[Expr],
         storage: &dyn Storage,
-    ) -> Result<(Vec<PartitionedFile>, ScanFigures)> {
+    ) -> Result<(Vec<PartitionedFile>, ScanFigures, Vec<FileDeletionVector>)> {
         let snapshot = &self.snapshot;
         let files: Vec<&Add> = snapshot.files().iter().collect();
         let partition_values = snapshot.all_partition_values()?;
@@ -172,6 +228,24 @@ impl DeltaTableProvider {
                 figures.rows_removed_by_deletion_vectors += dv.cardinality.max(0) as u64;
             }
         }
+        let deletion_vectors: Vec<FileDeletionVector> = kept
+            .iter()
+            .filter_map(|(add, path, _)| {
+                Some(FileDeletionVector {
+                    path: path.clone(),
+                    descriptor: add.deletion_vector.clone()?,
+                    num_records: FileStats::of(add).and_then(|s| s.num_records),
+                    size: add.size.max(0) as u64,
+                })
+            })
+            .collect();
+        if self.defer_deletion_vectors {
+            let planned = kept
+                .into_iter()
+                .map(|(add, path, values)| partitioned_file(&add, path, values))
+                .collect::<Result<_>>()?;
+            return Ok((planned, figures, deletion_vectors));
+        }
         let stored = StoredDeletionVectors::fetch(
             storage,
             kept.iter()
@@ -188,7 +262,7 @@ impl DeltaTableProvider {
             .buffered(DV_LOAD_CONCURRENCY)
             .try_collect()
             .await?;
-        Ok((planned, figures))
+        Ok((planned, figures, deletion_vectors))
     }
 
     /// Which files may hold rows matching `filters` (true = read it).
@@ -207,35 +281,22 @@ impl DeltaTableProvider {
         path: String,
         partition_values: Vec<ScalarValue>,
     ) -> Result<PartitionedFile> {
-        let size = u64::try_from(add.size).map_err(|_| {
-            Error::corrupt(
-                path.clone(),
-                format!("negative size {} in the log", add.size),
-            )
-        })?;
-        let meta = ObjectMeta {
-            location: StorageObjectStore::object_path(&path)?,
-            last_modified: chrono::DateTime::from_timestamp_millis(add.modification_time)
-                .unwrap_or_default(),
-            size,
-            e_tag: None,
-            version: None,
+        let file = partitioned_file(add, path.clone(), partition_values)?;
+        let Some(dv) = &add.deletion_vector else {
+            return Ok(file);
         };
-        let mut file = PartitionedFile::new_from_meta(meta).with_partition_values(partition_values);
-        if let Some(dv) = &add.deletion_vector {
-            let deleted = deletion_vectors.load(storage, &path, dv).await?;
-            let num_rows = match FileStats::of(add).and_then(|s| s.num_records) {
-                Some(rows) => rows,
-                None => footer_row_count(storage, &path, size).await?,
-            };
-            let selection =
-                row_selection(&deleted, num_rows).map_err(|reason| Error::DeletionVector {
-                    data_file: path.clone(),
-                    reason,
-                })?;
-            file = file.with_extension(ParquetRowSelection::new(selection));
-        }
-        Ok(file)
+        let size = file.object_meta.size;
+        let deleted = deletion_vectors.load(storage, &path, dv).await?;
+        let num_rows = match FileStats::of(add).and_then(|s| s.num_records) {
+            Some(rows) => rows,
+            None => footer_row_count(storage, &path, size).await?,
+        };
+        let selection =
+            row_selection(&deleted, num_rows).map_err(|reason| Error::DeletionVector {
+                data_file: path.clone(),
+                reason,
+            })?;
+        Ok(file.with_extension(ParquetRowSelection::new(selection)))
     }
 
     /// The schema the Parquet scan produces: file columns under their
@@ -353,7 +414,8 @@ impl TableProvider for DeltaTableProvider {
         if let Some(cache) = state.config().get_extension::<RangeCache>() {
             metered = Arc::new(CachedStorage::new(metered, cache).with_meter(meter.clone()));
         }
-        let (files, mut figures) = self.plan_files(state, filters, metered.as_ref()).await?;
+        let (files, mut figures, deletion_vectors) =
+            self.plan_files(state, filters, metered.as_ref()).await?;
         figures.files_read_while_planning = meter.figures().files;
 
         let (scan_schema, partition_fields) = self.scan_schema();
@@ -381,7 +443,7 @@ impl TableProvider for DeltaTableProvider {
         let reads: StorageRef = if small.has_small_files() {
             Arc::new(small)
         } else {
-            metered
+            metered.clone()
         };
         let mut source = ParquetSource::new(table_schema)
             .with_table_parquet_options(options)
@@ -414,12 +476,16 @@ impl TableProvider for DeltaTableProvider {
             .with_projection_indices(Some(scan_projection))?
             .build();
         let scan = DataSourceExec::from_data_source(config);
-        Ok(Arc::new(DeltaScanExec::new(
-            scan,
-            output_schema,
-            figures,
-            meter,
-        )))
+        let source = ScanSource {
+            location: self.storage.location(),
+            version: self.snapshot.version(),
+            deletion_vectors,
+        };
+        let deferred = self.defer_deletion_vectors.then(|| metered.clone());
+        Ok(Arc::new(
+            DeltaScanExec::new(scan, output_schema, figures, meter)
+                .with_source(Arc::new(source), deferred),
+        ))
     }
 
     async fn insert_into(
@@ -525,8 +591,32 @@ fn row_index_field() -> FieldRef {
     )
 }
 
+/// The scan's entry for data file `path` (from the table root) that `add`
+/// describes, without its deletion vector applied.
+fn partitioned_file(
+    add: &Add,
+    path: String,
+    partition_values: Vec<ScalarValue>,
+) -> Result<PartitionedFile> {
+    let size = u64::try_from(add.size).map_err(|_| {
+        Error::corrupt(
+            path.clone(),
+            format!("negative size {} in the log", add.size),
+        )
+    })?;
+    let meta = ObjectMeta {
+        location: StorageObjectStore::object_path(&path)?,
+        last_modified: chrono::DateTime::from_timestamp_millis(add.modification_time)
+            .unwrap_or_default(),
+        size,
+        e_tag: None,
+        version: None,
+    };
+    Ok(PartitionedFile::new_from_meta(meta).with_partition_values(partition_values))
+}
+
 /// Rows in a data file whose statistics do not say, from its footer.
-async fn footer_row_count(storage: &dyn Storage, path: &str, size: u64) -> Result<u64> {
+pub(crate) async fn footer_row_count(storage: &dyn Storage, path: &str, size: u64) -> Result<u64> {
     use parquet::file::metadata::ParquetMetaDataReader;
     if size < 12 {
         return Err(Error::corrupt(path, "too small to be a Parquet file"));
