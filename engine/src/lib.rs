@@ -29,6 +29,8 @@
 pub mod changes;
 pub mod command;
 pub mod data_file;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 pub mod engine;
 pub mod error;
 #[cfg(feature = "fuzzing")]

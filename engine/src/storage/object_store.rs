@@ -225,7 +225,7 @@ fn built<T>(store: object_store::Result<T>, url: &Url) -> Result<T> {
 
 /// Turns a location (path or URL) into a URL ending in `/`.
 #[cfg(feature = "native")]
-fn location_url(location: &str) -> Result<Url> {
+pub(crate) fn location_url(location: &str) -> Result<Url> {
     let url = if location.contains("://") {
         Url::parse(location)
             .map_err(|e| Error::InvalidArgument(format!("bad location {location}: {e}")))?
