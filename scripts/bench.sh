@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-ensure_venv "${PYTHON_ORACLES[@]}" "tpchgen-cli==4.0.0"
+ensure_venv "${PYTHON_ORACLES[@]}"
 selected=("$@")
 is_selected() { [ ${#selected[@]} -eq 0 ] || [[ " ${selected[*]} " == *" $1 "* ]]; }
 

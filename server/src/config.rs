@@ -43,6 +43,30 @@ pub struct ServerConfig {
     /// Seconds between two reads of the tokens and shares other servers on
     /// the same root may have changed.
     pub sync_interval_secs: u64,
+    /// Where large queries run.
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: the DataFusion Ballista cluster large queries go to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// The scheduler, `HOST:PORT`; without one every query runs in the
+    /// server.
+    pub scheduler: Option<String>,
+    /// A query that would read at least this many bytes of data files
+    /// (after partition and statistics pruning, from the Delta log) runs
+    /// on the cluster; smaller ones run in the server.
+    pub min_scan_bytes: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            scheduler: None,
+            min_scan_bytes: 1 << 30,
+        }
+    }
 }
 
 /// `[sharing]`: shares and recipients from the configuration file.
@@ -166,6 +190,7 @@ impl Default for ServerConfig {
             sharing: SharingConfig::default(),
             web_dir: None,
             sync_interval_secs: 2,
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -187,6 +212,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("sharing", &self.sharing)
             .field("web_dir", &self.web_dir)
             .field("sync_interval_secs", &self.sync_interval_secs)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -200,12 +226,14 @@ pub struct Overrides {
     pub root: Option<String>,
     /// `--listen ADDR`.
     pub listen: Option<SocketAddr>,
+    /// `--cluster HOST:PORT`.
+    pub cluster: Option<String>,
 }
 
 impl ServerConfig {
     /// The configuration: defaults, then the file, then the environment
     /// (`WAVELAKE_ROOT`, `WAVELAKE_LISTEN`, `WAVELAKE_ADMIN_TOKEN`,
-    /// `WAVELAKE_PUBLIC_URL`, `WAVELAKE_CORS_ORIGINS`), then flags.
+    /// `WAVELAKE_PUBLIC_URL`, `WAVELAKE_CORS_ORIGINS`, `WAVELAKE_CLUSTER`), then flags.
     pub fn load(overrides: &Overrides) -> Result<Self> {
         let mut config = match &overrides.config_file {
             Some(path) => Self::from_file(Path::new(path))?,
@@ -237,6 +265,12 @@ impl ServerConfig {
         }
         if let Some(listen) = overrides.listen {
             config.listen = listen;
+        }
+        if let Some(scheduler) = env("WAVELAKE_CLUSTER") {
+            config.cluster.scheduler = Some(scheduler);
+        }
+        if let Some(scheduler) = &overrides.cluster {
+            config.cluster.scheduler = Some(scheduler.clone());
         }
         config.validate()?;
         Ok(config)

@@ -11,6 +11,8 @@ mod admission;
 mod api;
 mod auth;
 mod background;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod config;
 mod connections;
 mod document;
@@ -58,6 +60,11 @@ enum Command {
         /// Output format.
         #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Runs the query on the DataFusion Ballista cluster whose
+        /// scheduler is at HOST:PORT (its executors must serve --root).
+        #[cfg(feature = "cluster")]
+        #[arg(long, value_name = "HOST:PORT", requires = "root")]
+        cluster: Option<String>,
     },
     /// Compacts small files (and files with deletion vectors), or Z-orders.
     Optimize(maintenance::OptimizeArgs),
@@ -82,7 +89,18 @@ enum Command {
         /// A TOML configuration file (environment and flags override it).
         #[arg(long, value_name = "FILE")]
         config: Option<String>,
+        /// A DataFusion Ballista scheduler (HOST:PORT) that queries reading
+        /// much data go to (see `[cluster]` in the configuration).
+        #[arg(long, value_name = "HOST:PORT")]
+        cluster: Option<String>,
     },
+    /// Runs a cluster scheduler: large queries from `serve --cluster` and
+    /// `sql --cluster` are planned here and run on the executors.
+    #[cfg(feature = "cluster")]
+    Scheduler(cluster::SchedulerArgs),
+    /// Runs a cluster executor, which reads the tables under its root.
+    #[cfg(feature = "cluster")]
+    Executor(cluster::ExecutorArgs),
 }
 
 fn main() -> ExitCode {
@@ -117,6 +135,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// `frame` sent to the cluster at `scheduler` when it can run there (it
+/// reads only Delta tables); otherwise run here, saying why on stderr.
+#[cfg(feature = "cluster")]
+async fn on_cluster(
+    frame: datafusion::dataframe::DataFrame,
+    scheduler: &str,
+) -> Result<datafusion::dataframe::DataFrame> {
+    let cluster = cluster::Cluster::new(scheduler, 0);
+    let (state, plan) = frame.into_parts();
+    let optimized = state
+        .optimize(&plan)
+        .map_err(wavelake_engine::Error::from)?;
+    let placement = cluster.place(&optimized, &state);
+    let frame = datafusion::dataframe::DataFrame::new(state, plan);
+    match placement {
+        cluster::Placement::Cluster(_) => Ok(cluster
+            .distribute(frame)
+            .map_err(wavelake_engine::Error::from)?),
+        cluster::Placement::Local(reason) => {
+            eprintln!("running here, not on the cluster: {reason}");
+            Ok(frame)
+        }
+    }
+}
+
 /// The exit status of a command whose commit lost to a concurrent,
 /// conflicting one (nothing was changed: running it again may succeed);
 /// other failures exit with 1.
@@ -128,14 +171,26 @@ async fn run(cli: Cli) -> Result<()> {
             root,
             listen,
             config,
+            cluster,
         } => {
             serve::init_logging();
             let config = config::ServerConfig::load(&config::Overrides {
                 config_file: config,
                 root,
                 listen,
+                cluster,
             })?;
             serve::serve(config).await
+        }
+        #[cfg(feature = "cluster")]
+        Command::Scheduler(args) => {
+            serve::init_logging();
+            cluster::run_scheduler(args).await
+        }
+        #[cfg(feature = "cluster")]
+        Command::Executor(args) => {
+            serve::init_logging();
+            cluster::run_executor(args).await
         }
         Command::Optimize(args) => maintenance::run_optimize(args).await,
         Command::Vacuum(args) => maintenance::run_vacuum(args).await,
@@ -146,6 +201,8 @@ async fn run(cli: Cli) -> Result<()> {
             tables,
             root,
             format,
+            #[cfg(feature = "cluster")]
+            cluster,
         } => {
             let engine = Engine::new()
                 .with_storage_opener(Arc::new(|location: &str| storage::open(location)));
@@ -173,6 +230,11 @@ async fn run(cli: Cli) -> Result<()> {
                     .with_context(|| format!("cannot open table {name} at {location}"))?;
             }
             let frame = engine.sql(&query).await?;
+            #[cfg(feature = "cluster")]
+            let frame = match cluster {
+                Some(scheduler) => on_cluster(frame, &scheduler).await?,
+                None => frame,
+            };
             let schema = frame.schema().as_arrow().clone();
             let batches = frame
                 .collect()

@@ -75,8 +75,10 @@ pub async fn run_sql(
         max_rows: limits.max_result_rows,
         deadline: tokio::time::Instant::now() + Duration::from_secs(limits.query_timeout_secs),
     };
+    let cluster = state.config.cluster.clone();
     let work = async {
         let frame = engine.execute(statement).await?;
+        let frame = placed(&cluster, frame, writes)?;
         let stream = frame.execute_stream().await?;
         prefetch(stream, result_limits).await
     };
@@ -114,6 +116,49 @@ pub async fn run_sql(
             respond_streaming(&headers, head, rest, rows, result_limits)
         }
     }
+}
+
+/// `frame`, sent to the cluster when one is configured and the query
+/// reads enough data there (a statement that wrote has run already).
+#[cfg(feature = "cluster")]
+fn placed(
+    config: &crate::config::ClusterConfig,
+    frame: datafusion::dataframe::DataFrame,
+    wrote: bool,
+) -> wavelake_engine::Result<datafusion::dataframe::DataFrame> {
+    use crate::cluster::{Cluster, Placement};
+    let Some(scheduler) = config.scheduler.as_deref().filter(|_| !wrote) else {
+        metrics::counter!("wavelake_queries_total", "placement" => "local").increment(1);
+        return Ok(frame);
+    };
+    let cluster = Cluster::new(scheduler, config.min_scan_bytes);
+    let (session, plan) = frame.into_parts();
+    let placement = match session.optimize(&plan) {
+        Ok(optimized) => cluster.place(&optimized, &session),
+        Err(e) => Placement::Local(format!("the plan could not be optimized: {e}")),
+    };
+    metrics::counter!("wavelake_queries_total", "placement" => placement.label()).increment(1);
+    tracing::debug!(
+        placement = placement.label(),
+        reason = placement.reason(),
+        "query placed"
+    );
+    let frame = datafusion::dataframe::DataFrame::new(session, plan);
+    match placement {
+        Placement::Cluster(_) => Ok(cluster.distribute(frame)?),
+        Placement::Local(_) => Ok(frame),
+    }
+}
+
+/// `frame`: without the cluster feature every query runs here.
+#[cfg(not(feature = "cluster"))]
+fn placed(
+    _config: &crate::config::ClusterConfig,
+    frame: datafusion::dataframe::DataFrame,
+    _wrote: bool,
+) -> wavelake_engine::Result<datafusion::dataframe::DataFrame> {
+    metrics::counter!("wavelake_queries_total", "placement" => "local").increment(1);
+    Ok(frame)
 }
 
 #[cfg(test)]

@@ -1,0 +1,156 @@
+//! The client side: deciding where a query runs, and sending it to the
+//! cluster when it goes there.
+
+use std::sync::Arc;
+
+use ballista_core::extension::{SessionConfigExt, SessionStateExt};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::source_as_provider;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use wavelake_engine::distributed::DeltaLogicalCodec;
+use wavelake_engine::scan::DeltaTableProvider;
+
+use super::NO_WORK_STEALING;
+
+/// A Ballista cluster the queries that read much data go to.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    scheduler_url: String,
+    min_scan_bytes: u64,
+}
+
+/// Where a query runs, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// In this process.
+    Local(String),
+    /// On the cluster.
+    Cluster(String),
+}
+
+impl Placement {
+    /// `local` or `cluster`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Local(_) => "local",
+            Self::Cluster(_) => "cluster",
+        }
+    }
+
+    /// Why the query runs there.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Local(reason) | Self::Cluster(reason) => reason,
+        }
+    }
+}
+
+impl Cluster {
+    /// The cluster whose scheduler is at `scheduler` (`HOST:PORT`), for
+    /// queries reading at least `min_scan_bytes`.
+    pub fn new(scheduler: &str, min_scan_bytes: u64) -> Self {
+        let scheduler = scheduler
+            .trim_start_matches("http://")
+            .trim_start_matches("df://");
+        Self {
+            scheduler_url: format!("http://{scheduler}"),
+            min_scan_bytes,
+        }
+    }
+
+    /// Where `plan` (optimized, so that its scans carry their filters)
+    /// should run: on the cluster when it reads only Delta tables and
+    /// would read at least the threshold after partition and statistics
+    /// pruning, estimated from the Delta log alone.
+    pub fn place(&self, plan: &LogicalPlan, state: &SessionState) -> Placement {
+        if !matches!(
+            plan,
+            LogicalPlan::Projection(_)
+                | LogicalPlan::Filter(_)
+                | LogicalPlan::Aggregate(_)
+                | LogicalPlan::Sort(_)
+                | LogicalPlan::Join(_)
+                | LogicalPlan::Limit(_)
+                | LogicalPlan::Window(_)
+                | LogicalPlan::Distinct(_)
+                | LogicalPlan::Union(_)
+                | LogicalPlan::SubqueryAlias(_)
+                | LogicalPlan::TableScan(_)
+        ) {
+            return Placement::Local(format!(
+                "{} runs in the server",
+                plan.display()
+                    .to_string()
+                    .split(':')
+                    .next()
+                    .unwrap_or("this statement")
+            ));
+        }
+        let mut bytes = 0u64;
+        let mut files = 0usize;
+        let mut refusal = None;
+        let walked = plan.apply(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                let provider = source_as_provider(&scan.source).ok();
+                match provider
+                    .as_deref()
+                    .and_then(|p| p.downcast_ref::<DeltaTableProvider>())
+                {
+                    Some(delta) if delta.is_plain_scan() => {
+                        let figures = delta.estimate(state, &scan.filters);
+                        bytes = bytes.saturating_add(figures.bytes_of_files_scanned);
+                        files += figures.files_scanned;
+                    }
+                    _ => {
+                        refusal = Some(format!(
+                            "{} is not a Delta table the cluster can read",
+                            scan.table_name
+                        ));
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        if let Some(reason) = refusal {
+            return Placement::Local(reason);
+        }
+        if walked.is_err() {
+            return Placement::Local("the plan could not be inspected".into());
+        }
+        if bytes >= self.min_scan_bytes {
+            Placement::Cluster(format!(
+                "it reads {bytes} bytes in {files} files, at least the cluster threshold of {} bytes",
+                self.min_scan_bytes
+            ))
+        } else {
+            Placement::Local(format!(
+                "it reads {bytes} bytes in {files} files, under the cluster threshold of {} bytes",
+                self.min_scan_bytes
+            ))
+        }
+    }
+
+    /// `frame` as a frame that runs on the cluster: its plan goes to the
+    /// scheduler, Delta tables as location and version.
+    pub fn distribute(&self, frame: DataFrame) -> datafusion::error::Result<DataFrame> {
+        let (state, plan) = frame.into_parts();
+        let (key, value) = NO_WORK_STEALING;
+        let mut config = state
+            .config()
+            .clone()
+            .upgrade_for_ballista()
+            .with_ballista_logical_extension_codec(Arc::new(DeltaLogicalCodec::new(Arc::new(
+                ballista_core::serde::BallistaLogicalExtensionCodec::default(),
+            ))));
+        config.options_mut().set(key, value)?;
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_config(config)
+            .build()
+            .upgrade_for_ballista(self.scheduler_url.clone())?;
+        Ok(DataFrame::new(state, plan))
+    }
+}
