@@ -197,6 +197,14 @@ pub enum Error {
         /// Which input and by how much.
         detail: String,
     },
+    /// The cluster a query was sent to cannot be reached; nothing ran.
+    #[error("the cluster's scheduler at {scheduler} cannot be reached: {reason}")]
+    ClusterUnavailable {
+        /// The scheduler's address.
+        scheduler: String,
+        /// Why it cannot be reached.
+        reason: String,
+    },
     /// The storage backend failed for a reason other than a missing file.
     #[error("storage error on {path}: {message}")]
     Storage {
@@ -258,6 +266,7 @@ impl Error {
             Self::Storage { .. } => "STORAGE_ERROR",
             Self::UnsafeStorage { .. } => "UNSAFE_STORAGE",
             Self::LimitExceeded { .. } => "LIMIT_EXCEEDED",
+            Self::ClusterUnavailable { .. } => "CLUSTER_UNAVAILABLE",
             Self::Arrow(_) => "ARROW_ERROR",
             Self::DataFusion(_) => "QUERY_ERROR",
         }
@@ -347,6 +356,10 @@ impl Error {
                 what: what.clone(),
                 limit: limit.clone(),
                 detail: detail.clone(),
+            },
+            Self::ClusterUnavailable { scheduler, reason } => Self::ClusterUnavailable {
+                scheduler: scheduler.clone(),
+                reason: reason.clone(),
             },
             Self::Arrow(_) | Self::DataFusion(_) => return None,
         })

@@ -150,9 +150,7 @@ async fn on_cluster(
     let placement = cluster.place(&optimized, &state);
     let frame = datafusion::dataframe::DataFrame::new(state, plan);
     match placement {
-        cluster::Placement::Cluster(_) => Ok(cluster
-            .distribute(frame)
-            .map_err(wavelake_engine::Error::from)?),
+        cluster::Placement::Cluster(_) => Ok(cluster.distribute(frame).await?),
         cluster::Placement::Local(reason) => {
             eprintln!("running here, not on the cluster: {reason}");
             Ok(frame)

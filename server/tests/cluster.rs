@@ -21,6 +21,8 @@ struct TestCluster {
     scheduler: Child,
     executors: Vec<Child>,
     address: String,
+    /// The scheduler's log.
+    log: PathBuf,
 }
 
 impl Drop for TestCluster {
@@ -41,13 +43,21 @@ fn free_port() -> u16 {
 }
 
 /// Starts a command of the `wavelake` binary and waits for its first line
-/// on stdout, which must start with `ready`.
-fn spawn_ready(args: &[&str], ready: &str) -> Child {
+/// on stdout, which must start with `ready`; its log goes to `log` when
+/// given.
+fn spawn_ready(args: &[&str], ready: &str, log: Option<&Path>) -> Child {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::inherit(),
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_wavelake"))
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            "warn,ballista_scheduler::state::executor_manager=info",
+        )
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("the process starts");
     let stdout = child.stdout.take().unwrap();
@@ -62,6 +72,7 @@ impl TestCluster {
     fn start(root: &Path, executors: usize) -> Self {
         let root = root.to_str().unwrap();
         let address = format!("127.0.0.1:{}", free_port());
+        let log = std::path::Path::new(root).with_extension("scheduler.log");
         let scheduler = spawn_ready(
             &[
                 "scheduler",
@@ -73,11 +84,13 @@ impl TestCluster {
                 "6",
             ],
             "wavelake scheduler listening on",
+            Some(&log),
         );
         let mut cluster = Self {
             scheduler,
             executors: Vec::new(),
             address,
+            log,
         };
         for _ in 0..executors {
             cluster.add_executor(root);
@@ -105,6 +118,7 @@ impl TestCluster {
                 root,
             ],
             "wavelake executor listening on",
+            None,
         );
         self.executors.push(executor);
     }
@@ -282,5 +296,154 @@ fn cluster_answers_equal_single_node_answers() {
     assert!(
         on_cluster >= compared as f64,
         "{on_cluster} queries ran on the cluster"
+    );
+}
+
+/// A clustered server on `root` sending queries that read at least
+/// `min_scan_bytes` to `cluster`.
+fn clustered_server(dir: &Path, root: &Path, cluster: &TestCluster, min_scan_bytes: u64) -> Server {
+    let config_dir = dir.join(format!("clustered-{min_scan_bytes}"));
+    std::fs::create_dir_all(&config_dir).unwrap();
+    Server::start(
+        &config_dir,
+        &format!(
+            "root = {:?}\n[cluster]\nscheduler = {:?}\nmin_scan_bytes = {min_scan_bytes}\n",
+            root.to_str().unwrap(),
+            cluster.address
+        ),
+    )
+}
+
+fn run_ok(server: &Server, sql: &str) {
+    let (status, body) = server.sql_in(ADMIN, sql, Some("acme"));
+    assert_eq!(status, StatusCode::OK, "{sql}: {body}");
+}
+
+/// The `placement` row of `EXPLAIN sql`.
+fn placement(server: &Server, sql: &str) -> String {
+    let (status, body) = server.sql_in(ADMIN, &format!("EXPLAIN {sql}"), Some("acme"));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["plan_type"] == "placement")
+        .and_then(|row| row["plan"].as_str())
+        .unwrap_or_else(|| panic!("no placement row in {body}"))
+        .to_owned()
+}
+
+#[test]
+fn queries_go_to_the_cluster_by_size_and_a_lost_scheduler_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    std::fs::create_dir_all(&root).unwrap();
+    let cluster = TestCluster::start(&root, 1);
+    let server = clustered_server(dir.path(), &root, &cluster, 200_000);
+    run_ok(&server, "CREATE TABLE small (id BIGINT)");
+    run_ok(&server, "INSERT INTO small VALUES (1), (2), (3)");
+    run_ok(&server, "CREATE TABLE big (id BIGINT, name STRING)");
+    run_ok(
+        &server,
+        "INSERT INTO big SELECT value AS id, uuid() AS name FROM range(100000)",
+    );
+
+    let small = "SELECT count(*) AS n FROM small";
+    let big = "SELECT count(DISTINCT name) AS n FROM big WHERE id >= 0";
+    let here = placement(&server, small);
+    assert!(here.starts_with("server: it reads "), "{here}");
+    let there = placement(&server, big);
+    assert!(there.starts_with("cluster: it reads "), "{there}");
+    // Statistics prune files before the estimate: no file can hold id < 0.
+    let pruned = placement(&server, "SELECT count(*) FROM big WHERE id < 0");
+    assert!(
+        pruned.starts_with("server: it reads 0 bytes in 0 files"),
+        "{pruned}"
+    );
+
+    let (status, body) = server.sql_in(ADMIN, big, Some("acme"));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"][0]["n"], 100000);
+
+    drop(cluster);
+    let (status, body) = server.sql_in(ADMIN, big, Some("acme"));
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "CLUSTER_UNAVAILABLE", "{body}");
+    // The server still answers what runs on it, and still writes.
+    let (status, body) = server.sql_in(ADMIN, small, Some("acme"));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"][0]["n"], 3);
+    run_ok(&server, "INSERT INTO small VALUES (4)");
+}
+
+#[test]
+fn a_query_survives_an_executor_killed_with_sigkill_midway() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut cluster = TestCluster::start(&root, 2);
+    let server = clustered_server(dir.path(), &root, &cluster, 0);
+    run_ok(&server, "CREATE TABLE events (k BIGINT, v BIGINT)");
+    for part in 0..8 {
+        run_ok(
+            &server,
+            &format!(
+                "INSERT INTO events SELECT value AS k, value * {part} AS v \
+                 FROM range({}, {})",
+                part * 250_000,
+                (part + 1) * 250_000
+            ),
+        );
+    }
+    // Hashing every row keeps the executors busy long enough to lose one.
+    let sql = "SELECT substr(md5(sha256(CAST(k AS STRING))), 1, 3) AS g, count(*) AS n, sum(v) AS s \
+               FROM events GROUP BY 1";
+    let started = std::time::Instant::now();
+    let (status, body, expected) = answer(&server, sql, "acme");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let took = started.elapsed();
+    assert_eq!(expected.len(), 4096);
+
+    let (url, sql_owned) = (server.url.clone(), sql.to_owned());
+    let started_again = std::time::Instant::now();
+    let query = std::thread::spawn(move || {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(90))
+            .build()
+            .unwrap();
+        let response = client
+            .post(format!("{url}/api/v1/sql"))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"sql": sql_owned, "namespace": "acme"}))
+            .send()
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().unwrap();
+        (status, body)
+    });
+    std::thread::sleep(took / 2);
+    let victim = &mut cluster.executors[0];
+    victim.kill().unwrap(); // SIGKILL
+    victim.wait().unwrap();
+    let (status, body) = query.join().unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let log = std::fs::read_to_string(&cluster.log).unwrap();
+    assert!(
+        log.contains("Removing executor"),
+        "the scheduler did not notice the lost executor:\n{log}"
+    );
+    let mut rows: Vec<String> = body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    rows.sort();
+    assert_eq!(rows, expected);
+    eprintln!(
+        "executor killed {:?} into a query that took {took:?}; the query still answered all {} groups, in {:?}",
+        took / 2,
+        rows.len(),
+        started_again.elapsed()
     );
 }

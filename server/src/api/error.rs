@@ -102,9 +102,9 @@ impl From<wavelake_engine::Error> for ApiError {
             E::TableExists(_) | E::CommitConflict { .. } | E::AlreadyExists { .. } => {
                 StatusCode::CONFLICT
             }
-            E::UnsafeStorage { .. } | E::CommitOutcomeUnknown { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            E::UnsafeStorage { .. }
+            | E::CommitOutcomeUnknown { .. }
+            | E::ClusterUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             E::LimitExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             E::DataFusion(df) if is_resources_exhausted(df) => StatusCode::INSUFFICIENT_STORAGE,
             E::DataFusion(_) | E::Arrow(_) => StatusCode::BAD_REQUEST,

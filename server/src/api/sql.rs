@@ -78,7 +78,7 @@ pub async fn run_sql(
     let cluster = state.config.cluster.clone();
     let work = async {
         let frame = engine.execute(statement).await?;
-        let frame = placed(&cluster, frame, writes)?;
+        let frame = placed(&cluster, frame, writes).await?;
         let stream = frame.execute_stream().await?;
         prefetch(stream, result_limits).await
     };
@@ -119,24 +119,53 @@ pub async fn run_sql(
 }
 
 /// `frame`, sent to the cluster when one is configured and the query
-/// reads enough data there (a statement that wrote has run already).
+/// reads enough data there (a statement that wrote has run already). The
+/// `EXPLAIN` of a query gains a `placement` row saying where the query
+/// would run and why.
 #[cfg(feature = "cluster")]
-fn placed(
+async fn placed(
     config: &crate::config::ClusterConfig,
     frame: datafusion::dataframe::DataFrame,
     wrote: bool,
 ) -> wavelake_engine::Result<datafusion::dataframe::DataFrame> {
     use crate::cluster::{Cluster, Placement};
+    use datafusion::logical_expr::LogicalPlan;
     let Some(scheduler) = config.scheduler.as_deref().filter(|_| !wrote) else {
-        metrics::counter!("wavelake_queries_total", "placement" => "local").increment(1);
+        metrics::counter!("wavelake_queries_total", "placement" => "server").increment(1);
         return Ok(frame);
     };
     let cluster = Cluster::new(scheduler, config.min_scan_bytes);
     let (session, plan) = frame.into_parts();
-    let placement = match session.optimize(&plan) {
+    let place = |plan: &LogicalPlan| match session.optimize(plan) {
         Ok(optimized) => cluster.place(&optimized, &session),
         Err(e) => Placement::Local(format!("the plan could not be optimized: {e}")),
     };
+    if let LogicalPlan::Explain(explain) = &plan {
+        let placement = place(&explain.plan);
+        let text = format!("{}: {}", placement.label(), placement.reason());
+        metrics::counter!("wavelake_queries_total", "placement" => "server").increment(1);
+        let frame = datafusion::dataframe::DataFrame::new(session.clone(), plan);
+        let mut batches = frame.collect().await?;
+        let schema = match batches.first() {
+            Some(batch) => batch.schema(),
+            None => {
+                return Ok(datafusion::prelude::SessionContext::new_with_state(session)
+                    .read_batches(batches)?);
+            }
+        };
+        let row = arrow::array::RecordBatch::try_new(
+            schema,
+            vec![
+                std::sync::Arc::new(arrow::array::StringArray::from(vec!["placement"])),
+                std::sync::Arc::new(arrow::array::StringArray::from(vec![text])),
+            ],
+        )?;
+        batches.push(row);
+        return Ok(
+            datafusion::prelude::SessionContext::new_with_state(session).read_batches(batches)?
+        );
+    }
+    let placement = place(&plan);
     metrics::counter!("wavelake_queries_total", "placement" => placement.label()).increment(1);
     tracing::debug!(
         placement = placement.label(),
@@ -145,19 +174,19 @@ fn placed(
     );
     let frame = datafusion::dataframe::DataFrame::new(session, plan);
     match placement {
-        Placement::Cluster(_) => Ok(cluster.distribute(frame)?),
+        Placement::Cluster(_) => cluster.distribute(frame).await,
         Placement::Local(_) => Ok(frame),
     }
 }
 
 /// `frame`: without the cluster feature every query runs here.
 #[cfg(not(feature = "cluster"))]
-fn placed(
+async fn placed(
     _config: &crate::config::ClusterConfig,
     frame: datafusion::dataframe::DataFrame,
     _wrote: bool,
 ) -> wavelake_engine::Result<datafusion::dataframe::DataFrame> {
-    metrics::counter!("wavelake_queries_total", "placement" => "local").increment(1);
+    metrics::counter!("wavelake_queries_total", "placement" => "server").increment(1);
     Ok(frame)
 }
 

@@ -10,14 +10,20 @@ use datafusion::datasource::source_as_provider;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::expr_rewriter::unnormalize_cols;
 use wavelake_engine::distributed::DeltaLogicalCodec;
 use wavelake_engine::scan::DeltaTableProvider;
 
 use super::NO_WORK_STEALING;
 
+/// How long the scheduler has to accept a connection before a query sent
+/// there fails as `CLUSTER_UNAVAILABLE`.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A Ballista cluster the queries that read much data go to.
 #[derive(Debug, Clone)]
 pub struct Cluster {
+    scheduler: String,
     scheduler_url: String,
     min_scan_bytes: u64,
 }
@@ -32,10 +38,10 @@ pub enum Placement {
 }
 
 impl Placement {
-    /// `local` or `cluster`.
+    /// `server` or `cluster`.
     pub fn label(&self) -> &'static str {
         match self {
-            Self::Local(_) => "local",
+            Self::Local(_) => "server",
             Self::Cluster(_) => "cluster",
         }
     }
@@ -54,8 +60,10 @@ impl Cluster {
     pub fn new(scheduler: &str, min_scan_bytes: u64) -> Self {
         let scheduler = scheduler
             .trim_start_matches("http://")
-            .trim_start_matches("df://");
+            .trim_start_matches("df://")
+            .trim_end_matches('/');
         Self {
+            scheduler: scheduler.to_owned(),
             scheduler_url: format!("http://{scheduler}"),
             min_scan_bytes,
         }
@@ -91,6 +99,7 @@ impl Cluster {
         }
         let mut bytes = 0u64;
         let mut files = 0usize;
+        let mut scans = 0usize;
         let mut refusal = None;
         let walked = plan.apply(|node| {
             if let LogicalPlan::TableScan(scan) = node {
@@ -100,7 +109,11 @@ impl Cluster {
                     .and_then(|p| p.downcast_ref::<DeltaTableProvider>())
                 {
                     Some(delta) if delta.is_plain_scan() => {
-                        let figures = delta.estimate(state, &scan.filters);
+                        scans += 1;
+                        // As the physical planner hands them to scans:
+                        // without table qualifiers.
+                        let filters = unnormalize_cols(scan.filters.iter().cloned());
+                        let figures = delta.estimate(state, &filters);
                         bytes = bytes.saturating_add(figures.bytes_of_files_scanned);
                         files += figures.files_scanned;
                     }
@@ -121,6 +134,9 @@ impl Cluster {
         if walked.is_err() {
             return Placement::Local("the plan could not be inspected".into());
         }
+        if scans == 0 {
+            return Placement::Local("it reads no table".into());
+        }
         if bytes >= self.min_scan_bytes {
             Placement::Cluster(format!(
                 "it reads {bytes} bytes in {files} files, at least the cluster threshold of {} bytes",
@@ -135,8 +151,33 @@ impl Cluster {
     }
 
     /// `frame` as a frame that runs on the cluster: its plan goes to the
-    /// scheduler, Delta tables as location and version.
-    pub fn distribute(&self, frame: DataFrame) -> datafusion::error::Result<DataFrame> {
+    /// scheduler, Delta tables as location and version. A scheduler that
+    /// does not accept a connection is `ClusterUnavailable`, before
+    /// anything is sent.
+    pub async fn distribute(&self, frame: DataFrame) -> wavelake_engine::Result<DataFrame> {
+        let unavailable = |reason: String| wavelake_engine::Error::ClusterUnavailable {
+            scheduler: self.scheduler.clone(),
+            reason,
+        };
+        match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio::net::TcpStream::connect(self.scheduler.as_str()),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(unavailable(e.to_string())),
+            Err(_) => {
+                return Err(unavailable(format!(
+                    "no connection within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+        }
+        Ok(self.on_scheduler(frame)?)
+    }
+
+    fn on_scheduler(&self, frame: DataFrame) -> datafusion::error::Result<DataFrame> {
         let (state, plan) = frame.into_parts();
         let (key, value) = NO_WORK_STEALING;
         let mut config = state
@@ -146,6 +187,8 @@ impl Cluster {
             .with_ballista_logical_extension_codec(Arc::new(DeltaLogicalCodec::new(Arc::new(
                 ballista_core::serde::BallistaLogicalExtensionCodec::default(),
             ))));
+        config.options_mut().set(key, value)?;
+        let (key, value) = super::STATIC_PLANNER;
         config.options_mut().set(key, value)?;
         let state = SessionStateBuilder::new_from_existing(state)
             .with_config(config)

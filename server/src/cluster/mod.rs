@@ -65,3 +65,10 @@ const NO_WORK_STEALING: (&str, &str) = (
     "datafusion.execution.enable_file_stream_work_stealing",
     "false",
 );
+
+/// Ballista's static planner. With it (and tasks spread round-robin, and
+/// executors declared dead after `--executor-timeout-secs` without a
+/// heartbeat), a query whose executor is killed midway has the lost tasks
+/// and shuffle outputs run again elsewhere and answers right; with the
+/// adaptive planner such a query was seen to hang.
+const STATIC_PLANNER: (&str, &str) = ("ballista.planner.adaptive.enabled", "false");

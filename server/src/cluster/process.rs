@@ -104,6 +104,8 @@ pub async fn run_scheduler(args: SchedulerArgs) -> Result<()> {
         override_logical_codec: Some(logical),
         override_physical_codec: Some(physical),
         override_session_builder: Some(session_builder),
+        // Tasks spread over every executor, rather than filling the first.
+        task_distribution: ballista_scheduler::config::TaskDistributionPolicy::RoundRobin,
         executor_timeout_seconds: args.executor_timeout_secs,
         expire_dead_executor_interval_seconds: (args.executor_timeout_secs / 3).clamp(1, 15),
         no_executors_grace_period_seconds: args.executor_timeout_secs,
