@@ -120,7 +120,9 @@ impl ResultEncoder {
             Encoding::Json => {
                 let mut lines = Vec::new();
                 let mut writer = arrow::json::LineDelimitedWriter::new(&mut lines);
-                writer.write(batch).map_err(ApiError::internal)?;
+                writer
+                    .write(&json_safe(batch)?)
+                    .map_err(ApiError::internal)?;
                 writer.finish().map_err(ApiError::internal)?;
                 // One object a line; strings escape their newlines, so the
                 // line breaks are exactly the separators.
@@ -361,6 +363,85 @@ impl StreamState {
     }
 }
 
+/// `batch` with the keys of every map (however nested) as text: JSON
+/// objects have only string keys, so a map keyed by numbers, dates or
+/// anything else is written as `{"1": …}`, as Spark writes it.
+fn json_safe(batch: &RecordBatch) -> Result<RecordBatch, ApiError> {
+    let targets: Vec<DataType> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| text_keyed(f.data_type()))
+        .collect();
+    if targets
+        .iter()
+        .zip(batch.schema().fields())
+        .all(|(target, field)| target == field.data_type())
+    {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(&targets)
+        .map(|(column, target)| arrow::compute::cast(column, target))
+        .collect::<Result<Vec<ArrayRef>, _>>()
+        .map_err(ApiError::internal)?;
+    let fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(targets)
+        .map(|(field, target)| field.as_ref().clone().with_data_type(target))
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(ApiError::internal)
+}
+
+/// `data_type` with every map's key type made `Utf8`.
+fn text_keyed(data_type: &DataType) -> DataType {
+    let field =
+        |f: &Arc<Field>| Arc::new(f.as_ref().clone().with_data_type(text_keyed(f.data_type())));
+    match data_type {
+        DataType::Map(entries, sorted) => {
+            let DataType::Struct(kv) = entries.data_type() else {
+                return data_type.clone();
+            };
+            let kv: Vec<Arc<Field>> = kv
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    if i == 0
+                        && !matches!(
+                            f.data_type(),
+                            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                        )
+                    {
+                        Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8))
+                    } else {
+                        field(f)
+                    }
+                })
+                .collect();
+            DataType::Map(
+                Arc::new(
+                    entries
+                        .as_ref()
+                        .clone()
+                        .with_data_type(DataType::Struct(kv.into())),
+                ),
+                *sorted,
+            )
+        }
+        DataType::List(f) => DataType::List(field(f)),
+        DataType::LargeList(f) => DataType::LargeList(field(f)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(field(f), *n),
+        DataType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(field).collect::<Vec<_>>().into())
+        }
+        other => other.clone(),
+    }
+}
+
 /// The batch with text a spreadsheet would run as a formula (starting with
 /// `=`, `+`, `-`, `@`, a tab or a carriage return) prefixed with `'`, as
 /// OWASP advises for CSV downloads: opened in a spreadsheet, a cell shows
@@ -476,6 +557,29 @@ mod tests {
         }
         out.extend_from_slice(&encoder.finish(rows, truncated).unwrap());
         out
+    }
+
+    #[test]
+    fn maps_with_keys_other_than_text_are_json_objects() {
+        use arrow::array::{Int32Builder, MapBuilder, StringBuilder};
+        let mut builder = MapBuilder::new(None, Int32Builder::new(), StringBuilder::new());
+        builder.keys().append_value(1);
+        builder.values().append_value("a");
+        builder.keys().append_value(20);
+        builder.values().append_null();
+        builder.append(true).unwrap();
+        builder.append(false).unwrap();
+        let map = builder.finish();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "m",
+            map.data_type().clone(),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(map)]).unwrap();
+        let text = encode(Encoding::Json, &[batch], false);
+        let value: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        // Null values are left out, as null columns of a row are.
+        assert_eq!(value["rows"], json!([{"m": {"1": "a"}}, {}]));
     }
 
     #[test]
