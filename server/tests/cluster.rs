@@ -280,6 +280,49 @@ fn cluster_answers_equal_single_node_answers() {
         compared >= names.len() * 3 / 4,
         "only {compared} queries compared"
     );
+
+    // `wavelake sql --cluster` answers as `wavelake sql` does.
+    if tpch {
+        let tables = root.join("tpch");
+        for (name, sql) in tpch_queries()
+            .into_iter()
+            .filter(|(n, _)| ["q1", "q3", "q18"].contains(&n.as_str()))
+        {
+            let run = |cluster: Option<&str>| {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_wavelake"));
+                command.args([
+                    "sql",
+                    &sql,
+                    "--format",
+                    "csv",
+                    "--root",
+                    tables.to_str().unwrap(),
+                ]);
+                if let Some(address) = cluster {
+                    command.args(["--cluster", address]);
+                }
+                let output = command.output().unwrap();
+                assert!(
+                    output.status.success(),
+                    "{name}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                (
+                    String::from_utf8(output.stdout).unwrap(),
+                    String::from_utf8(output.stderr).unwrap(),
+                )
+            };
+            let (here, _) = run(None);
+            let (there, note) = run(Some(&cluster.address));
+            assert!(!note.contains("running here"), "{name}: {note}");
+            assert!(here.lines().count() > 1, "{name}: {here}");
+            assert_eq!(there, here, "{name}: sql --cluster differs");
+            eprintln!(
+                "sql --cluster: TPC-H {name}, {} lines equal",
+                here.lines().count()
+            );
+        }
+    }
     let metrics = clustered
         .client
         .get(format!("{}/metrics", clustered.url))
