@@ -6,6 +6,8 @@
 #   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, server, load, results
 #                               (large query results: time and server memory), wasm-size,
 #                               browser (TPC-H in Chromium against DuckDB-Wasm),
+#                               distributed (TPC-H single node against a Ballista
+#                               cluster of 1 and 2 executors),
 #                               web (the web app: size, page load to first result),
 #                               faults (fault-injection campaigns, several seeds),
 #                               history (concurrent histories replayed, several seeds),
@@ -43,6 +45,11 @@ fi
 if is_selected results; then
   # WAVELAKE_BASELINE_BIN=path/to/an/older/wavelake measures both.
   cargo bench --profile release -p wavelake-server --bench results
+fi
+
+if is_selected distributed; then
+  # WAVELAKE_TPCH_SF (default 1) and WAVELAKE_BENCH_RUNS (3).
+  cargo bench --profile release -p wavelake-server --bench distributed
 fi
 
 if is_selected faults; then

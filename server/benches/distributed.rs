@@ -1,0 +1,286 @@
+//! Distributed queries: the 22 TPC-H queries at `WAVELAKE_TPCH_SF` (1 by
+//! default; tables written by PyPI `deltalake` from `tpchgen-cli`'s data,
+//! once, into the scratch dir) through `wavelake serve` on its own, and
+//! through the same server sending every query to a Ballista cluster of 1
+//! and then 2 executors on this machine, in one run. Answers are checked
+//! equal to the single node's; per query the median of
+//! `WAVELAKE_BENCH_RUNS` (3) warm runs, the cluster's overhead as a ratio,
+//! the geometric means, and the scheduler's and executors' peak RSS.
+//!
+//! `cargo bench --profile release -p wavelake-server --bench distributed`
+//! (`scripts/bench.sh distributed`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+mod common;
+use common::ADMIN;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_wavelake");
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_ready(args: &[&str]) -> Child {
+    let mut child = Command::new(BINARY)
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("wavelake "),
+        "unexpected first line {line:?}"
+    );
+    child
+}
+
+/// The peak resident set of process `pid`, in MB.
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// TPC-H at `scale` as Delta tables under `DIR/delta`, once.
+fn tpch_data(scale: &str) -> PathBuf {
+    let venv = PathBuf::from(env_or(
+        "WAVELAKE_VENV",
+        &format!("{}/.cache/wavelake/venv", env_or("HOME", "/root")),
+    ));
+    let scratch = PathBuf::from(env_or(
+        "WAVELAKE_TEST_SCRATCH",
+        &format!("{}/.cache/wavelake/scratch", env_or("HOME", "/root")),
+    ));
+    let data = scratch.join(format!("tpch-distributed-sf{scale}"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/bench_peers.py");
+    let status = Command::new(venv.join("bin/python"))
+        .arg(script)
+        .args(["tpch-all", data.to_str().unwrap(), scale])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "generating TPC-H SF{scale} failed");
+    data
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Server {
+    fn start(dir: &Path, root: &Path, cluster: Option<&str>) -> Self {
+        let config = dir.join(format!(
+            "wavelake-{}.toml",
+            cluster.map_or("single", |_| "cluster")
+        ));
+        let mut text = format!(
+            "root = {:?}\n[limits]\nquery_timeout_secs = 3600\nquery_memory_bytes = 8589934592\n\
+             server_memory_bytes = 8589934592\n",
+            root.to_str().unwrap()
+        );
+        if let Some(address) = cluster {
+            text.push_str(&format!(
+                "[cluster]\nscheduler = {address:?}\nmin_scan_bytes = 0\n"
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
+        let (child, url) =
+            common::start_server(BINARY, &["--config".as_ref(), config.as_os_str()], "error");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        Self { child, url, http }
+    }
+
+    /// The query's rows (sorted) and how long it took.
+    fn run(&self, sql: &str) -> (Vec<String>, Duration) {
+        let started = Instant::now();
+        let response = self
+            .http
+            .post(format!("{}/api/v1/sql", self.url))
+            .bearer_auth(ADMIN)
+            .json(&json!({"sql": sql, "namespace": "delta"}))
+            .send()
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().unwrap();
+        let took = started.elapsed();
+        assert!(status.is_success(), "{sql}: {body}");
+        let mut rows: Vec<String> = body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        rows.sort();
+        (rows, took)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scheduler and `executors` executors on loopback serving `root`.
+struct Cluster {
+    processes: Vec<Child>,
+    address: String,
+}
+
+impl Cluster {
+    fn start(root: &Path, executors: usize) -> Self {
+        let root = root.to_str().unwrap();
+        let address = format!("127.0.0.1:{}", free_port());
+        let mut processes = vec![spawn_ready(&[
+            "scheduler",
+            "--listen",
+            &address,
+            "--root",
+            root,
+        ])];
+        for _ in 0..executors {
+            let listen = format!("127.0.0.1:{}", free_port());
+            let control = free_port().to_string();
+            processes.push(spawn_ready(&[
+                "executor",
+                "--scheduler",
+                &address,
+                "--listen",
+                &listen,
+                "--control-port",
+                &control,
+                "--root",
+                root,
+            ]));
+        }
+        Self { processes, address }
+    }
+
+    /// Peak RSS of the scheduler and of the largest executor, in MB.
+    fn peak_rss(&self) -> (f64, f64) {
+        let scheduler = peak_rss_mb(self.processes[0].id());
+        let executor = self.processes[1..]
+            .iter()
+            .map(|p| peak_rss_mb(p.id()))
+            .fold(0.0, f64::max);
+        (scheduler, executor)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for process in &mut self.processes {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn geomean(values: &[f64]) -> f64 {
+    (values.iter().map(|v| v.ln()).sum::<f64>() / values.len() as f64).exp()
+}
+
+fn main() {
+    let scale = env_or("WAVELAKE_TPCH_SF", "1");
+    let runs: usize = env_or("WAVELAKE_BENCH_RUNS", "3").parse().unwrap();
+    let data = tpch_data(&scale);
+    let dir = tempfile::tempdir().unwrap();
+    let queries_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/benches/tpch");
+    let queries: Vec<(String, String)> = (1..=22)
+        .map(|n| {
+            let sql = std::fs::read_to_string(queries_dir.join(format!("q{n}.sql"))).unwrap();
+            (format!("Q{n}"), sql)
+        })
+        .collect();
+
+    let timed = |server: &Server, expected: Option<&[Vec<String>]>| {
+        let mut answers = Vec::new();
+        let mut times = Vec::new();
+        for (i, (name, sql)) in queries.iter().enumerate() {
+            let (rows, _) = server.run(sql); // warm-up
+            if let Some(expected) = expected {
+                assert_eq!(rows, expected[i], "{name}: the cluster's answer differs");
+            }
+            times.push(median((0..runs).map(|_| server.run(sql).1).collect()));
+            answers.push(rows);
+        }
+        (answers, times)
+    };
+
+    let single = Server::start(dir.path(), &data, None);
+    let (answers, single_times) = timed(&single, None);
+    drop(single);
+
+    let mut clusters = Vec::new();
+    for executors in [1, 2] {
+        let cluster = Cluster::start(&data, executors);
+        let server = Server::start(dir.path(), &data, Some(&cluster.address));
+        let (_, times) = timed(&server, Some(&answers));
+        clusters.push((executors, times, cluster.peak_rss()));
+    }
+
+    println!(
+        "## Distributed: TPC-H SF{scale}, single node against a Ballista cluster on this machine \
+         (median of {runs} warm runs, answers equal)\n"
+    );
+    println!("| query | single node | 1 executor | ratio | 2 executors | ratio |");
+    println!("|---|---|---|---|---|---|");
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut ratios = [Vec::new(), Vec::new()];
+    for (i, (name, _)) in queries.iter().enumerate() {
+        let base = ms(single_times[i]);
+        let mut line = format!("| {name} | {base:.0} ms |");
+        for (c, (_, times, _)) in clusters.iter().enumerate() {
+            let t = ms(times[i]);
+            ratios[c].push(t / base);
+            line.push_str(&format!(" {t:.0} ms | {:.2}x |", t / base));
+        }
+        println!("{line}");
+    }
+    println!(
+        "| geometric mean | | | {:.2}x | | {:.2}x |\n",
+        geomean(&ratios[0]),
+        geomean(&ratios[1])
+    );
+    for (executors, _, (scheduler, executor)) in &clusters {
+        println!(
+            "- {executors} executor(s): scheduler peak RSS {scheduler:.0} MB, largest executor {executor:.0} MB"
+        );
+    }
+}
