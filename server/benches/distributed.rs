@@ -7,6 +7,9 @@
 //! `WAVELAKE_BENCH_RUNS` (3) warm runs, the cluster's overhead as a ratio,
 //! the geometric means, and the scheduler's and executors' peak RSS.
 //!
+//! Then the size of the scan stage sent to executors, per data file, for
+//! tables of 1,000 to 100,000 files (`-- plan` measures only that).
+//!
 //! `cargo bench --profile release -p wavelake-server --bench distributed`
 //! (`scripts/bench.sh distributed`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -207,6 +210,82 @@ impl Drop for Cluster {
     }
 }
 
+/// A Delta log of `files` data files (partitioned by day, with
+/// statistics, a fifth of them with a deletion vector) under `dir`: the
+/// files themselves are never read, only planned.
+fn synthetic_table(dir: &Path, files: usize) {
+    let log = dir.join("_delta_log");
+    std::fs::create_dir_all(&log).unwrap();
+    let schema = r#"{"type":"struct","fields":[{"name":"id","type":"long","nullable":true,"metadata":{}},{"name":"name","type":"string","nullable":true,"metadata":{}},{"name":"day","type":"string","nullable":true,"metadata":{}}]}"#;
+    let mut lines = vec![
+        json!({"protocol": {"minReaderVersion": 3, "minWriterVersion": 7,
+            "readerFeatures": ["deletionVectors"], "writerFeatures": ["deletionVectors"]}})
+        .to_string(),
+        json!({"metaData": {"id": "bench", "format": {"provider": "parquet", "options": {}},
+            "schemaString": schema, "partitionColumns": ["day"],
+            "configuration": {"delta.enableDeletionVectors": "true"}}})
+        .to_string(),
+    ];
+    for i in 0..files {
+        let day = format!("2026-{:02}-{:02}", 1 + i % 12, 1 + i % 28);
+        let stats = json!({"numRecords": 100000, "minValues": {"id": i * 100000, "name": "a"},
+            "maxValues": {"id": i * 100000 + 99999, "name": "z"}, "nullCount": {"id": 0, "name": 0}});
+        let mut add = json!({"path": format!("day={day}/part-{i:06}-5f4f6a53-0d0a-4d6e-9c1f-0123456789ab.c000.snappy.parquet"),
+            "partitionValues": {"day": day}, "size": 12_345_678, "modificationTime": 1_764_000_000_000u64,
+            "dataChange": true, "stats": stats.to_string()});
+        if i % 5 == 0 {
+            add["deletionVector"] = json!({"storageType": "u", "pathOrInlineDv": "ab^-aqEH.-t@S}K{vb[*k^",
+                "offset": 1, "sizeInBytes": 36, "cardinality": 10});
+        }
+        lines.push(json!({"add": add}).to_string());
+    }
+    std::fs::write(log.join("00000000000000000000.json"), lines.join("\n")).unwrap();
+}
+
+/// Bytes of the scan stage Ballista sends an executor, per data file, for a
+/// table of `files` files: the physical plan of `SELECT * FROM t`, encoded
+/// with Wavelake's codec around Ballista's.
+fn plan_bytes_per_file(files: usize) -> (f64, Duration) {
+    use std::sync::Arc;
+    use wavelake_engine::distributed::DeltaPhysicalCodec;
+    let dir = tempfile::tempdir().unwrap();
+    synthetic_table(dir.path(), files);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let scheduler = wavelake_engine::Engine::new();
+        let storage = wavelake_engine::storage::open(dir.path().to_str().unwrap()).unwrap();
+        let snapshot = wavelake_engine::Table::new(storage.clone())
+            .unwrap()
+            .snapshot()
+            .await
+            .unwrap();
+        // As the scheduler plans it: deletion vectors left to the executors.
+        let provider = wavelake_engine::scan::DeltaTableProvider::new(snapshot, storage)
+            .unwrap()
+            .with_deferred_deletion_vectors();
+        scheduler
+            .context()
+            .register_table("t", Arc::new(provider))
+            .unwrap();
+        let plan = scheduler
+            .context()
+            .sql("SELECT * FROM t")
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let codec = DeltaPhysicalCodec::new(Arc::new(
+            ballista_core::serde::BallistaPhysicalExtensionCodec::default(),
+        ));
+        let started = Instant::now();
+        let bytes =
+            datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(plan, &codec)
+                .unwrap();
+        (bytes.len() as f64 / files as f64, started.elapsed())
+    })
+}
+
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
@@ -217,6 +296,14 @@ fn geomean(values: &[f64]) -> f64 {
 }
 
 fn main() {
+    // `-- plan`: only the plan sizes.
+    if !std::env::args().skip(1).any(|a| a == "plan") {
+        tpch();
+    }
+    plan_sizes();
+}
+
+fn tpch() {
     let scale = env_or("WAVELAKE_TPCH_SF", "1");
     let runs: usize = env_or("WAVELAKE_BENCH_RUNS", "3").parse().unwrap();
     let data = tpch_data(&scale);
@@ -281,6 +368,22 @@ fn main() {
     for (executors, _, (scheduler, executor)) in &clusters {
         println!(
             "- {executors} executor(s): scheduler peak RSS {scheduler:.0} MB, largest executor {executor:.0} MB"
+        );
+    }
+}
+
+fn plan_sizes() {
+    println!(
+        "\n## The scan stage on the wire, by table size (gRPC messages are 16 MiB by default)\n"
+    );
+    println!("| data files | bytes per file | stage plan | encoded in |");
+    println!("|---|---|---|---|");
+    for files in [1_000, 10_000, 100_000] {
+        let (per_file, took) = plan_bytes_per_file(files);
+        println!(
+            "| {files} | {per_file:.0} | {:.1} MB | {:.0} ms |",
+            per_file * files as f64 / 1e6,
+            took.as_secs_f64() * 1000.0
         );
     }
 }

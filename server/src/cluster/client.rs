@@ -184,6 +184,7 @@ impl Cluster {
             .config()
             .clone()
             .upgrade_for_ballista()
+            .with_ballista_grpc_client_max_message_size(super::MAX_MESSAGE_BYTES as usize)
             .with_ballista_logical_extension_codec(Arc::new(DeltaLogicalCodec::new(Arc::new(
                 ballista_core::serde::BallistaLogicalExtensionCodec::default(),
             ))));

@@ -72,3 +72,9 @@ const NO_WORK_STEALING: (&str, &str) = (
 /// and shuffle outputs run again elsewhere and answers right; with the
 /// adaptive planner such a query was seen to hang.
 const STATIC_PLANNER: (&str, &str) = ("ballista.planner.adaptive.enabled", "false");
+
+/// The largest gRPC message the cluster's processes and clients send or
+/// accept: a scan stage carries about 175 bytes per data file
+/// (`scripts/bench.sh distributed`), so Ballista's 16 MiB default would
+/// refuse tables of about 100,000 files; 512 MiB holds about 3 million.
+const MAX_MESSAGE_BYTES: u32 = 512 << 20;

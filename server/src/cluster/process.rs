@@ -12,7 +12,9 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 
-use super::{NO_WORK_STEALING, allowed_locations, codecs, registry_without_defaults};
+use super::{
+    MAX_MESSAGE_BYTES, NO_WORK_STEALING, allowed_locations, codecs, registry_without_defaults,
+};
 use crate::config::{Overrides, ServerConfig};
 
 /// `wavelake scheduler`.
@@ -109,6 +111,9 @@ pub async fn run_scheduler(args: SchedulerArgs) -> Result<()> {
         executor_timeout_seconds: args.executor_timeout_secs,
         expire_dead_executor_interval_seconds: (args.executor_timeout_secs / 3).clamp(1, 15),
         no_executors_grace_period_seconds: args.executor_timeout_secs,
+        grpc_server_max_decoding_message_size: MAX_MESSAGE_BYTES,
+        grpc_server_max_encoding_message_size: MAX_MESSAGE_BYTES,
+        grpc_client_max_message_size: MAX_MESSAGE_BYTES,
         ..SchedulerConfig::default()
     };
     let cluster = BallistaCluster::new_from_config(&scheduler)
@@ -172,6 +177,8 @@ pub async fn run_executor(args: ExecutorArgs) -> Result<()> {
         vcores: args.slots.unwrap_or(0),
         work_dir: Some(work_dir),
         executor_heartbeat_interval_seconds: args.heartbeat_secs.max(1),
+        grpc_max_decoding_message_size: MAX_MESSAGE_BYTES,
+        grpc_max_encoding_message_size: MAX_MESSAGE_BYTES,
         print_thread_info: false,
         override_logical_codec: Some(logical),
         override_physical_codec: Some(physical),
