@@ -926,6 +926,26 @@ impl Engine {
         Ok(planned.profile(batches))
     }
 
+    /// What the query `sql` would read, from the Delta log alone (nothing
+    /// is fetched but what planning needs); statements that write or run
+    /// commands have no estimate.
+    pub async fn estimate_reads(&self, sql: &str) -> Result<crate::ReadEstimate> {
+        let statement = Statement::parse(sql)?;
+        if statement.access() == Access::Write {
+            return Err(Error::InvalidArgument(
+                "only a query has a read estimate; this statement writes".into(),
+            ));
+        }
+        let Body::DataFusion(statement) = statement.into_body() else {
+            return Err(Error::InvalidArgument(
+                "only a query has a read estimate; this is a command".into(),
+            ));
+        };
+        let (state, plan) = self.plan_statement(*statement).await?.into_parts();
+        let optimized = state.optimize(&plan)?;
+        Ok(crate::ReadEstimate::of(&optimized, &state))
+    }
+
     /// Plans one statement without running it; its progress can then be
     /// read while [`PlannedQuery::collect`] runs.
     pub async fn prepare(&self, sql: &str) -> Result<PlannedQuery> {

@@ -4,15 +4,11 @@
 use std::sync::Arc;
 
 use ballista_core::extension::{SessionConfigExt, SessionStateExt};
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::dataframe::DataFrame;
-use datafusion::datasource::source_as_provider;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::logical_expr::expr_rewriter::unnormalize_cols;
 use wavelake_engine::distributed::DeltaLogicalCodec;
-use wavelake_engine::scan::DeltaTableProvider;
 
 use super::NO_WORK_STEALING;
 
@@ -97,46 +93,16 @@ impl Cluster {
                     .unwrap_or("this statement")
             ));
         }
-        let mut bytes = 0u64;
-        let mut files = 0usize;
-        let mut scans = 0usize;
-        let mut refusal = None;
-        let walked = plan.apply(|node| {
-            if let LogicalPlan::TableScan(scan) = node {
-                let provider = source_as_provider(&scan.source).ok();
-                match provider
-                    .as_deref()
-                    .and_then(|p| p.downcast_ref::<DeltaTableProvider>())
-                {
-                    Some(delta) if delta.is_plain_scan() => {
-                        scans += 1;
-                        // As the physical planner hands them to scans:
-                        // without table qualifiers.
-                        let filters = unnormalize_cols(scan.filters.iter().cloned());
-                        let figures = delta.estimate(state, &filters);
-                        bytes = bytes.saturating_add(figures.bytes_of_files_scanned);
-                        files += figures.files_scanned;
-                    }
-                    _ => {
-                        refusal = Some(format!(
-                            "{} is not a Delta table the cluster can read",
-                            scan.table_name
-                        ));
-                        return Ok(TreeNodeRecursion::Stop);
-                    }
-                }
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
-        if let Some(reason) = refusal {
-            return Placement::Local(reason);
+        let estimate = wavelake_engine::ReadEstimate::of(plan, state);
+        if let Some(source) = estimate.other_source {
+            return Placement::Local(format!(
+                "{source} is not a Delta table the cluster can read"
+            ));
         }
-        if walked.is_err() {
-            return Placement::Local("the plan could not be inspected".into());
-        }
-        if scans == 0 {
+        if estimate.scans == 0 {
             return Placement::Local("it reads no table".into());
         }
+        let (bytes, files) = (estimate.bytes, estimate.files);
         if bytes >= self.min_scan_bytes {
             Placement::Cluster(format!(
                 "it reads {bytes} bytes in {files} files, at least the cluster threshold of {} bytes",
