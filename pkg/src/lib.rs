@@ -75,6 +75,22 @@ export interface QueryReport {
   /** The executed plan with its metrics, as `EXPLAIN ANALYZE` prints it. */
   plan: string;
 }
+/**
+ * What a query would read, from the Delta log alone, before anything is
+ * fetched (see {@link Wavelake.estimate}).
+ */
+export interface ReadEstimate {
+  /** Bytes of the data files the query keeps (it fetches parts of them). */
+  bytes: number;
+  /** Data files kept after partition and statistics pruning. */
+  files: number;
+  /** Data files pruned. */
+  filesPruned: number;
+  /** Delta table scans in the query. */
+  scans: number;
+  /** A source other than a Delta table scan, if the query has one. */
+  otherSource: string | null;
+}
 /** Settings of a session. */
 export interface SessionOptions {
   /**
@@ -312,6 +328,23 @@ impl Wavelake {
             "plan": profile.plan,
         });
         js_sys::JSON::parse(&report.to_string())
+    }
+
+    /// What a query would read, from the Delta log alone, before any data
+    /// file or deletion vector is fetched: `{ bytes, files, filesPruned,
+    /// scans, otherSource }`. A page can decide from it whether to run the
+    /// query itself or send it to a server.
+    #[wasm_bindgen(unchecked_return_type = "ReadEstimate")]
+    pub async fn estimate(&self, query: String) -> Result<JsValue, JsValue> {
+        self.open_referenced(&query).await?;
+        let estimate = self
+            .engine
+            .estimate_reads(&query)
+            .await
+            .map_err(engine_error)?;
+        let json =
+            serde_json::to_string(&estimate).map_err(|e| js_error("INTERNAL", &e.to_string()))?;
+        js_sys::JSON::parse(&json)
     }
 
     /// The shares the recipient can read (after `connect`).

@@ -4,6 +4,7 @@
 // The shared table `acme.t` (in share `s`) must exist. Checks that
 //   - a query after the URLs expired succeeds, their refresh token fetching
 //     fresh ones, and reports its progress (files and bytes);
+//   - a read estimate names the files the query then reads, fetching none;
 //   - a repeated query is served from the session's range cache;
 //   - when no fresh URL can be had (the table left the share), the query
 //     fails with code EXPIRED_URL.
@@ -35,9 +36,15 @@ assert.equal(last.filesRead, last.filesTotal, JSON.stringify(last));
 assert.ok(last.filesTotal > 0, JSON.stringify(last));
 assert.equal(last.bytesFromCache, 0, "no cache in this session");
 
-// 2. A repeated query is served from the range cache.
+// 2. A read estimate fetches no data; a repeated query is served from the
+// range cache.
 const cached = await Wavelake.connect(profile);
+const estimate = await cached.estimate(query);
 const cold = (await cached.explain(query)).scans[0];
+assert.equal(estimate.scans, 1, JSON.stringify(estimate));
+assert.equal(estimate.files, cold.files_scanned, JSON.stringify(estimate));
+assert.ok(estimate.bytes > 0 && estimate.otherSource === null, JSON.stringify(estimate));
+assert.equal(cold.bytes_from_cache, 0, "the estimate fetched nothing into the cache");
 const warm = (await cached.explain(query)).scans[0];
 assert.ok(cold.bytes_fetched > 0, JSON.stringify(cold));
 assert.equal(warm.bytes_fetched, 0, `nothing fetched again: ${JSON.stringify(warm)}`);
