@@ -37,7 +37,7 @@ pub use cache::{CachedStorage, RangeCache};
 pub use http::HttpStorage;
 pub use metered::{FetchFigures, FetchMeter, MeteredStorage};
 pub use object_store::ObjectStoreStorage;
-#[cfg(feature = "native")]
+#[cfg(feature = "distributed")]
 pub(crate) use object_store::location_url;
 pub use probe::check_exclusive_commits;
 pub use small_files::{SMALL_FILE_BYTES, WholeSmallFiles};
