@@ -59,16 +59,6 @@ fn spawn_ready(args: &[&str]) -> Child {
     child
 }
 
-/// The peak resident set of process `pid`, in MB.
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// TPC-H at `scale` as Delta tables under `DIR/delta`, once.
 fn tpch_data(scale: &str) -> PathBuf {
     let venv = PathBuf::from(env_or(
@@ -192,10 +182,10 @@ impl Cluster {
 
     /// Peak RSS of the scheduler and of the largest executor, in MB.
     fn peak_rss(&self) -> (f64, f64) {
-        let scheduler = peak_rss_mb(self.processes[0].id());
+        let scheduler = common::peak_rss_mb(self.processes[0].id());
         let executor = self.processes[1..]
             .iter()
-            .map(|p| peak_rss_mb(p.id()))
+            .map(|p| common::peak_rss_mb(p.id()))
             .fold(0.0, f64::max);
         (scheduler, executor)
     }

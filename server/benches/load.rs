@@ -45,16 +45,6 @@ fn start(dir: &std::path::Path, limits: &str) -> (std::process::Child, String) {
     )
 }
 
-/// The peak resident set of process `pid`, in MB.
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 #[derive(Default)]
 struct Tally {
     latencies_ms: Vec<f64>,
@@ -173,7 +163,7 @@ fn run(label: &str, limits: &str, seconds: u64, clients: u64) -> String {
         }
         tallies
     });
-    let rss = peak_rss_mb(server.id());
+    let rss = common::peak_rss_mb(server.id());
     let _ = server.kill();
     let _ = server.wait();
     let mut latencies: Vec<f64> = tallies

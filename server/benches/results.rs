@@ -35,15 +35,6 @@ fn start(binary: &str, dir: &std::path::Path) -> (Child, String) {
     common::start_server(binary, &["--config".as_ref(), config.as_os_str()], "error")
 }
 
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 fn measure(binary: &str, accept: &str, rows: u64) -> Measured {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url) = start(binary, dir.path());
@@ -75,7 +66,7 @@ fn measure(binary: &str, accept: &str, rows: u64) -> Measured {
         bytes += n;
     }
     let last_byte = started.elapsed();
-    let peak = peak_rss_mb(child.id());
+    let peak = common::peak_rss_mb(child.id());
     child.kill().ok();
     child.wait().ok();
     Measured {

@@ -29,3 +29,13 @@ pub fn start_server(binary: &str, args: &[&std::ffi::OsStr], log: &str) -> (Chil
         .to_owned();
     (child, url)
 }
+
+/// The peak resident set of process `pid`, in MB (NaN when unknown).
+pub fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
