@@ -296,6 +296,14 @@ impl Engine {
         self.register_found(candidates).await
     }
 
+    /// Registers the Delta table at each `(name, location)` under its name
+    /// (`table` or `namespace.table`), several at once; needs a storage
+    /// opener. A location without a Delta log is left out, as is a table
+    /// that cannot be read (with a warning). Returns the names registered.
+    pub async fn register_locations(&self, tables: Vec<(String, String)>) -> Result<Vec<String>> {
+        self.register_found(tables).await
+    }
+
     /// Registers the tables among `(name, location)` candidates, several at
     /// once. A directory without a Delta log is no table; a table that
     /// cannot be read is left out with a warning, so that one broken table

@@ -205,6 +205,26 @@ pub enum Error {
         /// Why it cannot be reached.
         reason: String,
     },
+    /// A Wavelake server's SQL API refused a query sent to it, for a reason
+    /// none of the other variants names (busy, out of time or memory, …).
+    #[error("the server refused the query ({code}): {message}")]
+    ServerRefused {
+        /// The HTTP status.
+        status: u16,
+        /// The server's error code.
+        code: String,
+        /// What the server said.
+        message: String,
+    },
+    /// There is no Wavelake SQL API at the URL a query was to be sent to
+    /// (the server is another Delta Sharing server, or an older one).
+    #[error("no Wavelake SQL API at {url}: {reason}")]
+    NoSqlApi {
+        /// The URL.
+        url: String,
+        /// What was there instead.
+        reason: String,
+    },
     /// The storage backend failed for a reason other than a missing file.
     #[error("storage error on {path}: {message}")]
     Storage {
@@ -267,6 +287,8 @@ impl Error {
             Self::UnsafeStorage { .. } => "UNSAFE_STORAGE",
             Self::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             Self::ClusterUnavailable { .. } => "CLUSTER_UNAVAILABLE",
+            Self::ServerRefused { .. } => "SERVER_REFUSED",
+            Self::NoSqlApi { .. } => "NO_SQL_API",
             Self::Arrow(_) => "ARROW_ERROR",
             Self::DataFusion(_) => "QUERY_ERROR",
         }
@@ -359,6 +381,19 @@ impl Error {
             },
             Self::ClusterUnavailable { scheduler, reason } => Self::ClusterUnavailable {
                 scheduler: scheduler.clone(),
+                reason: reason.clone(),
+            },
+            Self::ServerRefused {
+                status,
+                code,
+                message,
+            } => Self::ServerRefused {
+                status: *status,
+                code: code.clone(),
+                message: message.clone(),
+            },
+            Self::NoSqlApi { url, reason } => Self::NoSqlApi {
+                url: url.clone(),
                 reason: reason.clone(),
             },
             Self::Arrow(_) | Self::DataFusion(_) => return None,

@@ -46,6 +46,8 @@ pub mod protocol;
 pub mod read_estimate;
 pub mod scan;
 pub mod schema;
+#[cfg(feature = "http")]
+pub mod server_sql;
 pub mod sharing;
 pub mod snapshot;
 pub mod snapshot_cache;

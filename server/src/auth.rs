@@ -95,6 +95,13 @@ impl Principal {
         self.admin || self.namespaces.contains_key(namespace)
     }
 
+    /// The recipient, for a token that is only a Delta Sharing
+    /// recipient's (neither an admin's nor a namespace's).
+    pub fn recipient_only(&self) -> Option<&str> {
+        let only = !self.admin && self.namespaces.is_empty();
+        self.recipient.as_deref().filter(|_| only)
+    }
+
     /// Whether the caller may change `namespace`.
     pub fn can_write(&self, namespace: &str) -> bool {
         self.admin || self.namespaces.get(namespace).copied().unwrap_or(false)

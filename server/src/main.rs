@@ -19,6 +19,7 @@ mod document;
 mod files;
 mod maintenance;
 mod output;
+mod placement;
 mod secrets;
 mod serve;
 mod sharing;
@@ -142,17 +143,17 @@ async fn on_cluster(
     frame: datafusion::dataframe::DataFrame,
     scheduler: &str,
 ) -> Result<datafusion::dataframe::DataFrame> {
-    let cluster = cluster::Cluster::new(scheduler, 0);
+    let cluster = cluster::Cluster::new(scheduler);
     let (state, plan) = frame.into_parts();
     let optimized = state
         .optimize(&plan)
         .map_err(wavelake_engine::Error::from)?;
-    let placement = cluster.place(&optimized, &state);
+    let placement = placement::Placement::of(&optimized, &state, Some(0));
     let frame = datafusion::dataframe::DataFrame::new(state, plan);
-    match placement {
-        cluster::Placement::Cluster(_) => Ok(cluster.distribute(frame).await?),
-        cluster::Placement::Local(reason) => {
-            eprintln!("running here, not on the cluster: {reason}");
+    match placement.site {
+        placement::Site::Cluster => Ok(cluster.distribute(frame).await?),
+        placement::Site::Server => {
+            eprintln!("running here, not on the cluster: {}", placement.reason);
             Ok(frame)
         }
     }

@@ -138,6 +138,43 @@ impl AppState {
         Ok(Table::new((self.opener)(location)?)?.with_cache(Some(self.snapshots.clone())))
     }
 
+    /// A read-only SQL session over what Delta Sharing `recipient` may
+    /// read: every table of its shares as `schema.table`, the name sharing
+    /// clients give it (a name two shares give different tables is the
+    /// table of the share listed last, as clients see it).
+    pub async fn recipient_session(&self, recipient: &str) -> Result<Engine, ApiError> {
+        let engine = Engine::with_options(EngineOptions {
+            default_schema: None,
+            sandboxed: true,
+            memory_limit: Some(self.config.limits.query_memory_bytes),
+            shared_memory: Some(self.memory.clone()),
+            confined: true,
+            snapshot_cache: Some(self.snapshots.clone()),
+            range_cache: None,
+            read_only: true,
+            minimum_retention_ms: Some(self.config.limits.minimum_retention_ms()),
+        })
+        .with_storage_opener(self.opener.clone());
+        let catalog = self.shares.snapshot().await;
+        let mut tables = std::collections::BTreeMap::new();
+        for share in catalog.visible_shares(Some(recipient)) {
+            for table in catalog.shares.get(&share).map_or(&[][..], |s| &s.tables) {
+                let location = format!(
+                    "{}/{}/{}",
+                    self.config.root.trim_end_matches('/'),
+                    table.namespace,
+                    table.table
+                );
+                tables.insert(format!("{}.{}", table.schema, table.name), location);
+            }
+        }
+        engine
+            .register_locations(tables.into_iter().collect())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(engine)
+    }
+
     /// A sandboxed SQL session for `principal` in `namespace`: admins see
     /// every namespace, others only this one; read-only for a principal
     /// that may not write it.

@@ -912,6 +912,76 @@ fn server_rows(server: &Server, sql: &str) -> Vec<arrow::array::RecordBatch> {
 /// Shares two tables (one with deletion vectors) with a recipient, reads
 /// them with the PyPI `delta-sharing` client in both response formats, and
 /// checks what recipients without a grant, and tampered URLs, get.
+/// A recipient's token on the SQL API: reads of its shared tables by the
+/// names sharing clients give them, nothing else, with where the query ran.
+fn recipient_runs_sql_over_its_shares(server: &Server, token: &str) {
+    let run = |sql: &str| {
+        let response = server
+            .client
+            .post(format!("{}/api/v1/sql", server.url))
+            .bearer_auth(token)
+            .json(&json!({ "sql": sql }))
+            .send()
+            .unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        (
+            status,
+            headers,
+            response.json::<Value>().unwrap_or(Value::Null),
+        )
+    };
+    let (status, headers, body) = run("SELECT count(*) AS n, sum(id) AS s FROM feeds.events");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, expected) = server.sql(ADMIN, "SELECT count(*) AS n, sum(id) AS s FROM acme.events");
+    assert_eq!(body["rows"], expected["rows"]);
+    assert_eq!(headers["wavelake-ran-on"], "server");
+    let reason = headers["wavelake-placement-reason"].to_str().unwrap();
+    assert!(reason.ends_with("and no cluster is configured"), "{reason}");
+    let read: u64 = headers["wavelake-read-bytes"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(read > 0, "the events table's files have bytes");
+    let (_, files) = server.sql(
+        ADMIN,
+        "SELECT count(*) AS n FROM delta_files('acme.events')",
+    );
+    assert_eq!(
+        headers["wavelake-read-files"].to_str().unwrap(),
+        files["rows"][0]["n"].to_string(),
+        "every active file of the table"
+    );
+
+    let (status, _, body) = run("SELECT count(*) AS n FROM feeds.events VERSION AS OF 1");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["rows"][0]["n"], 500,
+        "time travel to before the delete"
+    );
+    let (status, _, body) =
+        run("SELECT count(*) AS n FROM acme.sales WHERE day = DATE '2024-03-02'");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"][0]["n"], 100);
+
+    for write in [
+        "DELETE FROM feeds.events",
+        "INSERT INTO acme.sales (id) VALUES (1)",
+        "/* x */ UPDATE feeds.events SET kind = 'y'",
+        "CREATE TABLE feeds.mine (id BIGINT)",
+    ] {
+        let (status, _, body) = run(write);
+        assert_eq!(status, StatusCode::FORBIDDEN, "{write}: {body}");
+        assert_eq!(body["error"]["code"], "NOT_ALLOWED", "{write}: {body}");
+    }
+    // The table under its namespace name is not what the share calls it.
+    let (status, _, body) = run("SELECT count(*) FROM acme.events");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "QUERY_ERROR", "{body}");
+    let (_, after) = server.sql(ADMIN, "SELECT count(*) AS n, sum(id) AS s FROM acme.events");
+    assert_eq!(after["rows"], expected["rows"], "nothing changed");
+}
+
 fn sharing_round_trip(server: &Server, test: &str) {
     for sql in [
         "CREATE TABLE acme.sales (id BIGINT NOT NULL, day DATE, amount DOUBLE, note STRING) PARTITIONED BY (day)",
@@ -932,6 +1002,7 @@ fn sharing_round_trip(server: &Server, test: &str) {
     let bob: Value = serde_json::from_str(&profile).unwrap();
     let bob_token = bob["bearerToken"].as_str().unwrap().to_owned();
     assert_eq!(bob["endpoint"], format!("{}/delta-sharing/", server.url));
+    recipient_runs_sql_over_its_shares(server, &bob_token);
 
     // The REST protocol directly.
     let (status, shares) = server.get(Some(&bob_token), "/delta-sharing/shares");

@@ -46,12 +46,17 @@ pub async fn document() -> Json<Value> {
         "paths": {
             "/api/v1/sql": {"post": {
                 "summary": "Run one SQL statement (query, DDL, DML or maintenance)",
-                "description": "Whether the statement writes, and which tables, is decided by the engine's classifier on the statement as parsed with the dialect that runs it; a token that may not write gets 403 NOT_ALLOWED for any statement that could change a table or the session, and its session refuses any plan with DML, DDL or statements. DELETE and UPDATE with subqueries or FROM get 400 (use MERGE INTO). A commit that conflicts with a concurrent one gets 409 COMMIT_CONFLICT. More statements than the server or the token may run at once get 429 TOO_MANY_REQUESTS with Retry-After; an input over a limit gets 413 LIMIT_EXCEEDED; writes on a store that does not make commits exclusive get 503 UNSAFE_STORAGE.",
+                "description": "Whether the statement writes, and which tables, is decided by the engine's classifier on the statement as parsed with the dialect that runs it; a token that may not write gets 403 NOT_ALLOWED for any statement that could change a table or the session, and its session refuses any plan with DML, DDL or statements. DELETE and UPDATE with subqueries or FROM get 400 (use MERGE INTO). A commit that conflicts with a concurrent one gets 409 COMMIT_CONFLICT. More statements than the server or the token may run at once get 429 TOO_MANY_REQUESTS with Retry-After; an input over a limit gets 413 LIMIT_EXCEEDED; writes on a store that does not make commits exclusive get 503 UNSAFE_STORAGE. A Delta Sharing recipient's token reads the tables shared with it, named schema.table as sharing clients name them, and nothing else. A query that reads at least the cluster threshold (after partition and statistics pruning, estimated from the Delta log) runs on the server's Ballista cluster when one is configured; 503 CLUSTER_UNAVAILABLE when its scheduler cannot be reached.",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["sql"],
                     "properties": {"sql": {"type": "string"}, "namespace": {"type": "string"}}}}}},
                 "responses": with_errors(json!({
                     "200": {"description": "The result; up to 8 MiB sent whole with x-wavelake-row-count and x-wavelake-truncated headers, larger ones streamed (JSON ends with row_count and truncated)",
+                        "headers": {
+                            "wavelake-ran-on": {"description": "Where the statement ran: server or cluster", "schema": {"type": "string", "enum": ["server", "cluster"]}},
+                            "wavelake-placement-reason": {"description": "Why it ran there", "schema": {"type": "string"}},
+                            "wavelake-read-bytes": {"description": "Bytes of the data files the query read after pruning, from the Delta log", "schema": {"type": "integer"}},
+                            "wavelake-read-files": {"description": "Data files the query read after pruning", "schema": {"type": "integer"}}},
                         "content": {"application/json": {}, "text/csv": {}, "application/vnd.apache.arrow.stream": {}}},
                     "408": {"$ref": "#/components/responses/Error"},
                     "507": {"$ref": "#/components/responses/Error"}}))}},

@@ -12,11 +12,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
+use arrow::array::{RecordBatch, StringArray};
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+
 use super::ApiError;
 use super::results::{Prefetched, ResultLimits, prefetch, respond, respond_streaming};
 use crate::auth::Principal;
+use crate::placement::{Placement, Site};
 use crate::state::AppState;
-use wavelake_engine::{Access, Statement};
+use wavelake_engine::{Access, Engine, Statement};
 
 /// The request body.
 #[derive(Debug, Deserialize)]
@@ -64,11 +71,9 @@ pub async fn run_sql(
         let batch = crate::sharing::sql::run(&state, &principal, statement?).await?;
         return respond(&headers, &batch.schema(), &[batch], false);
     }
-    let namespace = state.namespace_for(&principal, request.namespace.as_deref())?;
     let statement = Statement::parse(&request.sql)?;
-    authorize(&namespace, &statement, |ns| state.may_write(&principal, ns))?;
+    let engine = session_for(&state, &principal, request.namespace.as_deref(), &statement).await?;
     let writes = statement.access() == Access::Write;
-    let engine = state.session(&principal, &namespace).await?;
     let limits = state.config.limits.clone();
     let started = Instant::now();
     let result_limits = ResultLimits {
@@ -78,9 +83,9 @@ pub async fn run_sql(
     let cluster = state.config.cluster.clone();
     let work = async {
         let frame = engine.execute(statement).await?;
-        let frame = placed(&cluster, frame, writes).await?;
+        let (frame, placement) = placed(&cluster, frame, writes).await?;
         let stream = frame.execute_stream().await?;
-        prefetch(stream, result_limits).await
+        Ok::<_, wavelake_engine::Error>((prefetch(stream, result_limits).await?, placement))
     };
     let outcome = tokio::time::timeout_at(result_limits.deadline, work).await;
     metrics::histogram!("wavelake_query_duration_seconds").record(started.elapsed().as_secs_f64());
@@ -103,10 +108,11 @@ pub async fn run_sql(
         }
         Ok(Ok(result)) => result,
     };
+    let (prefetched, placement) = prefetched;
     if writes {
         metrics::counter!("wavelake_commits_total").increment(1);
     }
-    match prefetched {
+    let mut response = match prefetched {
         Prefetched::Whole {
             schema,
             batches,
@@ -115,78 +121,126 @@ pub async fn run_sql(
         Prefetched::Streaming { head, rest, rows } => {
             respond_streaming(&headers, head, rest, rows, result_limits)
         }
+    }?;
+    placement.write_headers(response.headers_mut());
+    Ok(response)
+}
+
+/// The session `statement` runs in, once it is authorized: a Delta
+/// Sharing recipient's token reads its shares' tables (named
+/// `schema.table`, as sharing clients name them) and nothing else; other
+/// tokens work in a namespace.
+async fn session_for(
+    state: &AppState,
+    principal: &Principal,
+    namespace: Option<&str>,
+    statement: &Statement,
+) -> Result<Engine, ApiError> {
+    if let Some(recipient) = principal.recipient_only() {
+        if statement.access() == Access::Write {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "NOT_ALLOWED",
+                "a Delta Sharing recipient's token may only read the tables shared with it",
+            ));
+        }
+        return state.recipient_session(recipient).await;
     }
+    let namespace = state.namespace_for(principal, namespace)?;
+    authorize(&namespace, statement, |ns| state.may_write(principal, ns))?;
+    state.session(principal, &namespace).await
 }
 
 /// `frame`, sent to the cluster when one is configured and the query
-/// reads enough data there (a statement that wrote has run already). The
-/// `EXPLAIN` of a query gains a `placement` row saying where the query
-/// would run and why.
-#[cfg(feature = "cluster")]
+/// reads enough data there (a statement that wrote has run already), with
+/// where it runs and why. The `EXPLAIN` of a query gains a `placement` row
+/// saying where the query would run and why.
 async fn placed(
     config: &crate::config::ClusterConfig,
-    frame: datafusion::dataframe::DataFrame,
+    frame: DataFrame,
     wrote: bool,
-) -> wavelake_engine::Result<datafusion::dataframe::DataFrame> {
-    use crate::cluster::{Cluster, Placement};
-    use datafusion::logical_expr::LogicalPlan;
-    let Some(scheduler) = config.scheduler.as_deref().filter(|_| !wrote) else {
+) -> wavelake_engine::Result<(DataFrame, Placement)> {
+    if wrote {
         metrics::counter!("wavelake_queries_total", "placement" => "server").increment(1);
-        return Ok(frame);
-    };
-    let cluster = Cluster::new(scheduler, config.min_scan_bytes);
+        return Ok((frame, Placement::server("writes run on the server")));
+    }
+    let threshold = cluster_threshold(config);
     let (session, plan) = frame.into_parts();
     let place = |plan: &LogicalPlan| match session.optimize(plan) {
-        Ok(optimized) => cluster.place(&optimized, &session),
-        Err(e) => Placement::Local(format!("the plan could not be optimized: {e}")),
+        Ok(optimized) => Placement::of(&optimized, &session, threshold),
+        Err(e) => Placement::server(format!("the plan could not be optimized: {e}")),
     };
     if let LogicalPlan::Explain(explain) = &plan {
-        let placement = place(&explain.plan);
-        let text = format!("{}: {}", placement.label(), placement.reason());
+        let row = place(&explain.plan).describe();
         metrics::counter!("wavelake_queries_total", "placement" => "server").increment(1);
-        let frame = datafusion::dataframe::DataFrame::new(session.clone(), plan);
-        let mut batches = frame.collect().await?;
-        let schema = match batches.first() {
-            Some(batch) => batch.schema(),
-            None => {
-                return Ok(datafusion::prelude::SessionContext::new_with_state(session)
-                    .read_batches(batches)?);
-            }
-        };
-        let row = arrow::array::RecordBatch::try_new(
-            schema,
-            vec![
-                std::sync::Arc::new(arrow::array::StringArray::from(vec!["placement"])),
-                std::sync::Arc::new(arrow::array::StringArray::from(vec![text])),
-            ],
-        )?;
-        batches.push(row);
-        return Ok(
-            datafusion::prelude::SessionContext::new_with_state(session).read_batches(batches)?
-        );
+        let frame = with_placement_row(session, plan, row).await?;
+        return Ok((frame, Placement::server("EXPLAIN runs on the server")));
     }
     let placement = place(&plan);
-    metrics::counter!("wavelake_queries_total", "placement" => placement.label()).increment(1);
+    metrics::counter!("wavelake_queries_total", "placement" => placement.site.label()).increment(1);
     tracing::debug!(
-        placement = placement.label(),
-        reason = placement.reason(),
+        placement = placement.site.label(),
+        reason = placement.reason,
         "query placed"
     );
-    let frame = datafusion::dataframe::DataFrame::new(session, plan);
-    match placement {
-        Placement::Cluster(_) => cluster.distribute(frame).await,
-        Placement::Local(_) => Ok(frame),
+    let frame = DataFrame::new(session, plan);
+    match placement.site {
+        Site::Cluster => Ok((distribute(config, frame).await?, placement)),
+        Site::Server => Ok((frame, placement)),
+    }
+}
+
+/// The result of `EXPLAIN` (`plan`) with a last row `placement | row`.
+async fn with_placement_row(
+    session: SessionState,
+    plan: LogicalPlan,
+    row: String,
+) -> wavelake_engine::Result<DataFrame> {
+    let context = SessionContext::new_with_state(session.clone());
+    let mut batches = DataFrame::new(session, plan).collect().await?;
+    let Some(schema) = batches.first().map(RecordBatch::schema) else {
+        return Ok(context.read_batches(batches)?);
+    };
+    let placement = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec!["placement"])),
+            Arc::new(StringArray::from(vec![row])),
+        ],
+    )?;
+    batches.push(placement);
+    Ok(context.read_batches(batches)?)
+}
+
+/// The bytes a query must read to go to the cluster, when one is
+/// configured (and this build can reach it).
+fn cluster_threshold(config: &crate::config::ClusterConfig) -> Option<u64> {
+    let configured = config.scheduler.is_some().then_some(config.min_scan_bytes);
+    configured.filter(|_| cfg!(feature = "cluster"))
+}
+
+/// `frame` as a frame that runs on the cluster.
+#[cfg(feature = "cluster")]
+async fn distribute(
+    config: &crate::config::ClusterConfig,
+    frame: DataFrame,
+) -> wavelake_engine::Result<DataFrame> {
+    match config.scheduler.as_deref() {
+        Some(scheduler) => {
+            crate::cluster::Cluster::new(scheduler)
+                .distribute(frame)
+                .await
+        }
+        None => Ok(frame),
     }
 }
 
 /// `frame`: without the cluster feature every query runs here.
 #[cfg(not(feature = "cluster"))]
-async fn placed(
+async fn distribute(
     _config: &crate::config::ClusterConfig,
-    frame: datafusion::dataframe::DataFrame,
-    _wrote: bool,
-) -> wavelake_engine::Result<datafusion::dataframe::DataFrame> {
-    metrics::counter!("wavelake_queries_total", "placement" => "server").increment(1);
+    frame: DataFrame,
+) -> wavelake_engine::Result<DataFrame> {
     Ok(frame)
 }
 

@@ -1,13 +1,11 @@
-//! The client side: deciding where a query runs, and sending it to the
-//! cluster when it goes there.
+//! The client side: sending a query to the cluster (where it runs is
+//! [`crate::placement`]'s decision).
 
 use std::sync::Arc;
 
 use ballista_core::extension::{SessionConfigExt, SessionStateExt};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::LogicalPlan;
 use wavelake_engine::distributed::DeltaLogicalCodec;
 
 use super::NO_WORK_STEALING;
@@ -21,39 +19,11 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 pub struct Cluster {
     scheduler: String,
     scheduler_url: String,
-    min_scan_bytes: u64,
-}
-
-/// Where a query runs, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Placement {
-    /// In this process.
-    Local(String),
-    /// On the cluster.
-    Cluster(String),
-}
-
-impl Placement {
-    /// `server` or `cluster`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Local(_) => "server",
-            Self::Cluster(_) => "cluster",
-        }
-    }
-
-    /// Why the query runs there.
-    pub fn reason(&self) -> &str {
-        match self {
-            Self::Local(reason) | Self::Cluster(reason) => reason,
-        }
-    }
 }
 
 impl Cluster {
-    /// The cluster whose scheduler is at `scheduler` (`HOST:PORT`), for
-    /// queries reading at least `min_scan_bytes`.
-    pub fn new(scheduler: &str, min_scan_bytes: u64) -> Self {
+    /// The cluster whose scheduler is at `scheduler` (`HOST:PORT`).
+    pub fn new(scheduler: &str) -> Self {
         let scheduler = scheduler
             .trim_start_matches("http://")
             .trim_start_matches("df://")
@@ -61,58 +31,6 @@ impl Cluster {
         Self {
             scheduler: scheduler.to_owned(),
             scheduler_url: format!("http://{scheduler}"),
-            min_scan_bytes,
-        }
-    }
-
-    /// Where `plan` (optimized, so that its scans carry their filters)
-    /// should run: on the cluster when it reads only Delta tables and
-    /// would read at least the threshold after partition and statistics
-    /// pruning, estimated from the Delta log alone.
-    pub fn place(&self, plan: &LogicalPlan, state: &SessionState) -> Placement {
-        if !matches!(
-            plan,
-            LogicalPlan::Projection(_)
-                | LogicalPlan::Filter(_)
-                | LogicalPlan::Aggregate(_)
-                | LogicalPlan::Sort(_)
-                | LogicalPlan::Join(_)
-                | LogicalPlan::Limit(_)
-                | LogicalPlan::Window(_)
-                | LogicalPlan::Distinct(_)
-                | LogicalPlan::Union(_)
-                | LogicalPlan::SubqueryAlias(_)
-                | LogicalPlan::TableScan(_)
-        ) {
-            return Placement::Local(format!(
-                "{} runs in the server",
-                plan.display()
-                    .to_string()
-                    .split(':')
-                    .next()
-                    .unwrap_or("this statement")
-            ));
-        }
-        let estimate = wavelake_engine::ReadEstimate::of(plan, state);
-        if let Some(source) = estimate.other_source {
-            return Placement::Local(format!(
-                "{source} is not a Delta table the cluster can read"
-            ));
-        }
-        if estimate.scans == 0 {
-            return Placement::Local("it reads no table".into());
-        }
-        let (bytes, files) = (estimate.bytes, estimate.files);
-        if bytes >= self.min_scan_bytes {
-            Placement::Cluster(format!(
-                "it reads {bytes} bytes in {files} files, at least the cluster threshold of {} bytes",
-                self.min_scan_bytes
-            ))
-        } else {
-            Placement::Local(format!(
-                "it reads {bytes} bytes in {files} files, under the cluster threshold of {} bytes",
-                self.min_scan_bytes
-            ))
         }
     }
 

@@ -18,7 +18,7 @@ use anyhow::Result;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use wavelake_engine::distributed::{AllowedLocations, DeltaLogicalCodec, DeltaPhysicalCodec};
 
-pub use client::{Cluster, Placement};
+pub use client::Cluster;
 pub use process::{ExecutorArgs, SchedulerArgs, run_executor, run_scheduler};
 
 use crate::config::ServerConfig;
