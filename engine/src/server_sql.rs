@@ -104,9 +104,14 @@ impl ServerSql {
         &self.url
     }
 
-    /// Runs one statement on the server.
-    pub async fn run(&self, sql: &str) -> Result<ServerAnswer> {
-        let body = serde_json::json!({ "sql": sql }).to_string();
+    /// Runs one statement on the server; unqualified table names resolve
+    /// in `namespace` (a token of several namespaces must name one).
+    pub async fn run(&self, sql: &str, namespace: Option<&str>) -> Result<ServerAnswer> {
+        let mut body = serde_json::json!({ "sql": sql });
+        if let Some(namespace) = namespace {
+            body["namespace"] = namespace.into();
+        }
+        let body = body.to_string();
         let response = self
             .http
             .post(self.url.clone())

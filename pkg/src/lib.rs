@@ -12,6 +12,7 @@
 
 mod abort;
 mod error;
+mod placement;
 mod progress;
 
 use std::collections::HashMap;
@@ -24,6 +25,8 @@ use wavelake_engine::storage::{HttpStorage, RangeCache, StorageRef, UrlMapStorag
 use wavelake_engine::{Engine, EngineOptions};
 
 use crate::error::{from_engine, js_error};
+use crate::placement::{RunOn, offload_options};
+use wavelake_engine::server_sql::{Decision, Offload};
 
 #[wasm_bindgen(module = "apache-arrow")]
 extern "C" {
@@ -91,6 +94,56 @@ export interface ReadEstimate {
   /** A source other than a Delta table scan, if the query has one. */
   otherSource: string | null;
 }
+/** Where a query runs (see {@link Wavelake.placement}). */
+export interface Placement {
+  /** In this page (or process), or on the server. */
+  runOn: "page" | "server";
+  /** Why, in words. */
+  reason: string;
+  /** What it would read, from the Delta log (`null` when not estimated). */
+  estimate: ReadEstimate | null;
+}
+
+/** A query's rows and where and how it ran (see {@link Wavelake.query}). */
+export interface QueryResult {
+  /** The rows (or, with `{ ipc: true }`, the Arrow IPC stream bytes). */
+  table: Table | Uint8Array;
+  /** Where it ran: this `page` (or process), the `server`, or the server's `cluster`. */
+  ranOn: "page" | "server" | "cluster";
+  /** Why it ran in the page or was sent to the server. */
+  reason: string;
+  /** Where the server ran it and why (`null` in the page). */
+  serverReason: string | null;
+  /** Milliseconds from the call to the last row. */
+  elapsedMs: number;
+  /** Bytes of the data files it read after pruning, from the Delta log (`null` when not estimated). */
+  bytesRead: number | null;
+  /** Bytes the page fetched from storage (0 when the server ran it). */
+  bytesFetched: number;
+  /** Bytes of the answer received from the server (0 in the page). */
+  bytesReceived: number;
+}
+
+/**
+ * Where queries go when they read more than a page should: the Wavelake
+ * server's SQL API, which runs them in its process or on its cluster.
+ */
+export interface ServerOptions {
+  /**
+   * The SQL API (`https://host/api/v1/sql`); by default the one beside a
+   * Wavelake sharing endpoint (`https://host/delta-sharing/`).
+   */
+  sqlUrl?: string;
+  /** Bytes a query may read in the page (default 256 MiB). */
+  maxPageBytes?: number;
+  /**
+   * Where queries run when {@link SqlOptions.runOn} does not say: `"page"`
+   * (the default: {@link Wavelake.placement} only advises) or `"auto"`
+   * (above `maxPageBytes`, on the server).
+   */
+  runOn?: "page" | "auto";
+}
+
 /** Settings of a session. */
 export interface SessionOptions {
   /**
@@ -107,6 +160,8 @@ export interface SharingProfile extends SessionOptions {
   endpoint: string;
   /** The recipient's bearer token. */
   bearerToken: string;
+  /** Where queries too large for the page go (a Wavelake server's SQL API). */
+  server?: ServerOptions;
 }
 
 /** How far a running query has got. */
@@ -131,6 +186,13 @@ export interface SqlOptions {
   onProgress?: (progress: QueryProgress) => void;
   /** Resolve to the raw Arrow IPC stream bytes instead of an `apache-arrow` Table. */
   ipc?: boolean;
+  /**
+   * `"page"`: run here; `"server"`: send to the server's SQL API; `"auto"`:
+   * send it when it reads more than the page's limit. Default: the
+   * session's `server.runOn`, else `"page"`. Progress is reported for runs
+   * in the page.
+   */
+  runOn?: "page" | "server" | "auto";
 }
 "#;
 
@@ -141,6 +203,26 @@ pub struct Wavelake {
     /// After `connect`: the recipient's tables, opened when a query names
     /// them.
     shared: Option<SharedCatalog>,
+    /// Where queries too large for the page go.
+    offload: Offload,
+    /// Where queries run when they do not say.
+    default_run_on: RunOn,
+}
+
+/// Why a session over static-host tables runs every query itself.
+const NO_SERVER: &str = "the tables are on a static host, which has no server to run queries";
+
+/// How one query ran.
+struct Outcome {
+    /// The rows as an Arrow IPC stream.
+    ipc: Vec<u8>,
+    ran_on: String,
+    reason: String,
+    server_reason: Option<String>,
+    elapsed_ms: f64,
+    bytes_read: Option<u64>,
+    bytes_fetched: u64,
+    bytes_received: u64,
 }
 
 fn engine_error(err: wavelake_engine::Error) -> JsValue {
@@ -193,10 +275,14 @@ impl Wavelake {
         #[wasm_bindgen(unchecked_param_type = "SharingProfile")] profile: JsValue,
     ) -> Result<Wavelake, JsValue> {
         let engine = session_engine(&profile)?;
+        let endpoint = string_field(&profile, "endpoint")?;
+        let token = string_field(&profile, "bearerToken")?;
+        let server_options = field(&profile, "server").unwrap_or(JsValue::UNDEFINED);
+        let (offload, default_run_on) = offload_options(&server_options, &endpoint, &token)?;
         let profile = SharingProfile {
             share_credentials_version: 1,
-            endpoint: string_field(&profile, "endpoint")?,
-            bearer_token: string_field(&profile, "bearerToken")?,
+            endpoint,
+            bearer_token: token,
             expiration_time: None,
         };
         let catalog = SharedCatalog::connect(&profile)
@@ -206,6 +292,8 @@ impl Wavelake {
         Ok(Self {
             engine,
             shared: Some(catalog),
+            offload,
+            default_run_on,
         })
     }
 
@@ -228,6 +316,8 @@ impl Wavelake {
         Ok(Self {
             engine: session_engine(&options)?,
             shared: None,
+            offload: Offload::none(NO_SERVER),
+            default_run_on: RunOn::Page,
         })
     }
 
@@ -268,7 +358,8 @@ impl Wavelake {
         self.register(&name, Arc::new(storage)).await
     }
 
-    /// Runs one SQL query in this page or process; resolves to an
+    /// Runs one SQL query — in this page or process, or with `runOn` on
+    /// the server (see {@link Wavelake.placement}) — and resolves to an
     /// `apache-arrow` Table (or, with `{ ipc: true }`, the Arrow IPC stream
     /// bytes). Time travel: `SELECT … FROM t VERSION AS OF 3` or
     /// `TIMESTAMP AS OF '2024-01-01 00:00:00'`; a table's history:
@@ -281,36 +372,52 @@ impl Wavelake {
         options: Option<SqlOptions>,
     ) -> Result<JsValue, JsValue> {
         let options: JsValue = options.map(Into::into).unwrap_or(JsValue::UNDEFINED);
-        let signal = field(&options, "signal").and_then(|s| s.dyn_into().ok());
-        let raw = field(&options, "ipc").and_then(|v| v.as_bool()) == Some(true);
-        let on_progress = field(&options, "onProgress").and_then(|f| f.dyn_into().ok());
-        abort::abortable(signal, async {
-            self.open_referenced(&query).await?;
-            let planned = self.engine.prepare(&query).await.map_err(engine_error)?;
-            let schema = planned.schema();
-            let batches = progress::collect(&planned, on_progress)
-                .await
-                .map_err(engine_error)?;
-            let mut bytes = Vec::new();
-            let mut writer = StreamWriter::try_new(&mut bytes, &schema)
-                .map_err(|e| js_error("ARROW_ERROR", &e.to_string()))?;
-            for batch in &batches {
-                writer
-                    .write(batch)
-                    .map_err(|e| js_error("ARROW_ERROR", &e.to_string()))?;
-            }
-            writer
-                .finish()
-                .map_err(|e| js_error("ARROW_ERROR", &e.to_string()))?;
-            drop(writer);
-            let array = js_sys::Uint8Array::from(bytes.as_slice());
-            Ok(if raw {
-                array.into()
-            } else {
-                table_from_ipc(&array)
-            })
-        })
-        .await
+        let outcome = self.run(&query, &options).await?;
+        Ok(rows(&outcome.ipc, &options))
+    }
+
+    /// Runs one SQL query as {@link Wavelake.sql} does and resolves to its
+    /// rows with where it ran (`page`, `server` or `cluster`), why, the
+    /// time it took and the bytes it read, fetched and received.
+    #[wasm_bindgen(unchecked_return_type = "QueryResult")]
+    pub async fn query(
+        &self,
+        query: String,
+        options: Option<SqlOptions>,
+    ) -> Result<JsValue, JsValue> {
+        let options: JsValue = options.map(Into::into).unwrap_or(JsValue::UNDEFINED);
+        let outcome = self.run(&query, &options).await?;
+        let result = serde_json::json!({
+            "ranOn": outcome.ran_on,
+            "reason": outcome.reason,
+            "serverReason": outcome.server_reason,
+            "elapsedMs": outcome.elapsed_ms,
+            "bytesRead": outcome.bytes_read,
+            "bytesFetched": outcome.bytes_fetched,
+            "bytesReceived": outcome.bytes_received,
+        });
+        let object = js_sys::JSON::parse(&result.to_string())?;
+        js_sys::Reflect::set(&object, &"table".into(), &rows(&outcome.ipc, &options))?;
+        Ok(object)
+    }
+
+    /// Where `query` would run with `runOn: "auto"`, and why, decided from
+    /// the Delta log before any data is fetched: `{ runOn, reason,
+    /// estimate }`. A page can offer to send a large query to the server.
+    #[wasm_bindgen(unchecked_return_type = "Placement")]
+    pub async fn placement(&self, query: String) -> Result<JsValue, JsValue> {
+        self.open_referenced(&query).await?;
+        let decision = self
+            .offload
+            .decide(&self.engine, self.shared.as_ref(), &query)
+            .await
+            .map_err(engine_error)?;
+        let placement = serde_json::json!({
+            "runOn": if decision.to_server { "server" } else { "page" },
+            "reason": decision.reason,
+            "estimate": decision.estimate,
+        });
+        js_sys::JSON::parse(&placement.to_string())
     }
 
     /// Runs a query and reports what it cost: `{ scans, rows, plan }`, with
@@ -381,6 +488,95 @@ impl Wavelake {
             })
     }
 
+    /// Runs `query` where `options.runOn` (or the session) says.
+    async fn run(&self, query: &str, options: &JsValue) -> Result<Outcome, JsValue> {
+        let signal = field(options, "signal").and_then(|s| s.dyn_into().ok());
+        let on_progress = field(options, "onProgress").and_then(|f| f.dyn_into().ok());
+        let run_on = RunOn::parse(field(options, "runOn"))?.unwrap_or(self.default_run_on);
+        let started = js_sys::Date::now();
+        abort::abortable(signal, async {
+            if run_on != RunOn::Server {
+                self.open_referenced(query).await?;
+            }
+            let mut decision = self.decide(query, run_on).await?;
+            if decision.to_server {
+                match self.server()?.run(query, None).await {
+                    Ok(answer) => {
+                        return Ok(Outcome {
+                            bytes_received: answer.ipc.len() as u64,
+                            ipc: answer.ipc.to_vec(),
+                            ran_on: answer.ran_on,
+                            reason: decision.reason,
+                            server_reason: Some(answer.reason),
+                            elapsed_ms: js_sys::Date::now() - started,
+                            bytes_read: answer.read_bytes.or(decision.estimate.map(|e| e.bytes)),
+                            bytes_fetched: 0,
+                        });
+                    }
+                    // Deciding alone, the package runs the query itself
+                    // when the server turns out to have no SQL API.
+                    Err(e @ wavelake_engine::Error::NoSqlApi { .. }) if run_on == RunOn::Auto => {
+                        self.open_referenced(query).await?;
+                        decision = Decision {
+                            to_server: false,
+                            reason: format!("{}, but {e}", decision.reason),
+                            ..decision
+                        };
+                    }
+                    Err(e) => return Err(engine_error(e)),
+                }
+            }
+            let planned = self.engine.prepare(query).await.map_err(engine_error)?;
+            let batches = progress::collect(&planned, on_progress)
+                .await
+                .map_err(engine_error)?;
+            let ipc = ipc_stream(&planned.schema(), &batches)?;
+            Ok(Outcome {
+                ipc,
+                ran_on: "page".into(),
+                reason: decision.reason,
+                server_reason: None,
+                elapsed_ms: js_sys::Date::now() - started,
+                bytes_read: decision.estimate.map(|e| e.bytes),
+                bytes_fetched: planned.progress().bytes_fetched,
+                bytes_received: 0,
+            })
+        })
+        .await
+    }
+
+    /// Where `query` goes when asked to run `run_on`.
+    async fn decide(&self, query: &str, run_on: RunOn) -> Result<Decision, JsValue> {
+        let asked = |to_server: bool, reason: &str| Decision {
+            to_server,
+            reason: reason.to_owned(),
+            estimate: None,
+        };
+        match run_on {
+            RunOn::Page => Ok(asked(false, "asked to run in the page")),
+            RunOn::Server => {
+                self.server()?;
+                Ok(asked(true, "asked to run on the server"))
+            }
+            RunOn::Auto => self
+                .offload
+                .decide(&self.engine, self.shared.as_ref(), query)
+                .await
+                .map_err(engine_error),
+        }
+    }
+
+    /// The server's SQL API, or an `INVALID_ARGUMENT` error saying why
+    /// there is none.
+    fn server(&self) -> Result<&wavelake_engine::server_sql::ServerSql, JsValue> {
+        self.offload.server().map_err(|why| {
+            js_error(
+                "INVALID_ARGUMENT",
+                &format!("this query cannot run on a server: {why}"),
+            )
+        })
+    }
+
     /// Registers the table in `storage` as `name`; its latest version.
     async fn register(&self, name: &str, storage: StorageRef) -> Result<f64, JsValue> {
         let snapshot = self
@@ -400,6 +596,33 @@ impl Wavelake {
                 .map_err(engine_error),
             None => Ok(()),
         }
+    }
+}
+
+/// `batches` as an Arrow IPC stream.
+fn ipc_stream(
+    schema: &arrow::datatypes::SchemaRef,
+    batches: &[arrow::array::RecordBatch],
+) -> Result<Vec<u8>, JsValue> {
+    let arrow_error = |e: arrow::error::ArrowError| js_error("ARROW_ERROR", &e.to_string());
+    let mut bytes = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut bytes, schema).map_err(arrow_error)?;
+    for batch in batches {
+        writer.write(batch).map_err(arrow_error)?;
+    }
+    writer.finish().map_err(arrow_error)?;
+    drop(writer);
+    Ok(bytes)
+}
+
+/// The rows of an IPC stream as the caller asked: an `apache-arrow` Table,
+/// or with `{ ipc: true }` the bytes.
+fn rows(ipc: &[u8], options: &JsValue) -> JsValue {
+    let array = js_sys::Uint8Array::from(ipc);
+    if field(options, "ipc").and_then(|v| v.as_bool()) == Some(true) {
+        array.into()
+    } else {
+        table_from_ipc(&array)
     }
 }
 

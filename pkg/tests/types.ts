@@ -1,7 +1,13 @@
 // Type-checked (tsc --noEmit --strict) against the built package's .d.ts by
 // tests/integration/npm_package.rs: the README's uses of the API, written
 // as a TypeScript user would.
-import init, { Wavelake, type QueryProgress, type QueryReport } from "../dist/wavelake.js";
+import init, {
+  Wavelake,
+  type Placement,
+  type QueryProgress,
+  type QueryReport,
+  type QueryResult,
+} from "../dist/wavelake.js";
 import type { Table } from "apache-arrow";
 
 export async function tour(endpoint: string, bearerToken: string): Promise<number> {
@@ -20,6 +26,14 @@ export async function tour(endpoint: string, bearerToken: string): Promise<numbe
   const bytes = (await lake.sql("SELECT 1", { ipc: true })) as Uint8Array;
   const report: QueryReport = await lake.explain(`SELECT * FROM ${names[0]}`);
   const fetched: number = report.scans.reduce((sum, scan) => sum + scan.bytes_fetched, 0);
+  const offloading = await Wavelake.connect({ endpoint, bearerToken, server: { maxPageBytes: 1 << 28, runOn: "auto" } });
+  const advice: Placement = await offloading.placement(`SELECT * FROM ${names[0]}`);
+  const ran: QueryResult = await offloading.query(`SELECT * FROM ${names[0]}`, {
+    runOn: advice.runOn === "server" ? "server" : "page",
+  });
+  const where: "page" | "server" | "cluster" = ran.ranOn;
+  const took: number = ran.elapsedMs + ran.bytesFetched + ran.bytesReceived + (ran.bytesRead ?? 0);
+  void where;
   const onHost = await Wavelake.openTable("trips", "https://data.example.com/trips/", { cacheBytes: 0 });
   const version: number = await onHost.addTableFromUrls("presigned", {
     "_delta_log/00000000000000000000.json": "https://bucket.example.com/t/00.json?sig=1",
@@ -30,5 +44,5 @@ export async function tour(endpoint: string, bearerToken: string): Promise<numbe
     const code: unknown = (error as Error & { code: string }).code;
     void code;
   }
-  return table.numRows + bytes.length + fetched + version + schemas.length + seen.length;
+  return table.numRows + bytes.length + fetched + version + schemas.length + seen.length + took;
 }

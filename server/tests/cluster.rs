@@ -388,6 +388,40 @@ fn placement(server: &Server, sql: &str) -> String {
         .to_owned()
 }
 
+/// The npm package in Node, as a recipient of `acme.big` and `acme.small`:
+/// large queries go to the server and on to the cluster, a static-host
+/// copy of `small` stays in the page (see `pkg/tests/placement.mjs`).
+fn the_package_sends_large_queries_to_the_server(dir: &Path, root: &Path, server: &Server) {
+    if !wavelake_tests::npm_package_built() {
+        eprintln!("SKIPPED the npm package part: scripts/build-pkg.sh builds it");
+        return;
+    }
+    for sql in [
+        "CREATE SHARE lake",
+        "ALTER SHARE lake ADD TABLE acme.big",
+        "ALTER SHARE lake ADD TABLE acme.small",
+    ] {
+        let (status, body) = server.sql(ADMIN, sql);
+        assert_eq!(status, StatusCode::OK, "{sql}: {body}");
+    }
+    let profile = dir.join("reader.share");
+    std::fs::write(&profile, server.recipient("reader", "lake")).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let host = runtime
+        .block_on(wavelake_tests::http_server::TestHttpServer::start(
+            &root.join("acme"),
+        ))
+        .unwrap();
+    let stdout = wavelake_tests::run_node(
+        &wavelake_tests::package_dir().join("tests/placement.mjs"),
+        &[
+            profile.display().to_string(),
+            format!("{}/small/", host.url),
+        ],
+    );
+    eprintln!("{}", stdout.trim());
+}
+
 #[test]
 fn queries_go_to_the_cluster_by_size_and_a_lost_scheduler_is_a_clear_error() {
     let _serial = one_cluster_at_a_time();
@@ -420,6 +454,7 @@ fn queries_go_to_the_cluster_by_size_and_a_lost_scheduler_is_a_clear_error() {
     let (status, body) = server.sql_in(ADMIN, big, Some("acme"));
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["rows"][0]["n"], 100000);
+    the_package_sends_large_queries_to_the_server(dir.path(), &root, &server);
 
     drop(cluster);
     let (status, body) = server.sql_in(ADMIN, big, Some("acme"));
