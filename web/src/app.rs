@@ -16,10 +16,11 @@ use crate::download;
 use crate::explain::ExplainView;
 use crate::grid::ResultGrid;
 use crate::history;
-use crate::session::{self, Answer, Connection, Session};
+use crate::session::{self, Answer, Connection, Session, megabytes, now_ms};
 use crate::sidebar::TableTree;
 use crate::table_page::TablePage;
 use crate::write_panel::{UploadForm, is_write};
+use wavelake_engine::server_sql::{DEFAULT_MAX_PAGE_BYTES, Decision};
 
 /// The whole app; `origin` is the page's origin.
 #[component]
@@ -82,6 +83,54 @@ enum ResultView {
     Explain,
 }
 
+/// What happens to a query that reads more than the page's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LargeQueries {
+    /// Offer to send it to the server.
+    Ask,
+    /// Send it to the server.
+    Send,
+    /// Run it in the page anyway.
+    Keep,
+}
+
+impl LargeQueries {
+    const ALL: [(Self, &'static str, &'static str); 3] = [
+        (
+            Self::Ask,
+            "ask",
+            "Ask before sending large queries to the server",
+        ),
+        (Self::Send, "send", "Send large queries to the server"),
+        (Self::Keep, "keep", "Run every query in this page"),
+    ];
+
+    fn from_value(value: &str) -> Self {
+        Self::ALL
+            .iter()
+            .find(|(_, v, _)| *v == value)
+            .map_or(Self::Ask, |(choice, _, _)| *choice)
+    }
+}
+
+/// Where the user asked one query to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    /// As the setting for large queries says.
+    BySize,
+    /// On the server.
+    Server,
+    /// In this page.
+    Page,
+}
+
+/// A query the page offers to send to the server, and why.
+#[derive(Debug, Clone, PartialEq)]
+struct Offer {
+    sql: String,
+    reason: String,
+}
+
 /// A connected session's screen.
 #[component]
 fn Workspace(session: SessionHandle) -> Element {
@@ -104,6 +153,9 @@ fn Workspace(session: SessionHandle) -> Element {
     let mut notice = use_signal(|| None::<String>);
     let mut running = use_signal(|| None::<Task>);
     let mut progress = use_signal(|| None::<QueryProgress>);
+    let mut large = use_signal(|| LargeQueries::Ask);
+    let mut max_page_mb = use_signal(|| DEFAULT_MAX_PAGE_BYTES / (1 << 20));
+    let mut offer = use_signal(|| None::<Offer>);
     let mut past = use_signal(history::load);
     let refresher = session.clone();
     // After a write: list the tables again, read every table at its latest.
@@ -119,10 +171,11 @@ fn Workspace(session: SessionHandle) -> Element {
         });
     });
     let run_session = session.clone();
-    let run = use_callback(move |()| {
+    let run = use_callback(move |choice: Choice| {
         if running().is_some() {
             return;
         }
+        offer.set(None);
         error.set(None);
         notice.set(None);
         progress.set(None);
@@ -133,23 +186,57 @@ fn Workspace(session: SessionHandle) -> Element {
         let remembered = history::with_query(past(), &sql);
         history::store(&remembered);
         past.set(remembered);
+        let (setting, limit) = (large(), max_page_mb().saturating_mul(1 << 20));
         let task = spawn(async move {
-            let outcome = if is_write(&sql) {
-                run_on_server(&session, &sql)
+            let started = now_ms();
+            let asked = |reason: &str| Decision {
+                to_server: false,
+                reason: reason.to_owned(),
+                estimate: None,
+            };
+            let decision = match (choice, setting) {
+                _ if is_write(&sql) => Ok(asked("")),
+                (Choice::Page, _) => Ok(asked("you chose to run it in this page")),
+                (Choice::Server, _) => Ok(Decision {
+                    to_server: true,
+                    ..asked("you chose to send it to the server")
+                }),
+                (Choice::BySize, LargeQueries::Keep) => {
+                    Ok(asked("large queries are set to run in this page"))
+                }
+                (Choice::BySize, _) => session.placement(&sql, limit).await,
+            };
+            let outcome = match decision {
+                _ if is_write(&sql) => write_on_server(&session, &sql)
                     .await
-                    .inspect(|_| changed.call("The statement ran on the server.".into()))
-            } else {
-                match session.prepare(&sql).await {
+                    .inspect(|_| changed.call("The statement ran on the server.".into())),
+                Err(why) => Err(why),
+                Ok(decision)
+                    if decision.to_server
+                        && setting == LargeQueries::Ask
+                        && choice == Choice::BySize =>
+                {
+                    offer.set(Some(Offer {
+                        sql: sql.clone(),
+                        reason: decision.reason,
+                    }));
+                    running.set(None);
+                    return;
+                }
+                Ok(decision) if decision.to_server => {
+                    session.run_on_server(&sql, decision.reason, started).await
+                }
+                Ok(decision) => match session.prepare(&sql).await {
                     // Show what the query has read while it runs.
                     Ok(planned) => {
-                        session::run(&planned, |now| {
+                        session::run(&planned, decision, started, |now| {
                             let mut shown = progress;
                             shown.set(Some(now));
                         })
                         .await
                     }
                     Err(why) => Err(why),
-                }
+                },
             };
             match outcome {
                 Ok(answer) => result.set(Some(answer)),
@@ -254,7 +341,7 @@ fn Workspace(session: SessionHandle) -> Element {
                                         && (modifiers.contains(Modifiers::CONTROL) || modifiers.contains(Modifiers::META))
                                     {
                                         e.prevent_default();
-                                        run.call(());
+                                        run.call(Choice::BySize);
                                     } else if e.key() == Key::Tab {
                                         let offered = completion();
                                         if let Some(first) = offered.names.first() {
@@ -288,7 +375,7 @@ fn Workspace(session: SessionHandle) -> Element {
                                 }
                             }
                             div { class: "actions",
-                                button { class: "run", disabled: running().is_some(), onclick: move |_| run.call(()),
+                                button { class: "run", disabled: running().is_some(), onclick: move |_| run.call(Choice::BySize),
                                     if running().is_some() { "Running…" } else { "Run (Ctrl+Enter)" }
                                 }
                                 if running().is_some() {
@@ -300,6 +387,30 @@ fn Workspace(session: SessionHandle) -> Element {
                                     for (index, past_query) in past().into_iter().enumerate() {
                                         option { key: "{index}", value: "{past_query}", "{past_query}" }
                                     }
+                                }
+                            }
+                            div { class: "placement-settings",
+                                select { name: "large-queries", aria_label: "Large queries",
+                                    onchange: move |e| large.set(LargeQueries::from_value(&e.value())),
+                                    for (choice, value, label) in LargeQueries::ALL {
+                                        option { key: "{value}", value: "{value}", selected: large() == choice, "{label}" }
+                                    }
+                                }
+                                label { "Page limit (MB) "
+                                    input { name: "max-page-mb", r#type: "number", min: "0", value: "{max_page_mb}",
+                                        oninput: move |e| {
+                                            if let Ok(mb) = e.value().trim().parse::<u64>() {
+                                                max_page_mb.set(mb);
+                                            }
+                                        },
+                                    }
+                                }
+                            }
+                            if let Some(offered) = offer() {
+                                div { class: "offer", role: "alert",
+                                    p { "This query is large for a page: {offered.reason}." }
+                                    button { class: "send-to-server", onclick: move |_| run.call(Choice::Server), "Run on the server" }
+                                    button { class: "run-here", onclick: move |_| run.call(Choice::Page), "Run in this page" }
                                 }
                             }
                             if let Some(p) = progress() {
@@ -339,6 +450,9 @@ fn Workspace(session: SessionHandle) -> Element {
                                         "Download Parquet"
                                     }
                                 }
+                                if let Some(ran) = &answer.ran {
+                                    p { class: "ran", "{ran.summary()}" }
+                                }
                                 match view() {
                                     ResultView::Rows => rsx! { ResultGrid { table: answer.table } },
                                     ResultView::Chart => rsx! { ChartView { table: answer.table } },
@@ -355,7 +469,7 @@ fn Workspace(session: SessionHandle) -> Element {
 
 /// Runs a statement that changes tables on the server, when the page came
 /// from one and the token may write.
-async fn run_on_server(session: &Session, sql: &str) -> Result<Answer, String> {
+async fn write_on_server(session: &Session, sql: &str) -> Result<Answer, String> {
     let Some(api) = session.api().filter(|_| session.access().can_write()) else {
         return Err(
             "Not allowed: this statement changes tables, which only a Wavelake server does for a \
@@ -371,6 +485,7 @@ async fn run_on_server(session: &Session, sql: &str) -> Result<Answer, String> {
         batches,
         scans: Vec::new(),
         plan: "The statement ran on the server.".into(),
+        ran: None,
     })
 }
 
@@ -401,11 +516,6 @@ fn editor_cursor() -> Option<usize> {
     {
         None
     }
-}
-
-/// Bytes as megabytes with one decimal.
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1}", bytes as f64 / 1e6)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use wavelake_engine::metadata_tables::{MetadataKind, history_batch, snapshot_batch};
+use wavelake_engine::server_sql::{Decision, Offload, ServerSql};
 use wavelake_engine::sharing::{QueryOptions, SharedCatalog, SharingProfile, open_shared_table};
 use wavelake_engine::stats::FileStats;
 use wavelake_engine::storage::{HttpStorage, RangeCache};
@@ -61,6 +62,9 @@ pub struct Session {
     api: Option<ServerApi>,
     /// What the token may do there.
     access: Access,
+    /// The SQL API queries too large for the page go to, or why there is
+    /// none.
+    server_sql: Result<ServerSql, String>,
     /// Column names of the tables opened so far (for completion).
     columns: RefCell<BTreeMap<String, Vec<String>>>,
 }
@@ -76,6 +80,20 @@ impl Session {
         });
         let mut api = None;
         let mut access = Access::default();
+        let server_sql = match &connection {
+            Connection::ThisServer { origin, token } => {
+                let url = format!("{}/api/v1/sql", origin.trim_end_matches('/'));
+                ServerSql::new(&url, token).map_err(describe)
+            }
+            Connection::Sharing { endpoint, token } => {
+                ServerSql::beside_sharing_endpoint(endpoint, token).ok_or_else(|| {
+                    "this sharing server is not a Wavelake server, so it has no SQL API".to_owned()
+                })
+            }
+            Connection::StaticTable { .. } => {
+                Err("the table is on a static host, which has no server to run queries".to_owned())
+            }
+        };
         let sharing = match &connection {
             Connection::ThisServer { origin, token } => {
                 let server = ServerApi::new(origin, token);
@@ -116,6 +134,7 @@ impl Session {
             connection,
             api,
             access,
+            server_sql,
             columns: RefCell::default(),
         })
     }
@@ -280,15 +299,84 @@ impl Session {
         names
     }
 
-    /// Plans one query (opening the shared tables it names); its progress
-    /// can be read while [`run`] runs it.
-    pub async fn prepare(&self, query: &str) -> Result<PlannedQuery, String> {
+    /// Where `query` should run when the page reads at most
+    /// `max_page_bytes`: decided from the Delta log of the tables it names
+    /// (opened here), before any data is fetched.
+    pub async fn placement(&self, query: &str, max_page_bytes: u64) -> Result<Decision, String> {
+        self.open_referenced(query).await?;
+        let offload = match &self.server_sql {
+            Ok(server) => Offload::to(server.clone(), max_page_bytes),
+            Err(why) => Offload::none(why.clone()),
+        };
+        offload
+            .decide(&self.engine, self.catalog().as_ref(), query)
+            .await
+            .map_err(describe)
+    }
+
+    /// Runs `query` on the server (sent there for `reason`, at `started`
+    /// in milliseconds), which runs it in its process or on its cluster.
+    pub async fn run_on_server(
+        &self,
+        query: &str,
+        reason: String,
+        started: f64,
+    ) -> Result<Answer, String> {
+        let server = self
+            .server_sql
+            .as_ref()
+            .map_err(|why| format!("Not possible: {why}"))?;
+        // Unqualified names resolve in the namespace of the first table
+        // named (a token may have several).
+        let namespace = self
+            .engine
+            .table_references(query)
+            .into_iter()
+            .find_map(|name| name.split_once('.').map(|(schema, _)| schema.to_owned()))
+            .filter(|_| matches!(self.connection, Connection::ThisServer { .. }));
+        let answer = server
+            .run(query, namespace.as_deref())
+            .await
+            .map_err(describe)?;
+        let batches = answer.batches().map_err(describe)?;
+        let table = ResultTable::from_batches(&batches).map_err(|e| e.to_string())?;
+        let ran = Ran {
+            site: if answer.ran_on == "cluster" {
+                Site::Cluster
+            } else {
+                Site::Server
+            },
+            reason,
+            server_reason: Some(answer.reason),
+            elapsed_ms: now_ms() - started,
+            bytes_read: answer.read_bytes,
+            bytes_fetched: 0,
+            bytes_received: answer.ipc.len() as u64,
+        };
+        Ok(Answer {
+            table,
+            batches,
+            scans: Vec::new(),
+            plan: format!("The query ran on {}; its plan is there.", ran.site.name()),
+            ran: Some(ran),
+        })
+    }
+
+    /// Opens the shared tables `query` names that are not open yet.
+    async fn open_referenced(&self, query: &str) -> Result<(), String> {
         if let Some(catalog) = self.catalog() {
             catalog
                 .open_referenced(&self.engine, query)
                 .await
                 .map_err(describe)?;
         }
+        Ok(())
+    }
+
+    /// Plans one query (opening the shared tables it names); its progress
+    /// can be read while [`run`] runs it.
+    pub async fn prepare(&self, query: &str) -> Result<PlannedQuery, String> {
+        self.open_referenced(query).await?;
         for name in self.engine.table_references(query) {
             if self.columns.borrow().contains_key(&name) {
                 continue;
@@ -411,25 +499,156 @@ pub struct Answer {
     pub scans: Vec<ScanProfile>,
     /// The executed plan with its metrics (`EXPLAIN ANALYZE`).
     pub plan: String,
+    /// Where and how a query ran (`None` for a statement that changed
+    /// tables).
+    pub ran: Option<Ran>,
+}
+
+/// Where a query ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    /// In this page.
+    Page,
+    /// In the server's process.
+    Server,
+    /// On the server's cluster.
+    Cluster,
+}
+
+impl Site {
+    /// Where, in words.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Page => "this page",
+            Self::Server => "the server",
+            Self::Cluster => "the server's cluster",
+        }
+    }
+}
+
+/// Where a query ran, why, and what it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ran {
+    /// Where.
+    pub site: Site,
+    /// Why it ran in the page or was sent to the server.
+    pub reason: String,
+    /// Where the server ran it and why.
+    pub server_reason: Option<String>,
+    /// Milliseconds from the run to the last row.
+    pub elapsed_ms: f64,
+    /// Bytes of the data files read after pruning, from the Delta log.
+    pub bytes_read: Option<u64>,
+    /// Bytes the page fetched from storage.
+    pub bytes_fetched: u64,
+    /// Bytes of the answer received from the server.
+    pub bytes_received: u64,
+}
+
+impl Ran {
+    /// One line for the result view: where, why, time and bytes.
+    pub fn summary(&self) -> String {
+        let mut line = format!("Ran on {}", self.site.name());
+        if self.site == Site::Page {
+            line = "Ran in this page".into();
+        }
+        let seconds = self.elapsed_ms / 1000.0;
+        line.push_str(&format!(" in {seconds:.2} s"));
+        if let Some(read) = self.bytes_read {
+            let there = if self.site == Site::Page {
+                ""
+            } else {
+                " there"
+            };
+            line.push_str(&format!(", reading {}{there}", human_bytes(read)));
+        }
+        if self.site == Site::Page {
+            line.push_str(&format!(", {} fetched", human_bytes(self.bytes_fetched)));
+        } else {
+            line.push_str(&format!(", {} received", human_bytes(self.bytes_received)));
+        }
+        line.push_str(&format!(". Why: {}", self.reason));
+        if let Some(server) = &self.server_reason {
+            line.push_str(&format!("; the server: {server}"));
+        }
+        line.push('.');
+        line
+    }
+}
+
+/// Bytes as megabytes with one decimal.
+pub fn megabytes(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1e6)
+}
+
+/// Bytes in the unit that reads best: `812 bytes`, `6.2 kB`, `4.3 MB`,
+/// `1.25 GB`.
+pub fn human_bytes(bytes: u64) -> String {
+    let value = bytes as f64;
+    match bytes {
+        0..1_000 => format!("{bytes} bytes"),
+        1_000..1_000_000 => format!("{:.1} kB", value / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", value / 1e6),
+        _ => format!("{:.2} GB", value / 1e9),
+    }
+}
+
+/// Why a table page's preview runs in the page: it reads a few rows.
+pub fn previewed() -> Decision {
+    Decision {
+        to_server: false,
+        reason: "a table's preview reads a few rows".into(),
+        estimate: None,
+    }
+}
+
+/// Milliseconds on the page's clock.
+pub fn now_ms() -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    }
 }
 
 /// How often a running query's progress is reported.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(150);
 
-/// Runs a planned query in the page, telling `report` how far it has got
-/// while it runs.
-pub async fn run(planned: &PlannedQuery, report: impl Fn(QueryProgress)) -> Result<Answer, String> {
+/// Runs a planned query in the page (kept there by `decision`, at
+/// `started` in milliseconds), telling `report` how far it has got while
+/// it runs.
+pub async fn run(
+    planned: &PlannedQuery,
+    decision: Decision,
+    started: f64,
+    report: impl Fn(QueryProgress),
+) -> Result<Answer, String> {
     let batches = planned
         .collect_reporting(PROGRESS_INTERVAL, report)
         .await
         .map_err(describe)?;
     let table = ResultTable::from_batches(&batches).map_err(|e| e.to_string())?;
     let profile = planned.profile(batches.clone());
+    let ran = Ran {
+        site: Site::Page,
+        reason: decision.reason,
+        server_reason: None,
+        elapsed_ms: now_ms() - started,
+        bytes_read: decision.estimate.map(|e| e.bytes),
+        bytes_fetched: planned.progress().bytes_fetched,
+        bytes_received: 0,
+    };
     Ok(Answer {
         table,
         batches,
         scans: profile.scans,
         plan: profile.plan,
+        ran: Some(ran),
     })
 }
 
@@ -445,4 +664,46 @@ pub fn describe(err: wavelake_engine::Error) -> String {
         _ => "Something went wrong",
     };
     format!("{kind}: {err}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_in_their_unit() {
+        assert_eq!(human_bytes(812), "812 bytes");
+        assert_eq!(human_bytes(6_248), "6.2 kB");
+        assert_eq!(human_bytes(4_263_376), "4.3 MB");
+        assert_eq!(human_bytes(1_250_000_000), "1.25 GB");
+    }
+
+    #[test]
+    fn the_summary_says_where_why_how_long_and_how_many_bytes() {
+        let mut ran = Ran {
+            site: Site::Page,
+            reason: "it reads 2000000 bytes in 2 files, within the page's limit".into(),
+            server_reason: None,
+            elapsed_ms: 1250.0,
+            bytes_read: Some(2_000_000),
+            bytes_fetched: 300_000,
+            bytes_received: 0,
+        };
+        assert_eq!(
+            ran.summary(),
+            "Ran in this page in 1.25 s, reading 2.0 MB, 300.0 kB fetched. Why: it reads 2000000 \
+             bytes in 2 files, within the page's limit."
+        );
+        ran.site = Site::Cluster;
+        ran.reason = "you chose to send it to the server".into();
+        ran.server_reason =
+            Some("it reads 2000000 bytes in 2 files, at least the threshold".into());
+        ran.bytes_received = 1_500;
+        assert_eq!(
+            ran.summary(),
+            "Ran on the server's cluster in 1.25 s, reading 2.0 MB there, 1.5 kB received. Why: \
+             you chose to send it to the server; the server: it reads 2000000 bytes in 2 files, at \
+             least the threshold."
+        );
+    }
 }

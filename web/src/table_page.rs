@@ -31,7 +31,8 @@ pub fn TablePage(
             let planned = session
                 .prepare(&format!("SELECT * FROM {table} LIMIT {PREVIEW_ROWS}"))
                 .await?;
-            let preview = session::run(&planned, |_| {}).await?;
+            let preview =
+                session::run(&planned, session::previewed(), session::now_ms(), |_| {}).await?;
             Ok::<_, String>((snapshot, preview.table))
         }
     }));

@@ -6,7 +6,8 @@
 // Signs in with TOKEN, opens the table's page, runs queries (Ctrl+Enter,
 // progress, sorting, the explain view, a chart, completion), time-travels
 // to version 1 and back, cancels a long query, uploads a CSV and queries
-// it, and updates it with a statement the server runs. Saves a screenshot
+// it, and updates it with a statement the server runs; a query above the
+// page's limit is offered to the server and runs there when accepted. Saves a screenshot
 // of each screen in OUT_DIR and prints the timings as JSON.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -62,6 +63,8 @@ try {
   assert.match(progress, /^\d+ of \d+ files · [\d.]+ MB fetched/, progress);
   const summary = await page.textContent(".grid-summary");
   assert.match(summary, /^3 rows/, summary);
+  const ranHere = await page.textContent(".ran");
+  assert.match(ranHere, /^Ran in this page in [\d.]+ s, reading [\d.]+ (bytes|kB|MB), [\d.]+ (bytes|kB|MB) fetched\. Why: it reads \d+ bytes in \d+ files, within the page's limit of 268435456 bytes\.$/, ranHere);
   await page.click(".grid th >> nth=1");
   await page.waitForSelector(".grid th:has-text('▲')");
   await shot(page, "2-result");
@@ -126,6 +129,31 @@ try {
   await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
   await firstCell(page, `SELECT count(*) AS n FROM ${untouched}`, "100");
 
+  // With a limit of 0 MB, the page offers to send the query to the
+  // server, which runs it; the result says where and why.
+  await page.fill("input[name=max-page-mb]", "0");
+  await page.fill("textarea.sql", `SELECT count(*) AS n FROM ${table}`);
+  await page.click("button.run");
+  await page.waitForSelector(".offer button.send-to-server");
+  const offered = await page.textContent(".offer");
+  assert.match(offered, /more than the page's limit of 0 bytes/, offered);
+  await page.click(".offer button.send-to-server");
+  await page.waitForSelector(".ran:has-text('Ran on the server')", { timeout: 60_000 });
+  assert.equal(await page.textContent(".grid tbody td"), "450");
+  const ranThere = await page.textContent(".ran");
+  assert.match(ranThere, / (bytes|kB) received\. Why: you chose to send it to the server; the server: it reads \d+ bytes in \d+ files, and no cluster is configured\.$/, ranThere);
+  await shot(page, "7b-ran-on-the-server");
+  // Declined, the query runs in the page; set to keep queries, it is not
+  // offered at all.
+  await page.click("button.run");
+  await page.click(".offer button.run-here");
+  await page.waitForSelector(".ran:has-text('Ran in this page')");
+  await page.selectOption("select[name=large-queries]", "keep");
+  await firstCell(page, `SELECT count(*) AS n FROM ${table} WHERE fare > 0`, "450");
+  assert.match(await page.textContent(".ran"), /Why: large queries are set to run in this page\.$/);
+  await page.selectOption("select[name=large-queries]", "ask");
+  await page.fill("input[name=max-page-mb]", "256");
+
   // Upload a CSV as a new table, query it in the page, change it on the
   // server.
   const namespace = table.split(".")[0];
@@ -157,10 +185,14 @@ try {
   assert.ok(remembered.includes(`SELECT count(*) AS n FROM ${table}`), JSON.stringify(remembered));
 
   // Rows came from range reads of the tables' files; the server's SQL
-  // endpoint saw only the statement that changes a table.
+  // endpoint saw only the query sent there and the statement that changes
+  // a table.
   assert.ok(requests.some(({ url }) => url.includes("/files/") || url.includes("X-Amz-")), "range reads of files");
   const serverSql = requests.filter(({ url }) => url.includes("/api/v1/sql")).map(({ body }) => JSON.parse(body).sql);
-  assert.deepEqual(serverSql, [`UPDATE ${namespace}.visits SET visits = 10 WHERE city = 'Oslo'`]);
+  assert.deepEqual(serverSql, [
+    `SELECT count(*) AS n FROM ${table}`,
+    `UPDATE ${namespace}.visits SET visits = 10 WHERE city = 'Oslo'`,
+  ]);
   assert.deepEqual(errors, [], "no page errors");
   console.log(JSON.stringify({ table, summary, progress, ...timings }));
 } finally {

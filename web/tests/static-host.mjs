@@ -37,6 +37,9 @@ try {
     expected,
     { timeout: 60_000 },
   );
+  // No server to send queries to: they stay in the page, which says why.
+  const ran = await page.textContent(".ran");
+  assert.match(ran, /Why: it runs in the page: the table is on a static host, which has no server to run queries\.$/, ran);
   // No server to write through: a write is refused in words.
   await page.fill("textarea.sql", "DELETE FROM t");
   await page.click("button.run");
