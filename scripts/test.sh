@@ -29,6 +29,17 @@ cargo clippy --all-targets -p wavelake-engine -p wavelake-server -p wavelake-tes
 cargo clippy --target wasm32-unknown-unknown -p wavelake-engine --features http --lib --test wasm_http -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p wavelake-pkg -p wavelake-web -- -D warnings
 
+step "the npm package and the web app link the read path only"
+for reader in wavelake-pkg wavelake-web; do
+  features="$(cargo tree -p "$reader" --target wasm32-unknown-unknown -e features -i wavelake-engine)"
+  if grep -qE 'wavelake-engine feature "(write|ingest|native)"' <<<"$features"; then
+    echo "$reader links the engine's write path (feature write, ingest or native):" >&2
+    grep -E 'wavelake-engine feature' <<<"$features" | sort -u >&2
+    exit 1
+  fi
+done
+echo "wavelake-pkg and wavelake-web build wavelake-engine without its write path"
+
 step "the npm package (wasm-pack) into pkg/dist"
 scripts/build-pkg.sh
 

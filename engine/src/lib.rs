@@ -21,13 +21,20 @@
 //!   log, or a Delta Sharing server's answers); [`profile`]: what a query cost;
 //!   [`statement`]: the one classifier that parses a statement with the
 //!   dialect that runs it and says whether it writes, and which tables.
-//! - [`transaction`]: commits with put-if-absent, conflict detection and
-//!   rebasing, and [`data_file`]: Parquet data files with Delta statistics
-//!   (the start of the write path).
+//! - [`parquet_guard`]: checks a Parquet file's layout and page headers
+//!   before decoding, and contains decoder panics.
+//! - The write path, only with the `write` feature (the server has it; the
+//!   npm package and the web app do not link it): `transaction` (commits
+//!   with put-if-absent, conflict detection and rebasing), `data_file`
+//!   (Parquet data files with Delta statistics) and `write` (DML, MERGE,
+//!   DDL, OPTIMIZE, VACUUM, RESTORE, checkpoints). The read path never
+//!   calls into it but through the table provider's DML methods and the
+//!   session's statement handler, which a read-only build leaves out.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod changes;
 pub mod command;
+#[cfg(feature = "write")]
 pub mod data_file;
 #[cfg(feature = "distributed")]
 pub mod distributed;
@@ -40,6 +47,7 @@ pub mod ingest;
 pub mod log;
 pub mod memory;
 pub mod metadata_tables;
+pub mod parquet_guard;
 pub mod partition;
 pub mod profile;
 pub mod protocol;
@@ -56,8 +64,10 @@ pub mod stats;
 pub mod storage;
 pub mod table;
 pub mod timer;
+#[cfg(feature = "write")]
 pub mod transaction;
 pub mod versions;
+#[cfg(feature = "write")]
 pub mod write;
 
 pub use engine::{Engine, EngineOptions, PlannedQuery};

@@ -260,7 +260,7 @@ pub fn snapshot_batch(kind: MetadataKind, snapshot: &Snapshot) -> Result<RecordB
     Ok(RecordBatch::try_new(kind.schema(), columns)?)
 }
 
-/// Commits (oldest first, as [`Table::history`] gives them) as
+/// Commits (oldest first, as [`crate::Table::history`] gives them) as
 /// `delta_history` returns them: newest first.
 pub fn history_batch(mut history: Vec<CommitEntry>) -> Result<RecordBatch> {
     history.reverse();

@@ -128,3 +128,27 @@ async fn golden_tables_read_over_http_in_wasm() {
         "failed over HTTP in wasm32: {failures:?}"
     );
 }
+
+/// This build has no write path (the `write` feature is off, as in the
+/// npm package and the web app): a session that is not even read-only
+/// still refuses what only the write path runs, and still reads.
+#[wasm_bindgen_test]
+async fn a_build_without_the_write_path_refuses_writes_and_still_reads() {
+    let engine = Engine::new();
+    for statement in [
+        "CREATE TABLE t (id BIGINT) LOCATION 'memory:///t'",
+        "OPTIMIZE t",
+        "VACUUM t",
+        "ALTER TABLE t SET TBLPROPERTIES ('a' = 'b')",
+    ] {
+        match engine.sql(statement).await {
+            Err(wavelake_engine::Error::NotAllowed(message)) => {
+                assert!(message.contains("only reads"), "{statement}: {message}");
+            }
+            Err(other) => panic!("{statement}: {other:?}"),
+            Ok(_) => panic!("{statement} ran without a write path"),
+        }
+    }
+    let rows = engine.query("SELECT 40 + 2 AS n").await.expect("a query");
+    assert_eq!(rows[0].num_rows(), 1);
+}

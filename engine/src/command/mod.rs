@@ -21,8 +21,23 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::schema::{DataType, StructField, StructType};
 use crate::statement::WavelakeDialect;
-use crate::write::NewTable;
 use crate::{Error, Result};
+
+/// A table to create: what `CREATE TABLE` says about it (the write path
+/// turns it into version 0's protocol and metadata).
+#[derive(Debug, Clone, Default)]
+pub struct NewTable {
+    /// Columns.
+    pub schema: Option<StructType>,
+    /// Partition columns, by name, in order.
+    pub partition_columns: Vec<String>,
+    /// Table properties (`delta.*` and others).
+    pub properties: std::collections::HashMap<String, String>,
+    /// The table's name, recorded in its metadata.
+    pub name: Option<String>,
+    /// A description, recorded in its metadata.
+    pub description: Option<String>,
+}
 
 /// A statement of the engine's own.
 #[derive(Debug, Clone)]

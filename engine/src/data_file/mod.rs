@@ -9,14 +9,12 @@
 //! JSON number cannot hold exactly, floats with NaN, booleans, binary and
 //! nested lists or maps get null counts only.
 
-mod layout;
-pub mod page_header;
 mod statistics;
 
-pub use layout::{
-    MAX_COLUMN_CHUNK_BYTES, catch_decoder_panic, check_layout, contain_decoder_panics,
+pub use crate::parquet_guard::{
+    MAX_COLUMN_CHUNK_BYTES, MAX_PAGE_BYTES, catch_decoder_panic, check_layout, check_pages,
+    contain_decoder_panics, page_header,
 };
-pub use page_header::{MAX_PAGE_BYTES, check_pages};
 
 pub use statistics::StatisticsAccumulator;
 

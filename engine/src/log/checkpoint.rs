@@ -83,7 +83,7 @@ pub fn decode_actions(path: &str, bytes: Bytes) -> Result<ActionBatch> {
 /// Decodes the actions of a Parquet checkpoint or sidecar. `remove`
 /// actions are skipped: in a checkpoint they are only tombstones for VACUUM.
 pub fn decode_parquet_actions(path: &str, bytes: Bytes) -> Result<ActionBatch> {
-    crate::data_file::contain_decoder_panics(path, || decode_parquet_checkpoint(path, bytes))
+    crate::parquet_guard::contain_decoder_panics(path, || decode_parquet_checkpoint(path, bytes))
 }
 
 fn decode_parquet_checkpoint(path: &str, bytes: Bytes) -> Result<ActionBatch> {
@@ -91,8 +91,8 @@ fn decode_parquet_checkpoint(path: &str, bytes: Bytes) -> Result<ActionBatch> {
     let len = bytes.len() as u64;
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| corrupt(&e))?;
-    crate::data_file::check_layout(path, builder.metadata(), len)?;
-    crate::data_file::check_pages(path, builder.metadata(), &bytes)?;
+    crate::parquet_guard::check_layout(path, builder.metadata(), len)?;
+    crate::parquet_guard::check_pages(path, builder.metadata(), &bytes)?;
     let descr = builder.parquet_schema();
     let has_stats_json = descr
         .columns()

@@ -37,7 +37,7 @@ pub async fn tombstones(storage: &dyn Storage, segment: &LogSegment) -> Result<V
 
 /// The `remove` rows of a Parquet checkpoint part.
 fn checkpoint_removes(path: &str, bytes: Bytes) -> Result<ActionBatch> {
-    crate::data_file::contain_decoder_panics(path, || decode_removes(path, bytes))
+    crate::parquet_guard::contain_decoder_panics(path, || decode_removes(path, bytes))
 }
 
 fn decode_removes(path: &str, bytes: Bytes) -> Result<ActionBatch> {
@@ -45,8 +45,8 @@ fn decode_removes(path: &str, bytes: Bytes) -> Result<ActionBatch> {
     let len = bytes.len() as u64;
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| corrupt(&e))?;
-    crate::data_file::check_layout(path, builder.metadata(), len)?;
-    crate::data_file::check_pages(path, builder.metadata(), &bytes)?;
+    crate::parquet_guard::check_layout(path, builder.metadata(), len)?;
+    crate::parquet_guard::check_pages(path, builder.metadata(), &bytes)?;
     let has_removes = builder
         .parquet_schema()
         .columns()

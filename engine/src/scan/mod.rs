@@ -20,8 +20,10 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
+#[cfg(feature = "write")]
 use datafusion::execution::context::SessionState;
 use datafusion::execution::object_store::ObjectStoreUrl;
+#[cfg(feature = "write")]
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
@@ -50,8 +52,11 @@ use crate::storage::{
     CachedStorage, MeteredStorage, RangeCache, Storage, StorageObjectStore, StorageRef,
     WholeSmallFiles, as_object_store,
 };
+#[cfg(feature = "write")]
 use crate::table::Table;
+#[cfg(feature = "write")]
 use crate::write::exec::{TableWriteExec, WriteJob};
+#[cfg(feature = "write")]
 use crate::write::{SaveMode, WriteOptions};
 use crate::{Error, Result};
 
@@ -488,6 +493,7 @@ impl TableProvider for DeltaTableProvider {
         ))
     }
 
+    #[cfg(feature = "write")]
     async fn insert_into(
         &self,
         _state: &dyn Session,
@@ -523,6 +529,7 @@ impl TableProvider for DeltaTableProvider {
         )))
     }
 
+    #[cfg(feature = "write")]
     async fn delete_from(
         &self,
         state: &dyn Session,
@@ -546,6 +553,7 @@ impl TableProvider for DeltaTableProvider {
         )))
     }
 
+    #[cfg(feature = "write")]
     async fn update(
         &self,
         state: &dyn Session,
@@ -575,6 +583,7 @@ impl TableProvider for DeltaTableProvider {
 }
 
 /// The full session state behind `state`, which the write path plans with.
+#[cfg(feature = "write")]
 fn session_state(state: &dyn Session) -> DfResult<Arc<SessionState>> {
     state
         .as_any()

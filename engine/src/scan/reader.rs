@@ -71,7 +71,7 @@ impl ParquetFileReaderFactory for DeltaParquetReaderFactory {
 /// last byte to recover the storage error as a value. Pages fetched at a
 /// column chunk's or an indexed page's start have their headers checked
 /// before the parquet crate decompresses them (see
-/// [`crate::data_file::page_header`]).
+/// [`crate::parquet_guard::page_header`]).
 struct TypedErrorReader {
     inner: Box<dyn AsyncFileReader + Send>,
     store: Arc<dyn ObjectStore>,
@@ -87,7 +87,7 @@ impl TypedErrorReader {
             return Ok(());
         };
         let path = StorageObjectStore::storage_path(&self.location);
-        crate::data_file::page_header::check_fetched_pages(&path, starts, start, bytes)
+        crate::parquet_guard::page_header::check_fetched_pages(&path, starts, start, bytes)
             .map_err(|e| ParquetError::External(Box::new(e)))
     }
 }
@@ -126,11 +126,11 @@ impl AsyncFileReader for TypedErrorReader {
             match self.inner.get_metadata(options).await {
                 Ok(metadata) => {
                     let path = StorageObjectStore::storage_path(&self.location);
-                    crate::data_file::check_layout(&path, &metadata, self.size)
+                    crate::parquet_guard::check_layout(&path, &metadata, self.size)
                         .map_err(|e| ParquetError::External(Box::new(e)))?;
-                    self.page_starts = Some(Arc::new(crate::data_file::page_header::page_starts(
-                        &metadata,
-                    )));
+                    self.page_starts = Some(Arc::new(
+                        crate::parquet_guard::page_header::page_starts(&metadata),
+                    ));
                     Ok(metadata)
                 }
                 Err(err) => {

@@ -10,27 +10,13 @@ use crate::protocol::features::with_feature;
 use crate::protocol::{Format, Metadata, Protocol};
 use crate::schema::{
     ColumnMappingMode, DataType, FIELD_ID_KEY, NestedType, PHYSICAL_NAME_KEY, StructField,
-    StructType,
 };
 use crate::{Error, Result};
 
 /// Table property holding the highest column id assigned so far.
 pub const MAX_COLUMN_ID_PROPERTY: &str = "delta.columnMapping.maxColumnId";
 
-/// A table to create.
-#[derive(Debug, Clone, Default)]
-pub struct NewTable {
-    /// Columns.
-    pub schema: Option<StructType>,
-    /// Partition columns, by name, in order.
-    pub partition_columns: Vec<String>,
-    /// Table properties (`delta.*` and others).
-    pub properties: HashMap<String, String>,
-    /// The table's name, recorded in its metadata.
-    pub name: Option<String>,
-    /// A description, recorded in its metadata.
-    pub description: Option<String>,
-}
+pub use crate::command::NewTable;
 
 impl NewTable {
     /// The protocol and metadata of version 0.
@@ -191,6 +177,7 @@ fn assign_nested(data_type: &mut DataType, next_id: &mut i64, names: PhysicalNam
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::StructType;
 
     fn table(properties: &[(&str, &str)]) -> NewTable {
         NewTable {
