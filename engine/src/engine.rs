@@ -348,12 +348,12 @@ impl Engine {
     /// Loads the latest version of the table registered as `name` again,
     /// so queries see commits made since.
     pub async fn refresh(&self, name: &str) -> Result<Snapshot> {
-        let key = self
-            .resolve_name(name)
-            .ok_or_else(|| Error::Sql(format!("table {name} not found")))?;
-        let table = self
-            .table(&key)
-            .ok_or_else(|| Error::Sql(format!("table {name} not found")))?;
+        let key = self.resolve_name(name).ok_or_else(|| Error::UnknownTable {
+            name: name.to_owned(),
+        })?;
+        let table = self.table(&key).ok_or_else(|| Error::UnknownTable {
+            name: name.to_owned(),
+        })?;
         self.register(&key, table.storage().clone()).await
     }
 
@@ -599,9 +599,50 @@ impl Engine {
 
     /// Plans a statement whose time travel is resolved, and checks the plan.
     async fn plan_checked(&self, statement: DfStatement) -> Result<DataFrame> {
+        self.check_tables_exist(&statement)?;
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         self.check_plan(&plan)?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// Refuses a query or DML statement that names a table this session
+    /// does not have, as [`Error::UnknownTable`] (which callers answer
+    /// with 404), before DataFusion plans it. CTEs and table functions
+    /// (`delta_history('t')`) are not tables to look for.
+    fn check_tables_exist(&self, statement: &DfStatement) -> Result<()> {
+        use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+        let DfStatement::Statement(inner) = statement else {
+            return Ok(());
+        };
+        let reads_or_changes_rows = matches!(
+            inner.as_ref(),
+            SqlStatement::Query(_)
+                | SqlStatement::Insert(_)
+                | SqlStatement::Update { .. }
+                | SqlStatement::Delete(_)
+        );
+        if !reads_or_changes_rows {
+            return Ok(());
+        }
+        // A statement DataFusion cannot resolve gets DataFusion's error; a
+        // reference to a schema that does not exist is an unknown table.
+        let Ok(references) = self.ctx.state().resolve_table_references(statement) else {
+            return Ok(());
+        };
+        for reference in references {
+            let is_function = match &reference {
+                datafusion::common::TableReference::Bare { table } => {
+                    self.ctx.table_function(table).is_ok()
+                }
+                _ => false,
+            };
+            if !is_function && !self.ctx.table_exist(reference.clone()).unwrap_or(false) {
+                return Err(Error::UnknownTable {
+                    name: reference.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Checks a plan before it runs: DELETE and UPDATE plans must keep

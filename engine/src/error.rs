@@ -22,6 +22,12 @@ pub enum Error {
         /// What was missing.
         reason: String,
     },
+    /// A statement names a table the session does not have.
+    #[error("no table named {name}")]
+    UnknownTable {
+        /// The name as the statement resolves it.
+        name: String,
+    },
     /// A file the table needs is missing from storage.
     #[error("file not found: {path}")]
     NotFound {
@@ -261,7 +267,7 @@ impl Error {
     /// on the other side of a process or language boundary (HTTP, JavaScript).
     pub fn code(&self) -> &'static str {
         match self {
-            Self::TableNotFound { .. } => "TABLE_NOT_FOUND",
+            Self::TableNotFound { .. } | Self::UnknownTable { .. } => "TABLE_NOT_FOUND",
             Self::NotFound { .. } => "FILE_NOT_FOUND",
             Self::AlreadyExists { .. } => "ALREADY_EXISTS",
             Self::ReadOnly { .. } => "READ_ONLY",
@@ -302,6 +308,7 @@ impl Error {
                 location: location.clone(),
                 reason: reason.clone(),
             },
+            Self::UnknownTable { name } => Self::UnknownTable { name: name.clone() },
             Self::NotFound { path } => Self::NotFound { path: path.clone() },
             Self::AlreadyExists { path } => Self::AlreadyExists { path: path.clone() },
             Self::ReadOnly { location } => Self::ReadOnly {

@@ -409,11 +409,13 @@ fn every_unauthorized_request_is_refused_with_the_right_status() {
             Some("globex"),
             StatusCode::FORBIDDEN,
         ),
+        // Another namespace's table is not in the session: not found, as a
+        // table that does not exist anywhere (its existence does not leak).
         (
             Some(&reader),
             "SELECT * FROM globex.secrets",
             None,
-            StatusCode::BAD_REQUEST,
+            StatusCode::NOT_FOUND,
         ),
         (
             Some(&writer),
@@ -976,8 +978,8 @@ fn recipient_runs_sql_over_its_shares(server: &Server, token: &str) {
     }
     // The table under its namespace name is not what the share calls it.
     let (status, _, body) = run("SELECT count(*) FROM acme.events");
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(body["error"]["code"], "QUERY_ERROR", "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "TABLE_NOT_FOUND", "{body}");
     let (_, after) = server.sql(ADMIN, "SELECT count(*) AS n, sum(id) AS s FROM acme.events");
     assert_eq!(after["rows"], expected["rows"], "nothing changed");
 }

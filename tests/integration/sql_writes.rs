@@ -291,6 +291,43 @@ async fn bad_writes_are_refused_and_commit_nothing() {
 }
 
 #[tokio::test]
+async fn statements_naming_unknown_tables_say_so_by_kind() {
+    let root = tempfile::tempdir().unwrap();
+    let engine = engine_at(root.path()).await;
+    run(&engine, PEOPLE).await;
+    run(&engine, PEOPLE_ROWS).await;
+    for (sql, missing) in [
+        ("SELECT * FROM nobody", "nobody"),
+        ("SELECT * FROM people JOIN ghosts ON true", "ghosts"),
+        ("SELECT * FROM elsewhere.people", "elsewhere.people"),
+        ("INSERT INTO nobody VALUES (1)", "nobody"),
+        ("DELETE FROM nobody WHERE id = 1", "nobody"),
+        ("UPDATE nobody SET id = 2", "nobody"),
+        ("OPTIMIZE nobody", "nobody"),
+        ("VACUUM nobody", "nobody"),
+        (
+            "MERGE INTO nobody t USING people s ON t.id = s.id WHEN MATCHED THEN DELETE",
+            "nobody",
+        ),
+        ("ALTER TABLE nobody SET TBLPROPERTIES ('a' = 'b')", "nobody"),
+    ] {
+        match engine.query(sql).await {
+            Err(Error::UnknownTable { name }) => assert_eq!(name, missing, "{sql}"),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    // A CTE, a table function and a table of that name are no unknown tables.
+    for sql in [
+        "WITH nobody AS (SELECT 1 AS id) SELECT count(*) FROM nobody",
+        "SELECT count(*) FROM delta_history('people')",
+        "SELECT count(*) FROM people",
+    ] {
+        let rows = engine.query(sql).await.expect(sql);
+        assert_eq!(rows[0].num_rows(), 1, "{sql}");
+    }
+}
+
+#[tokio::test]
 async fn schema_evolution_keeps_every_row_readable() {
     let root = tempfile::tempdir().unwrap();
     let engine = engine_at(root.path()).await;

@@ -96,8 +96,9 @@ impl Engine {
     }
 
     fn table_named(&self, name: &str) -> Result<Table> {
-        self.table(name)
-            .ok_or_else(|| Error::Sql(format!("table {name} not found")))
+        self.table(name).ok_or_else(|| Error::UnknownTable {
+            name: name.to_owned(),
+        })
     }
 
     async fn run_change(&self, command: crate::command::Command) -> Result<u64> {
@@ -108,9 +109,9 @@ impl Engine {
                 if let crate::command::TableChange::SetProperties(properties) = &change {
                     self.check_retention(properties)?;
                 }
-                let table = self
-                    .table(&name)
-                    .ok_or_else(|| Error::Sql(format!("table {name} not found")))?;
+                let table = self.table(&name).ok_or_else(|| Error::UnknownTable {
+                    name: name.to_owned(),
+                })?;
                 crate::write::alter::alter_table(&table, &change).await?;
                 self.refresh_after_commit(&name).await;
                 Ok(0)
@@ -118,7 +119,9 @@ impl Engine {
             Command::Merge(merge) => {
                 let table = self
                     .table(&merge.target)
-                    .ok_or_else(|| Error::Sql(format!("table {} not found", merge.target)))?;
+                    .ok_or_else(|| Error::UnknownTable {
+                        name: merge.target.to_string(),
+                    })?;
                 let outcome = self.merge(&table, &merge).await;
                 self.refresh_after_commit(&merge.target).await;
                 Ok(outcome?.rows)
@@ -128,7 +131,9 @@ impl Engine {
                     return if if_exists {
                         Ok(0)
                     } else {
-                        Err(Error::Sql(format!("table {name} not found")))
+                        Err(Error::UnknownTable {
+                            name: name.to_owned(),
+                        })
                     };
                 };
                 let managed_root = self.catalog.read().ok().and_then(|c| c.root.clone());

@@ -97,7 +97,7 @@ impl From<wavelake_engine::Error> for ApiError {
             | E::VersionNotFound { .. }
             | E::ChangeDataNotRecorded { .. }
             | E::TimestampOutOfRange { .. } => StatusCode::BAD_REQUEST,
-            E::TableNotFound { .. } => StatusCode::NOT_FOUND,
+            E::TableNotFound { .. } | E::UnknownTable { .. } => StatusCode::NOT_FOUND,
             E::NotAllowed(_) => StatusCode::FORBIDDEN,
             E::TableExists(_) | E::CommitConflict { .. } | E::AlreadyExists { .. } => {
                 StatusCode::CONFLICT
