@@ -557,11 +557,16 @@ impl Engine {
         }
         let mut temp_names = Vec::new();
         for (table_name, version) in found {
-            let table = self.directory.lookup(&table_name).ok_or_else(|| {
-                Error::Sql(format!(
-                    "time travel needs a Delta table; {table_name:?} is not one"
-                ))
-            })?;
+            let Some(table) = self.directory.lookup(&table_name) else {
+                let known = self.ctx.table_exist(table_name.as_str()).unwrap_or(false);
+                return Err(if known {
+                    Error::Sql(format!(
+                        "time travel needs a Delta table; {table_name:?} is not one"
+                    ))
+                } else {
+                    Error::UnknownTable { name: table_name }
+                });
+            };
             let (snapshot, storage) = self.resolve_version(table.as_ref(), &version).await?;
             let temp = format!(
                 "__wavelake_time_travel_{}",

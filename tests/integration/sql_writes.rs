@@ -310,6 +310,11 @@ async fn statements_naming_unknown_tables_say_so_by_kind() {
             "nobody",
         ),
         ("ALTER TABLE nobody SET TBLPROPERTIES ('a' = 'b')", "nobody"),
+        ("SELECT * FROM nobody VERSION AS OF 0", "nobody"),
+        (
+            "SELECT * FROM people JOIN ghosts TIMESTAMP AS OF '2024-01-01' ON true",
+            "ghosts",
+        ),
     ] {
         match engine.query(sql).await {
             Err(Error::UnknownTable { name }) => assert_eq!(name, missing, "{sql}"),
