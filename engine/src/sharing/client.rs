@@ -2,12 +2,12 @@
 //! versions and `query` responses from a server named by a profile.
 
 use reqwest::StatusCode;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::protocol::{
-    Page, SchemaItem, ShareItem, SharedFiles, SharedTableName, SharingProfile, parse_query_response,
+    HistoryItem, Page, SchemaItem, ShareItem, SharedFiles, SharedTableName, SharingProfile,
+    parse_query_response,
 };
 use crate::storage::send::run_send;
 use crate::{CommitEntry, Error, Result};
@@ -119,11 +119,7 @@ impl SharingClient {
                 path: what,
                 reason: format!("not a history listing: {e}"),
             })?;
-        Ok(page
-            .items
-            .into_iter()
-            .map(HistoryItem::into_entry)
-            .collect())
+        Ok(page.items.into_iter().map(CommitEntry::from).collect())
     }
 
     /// The table's files as presigned URLs, in the delta response format
@@ -263,31 +259,5 @@ fn missing_version(table: &SharedTableName) -> Error {
     Error::Corrupt {
         path: table.qualified(),
         reason: "the server sent no Delta-Table-Version header".into(),
-    }
-}
-
-/// One commit of the `history` extension.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct HistoryItem {
-    version: i64,
-    timestamp: Option<i64>,
-    operation: Option<String>,
-    operation_parameters: Option<serde_json::Value>,
-    operation_metrics: Option<serde_json::Value>,
-    engine_info: Option<String>,
-}
-
-impl HistoryItem {
-    fn into_entry(self) -> CommitEntry {
-        CommitEntry {
-            version: self.version,
-            timestamp: self.timestamp,
-            operation: self.operation,
-            parameters: self.operation_parameters.filter(|v| !v.is_null()),
-            metrics: self.operation_metrics.filter(|v| !v.is_null()),
-            engine_info: self.engine_info,
-            commit_info: None,
-        }
     }
 }

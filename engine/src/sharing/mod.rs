@@ -1,5 +1,6 @@
 //! Reading tables a Delta Sharing server shares: the protocol's messages
-//! ([`protocol`], IO-free) and an HTTP client for them ([`client`]).
+//! ([`protocol`], IO-free; the wire types the client reads and the
+//! server writes) and an HTTP client for them ([`client`]).
 
 #[cfg(feature = "http")]
 mod catalog;
@@ -12,7 +13,8 @@ pub use catalog::SharedCatalog;
 #[cfg(feature = "http")]
 pub use client::{QueryOptions, SharingClient};
 pub use protocol::{
-    SharedFiles, SharedTableName, SharingProfile, deletion_vector_key, parse_query_response,
+    ErrorResponse, HistoryItem, Page, SchemaItem, ShareItem, ShareResponse, SharedFiles,
+    SharedTableName, SharingProfile, deletion_vector_key, parse_query_response,
 };
 
 #[cfg(feature = "http")]

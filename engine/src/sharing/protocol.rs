@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::log::TableState;
@@ -49,8 +49,8 @@ impl SharingProfile {
     }
 }
 
-/// One table a recipient can read.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+/// One table a recipient can read (an item of the table listings).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SharedTableName {
     /// The share.
     pub share: String,
@@ -87,26 +87,99 @@ impl SharedTableName {
 }
 
 /// A page of a listing (`items` and the token of the next page).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
     /// The items of this page.
     #[serde(default = "Vec::new")]
     pub items: Vec<T>,
     /// Where the next page starts, if there is one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// The one page of a whole listing.
+    pub fn whole(items: Vec<T>) -> Self {
+        Self {
+            items,
+            next_page_token: None,
+        }
+    }
+}
+
 /// A share in a listing.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShareItem {
     /// Its name.
     pub name: String,
 }
 
+/// The answer of `GET /shares/{share}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShareResponse {
+    /// The share.
+    pub share: ShareItem,
+}
+
+/// An error answer: `{"errorCode", "message"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorResponse {
+    /// The protocol's code (`RESOURCE_DOES_NOT_EXIST`, …).
+    pub error_code: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// One commit of the `history` extension (Wavelake's, beyond the
+/// protocol).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItem {
+    /// The version it made.
+    pub version: i64,
+    /// When, in milliseconds since the epoch.
+    pub timestamp: Option<i64>,
+    /// The operation.
+    pub operation: Option<String>,
+    /// Its parameters.
+    pub operation_parameters: Option<Value>,
+    /// Its metrics.
+    pub operation_metrics: Option<Value>,
+    /// The engine that wrote it.
+    pub engine_info: Option<String>,
+}
+
+impl From<HistoryItem> for crate::CommitEntry {
+    fn from(item: HistoryItem) -> Self {
+        Self {
+            version: item.version,
+            timestamp: item.timestamp,
+            operation: item.operation,
+            parameters: item.operation_parameters.filter(|v| !v.is_null()),
+            metrics: item.operation_metrics.filter(|v| !v.is_null()),
+            engine_info: item.engine_info,
+            commit_info: None,
+        }
+    }
+}
+
+impl From<crate::CommitEntry> for HistoryItem {
+    fn from(commit: crate::CommitEntry) -> Self {
+        Self {
+            version: commit.version,
+            timestamp: commit.timestamp,
+            operation: commit.operation,
+            operation_parameters: commit.parameters,
+            operation_metrics: commit.metrics,
+            engine_info: commit.engine_info,
+        }
+    }
+}
+
 /// A schema in a listing.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchemaItem {
     /// Its name.
     pub name: String,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde_json::{Value, json};
+use wavelake_engine::sharing::{HistoryItem, Page};
 
 use super::{Answer, open_shared, version_header};
 use crate::auth::Principal;
@@ -18,22 +18,13 @@ pub async fn table_history(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path((share, schema, name)): Path<(String, String, String)>,
-) -> Answer<([(&'static str, axum::http::HeaderValue); 1], Json<Value>)> {
+) -> Answer<(
+    [(&'static str, axum::http::HeaderValue); 1],
+    Json<Page<HistoryItem>>,
+)> {
     let (_, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
     let history = table.history().await?;
     let latest = history.last().map_or(0, |commit| commit.version);
-    let items: Vec<Value> = history
-        .into_iter()
-        .map(|commit| {
-            json!({
-                "version": commit.version,
-                "timestamp": commit.timestamp,
-                "operation": commit.operation,
-                "operationParameters": commit.parameters,
-                "operationMetrics": commit.metrics,
-                "engineInfo": commit.engine_info,
-            })
-        })
-        .collect();
-    Ok((version_header(latest), Json(json!({"items": items}))))
+    let items = history.into_iter().map(HistoryItem::from).collect();
+    Ok((version_header(latest), Json(Page::whole(items))))
 }

@@ -30,6 +30,9 @@ use crate::files::file_url;
 use crate::state::AppState;
 use store::SharedTable;
 use wavelake_engine::protocol::{Add, DeletionVectorDescriptor, DvLocation};
+use wavelake_engine::sharing::{
+    ErrorResponse, Page, SchemaItem, ShareItem, ShareResponse, SharedTableName,
+};
 use wavelake_engine::{Snapshot, Table};
 
 /// The routes, to nest under `/delta-sharing`.
@@ -107,7 +110,10 @@ impl IntoResponse for SharingError {
         };
         let mut response = (
             self.0.status,
-            Json(json!({"errorCode": code, "message": self.0.message})),
+            Json(ErrorResponse {
+                error_code: code.to_owned(),
+                message: self.0.message,
+            }),
         )
             .into_response();
         if let Some(seconds) = self.0.retry_after {
@@ -159,7 +165,7 @@ fn not_found(what: String) -> SharingError {
 async fn list_shares(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-) -> Answer<Json<Value>> {
+) -> Answer<Json<Page<ShareItem>>> {
     check_reader(&principal)?;
     let mut names = match reader(&principal) {
         Some(recipient) => state
@@ -174,11 +180,8 @@ async fn list_shares(
             names.push(format!("{NAMESPACE_SHARE_PREFIX}{namespace}"));
         }
     }
-    let items: Vec<Value> = names
-        .into_iter()
-        .map(|name| json!({"name": name}))
-        .collect();
-    Ok(Json(json!({"items": items})))
+    let items = names.into_iter().map(|name| ShareItem { name }).collect();
+    Ok(Json(Page::whole(items)))
 }
 
 /// A readable namespace's share: every table of the namespace.
@@ -240,55 +243,66 @@ async fn get_share(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(share): Path<String>,
-) -> Answer<Json<Value>> {
+) -> Answer<Json<ShareResponse>> {
     visible_share(&state, &principal, &share).await?;
-    Ok(Json(json!({"share": {"name": share}})))
+    Ok(Json(ShareResponse {
+        share: ShareItem { name: share },
+    }))
 }
 
 async fn list_schemas(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(share): Path<String>,
-) -> Answer<Json<Value>> {
+) -> Answer<Json<Page<SchemaItem>>> {
     let found = visible_share(&state, &principal, &share).await?;
     let mut schemas: Vec<&str> = found.tables.iter().map(|t| t.schema.as_str()).collect();
     schemas.sort_unstable();
     schemas.dedup();
-    let items: Vec<Value> = schemas
+    let items = schemas
         .into_iter()
-        .map(|name| json!({"name": name, "share": share}))
+        .map(|name| SchemaItem {
+            name: name.to_owned(),
+            share: share.clone(),
+        })
         .collect();
-    Ok(Json(json!({"items": items})))
+    Ok(Json(Page::whole(items)))
 }
 
-fn table_items(share: &str, tables: &[&SharedTable]) -> Vec<Value> {
-    tables
+/// The listing of `tables` of `share`.
+fn table_items(share: &str, tables: &[&SharedTable]) -> Page<SharedTableName> {
+    let items = tables
         .iter()
-        .map(|t| json!({"name": t.name, "schema": t.schema, "share": share}))
-        .collect()
+        .map(|t| SharedTableName {
+            share: share.to_owned(),
+            schema: t.schema.clone(),
+            name: t.name.clone(),
+        })
+        .collect();
+    Page::whole(items)
 }
 
 async fn list_tables(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path((share, schema)): Path<(String, String)>,
-) -> Answer<Json<Value>> {
+) -> Answer<Json<Page<SharedTableName>>> {
     let found = visible_share(&state, &principal, &share).await?;
     let tables: Vec<&SharedTable> = found.tables.iter().filter(|t| t.schema == schema).collect();
     if tables.is_empty() {
         return Err(not_found(format!("schema {share}.{schema}")));
     }
-    Ok(Json(json!({"items": table_items(&share, &tables)})))
+    Ok(Json(table_items(&share, &tables)))
 }
 
 async fn list_all_tables(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(share): Path<String>,
-) -> Answer<Json<Value>> {
+) -> Answer<Json<Page<SharedTableName>>> {
     let found = visible_share(&state, &principal, &share).await?;
     let tables: Vec<&SharedTable> = found.tables.iter().collect();
-    Ok(Json(json!({"items": table_items(&share, &tables)})))
+    Ok(Json(table_items(&share, &tables)))
 }
 
 /// The shared table behind a request, opened.
