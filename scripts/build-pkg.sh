@@ -20,4 +20,8 @@ wasm-pack build pkg --target web --out-dir "$out" --out-name wavelake \
   --profile wasm-release --no-opt -- "${features[@]}"
 node pkg/npm/finish-package.mjs "pkg/$out"
 wasm="pkg/$out/wavelake_bg.wasm"
-echo "$out/wavelake_bg.wasm: $(stat -c %s "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) gzip -9"
+if grep -qE "^$wasm[[:space:]]" scripts/size-budget.txt; then
+  scripts/check-size.sh "$wasm"
+else
+  echo "$out/wavelake_bg.wasm: $(stat -c %s "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) gzip -9"
+fi

@@ -9,5 +9,4 @@ ensure_wasm_toolchain
 cargo build -p wavelake-web --target wasm32-unknown-unknown --profile wasm-release
 wasm-bindgen --target web --no-typescript --out-dir www/generated --out-name wavelake_web \
   "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/wavelake_web.wasm"
-wasm=www/generated/wavelake_web_bg.wasm
-echo "www/generated/wavelake_web_bg.wasm: $(stat -c %s "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) gzip -9"
+scripts/check-size.sh www/generated/wavelake_web_bg.wasm
