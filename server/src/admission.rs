@@ -7,6 +7,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use axum::response::Response;
+
+use crate::auth::{TokenStore, bearer_token};
+
 /// Seconds a refused client is told to wait before trying again.
 pub const RETRY_AFTER_SECS: u64 = 1;
 
@@ -124,6 +128,57 @@ impl Drop for Admitted {
             }
         }
         metrics::gauge!("wavelake_running_statements").set(running.total as f64);
+    }
+}
+
+/// A place for the caller the request's bearer token names (callers
+/// without a valid token share one count; they are refused soon anyway).
+/// The principal found is kept in the request, so the handler's
+/// `Principal` extractor does not authenticate the token again.
+pub fn admission_for(
+    tokens: &TokenStore,
+    admission: &Arc<Admission>,
+    request: &mut axum::extract::Request,
+) -> Result<Admitted, Refusal> {
+    let principal = bearer_token(request.headers()).and_then(|token| tokens.authenticate(token));
+    let caller = principal
+        .as_ref()
+        .map_or_else(|| "anonymous".to_owned(), |p| p.id.clone());
+    if let Some(principal) = principal {
+        request.extensions_mut().insert(principal);
+    }
+    admission.admit(&caller)
+}
+
+/// `response`, whose body keeps `admitted` until it has been sent.
+pub fn hold_until_sent(response: Response, admitted: Admitted) -> Response {
+    response.map(|body| axum::body::Body::new(HeldBody { body, admitted }))
+}
+
+/// A response body holding its statement's admission.
+struct HeldBody {
+    body: axum::body::Body,
+    #[allow(dead_code)] // held, never read
+    admitted: Admitted,
+}
+
+impl http_body::Body for HeldBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -254,6 +254,18 @@ impl TokenStore {
     }
 }
 
+/// The bearer token of a request's `Authorization` header.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))?;
+    Some(token.trim())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

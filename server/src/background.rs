@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use crate::config::MaintenanceConfig;
 use tracing::Instrument;
 
 use crate::state::AppState;
@@ -24,32 +24,6 @@ use wavelake_engine::write::vacuum::{VacuumOptions, vacuum};
 pub const AUTO_OPTIMIZE_PROPERTY: &str = "wavelake.autoOptimize";
 /// Table property that turns background VACUUM off for one table.
 pub const AUTO_VACUUM_PROPERTY: &str = "wavelake.autoVacuum";
-
-/// `[maintenance]` in the configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MaintenanceConfig {
-    /// Seconds between rounds; 0 turns background maintenance off.
-    pub interval_secs: u64,
-    /// Compact small files.
-    pub optimize: bool,
-    /// Vacuum with each table's retention.
-    pub vacuum: bool,
-    /// Write a checkpoint when a table has gone `delta.checkpointInterval`
-    /// commits without one (tables other writers commit to).
-    pub checkpoint: bool,
-}
-
-impl Default for MaintenanceConfig {
-    fn default() -> Self {
-        Self {
-            interval_secs: 3600,
-            optimize: true,
-            vacuum: true,
-            checkpoint: true,
-        }
-    }
-}
 
 /// Runs rounds until the process ends.
 pub async fn run(state: Arc<AppState>) {

@@ -33,7 +33,7 @@ pub struct ServerConfig {
     /// sharing profiles); `http://<listen>` when unset.
     pub public_url: Option<String>,
     /// Background maintenance.
-    pub maintenance: crate::background::MaintenanceConfig,
+    pub maintenance: MaintenanceConfig,
     /// Shares and recipients declared here (in addition to those made in
     /// SQL).
     pub sharing: SharingConfig,
@@ -186,7 +186,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             storage: BTreeMap::new(),
             public_url: None,
-            maintenance: crate::background::MaintenanceConfig::default(),
+            maintenance: MaintenanceConfig::default(),
             sharing: SharingConfig::default(),
             web_dir: None,
             sync_interval_secs: 2,
@@ -340,6 +340,32 @@ impl ServerConfig {
             .unwrap_or_else(|| format!("http://{}", self.listen))
             .trim_end_matches('/')
             .to_owned()
+    }
+}
+
+/// `[maintenance]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaintenanceConfig {
+    /// Seconds between rounds; 0 turns background maintenance off.
+    pub interval_secs: u64,
+    /// Compact small files.
+    pub optimize: bool,
+    /// Vacuum with each table's retention.
+    pub vacuum: bool,
+    /// Write a checkpoint when a table has gone `delta.checkpointInterval`
+    /// commits without one (tables other writers commit to).
+    pub checkpoint: bool,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 3600,
+            optimize: true,
+            vacuum: true,
+            checkpoint: true,
+        }
     }
 }
 

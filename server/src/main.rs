@@ -16,13 +16,18 @@ mod cluster;
 mod config;
 mod connections;
 mod document;
+mod error;
 mod files;
 mod maintenance;
+mod names;
 mod output;
 mod placement;
+mod router;
 mod secrets;
 mod serve;
+mod shares;
 mod sharing;
+mod signing;
 mod state;
 
 use std::process::ExitCode;

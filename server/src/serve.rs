@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
-use crate::api;
 use crate::auth::{Scope, TokenStore};
 use crate::config::ServerConfig;
+use crate::router;
 use crate::state::{AppState, storage_opener};
 use wavelake_engine::storage::check_exclusive_commits;
 
@@ -57,9 +57,9 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
         Err(e) => return Err(e).context("cannot check the table root's store"),
     };
     let tokens = TokenStore::load(root.clone(), config.admin_token.as_deref()).await?;
-    let signer = crate::files::UrlSigner::load_or_create(&root, config.public_url()).await?;
-    let shares = crate::sharing::store::ShareStore::load(root.clone()).await?;
-    crate::sharing::store::apply_config(&shares, &tokens, &config.sharing)
+    let signer = crate::signing::UrlSigner::load_or_create(&root, config.public_url()).await?;
+    let shares = crate::shares::ShareStore::load(root.clone()).await?;
+    crate::shares::apply_config(&shares, &tokens, &config.sharing)
         .await
         .context("bad [sharing] configuration")?;
     if !tokens.has_admin() {
@@ -94,7 +94,7 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
     });
     tokio::spawn(crate::background::run(state.clone()));
     tokio::spawn(sync_with_other_servers(state.clone()));
-    let router = api::router(state);
+    let router = router::router(state);
     // Tests and scripts wait for this line.
     println!("wavelake listening on http://{bound}");
     tracing::info!(%bound, public_url = %state_url, "listening");

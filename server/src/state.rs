@@ -8,9 +8,10 @@ use wavelake_engine::engine::StorageOpener;
 use wavelake_engine::storage::{ObjectStoreStorage, StorageRef};
 use wavelake_engine::{Engine, EngineOptions, SnapshotCache, Table};
 
-use crate::api::ApiError;
+use crate::auth::bearer_token;
 use crate::auth::{Principal, TokenStore};
 use crate::config::ServerConfig;
+use crate::error::ApiError;
 
 /// The namespace unqualified names go to for admins.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -26,9 +27,9 @@ pub struct AppState {
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Signs the server's own file URLs.
-    pub signer: crate::files::UrlSigner,
+    pub signer: crate::signing::UrlSigner,
     /// Delta Sharing shares and recipients.
-    pub shares: crate::sharing::store::ShareStore,
+    pub shares: crate::shares::ShareStore,
     /// Latest table snapshots, shared by every request.
     pub snapshots: Arc<SnapshotCache>,
     /// Statements running, in all and per token.
@@ -90,7 +91,7 @@ impl AppState {
                 }
             },
         };
-        crate::api::check_name("namespace", &namespace)?;
+        crate::names::check_name("namespace", &namespace)?;
         if !principal.can_read(&namespace) {
             return Err(ApiError::forbidden(format!(
                 "this token cannot see namespace {namespace}"
@@ -112,7 +113,7 @@ impl AppState {
         };
         Ok(names
             .into_iter()
-            .filter(|n| crate::api::check_name("namespace", n).is_ok() && principal.can_read(n))
+            .filter(|n| crate::names::check_name("namespace", n).is_ok() && principal.can_read(n))
             .collect())
     }
 
@@ -126,7 +127,7 @@ impl AppState {
                 .list(&log, None)
                 .await?
                 .is_some_and(|files| !files.is_empty());
-            if has_log && crate::api::check_name("table", &table).is_ok() {
+            if has_log && crate::names::check_name("table", &table).is_ok() {
                 tables.push(table);
             }
         }
@@ -201,5 +202,25 @@ impl AppState {
             .await
             .map_err(ApiError::from)?;
         Ok(engine)
+    }
+}
+
+/// The caller of a request, from its bearer token (or the principal the
+/// admission check found already).
+impl axum::extract::FromRequestParts<Arc<AppState>> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let token = bearer_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        state
+            .tokens
+            .authenticate(token)
+            .ok_or_else(ApiError::unauthorized)
     }
 }

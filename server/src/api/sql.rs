@@ -18,9 +18,9 @@ use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 
-use super::ApiError;
 use super::results::{Prefetched, ResultLimits, prefetch, respond, respond_streaming};
 use crate::auth::Principal;
+use crate::error::ApiError;
 use crate::placement::{Placement, Site};
 use crate::state::AppState;
 use wavelake_engine::{Access, Engine, Statement};

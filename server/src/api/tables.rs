@@ -12,8 +12,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::results::respond;
-use super::{ApiError, check_name};
 use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::names::check_name;
 use crate::state::AppState;
 
 /// `?namespace=` filter of the listing.

@@ -10,8 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, check_name};
 use crate::auth::{Principal, Scope};
+use crate::error::ApiError;
+use crate::names::check_name;
 use crate::state::AppState;
 
 /// `POST /api/v1/tokens` body: a namespace token (`namespace`, `write`) or

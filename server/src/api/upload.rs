@@ -20,8 +20,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use super::{ApiError, check_name};
 use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::names::check_name;
 use crate::state::AppState;
 use wavelake_engine::ingest::{self, UploadFormat};
 use wavelake_engine::write::{SaveMode, WriteOptions, write};

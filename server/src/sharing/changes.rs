@@ -13,13 +13,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::materialize::{self, needs_copy};
-use super::store::SharedTable;
 use super::{
     Answer, Format, file_id, metadata_line, ndjson, open_shared, protocol_line, response_format,
     sign_file, signed_deletion_vector,
 };
-use crate::api::ApiError;
 use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::shares::SharedTable;
 use crate::state::AppState;
 use roaring::RoaringTreemap;
 use wavelake_engine::changes::{ChangeAction, ChangeFeed, ChangeFile};

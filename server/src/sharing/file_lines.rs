@@ -11,8 +11,8 @@ use serde_json::Value;
 use wavelake_engine::{Snapshot, Table};
 
 use super::predicate::JsonPredicate;
-use super::store::SharedTable;
 use super::{Format, SharingError, file_line, logical_partition_values};
+use crate::shares::SharedTable;
 use crate::state::AppState;
 
 /// Files signed and serialized per chunk of the body.

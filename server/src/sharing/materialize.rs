@@ -15,7 +15,7 @@ use parquet::arrow::ArrowWriter;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::api::ApiError;
+use crate::error::ApiError;
 use wavelake_engine::protocol::Add;
 use wavelake_engine::scan::DeltaTableProvider;
 use wavelake_engine::{Snapshot, Table};

@@ -1,7 +1,7 @@
 //! Delta Sharing: the open REST protocol under `/delta-sharing/` over the
-//! shares of [`store`], managed in SQL by [`sql`]. Every file in a response
+//! shares of [`crate::shares`], managed in SQL by [`sql`]. Every file in a response
 //! is a URL the client reads directly: presigned by S3, or signed by this
-//! server (see [`crate::files`]).
+//! server (see [`crate::signing`]).
 
 mod changes;
 mod file_lines;
@@ -9,7 +9,6 @@ mod history;
 pub mod materialize;
 mod predicate;
 pub mod sql;
-pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,11 +23,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::api::ApiError;
 use crate::auth::Principal;
-use crate::files::file_url;
+use crate::error::ApiError;
+use crate::shares::SharedTable;
+use crate::signing::file_url;
 use crate::state::AppState;
-use store::SharedTable;
 use wavelake_engine::protocol::{Add, DeletionVectorDescriptor, DvLocation};
 use wavelake_engine::sharing::{
     ErrorResponse, Page, SchemaItem, ShareItem, ShareResponse, SharedTableName,
@@ -65,7 +64,7 @@ async fn rejections_in_protocol_shape(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match crate::api::error::from_rejection(next.run(request).await).await {
+    match crate::error::from_rejection(next.run(request).await).await {
         Ok(error) => SharingError(error).into_response(),
         Err(response) => response,
     }
@@ -78,8 +77,8 @@ async fn admit(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match crate::api::admission_for(&state, &mut request) {
-        Ok(admitted) => crate::api::hold_until_sent(next.run(request).await, admitted),
+    match crate::admission::admission_for(&state.tokens, &state.admission, &mut request) {
+        Ok(admitted) => crate::admission::hold_until_sent(next.run(request).await, admitted),
         Err(refusal) => SharingError(ApiError::too_many(refusal)).into_response(),
     }
 }
@@ -189,8 +188,8 @@ async fn namespace_share(
     state: &AppState,
     principal: &Principal,
     namespace: &str,
-) -> Answer<store::Share> {
-    if crate::api::check_name("namespace", namespace).is_err() || !principal.can_read(namespace) {
+) -> Answer<crate::shares::Share> {
+    if crate::names::check_name("namespace", namespace).is_err() || !principal.can_read(namespace) {
         return Err(not_found(format!(
             "share {NAMESPACE_SHARE_PREFIX}{namespace}"
         )));
@@ -206,7 +205,7 @@ async fn namespace_share(
             table,
         })
         .collect();
-    Ok(store::Share {
+    Ok(crate::shares::Share {
         tables,
         comment: Some(format!("the tables of namespace {namespace}")),
     })
@@ -216,7 +215,7 @@ async fn visible_share(
     state: &AppState,
     principal: &Principal,
     share: &str,
-) -> Answer<store::Share> {
+) -> Answer<crate::shares::Share> {
     check_reader(principal)?;
     if let Some(namespace) = namespace_of_share(share) {
         return namespace_share(state, principal, namespace).await;
@@ -317,8 +316,8 @@ async fn open_shared(
     let missing = || not_found(format!("table {share}.{schema}.{name}"));
     let shared = match (namespace_of_share(share), reader(principal)) {
         (Some(namespace), _) => {
-            let readable = crate::api::check_name("namespace", namespace).is_ok()
-                && crate::api::check_name("table", name).is_ok()
+            let readable = crate::names::check_name("namespace", namespace).is_ok()
+                && crate::names::check_name("table", name).is_ok()
                 && principal.can_read(namespace)
                 && schema == namespace;
             if !readable {
@@ -589,14 +588,14 @@ fn refreshed_version(
     };
     state
         .signer
-        .check_refresh_token(table, token, crate::files::now_secs())
+        .check_refresh_token(table, token, crate::signing::now_secs())
         .map(Some)
         .map_err(|refusal| {
             ApiError::bad_request(match refusal {
-                crate::files::Refusal::Expired => {
+                crate::signing::Refusal::Expired => {
                     "the refresh token has expired; query the table again"
                 }
-                crate::files::Refusal::BadSignature => "the refresh token is not valid here",
+                crate::signing::Refusal::BadSignature => "the refresh token is not valid here",
             })
         })
 }
@@ -633,13 +632,13 @@ async fn query_table(
     let format = response_format(&headers, needs_delta(&snapshot).is_some());
     let lifetime = Duration::from_secs(state.config.limits.file_url_lifetime_secs);
     // Every URL of this answer expires no earlier than this.
-    let urls_expire = (crate::files::now_secs() + lifetime.as_secs()) as i64 * 1000;
+    let urls_expire = (crate::signing::now_secs() + lifetime.as_secs()) as i64 * 1000;
     let head = file_lines::head(&[
         protocol_line(format, &snapshot),
         metadata_line(format, &snapshot),
     ]);
     let end = (request.include_refresh_token || request.refresh_token.is_some()).then(|| {
-        let expires = crate::files::now_secs() + REFRESH_TOKEN_LIFETIME.as_secs();
+        let expires = crate::signing::now_secs() + REFRESH_TOKEN_LIFETIME.as_secs();
         let token = state
             .signer
             .refresh_token(&qualified, snapshot.version(), expires);
@@ -747,7 +746,7 @@ async fn sign_file(
 ) -> Answer<(String, i64)> {
     let lifetime = Duration::from_secs(state.config.limits.file_url_lifetime_secs);
     Ok(file_url(
-        state,
+        &state.signer,
         table.storage(),
         &shared.namespace,
         &shared.table,

@@ -12,9 +12,10 @@ use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use serde_json::json;
 
-use super::store::{Catalog, Recipient, Share, SharedTable};
-use crate::api::{ApiError, check_name};
 use crate::auth::{Principal, Scope};
+use crate::error::ApiError;
+use crate::names::check_name;
+use crate::shares::{Catalog, Recipient, Share, SharedTable};
 use crate::state::AppState;
 
 /// A sharing statement.

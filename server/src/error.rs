@@ -206,6 +206,11 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The answer for a path no route serves.
+pub async fn no_such_endpoint() -> ApiError {
+    ApiError::not_found("no such endpoint; see /api/v1/openapi.json")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
