@@ -71,7 +71,7 @@ if is_selected history; then
   for seed in 1 2 3 4 5; do
     WAVELAKE_HISTORY_OPS="$ops" WAVELAKE_HISTORY_SEED="$seed" PATH="$WAVELAKE_VENV/bin:$PATH" \
       cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web \
-      --test concurrent_history -- --nocapture 2>&1 | grep -E '\(seed|test result' | sed 's/^/- /'
+      --test e2e concurrent_history:: -- --nocapture 2>&1 | grep -E '\(seed|test result' | sed 's/^/- /'
   done
 fi
 
@@ -82,7 +82,7 @@ if is_selected crash; then
   for seed in 1 2; do
     WAVELAKE_CRASH_ROUNDS="$rounds" WAVELAKE_CRASH_SEED="$seed" PATH="$WAVELAKE_VENV/bin:$PATH" \
       cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web \
-      --test crash a_server_killed -- --nocapture 2>&1 | grep -E '^kill -9|test result' | sed 's/^/- /'
+      --test e2e crash::a_server_killed -- --nocapture 2>&1 | grep -E '^kill -9|test result' | sed 's/^/- /'
   done
 fi
 
@@ -92,7 +92,7 @@ if is_selected api-fuzz; then
   echo
   WAVELAKE_API_FUZZ_EXAMPLES="$examples" PATH="$WAVELAKE_VENV/bin:$PATH" \
     cargo test -p wavelake-engine -p wavelake-server -p wavelake-tests -p wavelake-web \
-    --test api_fuzz -- --nocapture 2>&1 | grep -E '^schemathesis:|test result' | sed 's/^/- /'
+    --test e2e api_fuzz:: -- --nocapture 2>&1 | grep -E '^schemathesis:|test result' | sed 's/^/- /'
 fi
 
 if is_selected fuzz; then

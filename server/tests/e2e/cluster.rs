@@ -4,15 +4,12 @@
 //! are compared row for row with those of a server without a cluster on
 //! the same root: the 22 TPC-H queries and every readable golden table
 //! (deletion vectors, column mapping, checkpoints, time travel).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
-
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{ADMIN, Server};
+use crate::common::{ADMIN, Server};
 use reqwest::StatusCode;
 use serde_json::Value;
 

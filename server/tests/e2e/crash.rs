@@ -3,7 +3,6 @@
 //! exactly the rows of the commits that made it; a server killed at random
 //! moments of mixed writes, again and again, restarts with every
 //! acknowledged change and nothing half-done.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -14,8 +13,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use wavelake_tests::markers::{Change, Marker, check, env_or, rows_by_marker};
 
-mod common;
-use common::{ADMIN, Server, local_config};
+use crate::common::{ADMIN, Server, local_config};
 
 const ROWS_PER_INSERT: u64 = 200_000;
 

@@ -1,7 +1,6 @@
 //! The server's top-level modules import each other in one direction: the
 //! graph of `crate::module` references in their sources (tests and doc
 //! comments left out) has no cycle.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

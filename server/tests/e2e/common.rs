@@ -1,7 +1,6 @@
 //! The real `wavelake serve` process for end-to-end tests: started on a
 //! free loopback port with a configuration, driven over HTTP, killed when
 //! dropped.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -135,5 +134,66 @@ pub fn local_config(root: &std::path::Path) -> String {
     format!(
         "root = {:?}\n[limits]\nmax_result_rows = 50\nmax_upload_bytes = 100000\n",
         root.to_str().unwrap()
+    )
+}
+
+pub fn upload(
+    server: &Server,
+    token: &str,
+    format: &str,
+    key: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut request = server
+        .client
+        .post(format!(
+            "{}/api/v1/tables/acme/orders/upload?format={format}",
+            server.url
+        ))
+        .bearer_auth(token)
+        .body(body);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().unwrap();
+    let status = response.status();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+/// Rows for uploads: ids from `start`, `count` of them.
+pub fn upload_batch(start: i64, count: i64) -> arrow::array::RecordBatch {
+    use std::sync::Arc;
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
+        arrow::datatypes::Field::new("day", arrow::datatypes::DataType::Date32, true),
+        arrow::datatypes::Field::new("total", arrow::datatypes::DataType::Float64, true),
+    ]));
+    arrow::array::RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(arrow::array::Int64Array::from_iter_values(
+                start..start + count,
+            )),
+            Arc::new(arrow::array::Date32Array::from_iter_values(
+                (0..count).map(|_| 19_723),
+            )),
+            Arc::new(arrow::array::Float64Array::from_iter_values(
+                (0..count).map(|i| i as f64),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+/// The table's row count and latest version, as the admin sees them.
+pub fn count_and_version(server: &Server, table: &str) -> (i64, i64) {
+    let (status, body) = server.sql(
+        ADMIN,
+        &format!("SELECT (SELECT count(*) FROM {table}) AS n, (SELECT max(version) FROM delta_history('{table}')) AS v"),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (
+        body["rows"][0]["n"].as_i64().unwrap(),
+        body["rows"][0]["v"].as_i64().unwrap(),
     )
 }

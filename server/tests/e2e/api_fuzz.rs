@@ -4,14 +4,12 @@
 //! content type and body is the one the document describes, and the
 //! server keeps serving. `WAVELAKE_API_FUZZ_EXAMPLES` sets the examples
 //! per operation (scripts/bench.sh runs many more).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::process::Command;
 
 use reqwest::StatusCode;
 
-mod common;
-use common::{ADMIN, Server, local_config};
+use crate::common::{ADMIN, Server, local_config};
 
 #[test]
 fn schemathesis_finds_no_server_error_and_no_undocumented_response() {

@@ -9,7 +9,6 @@
 //! that failed with a conflict shows at all, no key ever has two rows, and
 //! `deltalake` and DuckDB read the final rows. `WAVELAKE_HISTORY_OPS` and
 //! `WAVELAKE_HISTORY_SEED` make it longer or different.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;

@@ -1,15 +1,13 @@
 //! Several servers on one root: tokens issued or revoked and shares made
 //! on one hold on the others within seconds, and changes made on two
 //! servers at once are all kept.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-mod common;
-use common::{ADMIN, Server};
+use crate::common::{ADMIN, Server};
 
 fn pair(root: &std::path::Path) -> (tempfile::TempDir, Server, tempfile::TempDir, Server) {
     let config = format!(

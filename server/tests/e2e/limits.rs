@@ -2,7 +2,6 @@
 //! token and in all (`429` with `Retry-After`), connections open at once,
 //! clients that send headers or bodies too slowly, and which pages may call
 //! the server from other origins (CORS).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,8 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-mod common;
-use common::{ADMIN, Server};
+use crate::common::{ADMIN, Server};
 
 fn config(root: &std::path::Path, limits: &str) -> String {
     format!("root = {:?}\n[limits]\n{limits}\n", root.to_str().unwrap())

@@ -1,5 +1,4 @@
 //! The `wavelake sql` command end to end: output formats and errors.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::process::Command;
 
