@@ -14,6 +14,7 @@ mod metadata;
 mod namespaces;
 mod npm_package;
 mod profile;
+mod slt;
 mod snapshot_cache;
 mod sql_writes;
 mod time_travel;
