@@ -17,5 +17,6 @@ mod profile;
 mod slt;
 mod snapshot_cache;
 mod sql_writes;
+mod storage_suite;
 mod time_travel;
 mod writes;

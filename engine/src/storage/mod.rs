@@ -87,7 +87,9 @@ pub trait Storage: Send + Sync + Debug {
     async fn list(&self, prefix: &str, start_after: Option<&str>) -> Result<Option<Vec<FileMeta>>>;
 
     /// Names of the directories directly under the directory `prefix`
-    /// (`""` for the root), sorted. Backends that cannot list return none.
+    /// (`""` for the root), sorted. Backends that cannot list return none;
+    /// a local filesystem may also name a directory whose files were all
+    /// deleted (object stores have no directories to keep).
     async fn list_directories(&self, prefix: &str) -> Result<Vec<String>> {
         let _ = prefix;
         Ok(Vec::new())
