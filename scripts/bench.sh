@@ -4,7 +4,8 @@
 # are generated once into the scratch dir.
 #   scripts/bench.sh            all benchmarks
 #   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, server, load, results
-#                               (large query results: time and server memory), wasm-size,
+#                               (large query results: time and server memory), wasm-size
+#                               (and where its bytes go, by crate, with twiggy),
 #                               browser (TPC-H in Chromium against DuckDB-Wasm),
 #                               distributed (TPC-H single node against a Ballista
 #                               cluster of 1 and 2 executors),
@@ -112,6 +113,21 @@ if is_selected wasm-size; then
       printf "| %s | %.2f MB | %.2f MB |\n", name, raw / 1e6, gz / 1e6
     }'
   done
+fi
+
+if is_selected wasm-size; then
+  # The same package with its function names kept (its own target dir, so
+  # the stripped builds stay warm), attributed by crate with twiggy.
+  command -v twiggy >/dev/null || cargo install twiggy --locked
+  names_target="${CARGO_TARGET_DIR}-names"
+  CARGO_TARGET_DIR="$names_target" CARGO_PROFILE_WASM_RELEASE_STRIP=false \
+    cargo build -p wavelake-pkg --target wasm32-unknown-unknown --profile wasm-release >/dev/null
+  named="$names_target/wasm32-unknown-unknown/wasm-release/wavelake_pkg.wasm"
+  twiggy top -n 1000000 --format csv "$named" >"$WAVELAKE_TEST_SCRATCH/wasm-top.csv"
+  echo
+  echo "### Where the package's bytes go, by crate (twiggy, function names kept)"
+  echo
+  python3 scripts/wasm-attribution.py "$WAVELAKE_TEST_SCRATCH/wasm-top.csv" 25
 fi
 
 if is_selected browser; then
