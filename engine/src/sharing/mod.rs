@@ -13,8 +13,9 @@ pub use catalog::SharedCatalog;
 #[cfg(feature = "http")]
 pub use client::{QueryOptions, SharingClient};
 pub use protocol::{
-    ErrorResponse, HistoryItem, Page, SchemaItem, ShareItem, ShareResponse, SharedFiles,
-    SharedTableName, SharingProfile, deletion_vector_key, parse_query_response,
+    EndStream, EndStreamLine, ErrorResponse, HistoryItem, Page, SchemaItem, ShareItem,
+    ShareResponse, SharedFiles, SharedTableName, SharingProfile, deletion_vector_key,
+    parse_query_response,
 };
 
 #[cfg(feature = "http")]

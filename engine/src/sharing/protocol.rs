@@ -202,14 +202,25 @@ pub struct SharedFiles {
     pub refresh_token: Option<String>,
 }
 
-/// The last line of a response, when the client asked for a refresh token.
-#[derive(Debug, Deserialize)]
+/// The last line of a `query` response (`{"endStreamAction": …}`), when
+/// the client asked for a refresh token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct EndStream {
+pub struct EndStream {
+    /// The token that fetches fresh URLs for the same files.
     #[serde(default)]
-    refresh_token: Option<String>,
+    pub refresh_token: Option<String>,
+    /// When the first URL of the response expires (ms since the epoch).
     #[serde(default)]
-    min_url_expiration_timestamp: Option<i64>,
+    pub min_url_expiration_timestamp: Option<i64>,
+}
+
+/// The line that carries an [`EndStream`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndStreamLine {
+    /// The action.
+    pub end_stream_action: EndStream,
 }
 
 /// The key the deletion-vector file presigned as `url` is read by: the URL

@@ -30,7 +30,8 @@ use crate::signing::file_url;
 use crate::state::AppState;
 use wavelake_engine::protocol::{Add, DeletionVectorDescriptor, DvLocation};
 use wavelake_engine::sharing::{
-    ErrorResponse, Page, SchemaItem, ShareItem, ShareResponse, SharedTableName,
+    EndStream, EndStreamLine, ErrorResponse, Page, SchemaItem, ShareItem, ShareResponse,
+    SharedTableName,
 };
 use wavelake_engine::{Snapshot, Table};
 
@@ -637,17 +638,21 @@ async fn query_table(
         protocol_line(format, &snapshot),
         metadata_line(format, &snapshot),
     ]);
-    let end = (request.include_refresh_token || request.refresh_token.is_some()).then(|| {
+    let end = if request.include_refresh_token || request.refresh_token.is_some() {
         let expires = crate::signing::now_secs() + REFRESH_TOKEN_LIFETIME.as_secs();
         let token = state
             .signer
             .refresh_token(&qualified, snapshot.version(), expires);
-        json!({"endStreamAction": {
-            "refreshToken": token,
-            "minUrlExpirationTimestamp": urls_expire,
-        }})
-        .to_string()
-    });
+        let line = EndStreamLine {
+            end_stream_action: EndStream {
+                refresh_token: Some(token),
+                min_url_expiration_timestamp: Some(urls_expire),
+            },
+        };
+        Some(serde_json::to_string(&line).map_err(ApiError::internal)?)
+    } else {
+        None
+    };
     let version = snapshot.version();
     let lines = file_lines::FileLines {
         state: state.clone(),
