@@ -1,6 +1,7 @@
 //! The engine's error type: one enum whose variants callers branch on.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Result alias used throughout the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -11,7 +12,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// `Sql`), the table's (`Corrupt`, `InvalidTable`, `DeletionVector`), an
 /// unsupported protocol (`UnsupportedFeature`), or the environment
 /// (`Storage`).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No Delta table at the location: the `_delta_log` is missing or empty.
@@ -239,12 +240,13 @@ pub enum Error {
         /// The backend's message.
         message: String,
     },
-    /// An error from Arrow while decoding or converting data.
+    /// An error from Arrow while decoding or converting data (shared, so
+    /// that the error is cheap to copy to every partition that hit it).
     #[error("arrow error: {0}")]
-    Arrow(#[from] arrow::error::ArrowError),
-    /// An error from the query engine.
+    Arrow(#[source] Arc<arrow::error::ArrowError>),
+    /// An error from the query engine (shared, as `Arrow`).
     #[error("query error: {0}")]
-    DataFusion(Box<datafusion::error::DataFusionError>),
+    DataFusion(#[source] Arc<datafusion::error::DataFusionError>),
 }
 
 impl Error {
@@ -300,113 +302,6 @@ impl Error {
         }
     }
 
-    /// A copy of the errors that carry only text (all but `Arrow` and
-    /// `DataFusion`).
-    fn duplicate(&self) -> Option<Self> {
-        Some(match self {
-            Self::TableNotFound { location, reason } => Self::TableNotFound {
-                location: location.clone(),
-                reason: reason.clone(),
-            },
-            Self::UnknownTable { name } => Self::UnknownTable { name: name.clone() },
-            Self::NotFound { path } => Self::NotFound { path: path.clone() },
-            Self::AlreadyExists { path } => Self::AlreadyExists { path: path.clone() },
-            Self::ReadOnly { location } => Self::ReadOnly {
-                location: location.clone(),
-            },
-            Self::CommitConflict { version, reason } => Self::CommitConflict {
-                version: *version,
-                reason: reason.clone(),
-            },
-            Self::CommitOutcomeUnknown { version, reason } => Self::CommitOutcomeUnknown {
-                version: *version,
-                reason: reason.clone(),
-            },
-            Self::Corrupt { path, reason } => Self::Corrupt {
-                path: path.clone(),
-                reason: reason.clone(),
-            },
-            Self::InvalidTable { reason } => Self::InvalidTable {
-                reason: reason.clone(),
-            },
-            Self::UnsupportedFeature { feature } => Self::UnsupportedFeature {
-                feature: feature.clone(),
-            },
-            Self::DeletionVector { data_file, reason } => Self::DeletionVector {
-                data_file: data_file.clone(),
-                reason: reason.clone(),
-            },
-            Self::VersionNotFound { version, reason } => Self::VersionNotFound {
-                version: *version,
-                reason: reason.clone(),
-            },
-            Self::AccessDenied { reason } => Self::AccessDenied {
-                reason: reason.clone(),
-            },
-            Self::Forbidden { path, status } => Self::Forbidden {
-                path: path.clone(),
-                status: *status,
-            },
-            Self::UrlExpired { path, reason } => Self::UrlExpired {
-                path: path.clone(),
-                reason: reason.clone(),
-            },
-            Self::ChangeDataNotRecorded { version, reason } => Self::ChangeDataNotRecorded {
-                version: *version,
-                reason: reason.clone(),
-            },
-            Self::TimestampOutOfRange { timestamp, reason } => Self::TimestampOutOfRange {
-                timestamp: timestamp.clone(),
-                reason: reason.clone(),
-            },
-            Self::SchemaMismatch(m) => Self::SchemaMismatch(m.clone()),
-            Self::ConstraintViolation(m) => Self::ConstraintViolation(m.clone()),
-            Self::TableExists(m) => Self::TableExists(m.clone()),
-            Self::InvalidArgument(m) => Self::InvalidArgument(m.clone()),
-            Self::InvalidUpload { format, reason } => Self::InvalidUpload {
-                format,
-                reason: reason.clone(),
-            },
-            Self::NotAllowed(m) => Self::NotAllowed(m.clone()),
-            Self::Sql(m) => Self::Sql(m.clone()),
-            Self::Storage { path, message } => Self::Storage {
-                path: path.clone(),
-                message: message.clone(),
-            },
-            Self::UnsafeStorage { location, reason } => Self::UnsafeStorage {
-                location: location.clone(),
-                reason: reason.clone(),
-            },
-            Self::LimitExceeded {
-                what,
-                limit,
-                detail,
-            } => Self::LimitExceeded {
-                what: what.clone(),
-                limit: limit.clone(),
-                detail: detail.clone(),
-            },
-            Self::ClusterUnavailable { scheduler, reason } => Self::ClusterUnavailable {
-                scheduler: scheduler.clone(),
-                reason: reason.clone(),
-            },
-            Self::ServerRefused {
-                status,
-                code,
-                message,
-            } => Self::ServerRefused {
-                status: *status,
-                code: code.clone(),
-                message: message.clone(),
-            },
-            Self::NoSqlApi { url, reason } => Self::NoSqlApi {
-                url: url.clone(),
-                reason: reason.clone(),
-            },
-            Self::Arrow(_) | Self::DataFusion(_) => return None,
-        })
-    }
-
     /// True when a failed commit may still be in the log: the files it
     /// wrote must then not be deleted.
     pub fn commit_may_have_landed(&self) -> bool {
@@ -426,10 +321,12 @@ impl From<datafusion::error::DataFusionError> for Error {
         match err {
             Df::External(inner) => match inner.downcast::<Error>() {
                 Ok(ours) => *ours,
-                Err(other) => Self::DataFusion(Box::new(Df::External(other))),
+                Err(other) => Self::DataFusion(Arc::new(Df::External(other))),
             },
             Df::Context(ctx, inner) => match Self::from(*inner) {
-                Self::DataFusion(df) => Self::DataFusion(Box::new(Df::Context(ctx, df))),
+                Self::DataFusion(df) => {
+                    Self::DataFusion(Arc::new(Df::Context(ctx, Box::new(owned(df)))))
+                }
                 ours => ours,
             },
             Df::SQL(..) | Df::Plan(..) | Df::SchemaError(..) | Df::NotImplemented(..) => {
@@ -441,7 +338,7 @@ impl From<datafusion::error::DataFusionError> for Error {
                     Some(column) => Self::ConstraintViolation(format!(
                         "NOT NULL column {column} would receive a NULL value"
                     )),
-                    None => Self::DataFusion(Box::new(other)),
+                    None => Self::DataFusion(Arc::new(other)),
                 },
             },
         }
@@ -467,7 +364,11 @@ fn engine_error_in_chain(err: &(dyn std::error::Error + 'static)) -> Option<Erro
     let mut current = Some(err);
     while let Some(e) = current {
         if let Some(ours) = e.downcast_ref::<Error>() {
-            return ours.duplicate();
+            // Arrow's and DataFusion's own errors stay in their chain.
+            return match ours {
+                Error::Arrow(_) | Error::DataFusion(_) => None,
+                text => Some(text.clone()),
+            };
         }
         current = e.source();
     }
@@ -477,8 +378,50 @@ fn engine_error_in_chain(err: &(dyn std::error::Error + 'static)) -> Option<Erro
 impl From<Error> for datafusion::error::DataFusionError {
     fn from(err: Error) -> Self {
         match err {
-            Error::DataFusion(df) => *df,
+            Error::DataFusion(df) => owned(df),
             other => Self::External(Box::new(other)),
         }
+    }
+}
+
+impl From<arrow::error::ArrowError> for Error {
+    fn from(err: arrow::error::ArrowError) -> Self {
+        Self::Arrow(Arc::new(err))
+    }
+}
+
+/// The DataFusion error itself when nothing else holds it, else a shared
+/// one.
+fn owned(df: Arc<datafusion::error::DataFusionError>) -> datafusion::error::DataFusionError {
+    Arc::try_unwrap(df).unwrap_or_else(datafusion::error::DataFusionError::Shared)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::error::DataFusionError as Df;
+
+    use super::*;
+
+    #[test]
+    fn an_engine_error_shared_by_partitions_comes_back_as_itself() {
+        let corrupt = Error::corrupt("part-0.parquet", "bad footer");
+        let shared = Df::Shared(Arc::new(Df::External(Box::new(corrupt))));
+        let back = Error::from(Df::Context("reading".into(), Box::new(shared)));
+        assert!(
+            matches!(&back, Error::Corrupt { path, .. } if path == "part-0.parquet"),
+            "{back:?}"
+        );
+    }
+
+    #[test]
+    fn a_datafusion_error_goes_back_to_datafusion_unwrapped_when_not_shared() {
+        let error = Error::from(Df::ResourcesExhausted("memory".into()));
+        let copy = error.clone();
+        assert_eq!(copy.code(), "QUERY_ERROR");
+        drop(error);
+        assert!(matches!(Df::from(copy), Df::ResourcesExhausted(_)));
+        let shared = Error::from(Df::ResourcesExhausted("memory".into()));
+        let _held = shared.clone();
+        assert!(matches!(Df::from(shared), Df::Shared(_)));
     }
 }

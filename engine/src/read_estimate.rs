@@ -67,7 +67,7 @@ impl ReadEstimate {
     }
 }
 
-#[cfg(all(test, not(target_arch = "wasm32")))]
+#[cfg(all(test, feature = "native"))]
 mod tests {
     use std::sync::Arc;
 
