@@ -7,6 +7,19 @@ export WAVELAKE_TEST_SCRATCH="${WAVELAKE_TEST_SCRATCH:-$HOME/.cache/wavelake/scr
 mkdir -p "$CARGO_TARGET_DIR" "$WAVELAKE_TEST_SCRATCH"
 
 # Installs the Rust components the checks use (safe to repeat).
+# Deletes the test and bench executables of earlier builds from the shared
+# debug target dir, keeping the newest of each name: each is hundreds of
+# megabytes, and a day of rebuilds filled this machine's disk with them
+# (the linker then dies with a bus error). Cargo relinks what it needs.
+prune_stale_executables() {
+  local deps="$CARGO_TARGET_DIR/debug/deps"
+  [ -d "$deps" ] || return 0
+  find "$deps" -maxdepth 1 -type f -perm -u+x ! -name '*.*' -printf '%T@ %f\n' |
+    sort -rn |
+    awk '{ name = $2; sub(/-[0-9a-f]+$/, "", name); if (seen[name]++) print $2 }' |
+    (cd "$deps" && xargs -r rm -f --)
+}
+
 ensure_rust_components() {
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
 }

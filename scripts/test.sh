@@ -8,6 +8,10 @@ source scripts/env.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "disk: the executables of earlier builds out of the shared target dir"
+prune_stale_executables
+df -h "$CARGO_TARGET_DIR" | tail -1
+
 step "toolchain (rustfmt, clippy, wasm32 target, clang, wasm-bindgen-cli)"
 ensure_rust_components
 ensure_wasm_toolchain
