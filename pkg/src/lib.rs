@@ -234,18 +234,7 @@ const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// A session engine with the range cache `options.cacheBytes` asks for.
 fn session_engine(options: &JsValue) -> Result<Engine, JsValue> {
-    let budget = match field(options, "cacheBytes") {
-        None => DEFAULT_CACHE_BYTES,
-        Some(value) => match value.as_f64() {
-            Some(bytes) if bytes >= 0.0 && bytes.is_finite() => bytes as u64,
-            _ => {
-                return Err(js_error(
-                    "INVALID_ARGUMENT",
-                    "cacheBytes must be a number of bytes, 0 or more",
-                ));
-            }
-        },
-    };
+    let budget = bytes_field(options, "cacheBytes")?.unwrap_or(DEFAULT_CACHE_BYTES);
     Ok(Engine::with_options(EngineOptions {
         range_cache: (budget > 0).then(|| Arc::new(RangeCache::new(budget))),
         // The package only reads: the engine's classifier refuses writes.
@@ -258,6 +247,20 @@ fn field(options: &JsValue, name: &str) -> Option<JsValue> {
     js_sys::Reflect::get(options, &name.into())
         .ok()
         .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+/// A number of bytes, 0 or more, when `options` has `name`.
+fn bytes_field(options: &JsValue, name: &str) -> Result<Option<u64>, JsValue> {
+    let Some(value) = field(options, name) else {
+        return Ok(None);
+    };
+    match value.as_f64() {
+        Some(bytes) if bytes >= 0.0 && bytes.is_finite() => Ok(Some(bytes as u64)),
+        _ => Err(js_error(
+            "INVALID_ARGUMENT",
+            &format!("{name} must be a number of bytes, 0 or more"),
+        )),
+    }
 }
 
 fn string_field(options: &JsValue, name: &str) -> Result<String, JsValue> {

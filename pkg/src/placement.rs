@@ -56,18 +56,8 @@ pub fn offload_options(
         Some(run_on) => run_on,
         None => RunOn::Page,
     };
-    let max_page_bytes = match field("maxPageBytes") {
-        None => DEFAULT_MAX_PAGE_BYTES,
-        Some(value) => match value.as_f64() {
-            Some(bytes) if bytes >= 0.0 && bytes.is_finite() => bytes as u64,
-            _ => {
-                return Err(js_error(
-                    "INVALID_ARGUMENT",
-                    "maxPageBytes must be a number of bytes, 0 or more",
-                ));
-            }
-        },
-    };
+    let max_page_bytes =
+        crate::bytes_field(options, "maxPageBytes")?.unwrap_or(DEFAULT_MAX_PAGE_BYTES);
     let server = match field("sqlUrl").map(|v| v.as_string()) {
         Some(Some(url)) => ServerSql::new(&url, token).map_err(|e| from_engine(&e))?,
         Some(None) => return Err(js_error("INVALID_ARGUMENT", "sqlUrl must be a URL")),
