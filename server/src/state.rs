@@ -139,33 +139,47 @@ impl AppState {
         Ok(Table::new((self.opener)(location)?)?.with_cache(Some(self.snapshots.clone())))
     }
 
+    /// Where table `table` of namespace `namespace` lives: `ROOT/ns/table`.
+    pub fn table_location(&self, namespace: &str, table: &str) -> String {
+        format!(
+            "{}/{namespace}/{table}",
+            self.config.root.trim_end_matches('/')
+        )
+    }
+
+    /// A sandboxed session within the server's limits and caches, able to
+    /// open the root's tables.
+    fn sandboxed_engine(
+        &self,
+        default_schema: Option<String>,
+        confined: bool,
+        read_only: bool,
+    ) -> Engine {
+        Engine::with_options(EngineOptions {
+            default_schema,
+            sandboxed: true,
+            memory_limit: Some(self.config.limits.query_memory_bytes),
+            shared_memory: Some(self.memory.clone()),
+            confined,
+            snapshot_cache: Some(self.snapshots.clone()),
+            range_cache: None,
+            read_only,
+            minimum_retention_ms: Some(self.config.limits.minimum_retention_ms()),
+        })
+        .with_storage_opener(self.opener.clone())
+    }
+
     /// A read-only SQL session over what Delta Sharing `recipient` may
     /// read: every table of its shares as `schema.table`, the name sharing
     /// clients give it (a name two shares give different tables is the
     /// table of the share listed last, as clients see it).
     pub async fn recipient_session(&self, recipient: &str) -> Result<Engine, ApiError> {
-        let engine = Engine::with_options(EngineOptions {
-            default_schema: None,
-            sandboxed: true,
-            memory_limit: Some(self.config.limits.query_memory_bytes),
-            shared_memory: Some(self.memory.clone()),
-            confined: true,
-            snapshot_cache: Some(self.snapshots.clone()),
-            range_cache: None,
-            read_only: true,
-            minimum_retention_ms: Some(self.config.limits.minimum_retention_ms()),
-        })
-        .with_storage_opener(self.opener.clone());
+        let engine = self.sandboxed_engine(None, true, true);
         let catalog = self.shares.snapshot().await;
         let mut tables = std::collections::BTreeMap::new();
         for share in catalog.visible_shares(Some(recipient)) {
             for table in catalog.shares.get(&share).map_or(&[][..], |s| &s.tables) {
-                let location = format!(
-                    "{}/{}/{}",
-                    self.config.root.trim_end_matches('/'),
-                    table.namespace,
-                    table.table
-                );
+                let location = self.table_location(&table.namespace, &table.table);
                 tables.insert(format!("{}.{}", table.schema, table.name), location);
             }
         }
@@ -184,18 +198,11 @@ impl AppState {
         principal: &Principal,
         namespace: &str,
     ) -> Result<Engine, ApiError> {
-        let engine = Engine::with_options(EngineOptions {
-            default_schema: Some(namespace.to_owned()),
-            sandboxed: true,
-            memory_limit: Some(self.config.limits.query_memory_bytes),
-            shared_memory: Some(self.memory.clone()),
-            confined: !principal.admin,
-            snapshot_cache: Some(self.snapshots.clone()),
-            range_cache: None,
-            read_only: self.may_write(principal, namespace).is_err(),
-            minimum_retention_ms: Some(self.config.limits.minimum_retention_ms()),
-        })
-        .with_storage_opener(self.opener.clone());
+        let engine = self.sandboxed_engine(
+            Some(namespace.to_owned()),
+            !principal.admin,
+            self.may_write(principal, namespace).is_err(),
+        );
         let only = (!principal.admin).then_some(namespace);
         engine
             .register_namespaced_root(&self.config.root, only)

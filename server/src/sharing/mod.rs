@@ -339,10 +339,7 @@ async fn open_shared(
             .ok_or_else(missing)?,
         (None, None) => return Err(missing()),
     };
-    let location = format!(
-        "{}/{}/{}",
-        state.config.root, shared.namespace, shared.table
-    );
+    let location = state.table_location(&shared.namespace, &shared.table);
     let table = state.table(&location)?;
     Ok((shared, table))
 }
