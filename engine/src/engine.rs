@@ -260,7 +260,7 @@ impl Engine {
                 (directory, location)
             })
             .collect();
-        self.register_found(candidates).await
+        self.register_locations(candidates).await
     }
 
     /// Registers every Delta table at `root/<namespace>/<table>` as
@@ -289,22 +289,18 @@ impl Engine {
                 candidates.push((format!("{namespace}.{directory}"), table));
             }
         }
-        self.register_found(candidates).await
+        self.register_locations(candidates).await
     }
 
-    /// Registers the Delta table at each `(name, location)` under its name
-    /// (`table` or `namespace.table`), several at once; needs a storage
-    /// opener. A location without a Delta log is left out, as is a table
-    /// that cannot be read (with a warning). Returns the names registered.
-    pub async fn register_locations(&self, tables: Vec<(String, String)>) -> Result<Vec<String>> {
-        self.register_found(tables).await
-    }
-
-    /// Registers the tables among `(name, location)` candidates, several at
-    /// once. A directory without a Delta log is no table; a table that
-    /// cannot be read is left out with a warning, so that one broken table
-    /// does not take the others down with it.
-    async fn register_found(&self, candidates: Vec<(String, String)>) -> Result<Vec<String>> {
+    /// Registers the tables among `(name, location)` candidates (`table`
+    /// or `namespace.table`), several at once; needs a storage opener. A
+    /// directory without a Delta log is no table; a table that cannot be
+    /// read is left out with a warning, so that one broken table does not
+    /// take the others down with it. Returns the names registered.
+    pub async fn register_locations(
+        &self,
+        candidates: Vec<(String, String)>,
+    ) -> Result<Vec<String>> {
         let opener = self.opener()?;
         let registrations: Vec<_> = candidates
             .into_iter()
