@@ -207,7 +207,8 @@ fn Workspace(session: SessionHandle) -> Element {
                 (Choice::BySize, _) => session.placement(&sql, limit).await,
             };
             let outcome = match decision {
-                _ if is_write(&sql) => write_on_server(&session, &sql)
+                _ if is_write(&sql) => session
+                    .write_on_server(&sql)
                     .await
                     .inspect(|_| changed.call("The statement ran on the server.".into())),
                 Err(why) => Err(why),
@@ -465,28 +466,6 @@ fn Workspace(session: SessionHandle) -> Element {
             }
         }
     }
-}
-
-/// Runs a statement that changes tables on the server, when the page came
-/// from one and the token may write.
-async fn write_on_server(session: &Session, sql: &str) -> Result<Answer, String> {
-    let Some(api) = session.api().filter(|_| session.access().can_write()) else {
-        return Err(
-            "Not allowed: this statement changes tables, which only a Wavelake server does for a \
-             token that may write. Sign in to the server with such a token."
-                .into(),
-        );
-    };
-    let batches = api.execute(sql).await?;
-    let table =
-        crate::result_table::ResultTable::from_batches(&batches).map_err(|e| e.to_string())?;
-    Ok(Answer {
-        table,
-        batches,
-        scans: Vec::new(),
-        plan: "The statement ran on the server.".into(),
-        ran: None,
-    })
 }
 
 /// Where the cursor is in the SQL editor (a byte offset), in a browser.

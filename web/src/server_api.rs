@@ -1,8 +1,7 @@
 //! The Wavelake server's own API, for what needs its authority: what a
-//! token may do, uploads, and statements that change tables. Reads never
-//! go through it.
+//! token may do and uploads. Statements go to its SQL API through the
+//! engine's `ServerSql`.
 
-use arrow::array::RecordBatch;
 use serde_json::Value;
 
 /// What a token may do on the server.
@@ -118,23 +117,6 @@ impl ServerApi {
         } else {
             format!("Appended {rows} rows to {namespace}.{table} (version {version}).")
         })
-    }
-
-    /// Runs one statement on the server (writes and maintenance), its
-    /// result as Arrow batches.
-    pub async fn execute(&self, sql: &str) -> Result<Vec<RecordBatch>, String> {
-        let request = self
-            .http
-            .post(format!("{}/sql", self.base))
-            .header("accept", "application/vnd.apache.arrow.stream")
-            .header("content-type", "application/json")
-            .body(serde_json::json!({ "sql": sql }).to_string());
-        let body = self.send(request).await?;
-        let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
-            .map_err(|e| format!("The server's answer is not Arrow: {e}"))?;
-        reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("The server's answer is not Arrow: {e}"))
     }
 
     /// Sends an authorized request: the body, or the server's error in

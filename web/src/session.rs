@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use wavelake_engine::metadata_tables::{MetadataKind, history_batch, snapshot_batch};
-use wavelake_engine::server_sql::{Decision, Offload, ServerSql};
+use wavelake_engine::server_sql::{Decision, Offload, ServerAnswer, ServerSql};
 use wavelake_engine::sharing::{QueryOptions, SharedCatalog, SharingProfile, open_shared_table};
 use wavelake_engine::stats::FileStats;
 use wavelake_engine::storage::{HttpStorage, RangeCache};
@@ -322,23 +322,7 @@ impl Session {
         reason: String,
         started: f64,
     ) -> Result<Answer, String> {
-        let server = self
-            .server_sql
-            .as_ref()
-            .map_err(|why| format!("Not possible: {why}"))?;
-        // Unqualified names resolve in the namespace of the first table
-        // named (a token may have several).
-        let namespace = self
-            .engine
-            .table_references(query)
-            .into_iter()
-            .find_map(|name| name.split_once('.').map(|(schema, _)| schema.to_owned()))
-            .filter(|_| matches!(self.connection, Connection::ThisServer { .. }));
-        let answer = server
-            .run(query, namespace.as_deref())
-            .await
-            .map_err(describe)?;
-        let batches = answer.batches().map_err(describe)?;
+        let (answer, batches) = self.send(query).await?;
         let table = ResultTable::from_batches(&batches).map_err(|e| e.to_string())?;
         let ran = Ran {
             site: if answer.ran_on == "cluster" {
@@ -360,6 +344,49 @@ impl Session {
             plan: format!("The query ran on {}; its plan is there.", ran.site.name()),
             ran: Some(ran),
         })
+    }
+
+    /// Runs a statement that changes tables on the server the page came
+    /// from, when the token may write.
+    pub async fn write_on_server(&self, statement: &str) -> Result<Answer, String> {
+        if self.api.is_none() || !self.access.can_write() {
+            return Err(
+                "Not allowed: this statement changes tables, which only a Wavelake server does \
+                 for a token that may write. Sign in to the server with such a token."
+                    .into(),
+            );
+        }
+        let (_, batches) = self.send(statement).await?;
+        let table = ResultTable::from_batches(&batches).map_err(|e| e.to_string())?;
+        Ok(Answer {
+            table,
+            batches,
+            scans: Vec::new(),
+            plan: "The statement ran on the server.".into(),
+            ran: None,
+        })
+    }
+
+    /// Sends one statement to the server's SQL API: its answer and rows.
+    async fn send(&self, statement: &str) -> Result<(ServerAnswer, Vec<RecordBatch>), String> {
+        let server = self
+            .server_sql
+            .as_ref()
+            .map_err(|why| format!("Not possible: {why}"))?;
+        // Unqualified names resolve in the namespace of the first table
+        // named (a token may have several).
+        let namespace = self
+            .engine
+            .table_references(statement)
+            .into_iter()
+            .find_map(|name| name.split_once('.').map(|(schema, _)| schema.to_owned()))
+            .filter(|_| matches!(self.connection, Connection::ThisServer { .. }));
+        let answer = server
+            .run(statement, namespace.as_deref())
+            .await
+            .map_err(describe)?;
+        let batches = answer.batches().map_err(describe)?;
+        Ok((answer, batches))
     }
 
     /// Opens the shared tables `query` names that are not open yet.
