@@ -2,10 +2,15 @@
 //! what it would read, estimated from the Delta log before any data is
 //! fetched, and told to the caller in response headers.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
 use wavelake_engine::ReadEstimate;
+use wavelake_engine::scan::DeltaScanExec;
 use wavelake_engine::server_sql::{
     RAN_ON_HEADER, READ_BYTES_HEADER, READ_FILES_HEADER, REASON_HEADER,
 };
@@ -50,15 +55,51 @@ impl Placement {
         }
     }
 
+    /// Runs here because `plan` is a statement, not a query the cluster
+    /// runs; `None` for a query.
+    pub fn not_distributable(plan: &LogicalPlan) -> Option<Self> {
+        if distributable(plan) {
+            return None;
+        }
+        let kind = plan.display().to_string();
+        let kind = kind.split(':').next().unwrap_or("this statement");
+        Some(Self::server(format!("{kind} runs in the server")))
+    }
+
+    /// A query that runs here with no cluster configured, and what its
+    /// Delta scans read as `plan` (the physical plan that runs) prunes them.
+    pub fn measured(plan: &Arc<dyn ExecutionPlan>) -> Self {
+        let mut reads = ReadEstimate::default();
+        let _ = plan.apply(|node| {
+            if let Some(scan) = node.downcast_ref::<DeltaScanExec>() {
+                let figures = scan.figures();
+                reads.scans += 1;
+                reads.bytes = reads.bytes.saturating_add(figures.bytes_of_files_scanned);
+                reads.files += figures.files_scanned;
+                reads.files_pruned += figures.files_pruned;
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        let (bytes, files) = (reads.bytes, reads.files);
+        let reason = if reads.scans == 0 {
+            "it reads no table".to_owned()
+        } else {
+            format!("it reads {bytes} bytes in {files} files, and no cluster is configured")
+        };
+        Self {
+            site: Site::Server,
+            reason,
+            reads: Some(reads),
+        }
+    }
+
     /// Where `plan` (optimized, so that its scans carry their filters)
     /// runs: on the cluster when one takes queries reading at least
     /// `cluster_threshold` bytes, the plan reads only Delta tables and it
     /// reads at least that much after partition and statistics pruning.
     pub fn of(plan: &LogicalPlan, state: &SessionState, cluster_threshold: Option<u64>) -> Self {
-        if !distributable(plan) {
-            let kind = plan.display().to_string();
-            let kind = kind.split(':').next().unwrap_or("this statement");
-            return Self::server(format!("{kind} runs in the server"));
+        if let Some(statement) = Self::not_distributable(plan) {
+            return statement;
         }
         let estimate = ReadEstimate::of(plan, state);
         let (bytes, files) = (estimate.bytes, estimate.files);

@@ -84,7 +84,10 @@ pub async fn run_sql(
     let work = async {
         let frame = engine.execute(statement).await?;
         let (frame, placement) = placed(&cluster, frame, writes).await?;
-        let stream = frame.execute_stream().await?;
+        let task = Arc::new(frame.task_ctx());
+        let plan = frame.create_physical_plan().await?;
+        let placement = placement.unwrap_or_else(|| Placement::measured(&plan));
+        let stream = datafusion::physical_plan::execute_stream(plan, task)?;
         Ok::<_, wavelake_engine::Error>((prefetch(stream, result_limits).await?, placement))
     };
     let outcome = tokio::time::timeout_at(result_limits.deadline, work).await;
@@ -153,18 +156,26 @@ async fn session_for(
 
 /// `frame`, sent to the cluster when one is configured and the query
 /// reads enough data there (a statement that wrote has run already), with
-/// where it runs and why. The `EXPLAIN` of a query gains a `placement` row
-/// saying where the query would run and why.
+/// where it runs and why; `None` for a query that runs here without a
+/// decision to make, whose reads the plan that runs it tells
+/// ([`Placement::measured`]), so they are not estimated twice. The
+/// `EXPLAIN` of a query gains a `placement` row saying where the query
+/// would run and why.
 async fn placed(
     config: &crate::config::ClusterConfig,
     frame: DataFrame,
     wrote: bool,
-) -> wavelake_engine::Result<(DataFrame, Placement)> {
+) -> wavelake_engine::Result<(DataFrame, Option<Placement>)> {
     if wrote {
         metrics::counter!("wavelake_queries_total", "placement" => "server").increment(1);
-        return Ok((frame, Placement::server("writes run on the server")));
+        return Ok((frame, Some(Placement::server("writes run on the server"))));
     }
     let threshold = cluster_threshold(config);
+    if threshold.is_none() && !matches!(frame.logical_plan(), LogicalPlan::Explain(_)) {
+        metrics::counter!("wavelake_queries_total", "placement" => "server").increment(1);
+        let placement = Placement::not_distributable(frame.logical_plan());
+        return Ok((frame, placement));
+    }
     let (session, plan) = frame.into_parts();
     let place = |plan: &LogicalPlan| match session.optimize(plan) {
         Ok(optimized) => Placement::of(&optimized, &session, threshold),
@@ -174,7 +185,7 @@ async fn placed(
         let row = place(&explain.plan).describe();
         metrics::counter!("wavelake_queries_total", "placement" => "server").increment(1);
         let frame = with_placement_row(session, plan, row).await?;
-        return Ok((frame, Placement::server("EXPLAIN runs on the server")));
+        return Ok((frame, Some(Placement::server("EXPLAIN runs on the server"))));
     }
     let placement = place(&plan);
     metrics::counter!("wavelake_queries_total", "placement" => placement.site.label()).increment(1);
@@ -185,8 +196,8 @@ async fn placed(
     );
     let frame = DataFrame::new(session, plan);
     match placement.site {
-        Site::Cluster => Ok((distribute(config, frame).await?, placement)),
-        Site::Server => Ok((frame, placement)),
+        Site::Cluster => Ok((distribute(config, frame).await?, Some(placement))),
+        Site::Server => Ok((frame, Some(placement))),
     }
 }
 
