@@ -11,6 +11,19 @@ use serde_json::{Value, json};
 
 pub const ADMIN: &str = "admin-token-for-the-tests-0123456789";
 
+/// How long a test waits for one answer. reqwest's default (30 s) is
+/// shorter than a debug build's cluster query takes on two cores while the
+/// other end-to-end tests (Chromium, moto, uploads) run beside it.
+pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(240);
+
+/// An HTTP client that waits [`ANSWER_TIMEOUT`] for an answer.
+pub fn test_client() -> Client {
+    Client::builder()
+        .timeout(ANSWER_TIMEOUT)
+        .build()
+        .expect("an HTTP client")
+}
+
 pub struct Server {
     pub child: Child,
     pub url: String,
@@ -48,7 +61,7 @@ impl Server {
         Self {
             child,
             url,
-            client: Client::new(),
+            client: test_client(),
         }
     }
 
@@ -67,7 +80,7 @@ impl Server {
             .bearer_auth(token)
             .json(&body)
             .send()
-            .unwrap();
+            .unwrap_or_else(|error| panic!("{sql}: {error}"));
         let status = response.status();
         (status, response.json().unwrap_or(Value::Null))
     }
