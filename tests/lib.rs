@@ -126,10 +126,10 @@ pub fn read_parquet_dir(dir: &Path) -> Vec<RecordBatch> {
 
 /// An engine with the golden table `name` registered as `t`, or `None`
 /// (with a visible message) when `../shared/golden` is absent.
-pub async fn golden_engine(test: &str, name: &str) -> Option<wavelake_engine::Engine> {
+pub async fn golden_engine(test: &str, name: &str) -> Option<wavelake_engine::SqlSession> {
     let root = golden_or_skip(test)?;
     let dir = unpack(&root.join(format!("kernel-golden/{name}.tar.zst"))).join("delta");
-    let engine = wavelake_engine::Engine::new();
+    let engine = wavelake_engine::SqlSession::new();
     let storage = wavelake_engine::storage::ObjectStoreStorage::open(dir.to_str().expect("utf-8"))
         .expect("storage");
     engine
@@ -141,8 +141,8 @@ pub async fn golden_engine(test: &str, name: &str) -> Option<wavelake_engine::En
 
 /// An engine whose `CREATE TABLE` writes under the table root `root`, with
 /// the tables already there registered.
-pub async fn engine_at(root: &Path) -> wavelake_engine::Engine {
-    let engine = wavelake_engine::Engine::new().with_storage_opener(std::sync::Arc::new(
+pub async fn engine_at(root: &Path) -> wavelake_engine::SqlSession {
+    let engine = wavelake_engine::SqlSession::new().with_storage_opener(std::sync::Arc::new(
         |location: &str| {
             Ok(
                 std::sync::Arc::new(wavelake_engine::storage::ObjectStoreStorage::open(
@@ -681,7 +681,7 @@ fn without_columns(batches: &[RecordBatch], drop: &[String]) -> Vec<RecordBatch>
 
 /// All rows of the latest version of the table at `table`, read by Wavelake.
 pub async fn read_latest_rows(table: &Path) -> wavelake_engine::Result<Vec<RecordBatch>> {
-    let engine = wavelake_engine::Engine::new();
+    let engine = wavelake_engine::SqlSession::new();
     let storage = wavelake_engine::storage::ObjectStoreStorage::open(table.to_str().unwrap())?;
     engine.register("t", std::sync::Arc::new(storage)).await?;
     engine.query("SELECT * FROM t").await

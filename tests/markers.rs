@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use wavelake_engine::Engine;
+use wavelake_engine::SqlSession;
 
 /// Rows each INSERT writes, all with its marker (parts 0, 1, 2).
 pub const ROWS_PER_MARKER: i64 = 3;
@@ -87,7 +87,7 @@ pub fn env_or(name: &str, default: u64) -> u64 {
 }
 
 /// `marker → parts` of the table as a clean reader sees it.
-pub async fn rows_by_marker(engine: &Engine, table: &str) -> BTreeMap<i64, Vec<i64>> {
+pub async fn rows_by_marker(engine: &SqlSession, table: &str) -> BTreeMap<i64, Vec<i64>> {
     let batches = engine
         .query(&format!(
             "SELECT marker, part FROM {table} ORDER BY marker, part"

@@ -14,7 +14,7 @@
 //! - [`table`], [`snapshot`]: a table and one version of it.
 //! - [`scan`]: the DataFusion `TableProvider` that prunes files and applies
 //!   deletion vectors while reading.
-//! - [`engine`]: a SQL session with Delta tables registered, including
+//! - [`session`]: the SQL session ([`SqlSession`]) with Delta tables registered, including
 //!   time travel (`VERSION AS OF`, `TIMESTAMP AS OF`), and
 //!   [`metadata_tables`]: history, files, schema, protocol and properties
 //!   as SQL table functions, over the [`versions`] of each table (its own
@@ -38,7 +38,6 @@ pub mod command;
 pub mod data_file;
 #[cfg(feature = "distributed")]
 pub mod distributed;
-pub mod engine;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -56,6 +55,7 @@ pub mod scan;
 pub mod schema;
 #[cfg(feature = "http")]
 pub mod server_sql;
+pub mod session;
 pub mod sharing;
 pub mod snapshot;
 pub mod snapshot_cache;
@@ -70,10 +70,10 @@ pub mod versions;
 #[cfg(feature = "write")]
 pub mod write;
 
-pub use engine::{Engine, EngineOptions, PlannedQuery};
 pub use error::{Error, Result};
 pub use profile::{QueryProfile, QueryProgress, ScanProfile};
 pub use read_estimate::ReadEstimate;
+pub use session::{PlannedQuery, SqlSession, SqlSessionOptions};
 pub use snapshot::Snapshot;
 pub use snapshot_cache::SnapshotCache;
 pub use statement::{Access, Statement};
@@ -84,7 +84,11 @@ pub use table::{CommitEntry, Table};
 /// called; it only has to type-check.
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(dead_code)]
-fn futures_are_send(engine: &'static Engine, table: &'static Table, storage: storage::StorageRef) {
+fn futures_are_send(
+    engine: &'static SqlSession,
+    table: &'static Table,
+    storage: storage::StorageRef,
+) {
     fn is_send<T: Send>(_: T) {}
     is_send(engine.register("t", storage));
     is_send(engine.query("SELECT 1"));

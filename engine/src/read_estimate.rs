@@ -73,11 +73,11 @@ mod tests {
 
     use arrow::array::AsArray;
 
-    use crate::{Engine, Error};
+    use crate::{Error, SqlSession};
 
-    async fn partitioned_table() -> (tempfile::TempDir, Engine) {
+    async fn partitioned_table() -> (tempfile::TempDir, SqlSession) {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::new()
+        let engine = SqlSession::new()
             .with_storage_opener(Arc::new(|location: &str| crate::storage::open(location)));
         engine
             .register_root(dir.path().to_str().unwrap())

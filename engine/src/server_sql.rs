@@ -9,7 +9,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::sharing::SharedCatalog;
-use crate::{Engine, Error, ReadEstimate, Result};
+use crate::{Error, ReadEstimate, Result, SqlSession};
 
 /// Response header naming where a statement ran: `server` or `cluster`.
 pub const RAN_ON_HEADER: &str = "wavelake-ran-on";
@@ -241,7 +241,7 @@ impl Offload {
     /// `engine` already) before any data is fetched.
     pub async fn decide(
         &self,
-        engine: &Engine,
+        engine: &SqlSession,
         shared: Option<&SharedCatalog>,
         query: &str,
     ) -> Result<Decision> {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test};
-use wavelake_engine::Engine;
+use wavelake_engine::SqlSession;
 use wavelake_engine::storage::{HttpStorage, Storage};
 
 /// One case of the manifest (`wavelake_tests::golden_cases::HttpCase`).
@@ -45,7 +45,7 @@ fn base_url() -> Option<String> {
 }
 
 async fn check(base: &str, case: &HttpCase) -> Result<(), String> {
-    let engine = Engine::new();
+    let engine = SqlSession::new();
     let storage =
         HttpStorage::new(&format!("{base}/{}/", case.table)).map_err(|e| e.to_string())?;
     let result = match engine.register("t", Arc::new(storage)).await {
@@ -134,7 +134,7 @@ async fn golden_tables_read_over_http_in_wasm() {
 /// still refuses what only the write path runs, and still reads.
 #[wasm_bindgen_test]
 async fn a_build_without_the_write_path_refuses_writes_and_still_reads() {
-    let engine = Engine::new();
+    let engine = SqlSession::new();
     for statement in [
         "CREATE TABLE t (id BIGINT) LOCATION 'memory:///t'",
         "OPTIMIZE t",

@@ -1,4 +1,4 @@
-//! Engine errors as JavaScript `Error`s with a stable `code`.
+//! SqlSession errors as JavaScript `Error`s with a stable `code`.
 
 use wasm_bindgen::JsValue;
 

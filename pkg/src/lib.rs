@@ -22,7 +22,7 @@ use arrow::ipc::writer::StreamWriter;
 use wasm_bindgen::prelude::*;
 use wavelake_engine::sharing::{SharedCatalog, SharingProfile};
 use wavelake_engine::storage::{HttpStorage, RangeCache, StorageRef, UrlMapStorage};
-use wavelake_engine::{Engine, EngineOptions};
+use wavelake_engine::{SqlSession, SqlSessionOptions};
 
 use crate::error::{from_engine, js_error};
 use crate::placement::{RunOn, offload_options};
@@ -199,7 +199,7 @@ export interface SqlOptions {
 /// A SQL session over Delta tables read straight from storage.
 #[wasm_bindgen]
 pub struct Wavelake {
-    engine: Engine,
+    engine: SqlSession,
     /// After `connect`: the recipient's tables, opened when a query names
     /// them.
     shared: Option<SharedCatalog>,
@@ -233,13 +233,13 @@ fn engine_error(err: wavelake_engine::Error) -> JsValue {
 const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// A session engine with the range cache `options.cacheBytes` asks for.
-fn session_engine(options: &JsValue) -> Result<Engine, JsValue> {
+fn session_engine(options: &JsValue) -> Result<SqlSession, JsValue> {
     let budget = bytes_field(options, "cacheBytes")?.unwrap_or(DEFAULT_CACHE_BYTES);
-    Ok(Engine::with_options(EngineOptions {
+    Ok(SqlSession::with_options(SqlSessionOptions {
         range_cache: (budget > 0).then(|| Arc::new(RangeCache::new(budget))),
         // The package only reads: the engine's classifier refuses writes.
         read_only: true,
-        ..EngineOptions::default()
+        ..SqlSessionOptions::default()
     }))
 }
 

@@ -88,7 +88,7 @@ async fn maintain(
         }
     }
     if config.optimize && enabled(AUTO_OPTIMIZE_PROPERTY) {
-        let session = wavelake_engine::Engine::new();
+        let session = wavelake_engine::SqlSession::new();
         let outcome = optimize(
             &table,
             &session.context().state(),

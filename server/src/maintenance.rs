@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use wavelake_engine::write::optimize::{OptimizeOptions, ProgressFn, optimize};
 use wavelake_engine::write::vacuum::{VacuumOptions, vacuum};
-use wavelake_engine::{Engine, Table, storage};
+use wavelake_engine::{SqlSession, Table, storage};
 
 /// `wavelake optimize`.
 #[derive(Debug, Args)]
@@ -87,7 +87,7 @@ pub async fn run_optimize(args: OptimizeArgs) -> Result<()> {
         zorder_by: args.zorder_by,
         progress: Some(progress),
     };
-    let state = Engine::new().context().state();
+    let state = SqlSession::new().context().state();
     let outcome = optimize(&table, &state, &options)
         .await
         .with_context(|| format!("cannot optimize {}", args.table))?;
@@ -147,7 +147,7 @@ pub async fn run_restore(args: RestoreArgs) -> Result<()> {
     let snapshot = match (args.version, &args.timestamp) {
         (Some(version), _) => table.snapshot_at(Some(version)).await?,
         (None, Some(text)) => {
-            let engine = Engine::new();
+            let engine = SqlSession::new();
             engine.register("t", table.storage().clone()).await?;
             let sql = format!(
                 "SELECT max(version) FROM delta_history('t') WHERE timestamp <= TIMESTAMP '{}'",

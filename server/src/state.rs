@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use wavelake_engine::engine::StorageOpener;
+use wavelake_engine::session::StorageOpener;
 use wavelake_engine::storage::{ObjectStoreStorage, StorageRef};
-use wavelake_engine::{Engine, EngineOptions, SnapshotCache, Table};
+use wavelake_engine::{SnapshotCache, SqlSession, SqlSessionOptions, Table};
 
 use crate::auth::bearer_token;
 use crate::auth::{Principal, TokenStore};
@@ -154,8 +154,8 @@ impl AppState {
         default_schema: Option<String>,
         confined: bool,
         read_only: bool,
-    ) -> Engine {
-        Engine::with_options(EngineOptions {
+    ) -> SqlSession {
+        SqlSession::with_options(SqlSessionOptions {
             default_schema,
             sandboxed: true,
             memory_limit: Some(self.config.limits.query_memory_bytes),
@@ -173,7 +173,7 @@ impl AppState {
     /// read: every table of its shares as `schema.table`, the name sharing
     /// clients give it (a name two shares give different tables is the
     /// table of the share listed last, as clients see it).
-    pub async fn recipient_session(&self, recipient: &str) -> Result<Engine, ApiError> {
+    pub async fn recipient_session(&self, recipient: &str) -> Result<SqlSession, ApiError> {
         let engine = self.sandboxed_engine(None, true, true);
         let catalog = self.shares.snapshot().await;
         let mut tables = std::collections::BTreeMap::new();
@@ -197,7 +197,7 @@ impl AppState {
         &self,
         principal: &Principal,
         namespace: &str,
-    ) -> Result<Engine, ApiError> {
+    ) -> Result<SqlSession, ApiError> {
         let engine = self.sandboxed_engine(
             Some(namespace.to_owned()),
             !principal.admin,

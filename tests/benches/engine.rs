@@ -1,4 +1,4 @@
-//! Engine benchmarks against the peers, measured in the same run (this
+//! SqlSession benchmarks against the peers, measured in the same run (this
 //! machine is noisy: compare ratios, not seconds).
 //!
 //! `cargo bench -p wavelake-tests --bench engine -- [snapshot] [tpch]`
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wavelake_engine::storage::ObjectStoreStorage;
-use wavelake_engine::{Engine, Table};
+use wavelake_engine::{SqlSession, Table};
 use wavelake_tests::{golden_root, run_python, scratch_dir, unpack_into, venv_python_with};
 
 const RUNS: usize = 5;
@@ -107,7 +107,7 @@ async fn tpch_bench(python: &Path) {
         .iter()
         .map(|q| wavelake_tests::tests_dir().join(format!("benches/tpch/{q}.sql")))
         .collect();
-    let engine = Engine::new();
+    let engine = SqlSession::new();
     let storage = ObjectStoreStorage::open(table.to_str().unwrap()).unwrap();
     engine
         .register("lineitem", Arc::new(storage))

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use wavelake_engine::Engine;
+use wavelake_engine::SqlSession;
 use wavelake_engine::storage::ObjectStoreStorage;
 use wavelake_tests::{run_python, scratch_dir, venv_python_with};
 
@@ -31,7 +31,7 @@ fn peer_figure(results: &[serde_json::Value], what: &str, field: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-async fn timed(engine: &Engine, sql: &str) -> f64 {
+async fn timed(engine: &SqlSession, sql: &str) -> f64 {
     let start = Instant::now();
     engine
         .query(sql)
@@ -40,7 +40,7 @@ async fn timed(engine: &Engine, sql: &str) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-async fn last_bytes_written(engine: &Engine, table: &str) -> f64 {
+async fn last_bytes_written(engine: &SqlSession, table: &str) -> f64 {
     let batches = engine
         .query(&format!(
             "SELECT operation_metrics FROM delta_history('{table}') ORDER BY version DESC LIMIT 1"
@@ -56,7 +56,7 @@ async fn last_bytes_written(engine: &Engine, table: &str) -> f64 {
 }
 
 /// Files read of all files, for `id = …` and `bucket = …` point queries.
-async fn files_read(engine: &Engine, table: &str, rows: u64) -> (u64, u64, u64) {
+async fn files_read(engine: &SqlSession, table: &str, rows: u64) -> (u64, u64, u64) {
     let mut read = Vec::new();
     let mut total = 0;
     for predicate in [format!("id = {}", rows / 3), "bucket = 517".to_owned()] {
@@ -89,7 +89,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let engine = Engine::new().with_storage_opener(Arc::new(|location: &str| {
+        let engine = SqlSession::new().with_storage_opener(Arc::new(|location: &str| {
             Ok(Arc::new(ObjectStoreStorage::open(location)?) as _)
         }));
         engine.register_root(ours.to_str().unwrap()).await.unwrap();
@@ -142,7 +142,7 @@ fn main() {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-        let peer_engine = Engine::new();
+        let peer_engine = SqlSession::new();
         peer_engine
             .register(
                 "zordered",

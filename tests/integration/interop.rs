@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use wavelake_engine::Engine;
+use wavelake_engine::SqlSession;
 use wavelake_engine::storage::ObjectStoreStorage;
 use wavelake_tests::{
     canonical_rows, column_names, read_parquet_file, run_python, scratch_dir, venv_python_with,
@@ -43,7 +43,7 @@ async fn tables_written_by_deltalake_read_the_same_at_every_version() {
     let mut checked = 0;
     for table in &manifest {
         let root = out.join(&table.name);
-        let engine = Engine::new();
+        let engine = SqlSession::new();
         let storage = ObjectStoreStorage::open(root.join("delta").to_str().unwrap()).unwrap();
         if let Err(e) = engine.register("t", Arc::new(storage)).await {
             failures.push(format!("{}: register: {e}", table.name));
@@ -70,7 +70,7 @@ async fn tables_written_by_deltalake_read_the_same_at_every_version() {
     assert!(failures.is_empty(), "{} versions differ", failures.len());
 }
 
-async fn check_version(engine: &Engine, root: &Path, version: i64) -> Result<(), String> {
+async fn check_version(engine: &SqlSession, root: &Path, version: i64) -> Result<(), String> {
     let expected = read_parquet_file(&root.join(format!("expected/v{version}.parquet")));
     let mut columns = column_names(&expected);
     let actual = engine

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use arrow::array::AsArray;
 use arrow::datatypes::UInt64Type;
 use arrow::util::pretty::pretty_format_batches;
-use wavelake_engine::Engine;
+use wavelake_engine::SqlSession;
 use wavelake_tests::{assert_oracles_agree, engine_at, files_under};
 
-async fn text(engine: &Engine, sql: &str) -> String {
+async fn text(engine: &SqlSession, sql: &str) -> String {
     let batches = engine
         .query(sql)
         .await
@@ -18,7 +18,7 @@ async fn text(engine: &Engine, sql: &str) -> String {
     pretty_format_batches(&batches).unwrap().to_string()
 }
 
-async fn figure(engine: &Engine, sql: &str, column: &str) -> u64 {
+async fn figure(engine: &SqlSession, sql: &str, column: &str) -> u64 {
     let batches = engine
         .query(sql)
         .await
@@ -224,7 +224,7 @@ async fn vacuum_keeps_what_retention_protects_and_restore_goes_back() {
         );
         assert!(engine.query(&sql).await.is_err(), "{sql}");
     }
-    let engine = wavelake_engine::Engine::with_options(wavelake_engine::EngineOptions {
+    let engine = wavelake_engine::SqlSession::with_options(wavelake_engine::SqlSessionOptions {
         minimum_retention_ms: Some(0),
         ..Default::default()
     })

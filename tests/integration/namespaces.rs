@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use wavelake_engine::storage::ObjectStoreStorage;
-use wavelake_engine::{Engine, EngineOptions};
+use wavelake_engine::{SqlSession, SqlSessionOptions};
 
-fn opener() -> wavelake_engine::engine::StorageOpener {
+fn opener() -> wavelake_engine::session::StorageOpener {
     Arc::new(|location: &str| Ok(Arc::new(ObjectStoreStorage::open(location)?) as _))
 }
 
@@ -14,7 +14,7 @@ fn opener() -> wavelake_engine::engine::StorageOpener {
 async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
     let root = tempfile::tempdir().unwrap();
     let root_path = root.path().to_str().unwrap();
-    let admin = Engine::new().with_storage_opener(opener());
+    let admin = SqlSession::new().with_storage_opener(opener());
     admin
         .register_namespaced_root(root_path, None)
         .await
@@ -39,7 +39,7 @@ async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
     assert_eq!(admin.table_names(), vec!["acme.orders", "globex.orders"]);
 
     // A tenant's session: its namespace only, unqualified names resolve there.
-    let tenant = Engine::with_options(EngineOptions {
+    let tenant = SqlSession::with_options(SqlSessionOptions {
         default_schema: Some("acme".into()),
         sandboxed: true,
         memory_limit: Some(64 << 20),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use sqllogictest::{DBOutput, DefaultColumnType};
-use wavelake_engine::Engine;
+use wavelake_engine::SqlSession;
 
 /// An engine error as the files match it: `[CODE] message`.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ impl std::error::Error for SltError {}
 
 /// A session over a table root of its own.
 struct SltSession {
-    engine: Engine,
+    engine: SqlSession,
     _root: tempfile::TempDir,
 }
 

@@ -1,4 +1,4 @@
-//! Every kind of change SQL makes, end to end through `Engine::sql` on a
+//! Every kind of change SQL makes, end to end through `SqlSession::sql` on a
 //! table root: the rows Wavelake reads are the expected ones, and PyPI
 //! `deltalake` and DuckDB's delta extension read the same rows.
 
@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
-use wavelake_engine::{Engine, Error};
+use wavelake_engine::{Error, SqlSession};
 use wavelake_tests::{assert_oracles_agree, engine_at, files_under};
 
-async fn run(engine: &Engine, sql: &str) -> u64 {
+async fn run(engine: &SqlSession, sql: &str) -> u64 {
     let batches = engine
         .query(sql)
         .await
@@ -24,7 +24,7 @@ async fn run(engine: &Engine, sql: &str) -> u64 {
 }
 
 /// The result of `sql` as a table of text, for comparing with a literal.
-async fn rows(engine: &Engine, sql: &str) -> String {
+async fn rows(engine: &SqlSession, sql: &str) -> String {
     let batches: Vec<RecordBatch> = engine.query(sql).await.unwrap();
     pretty_format_batches(&batches).unwrap().to_string()
 }

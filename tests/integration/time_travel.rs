@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use wavelake_engine::storage::ObjectStoreStorage;
-use wavelake_engine::{Engine, Error};
+use wavelake_engine::{Error, SqlSession};
 use wavelake_tests::{golden_or_skip, unpack};
 
 fn first_row(batches: &[RecordBatch]) -> Vec<i64> {
@@ -16,10 +16,10 @@ fn first_row(batches: &[RecordBatch]) -> Vec<i64> {
         .collect()
 }
 
-async fn engine_over(table: &str) -> Option<Engine> {
+async fn engine_over(table: &str) -> Option<SqlSession> {
     let root = golden_or_skip("time travel")?;
     let dir = unpack(&root.join(format!("kernel-golden/{table}.tar.zst"))).join("delta");
-    let engine = Engine::new();
+    let engine = SqlSession::new();
     let storage = ObjectStoreStorage::open(dir.to_str().expect("utf-8")).expect("storage");
     engine
         .register("t", Arc::new(storage))

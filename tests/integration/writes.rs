@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use wavelake_engine::Engine;
+use wavelake_engine::SqlSession;
 use wavelake_engine::data_file::{DataFileOptions, write_data_file};
 use wavelake_engine::protocol::{Add, Format, Metadata, Protocol};
 use wavelake_engine::storage::{ObjectStoreStorage, Storage};
@@ -78,7 +78,7 @@ async fn committed_files_are_read_by_wavelake_and_the_oracles() {
         .await
         .unwrap();
 
-    let engine = Engine::new();
+    let engine = SqlSession::new();
     engine.register("t", storage.clone()).await.unwrap();
     let profile = engine
         .profile("SELECT count(*) FROM t WHERE id >= 250")

@@ -13,7 +13,9 @@ use wavelake_engine::server_sql::{Decision, Offload, ServerAnswer, ServerSql};
 use wavelake_engine::sharing::{QueryOptions, SharedCatalog, SharingProfile, open_shared_table};
 use wavelake_engine::stats::FileStats;
 use wavelake_engine::storage::{HttpStorage, RangeCache};
-use wavelake_engine::{Engine, EngineOptions, PlannedQuery, QueryProgress, ScanProfile, Snapshot};
+use wavelake_engine::{
+    PlannedQuery, QueryProgress, ScanProfile, Snapshot, SqlSession, SqlSessionOptions,
+};
 
 use crate::result_table::ResultTable;
 use crate::server_api::{Access, ServerApi};
@@ -53,7 +55,7 @@ pub enum Connection {
 /// shares.
 #[derive(Debug)]
 pub struct Session {
-    engine: Engine,
+    engine: SqlSession,
     catalog: RefCell<Option<SharedCatalog>>,
     /// The sharing profile the catalog was listed with.
     profile: Option<SharingProfile>,
@@ -72,11 +74,11 @@ pub struct Session {
 impl Session {
     /// Connects: lists a sharing server's tables, or opens the static table.
     pub async fn connect(connection: Connection) -> Result<Self, String> {
-        let engine = Engine::with_options(EngineOptions {
+        let engine = SqlSession::with_options(SqlSessionOptions {
             range_cache: Some(Arc::new(RangeCache::new(CACHE_BYTES))),
             // The page only reads; writes go to the server's SQL API.
             read_only: true,
-            ..EngineOptions::default()
+            ..SqlSessionOptions::default()
         });
         let mut api = None;
         let mut access = Access::default();

@@ -252,8 +252,8 @@ mod tests {
     use datafusion_proto::physical_plan::DefaultPhysicalExtensionCodec;
 
     use super::*;
-    use crate::Engine;
-    use crate::engine::StorageOpener;
+    use crate::SqlSession;
+    use crate::session::StorageOpener;
 
     fn opener() -> StorageOpener {
         Arc::new(|location: &str| crate::storage::open(location))
@@ -271,8 +271,8 @@ mod tests {
 
     /// A table under `root` with deletion vectors: ids 0..100 but those
     /// divisible by 3, in two files.
-    async fn table_with_deletion_vectors(root: &str) -> Engine {
-        let engine = Engine::new().with_storage_opener(opener());
+    async fn table_with_deletion_vectors(root: &str) -> SqlSession {
+        let engine = SqlSession::new().with_storage_opener(opener());
         engine.register_root(root).await.unwrap();
         for sql in [
             "CREATE TABLE t (id BIGINT, part STRING) PARTITIONED BY (part) \

@@ -2,7 +2,7 @@
 
 use url::Url;
 
-use crate::engine::StorageOpener;
+use crate::session::StorageOpener;
 use crate::storage::StorageRef;
 use crate::{Error, Result};
 

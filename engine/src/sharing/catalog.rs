@@ -9,7 +9,7 @@ use super::{
     QueryOptions, SharedTableName, SharedTableVersions, SharingClient, SharingProfile,
     open_shared_table,
 };
-use crate::{Engine, Result};
+use crate::{Result, SqlSession};
 
 /// Every table shared with one recipient, by SQL name.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ impl SharedCatalog {
     /// Lets `engine` time travel on every shared table and describe it
     /// (`FROM schema.table VERSION AS OF 3`, `delta_history('schema.table')`):
     /// each version is asked of the server when a query needs it.
-    pub fn register_versions(&self, engine: &Engine) -> Result<()> {
+    pub fn register_versions(&self, engine: &SqlSession) -> Result<()> {
         for (name, table) in &self.tables {
             let versions = SharedTableVersions::new(self.client.clone(), table.clone());
             engine.register_versions(name, Arc::new(versions))?;
@@ -69,7 +69,7 @@ impl SharedCatalog {
 
     /// Registers in `engine` the shared tables `query` names that it does
     /// not have yet (their files as presigned URLs, refreshed on expiry).
-    pub async fn open_referenced(&self, engine: &Engine, query: &str) -> Result<()> {
+    pub async fn open_referenced(&self, engine: &SqlSession, query: &str) -> Result<()> {
         for name in engine.table_references(query) {
             let Some(table) = self.tables.get(&name) else {
                 continue;

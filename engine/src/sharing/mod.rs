@@ -34,7 +34,7 @@ mod open {
     use crate::{CommitEntry, Error, Result, Snapshot};
 
     /// A shared table as a snapshot and the storage its presigned file URLs
-    /// are read from, ready for [`crate::Engine::register_snapshot`]. URLs
+    /// are read from, ready for [`crate::SqlSession::register_snapshot`]. URLs
     /// that expire while the table is in use are refreshed: with the
     /// server's refresh token when it gave one, else by asking for the
     /// same version again.

@@ -33,7 +33,7 @@ pub enum Access {
     Write,
 }
 
-/// One parsed statement, ready for [`crate::Engine::execute`].
+/// One parsed statement, ready for [`crate::SqlSession::execute`].
 #[derive(Debug, Clone)]
 pub struct Statement {
     sql: String,

@@ -23,7 +23,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::placement::{Placement, Site};
 use crate::state::AppState;
-use wavelake_engine::{Access, Engine, Statement};
+use wavelake_engine::{Access, SqlSession, Statement};
 
 /// The request body.
 #[derive(Debug, Deserialize)]
@@ -138,7 +138,7 @@ async fn session_for(
     principal: &Principal,
     namespace: Option<&str>,
     statement: &Statement,
-) -> Result<Engine, ApiError> {
+) -> Result<SqlSession, ApiError> {
     if let Some(recipient) = principal.recipient_only() {
         if statement.access() == Access::Write {
             return Err(ApiError::new(

@@ -156,7 +156,7 @@ async fn open_table(
     principal: &Principal,
     namespace: &str,
     table: &str,
-) -> Result<(wavelake_engine::Engine, String), ApiError> {
+) -> Result<(wavelake_engine::SqlSession, String), ApiError> {
     let namespace = state.namespace_for(principal, Some(namespace))?;
     check_name("table", table)?;
     let engine = state.session(principal, &namespace).await?;

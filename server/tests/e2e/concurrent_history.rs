@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use wavelake_engine::Engine;
+use wavelake_engine::SqlSession;
 use wavelake_engine::storage::{ObjectStoreStorage, StorageRef};
 use wavelake_tests::MotoServer;
 
@@ -36,8 +36,8 @@ impl Target {
         Arc::new(ObjectStoreStorage::open_with(&self.location, self.options.clone()).unwrap())
     }
 
-    async fn engine(&self) -> Engine {
-        let engine = Engine::new();
+    async fn engine(&self) -> SqlSession {
+        let engine = SqlSession::new();
         engine.register("t", self.storage()).await.unwrap();
         engine
     }
@@ -160,7 +160,7 @@ fn run_in_a_process(target: &Target, change: Change) -> Outcome {
 }
 
 /// The rows of version `version`: key → (v, marker).
-async fn rows_at(engine: &Engine, version: i64) -> BTreeMap<i64, (i64, i64)> {
+async fn rows_at(engine: &SqlSession, version: i64) -> BTreeMap<i64, (i64, i64)> {
     let batches = engine
         .query(&format!(
             "SELECT k, v, marker FROM t VERSION AS OF {version}"
@@ -267,7 +267,7 @@ async fn check_history(target: &Target, outcomes: &BTreeMap<i64, (Change, Outcom
 async fn run_history(test: &str, target: Target) -> Vec<(i64, (Change, Outcome))> {
     let seed = env_or("WAVELAKE_HISTORY_SEED", 20261202);
     let ops = env_or("WAVELAKE_HISTORY_OPS", 25) as i64;
-    let creator = Engine::new().with_storage_opener({
+    let creator = SqlSession::new().with_storage_opener({
         let options = target.options.clone();
         Arc::new(move |location: &str| {
             Ok(Arc::new(ObjectStoreStorage::open_with(location, options.clone())?) as StorageRef)

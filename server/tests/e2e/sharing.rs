@@ -62,10 +62,11 @@ fn engine_time_travels_shared(server: &Server, profile: &str, table: &str, serve
         let catalog = SharedCatalog::connect(&SharingProfile::parse(profile).unwrap())
             .await
             .unwrap();
-        let engine = wavelake_engine::Engine::with_options(wavelake_engine::EngineOptions {
-            read_only: true,
-            ..Default::default()
-        });
+        let engine =
+            wavelake_engine::SqlSession::with_options(wavelake_engine::SqlSessionOptions {
+                read_only: true,
+                ..Default::default()
+            });
         catalog.register_versions(&engine).unwrap();
         let query = |sql: String| {
             let engine = engine.clone();
@@ -160,7 +161,7 @@ fn engine_reads_shared(profile: &str, table: &str) -> Vec<arrow::array::RecordBa
         let (snapshot, storage) = open_shared_table(&client, &name, &QueryOptions::default())
             .await
             .unwrap();
-        let engine = wavelake_engine::Engine::new();
+        let engine = wavelake_engine::SqlSession::new();
         engine.register_snapshot("t", snapshot, storage).unwrap();
         engine.query("SELECT * FROM t").await.unwrap()
     })

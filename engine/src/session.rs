@@ -47,7 +47,7 @@ const REGISTRATION_CONCURRENCY: usize = 16;
 
 /// How a session is set up.
 #[derive(Debug, Clone, Default)]
-pub struct EngineOptions {
+pub struct SqlSessionOptions {
     /// The namespace unqualified table names resolve in (DataFusion's
     /// `public` when `None`); `CREATE TABLE t` under a root goes to
     /// `root/<namespace>/t`.
@@ -84,7 +84,7 @@ pub struct EngineOptions {
     pub minimum_retention_ms: Option<i64>,
 }
 
-/// A statement planned by [`Engine::prepare`], ready to run.
+/// A statement planned by [`SqlSession::prepare`], ready to run.
 #[derive(Debug, Clone)]
 pub struct PlannedQuery {
     plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
@@ -146,7 +146,7 @@ impl PlannedQuery {
 
 /// A SQL session with Delta tables registered by name.
 #[derive(Clone)]
-pub struct Engine {
+pub struct SqlSession {
     ctx: SessionContext,
     tables: TableRegistry,
     /// Tables whose versions another source describes (shared tables).
@@ -157,33 +157,33 @@ pub struct Engine {
     /// Whether VACUUM refuses a retention below the table's.
     #[cfg_attr(not(feature = "write"), allow(dead_code))]
     retention_check: Arc<std::sync::atomic::AtomicBool>,
-    options: Arc<EngineOptions>,
+    options: Arc<SqlSessionOptions>,
     /// Tables this session committed to but could not reload afterwards
     /// (the store failed): reloaded before the next statement runs.
     stale: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
-impl Default for Engine {
+impl Default for SqlSession {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl std::fmt::Debug for Engine {
+impl std::fmt::Debug for SqlSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").finish_non_exhaustive()
+        f.debug_struct("SqlSession").finish_non_exhaustive()
     }
 }
 
-impl Engine {
+impl SqlSession {
     /// A new session. In WebAssembly it runs on one partition: nothing may
     /// spawn threads there.
     pub fn new() -> Self {
-        Self::with_options(EngineOptions::default())
+        Self::with_options(SqlSessionOptions::default())
     }
 
     /// A new session set up by `options`.
-    pub fn with_options(options: EngineOptions) -> Self {
+    pub fn with_options(options: SqlSessionOptions) -> Self {
         let mut config = SessionConfig::new().with_information_schema(true);
         if cfg!(target_arch = "wasm32") {
             config = config.with_target_partitions(1);
@@ -492,7 +492,7 @@ impl Engine {
     }
 
     /// Runs a statement [`Statement::parse`] classified (the one the caller
-    /// authorized), as [`Engine::sql`] does.
+    /// authorized), as [`SqlSession::sql`] does.
     pub async fn execute(&self, statement: Statement) -> Result<DataFrame> {
         if self.options.read_only && statement.access() == Access::Write {
             return Err(Error::NotAllowed(

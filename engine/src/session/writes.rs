@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use arrow::array::RecordBatch;
 
-use super::{Engine, parse_timestamp_millis};
+use super::{SqlSession, parse_timestamp_millis};
 use crate::table::Table;
 use crate::{Error, Result};
 
@@ -21,7 +21,7 @@ fn count_batch(count: u64) -> Result<RecordBatch> {
     )?)
 }
 
-impl Engine {
+impl SqlSession {
     pub(super) async fn run_command(
         &self,
         command: crate::command::Command,
