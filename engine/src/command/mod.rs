@@ -5,6 +5,7 @@
 //! INTO`).
 
 mod alter;
+mod column_type;
 mod maintenance;
 mod merge;
 
@@ -19,7 +20,7 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
-use crate::schema::{DataType, StructField, StructType};
+use crate::schema::{StructField, StructType};
 use crate::statement::WavelakeDialect;
 use crate::{Error, Result};
 
@@ -315,7 +316,7 @@ fn column_field(column: &ColumnDef) -> Result<StructField> {
         .any(|o| o.option == ColumnOption::NotNull);
     let mut field = StructField::new(
         column.name.value.clone(),
-        DataType::from_sql(&column.data_type)?,
+        column_type::delta_type(&column.data_type)?,
         nullable,
     );
     for option in &column.options {

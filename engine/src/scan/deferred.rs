@@ -17,7 +17,7 @@ use datafusion_datasource::source::DataSourceExec;
 use datafusion_datasource_parquet::ParquetRowSelection;
 use serde::{Deserialize, Serialize};
 
-use super::deletion::{StoredDeletionVectors, row_selection};
+use crate::deletion::{StoredDeletionVectors, row_selection};
 use crate::protocol::DeletionVectorDescriptor;
 use crate::storage::{StorageObjectStore, StorageRef, as_object_store};
 use crate::{Error, Result};

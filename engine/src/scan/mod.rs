@@ -3,7 +3,7 @@
 //! Parquet row-group and page-index pruning underneath.
 
 mod deferred;
-pub mod deletion;
+pub use crate::deletion;
 mod exec;
 mod pruning;
 mod reader;
@@ -37,10 +37,10 @@ use datafusion_datasource_parquet::ParquetRowSelection;
 use datafusion_datasource_parquet::source::ParquetSource;
 use futures::{StreamExt, TryStreamExt};
 
+pub use crate::deletion::{StoredDeletionVectors, load_deletion_vector, row_selection};
 #[cfg(feature = "distributed")]
 pub(crate) use deferred::file_scan_config;
 pub use deferred::{FileDeletionVector, ScanSource};
-pub use deletion::{StoredDeletionVectors, load_deletion_vector, row_selection};
 pub use exec::{DeltaScanExec, ScanFigures, retype};
 pub use pruning::FilePruner;
 pub use reader::DeltaParquetReaderFactory;

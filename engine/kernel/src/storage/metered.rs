@@ -134,9 +134,9 @@ impl Storage for MeteredStorage {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::object_store::memory::InMemory;
-    use datafusion::object_store::path::Path;
-    use datafusion::object_store::{ObjectStoreExt, PutPayload};
+    use ::object_store::memory::InMemory;
+    use ::object_store::path::Path;
+    use ::object_store::{ObjectStoreExt, PutPayload};
 
     use super::*;
     use crate::storage::ObjectStoreStorage;

@@ -1,7 +1,7 @@
 //! Partition values: the strings in `add.partitionValues`, typed.
 
 use arrow::datatypes::DataType;
-use datafusion::common::ScalarValue;
+use datafusion_common::ScalarValue;
 
 use crate::{Error, Result};
 

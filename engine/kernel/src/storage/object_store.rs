@@ -4,12 +4,10 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use ::object_store::path::Path;
+use ::object_store::{self, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use async_trait::async_trait;
 use bytes::Bytes;
-use datafusion::object_store::path::Path;
-use datafusion::object_store::{
-    self, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-};
 use futures::TryStreamExt;
 use url::Url;
 
@@ -83,7 +81,7 @@ impl ObjectStoreStorage {
                 storage.local = Some(local);
                 Ok(storage)
             }
-            "memory" => Self::new(Arc::new(object_store::memory::InMemory::new()), url),
+            "memory" => Self::new(Arc::new(::object_store::memory::InMemory::new()), url),
             "s3" | "s3a" => {
                 let mut builder =
                     object_store::aws::AmazonS3Builder::from_env().with_url(url.as_str());
@@ -225,7 +223,7 @@ fn built<T>(store: object_store::Result<T>, url: &Url) -> Result<T> {
 
 /// Turns a location (path or URL) into a URL ending in `/`.
 #[cfg(feature = "native")]
-pub(crate) fn location_url(location: &str) -> Result<Url> {
+pub fn location_url(location: &str) -> Result<Url> {
     let url = if location.contains("://") {
         Url::parse(location)
             .map_err(|e| Error::InvalidArgument(format!("bad location {location}: {e}")))?
@@ -396,8 +394,8 @@ impl Storage for ObjectStoreStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::object_store::PutPayload;
-    use datafusion::object_store::memory::InMemory;
+    use ::object_store::PutPayload;
+    use ::object_store::memory::InMemory;
 
     #[tokio::test]
     async fn reads_ranges_and_lists_in_order() {

@@ -1,13 +1,8 @@
-//! Delta types from Arrow types (for tables created from query results) and
-//! from SQL type names (for `CREATE TABLE` column lists), the way Spark and
-//! Databricks name them.
+//! Delta types from Arrow types (for tables created from query results).
 
 use std::collections::HashMap;
 
 use arrow::datatypes::{DataType as ArrowType, Field, Schema};
-use datafusion::sql::sqlparser::ast::{
-    ArrayElemTypeDef, DataType as SqlType, ExactNumberInfo, TimezoneInfo,
-};
 
 use super::{DataType, NestedType, StructField, StructType};
 use crate::{Error, Result};
@@ -126,89 +121,6 @@ impl DataType {
                     "type {other} has no Delta equivalent"
                 )));
             }
-        })
-    }
-
-    /// The Delta type a SQL type name stands for, with Spark's meanings
-    /// (`TIMESTAMP` is zoned, `TIMESTAMP_NTZ` is not; `STRING`, `LONG`,
-    /// `STRUCT<a: INT>`, `MAP<K, V>`, `ARRAY<T>`).
-    pub fn from_sql(data_type: &SqlType) -> Result<Self> {
-        let unsupported = || Error::Sql(format!("unsupported column type {data_type}"));
-        Ok(match data_type {
-            SqlType::Boolean | SqlType::Bool => Self::primitive("boolean"),
-            SqlType::TinyInt(_) => Self::primitive("byte"),
-            SqlType::SmallInt(_) | SqlType::Int2(_) => Self::primitive("short"),
-            SqlType::Int(_) | SqlType::Integer(_) | SqlType::Int4(_) => Self::primitive("integer"),
-            SqlType::BigInt(_) | SqlType::Int8(_) | SqlType::Int64 => Self::primitive("long"),
-            SqlType::Float(_) | SqlType::Real | SqlType::Float4 => Self::primitive("float"),
-            SqlType::Double(_) | SqlType::DoublePrecision | SqlType::Float8 | SqlType::Float64 => {
-                Self::primitive("double")
-            }
-            SqlType::String(_)
-            | SqlType::Varchar(_)
-            | SqlType::Char(_)
-            | SqlType::Text
-            | SqlType::CharVarying(_)
-            | SqlType::Character(_)
-            | SqlType::CharacterVarying(_) => Self::primitive("string"),
-            SqlType::Binary(_) | SqlType::Varbinary(_) | SqlType::Bytea | SqlType::Blob(_) => {
-                Self::primitive("binary")
-            }
-            SqlType::Date => Self::primitive("date"),
-            SqlType::Timestamp(_, TimezoneInfo::WithoutTimeZone) | SqlType::TimestampNtz(_) => {
-                Self::primitive("timestamp_ntz")
-            }
-            SqlType::Timestamp(_, _) => Self::primitive("timestamp"),
-            SqlType::Decimal(info) | SqlType::Numeric(info) | SqlType::Dec(info) => {
-                let (precision, scale) = match info {
-                    ExactNumberInfo::None => (10, 0),
-                    ExactNumberInfo::Precision(p) => (*p, 0),
-                    ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
-                };
-                if !(1..=38).contains(&precision) || scale < 0 || scale as u64 > precision {
-                    return Err(Error::Sql(format!(
-                        "DECIMAL({precision},{scale}) is out of range (precision 1 to 38, 0 <= scale <= precision)"
-                    )));
-                }
-                Self::Primitive(format!("decimal({precision},{scale})"))
-            }
-            SqlType::Array(ArrayElemTypeDef::AngleBracket(inner))
-            | SqlType::Array(ArrayElemTypeDef::SquareBracket(inner, _))
-            | SqlType::Array(ArrayElemTypeDef::Parenthesis(inner)) => {
-                Self::Nested(Box::new(NestedType::Array {
-                    element_type: Self::from_sql(inner)?,
-                    contains_null: true,
-                }))
-            }
-            SqlType::Map(key, value) => Self::Nested(Box::new(NestedType::Map {
-                key_type: Self::from_sql(key)?,
-                value_type: Self::from_sql(value)?,
-                value_contains_null: true,
-            })),
-            SqlType::Struct(fields, _) => Self::Nested(Box::new(NestedType::Struct {
-                fields: fields
-                    .iter()
-                    .map(|f| {
-                        let name = f
-                            .field_name
-                            .as_ref()
-                            .map(|n| n.value.clone())
-                            .ok_or_else(|| Error::Sql("a STRUCT field needs a name".into()))?;
-                        Ok(StructField::new(name, Self::from_sql(&f.field_type)?, true))
-                    })
-                    .collect::<Result<_>>()?,
-            })),
-            SqlType::Custom(name, modifiers) if modifiers.is_empty() => {
-                match name.to_string().to_ascii_lowercase().as_str() {
-                    "long" => Self::primitive("long"),
-                    "short" => Self::primitive("short"),
-                    "byte" => Self::primitive("byte"),
-                    "timestamp_ntz" => Self::primitive("timestamp_ntz"),
-                    "timestamp_ltz" => Self::primitive("timestamp"),
-                    _ => return Err(unsupported()),
-                }
-            }
-            _ => return Err(unsupported()),
         })
     }
 

@@ -27,18 +27,18 @@ mod probe;
 #[cfg(feature = "http")]
 pub mod retry;
 #[cfg(any(feature = "http", target_arch = "wasm32"))]
-pub(crate) mod send;
+pub mod send;
 mod small_files;
 mod url_map;
 
+pub use self::object_store::ObjectStoreStorage;
 pub use adapter::{StorageObjectStore, as_object_store};
 pub use cache::{CachedStorage, RangeCache};
 #[cfg(feature = "http")]
 pub use http::HttpStorage;
 pub use metered::{FetchFigures, FetchMeter, MeteredStorage};
-pub use object_store::ObjectStoreStorage;
-#[cfg(feature = "distributed")]
-pub(crate) use object_store::location_url;
+#[cfg(feature = "native")]
+pub use object_store::location_url;
 pub use probe::check_exclusive_commits;
 pub use small_files::{SMALL_FILE_BYTES, WholeSmallFiles};
 pub use url_map::{UrlMapStorage, UrlRefresh};
@@ -186,7 +186,7 @@ fn decode(s: &str) -> String {
 }
 
 /// Maps a storage failure for `path` into the engine's error.
-pub(crate) fn storage_error(path: &str, err: impl std::fmt::Display) -> Error {
+pub fn storage_error(path: &str, err: impl std::fmt::Display) -> Error {
     Error::Storage {
         path: path.to_owned(),
         message: err.to_string(),
@@ -194,12 +194,14 @@ pub(crate) fn storage_error(path: &str, err: impl std::fmt::Display) -> Error {
 }
 
 /// A metered in-memory table root holding `files` (name and length; byte
-/// `i` of each is `i % 251`), for storage tests.
-#[cfg(test)]
-pub(crate) async fn metered_memory_files(files: &[(&str, usize)]) -> MeteredStorage {
-    use datafusion::object_store::memory::InMemory;
-    use datafusion::object_store::path::Path;
-    use datafusion::object_store::{ObjectStoreExt, PutPayload};
+/// `i` of each is `i % 251`), for storage tests (the `testing` feature
+/// offers it to other crates' tests).
+#[cfg(any(test, feature = "testing"))]
+#[allow(clippy::unwrap_used)]
+pub async fn metered_memory_files(files: &[(&str, usize)]) -> MeteredStorage {
+    use ::object_store::memory::InMemory;
+    use ::object_store::path::Path;
+    use ::object_store::{ObjectStoreExt, PutPayload};
     let store = Arc::new(InMemory::new());
     for (name, len) in files {
         let body: Vec<u8> = (0..*len).map(|i| (i % 251) as u8).collect();

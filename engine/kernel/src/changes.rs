@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use futures::{StreamExt, TryStreamExt};
 use roaring::RoaringTreemap;
 
+use crate::deletion::load_deletion_vector;
 use crate::log::{self, LogFile};
 use crate::protocol::{ActionBatch, Add, AddCdc, DeletionVectorDescriptor, Metadata, Remove};
-use crate::scan::deletion::load_deletion_vector;
 use crate::snapshot::Snapshot;
 use crate::stats::FileStats;
 use crate::storage::resolve_data_path;

@@ -181,7 +181,7 @@ impl Storage for HttpStorage {
 
     async fn get_ranges(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         let url = self.url_of(path)?;
-        datafusion::object_store::coalesce_ranges(
+        ::object_store::coalesce_ranges(
             ranges,
             |range| {
                 run_send(fetch(

@@ -61,8 +61,8 @@ mod tests {
     use std::ops::Range;
     use std::sync::Arc;
 
+    use ::object_store::memory::InMemory;
     use async_trait::async_trait;
-    use datafusion::object_store::memory::InMemory;
 
     use super::*;
     use crate::storage::{FileMeta, ObjectStoreStorage};

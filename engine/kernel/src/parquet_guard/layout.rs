@@ -92,7 +92,7 @@ mod tests {
     fn a_mutated_checkpoint_is_refused_not_a_panic() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/fuzz/regressions/checkpoint/mutated-checkpoint-1"
+            "/../fuzz/regressions/checkpoint/mutated-checkpoint-1"
         );
         let bytes = std::fs::read(path).expect("the regression input");
         let err = crate::log::checkpoint::decode_parquet_actions("c.parquet", bytes.into())
@@ -102,7 +102,10 @@ mod tests {
 
     #[test]
     fn checkpoints_the_parquet_decoder_panics_on_are_refused() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions/checkpoint");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/regressions/checkpoint"
+        );
         let mut decoded = 0;
         for entry in std::fs::read_dir(dir).expect("the regression inputs") {
             let path = entry.expect("entry").path();

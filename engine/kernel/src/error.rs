@@ -246,12 +246,12 @@ pub enum Error {
     Arrow(#[source] Arc<arrow::error::ArrowError>),
     /// An error from the query engine (shared, as `Arrow`).
     #[error("query error: {0}")]
-    DataFusion(#[source] Arc<datafusion::error::DataFusionError>),
+    DataFusion(#[source] Arc<datafusion_common::error::DataFusionError>),
 }
 
 impl Error {
     /// A `Corrupt` error for `path`.
-    pub(crate) fn corrupt(path: impl Into<String>, reason: impl fmt::Display) -> Self {
+    pub fn corrupt(path: impl Into<String>, reason: impl fmt::Display) -> Self {
         Self::Corrupt {
             path: path.into(),
             reason: reason.to_string(),
@@ -259,7 +259,7 @@ impl Error {
     }
 
     /// An `InvalidTable` error.
-    pub(crate) fn invalid_table(reason: impl Into<String>) -> Self {
+    pub fn invalid_table(reason: impl Into<String>) -> Self {
         Self::InvalidTable {
             reason: reason.into(),
         }
@@ -314,9 +314,9 @@ impl Error {
     }
 }
 
-impl From<datafusion::error::DataFusionError> for Error {
-    fn from(err: datafusion::error::DataFusionError) -> Self {
-        use datafusion::error::DataFusionError as Df;
+impl From<datafusion_common::error::DataFusionError> for Error {
+    fn from(err: datafusion_common::error::DataFusionError) -> Self {
+        use datafusion_common::error::DataFusionError as Df;
         // Unwrap errors the engine itself raised inside DataFusion callbacks.
         match err {
             Df::External(inner) => match inner.downcast::<Error>() {
@@ -347,8 +347,9 @@ impl From<datafusion::error::DataFusionError> for Error {
 
 /// The column of Arrow's error for a NULL in a non-nullable column (raised
 /// when INSERT … VALUES rows are built against a table's NOT NULL columns).
-fn null_in_not_null_column(err: &datafusion::error::DataFusionError) -> Option<String> {
-    let datafusion::error::DataFusionError::ArrowError(arrow_err, _) = err.find_root() else {
+fn null_in_not_null_column(err: &datafusion_common::error::DataFusionError) -> Option<String> {
+    let datafusion_common::error::DataFusionError::ArrowError(arrow_err, _) = err.find_root()
+    else {
         return None;
     };
     let text = arrow_err.to_string();
@@ -375,7 +376,7 @@ fn engine_error_in_chain(err: &(dyn std::error::Error + 'static)) -> Option<Erro
     None
 }
 
-impl From<Error> for datafusion::error::DataFusionError {
+impl From<Error> for datafusion_common::error::DataFusionError {
     fn from(err: Error) -> Self {
         match err {
             Error::DataFusion(df) => owned(df),
@@ -392,13 +393,15 @@ impl From<arrow::error::ArrowError> for Error {
 
 /// The DataFusion error itself when nothing else holds it, else a shared
 /// one.
-fn owned(df: Arc<datafusion::error::DataFusionError>) -> datafusion::error::DataFusionError {
-    Arc::try_unwrap(df).unwrap_or_else(datafusion::error::DataFusionError::Shared)
+fn owned(
+    df: Arc<datafusion_common::error::DataFusionError>,
+) -> datafusion_common::error::DataFusionError {
+    Arc::try_unwrap(df).unwrap_or_else(datafusion_common::error::DataFusionError::Shared)
 }
 
 #[cfg(test)]
 mod tests {
-    use datafusion::error::DataFusionError as Df;
+    use datafusion_common::error::DataFusionError as Df;
 
     use super::*;
 

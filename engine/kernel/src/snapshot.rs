@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
-use datafusion::common::ScalarValue;
+use datafusion_common::ScalarValue;
 use url::Url;
 
 use crate::Result;
