@@ -1,21 +1,21 @@
-//! Reading tables a Delta Sharing server shares: the protocol's messages
-//! ([`protocol`], IO-free; the wire types the client reads and the
-//! server writes) and an HTTP client for them ([`client`]).
+//! Reading tables a Delta Sharing server shares: an HTTP client
+//! ([`client`]) for the protocol's messages, which are the
+//! `wavelake-sharing` crate's wire types (re-exported here as [`protocol`];
+//! the server writes the same types).
 
 #[cfg(feature = "http")]
 mod catalog;
 #[cfg(feature = "http")]
 pub mod client;
-pub mod protocol;
+pub use wavelake_sharing as protocol;
 
 #[cfg(feature = "http")]
 pub use catalog::SharedCatalog;
 #[cfg(feature = "http")]
 pub use client::{QueryOptions, SharingClient};
-pub use protocol::{
-    EndStream, EndStreamLine, ErrorResponse, HistoryItem, Page, SchemaItem, ShareItem,
-    ShareResponse, SharedFiles, SharedTableName, SharingProfile, deletion_vector_key,
-    parse_query_response,
+pub use wavelake_sharing::{
+    EndStream, ErrorResponse, HistoryItem, Page, SchemaItem, ShareItem, ShareResponse, SharedFiles,
+    SharedTableName, SharingProfile, deletion_vector_key, parse_query_response,
 };
 
 #[cfg(feature = "http")]

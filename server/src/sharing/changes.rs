@@ -3,6 +3,7 @@
 //! (`cdf`) carry their own `_change_type`; added and removed files are
 //! inserts and deletes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -11,6 +12,10 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use wavelake_sharing::lines::PartitionValues;
+use wavelake_sharing::{
+    DeltaFile, FileLine, MetadataLine, ParquetFile, ResponseLine, SingleAction,
+};
 
 use super::materialize::{self, needs_copy};
 use super::{
@@ -90,15 +95,17 @@ pub(super) async fn table_changes(
         }
     }
     metrics::counter!("wavelake_sharing_change_queries_total").increment(1);
-    Ok(ndjson(lines, feed.start, format))
+    ndjson(lines, feed.start, format)
 }
 
 /// The metadata line, with the starting version: clients of the delta
 /// format rebuild a log that starts there.
-fn start_metadata_line(format: Format, feed: &ChangeFeed) -> Value {
+fn start_metadata_line(format: Format, feed: &ChangeFeed) -> ResponseLine<'static> {
     let mut line = metadata_line(format, &feed.snapshot);
-    if let Some(version) = line.get_mut("metaData").and_then(|m| m.get_mut("version")) {
-        *version = json!(feed.start);
+    match &mut line.meta_data {
+        Some(MetadataLine::Delta { version, .. }) => *version = Some(feed.start),
+        Some(MetadataLine::Parquet(metadata)) => metadata.version = Some(feed.start),
+        None => {}
     }
     line
 }
@@ -124,7 +131,7 @@ async fn parquet_lines(
     feed: &ChangeFeed,
     file: &ChangeFile,
     snapshots: &mut HashMap<i64, Snapshot>,
-) -> Answer<Vec<Value>> {
+) -> Answer<Vec<ResponseLine<'static>>> {
     let line = match &file.action {
         ChangeAction::Cdc(cdc) if needs_copy(&feed.snapshot, &cdc_as_add(cdc)) => {
             // Physical column names: a copy under logical names, read
@@ -134,41 +141,50 @@ async fn parquet_lines(
             let snapshot = one_file_snapshot(&feed.snapshot, metadata, add.clone())?;
             let copy = materialize::materialize(table, &snapshot, &add).await?;
             let (url, expires) = sign(state, shared, table, &copy.path).await?;
-            json!({"cdf": {
-                "url": url,
-                "id": file_id(&copy.path),
-                "partitionValues": super::logical_partition_values(&snapshot, &add),
-                "size": copy.size,
-                "timestamp": file.timestamp,
-                "version": file.version,
-                "expirationTimestamp": expires,
-            }})
+            let values = super::logical_partition_values(&snapshot, &add);
+            ChangeKind::Cdf.line(file, url, file_id(&copy.path), values, copy.size, expires)
         }
         ChangeAction::Cdc(cdc) => {
             let (url, expires) = sign(state, shared, table, &cdc.path).await?;
-            json!({"cdf": {
-                "url": url,
-                "id": file_id(&cdc.path),
-                "partitionValues": cdc.partition_values,
-                "size": cdc.size,
-                "timestamp": file.timestamp,
-                "version": file.version,
-                "expirationTimestamp": expires,
-            }})
+            let values = cdc.partition_values.clone();
+            ChangeKind::Cdf.line(file, url, file_id(&cdc.path), values, cdc.size, expires)
         }
         ChangeAction::Add(add) => {
             let snapshot = holding(table, feed, add, file.version, snapshots).await?;
-            plain_line(state, shared, table, feed, file, "add", add, &snapshot).await?
+            plain_line(
+                state,
+                shared,
+                table,
+                feed,
+                file,
+                ChangeKind::Add,
+                add,
+                &snapshot,
+            )
+            .await?
         }
         ChangeAction::Remove(remove) => {
             let add = removed_file(remove);
             let snapshot = holding(table, feed, &add, file.version - 1, snapshots).await?;
-            plain_line(state, shared, table, feed, file, "remove", &add, &snapshot).await?
+            plain_line(
+                state,
+                shared,
+                table,
+                feed,
+                file,
+                ChangeKind::Remove,
+                &add,
+                &snapshot,
+            )
+            .await?
         }
         ChangeAction::DeletionVectorChange { remove, add } => {
             let rows = table.changed_rows(remove, add).await?;
             let mut lines = Vec::new();
-            for (kind, selected) in [("remove", &rows.deleted), ("add", &rows.restored)] {
+            for (kind, selected) in [
+                (ChangeKind::Remove, &rows.deleted),
+                (ChangeKind::Add, &rows.restored),
+            ] {
                 if selected.is_empty() {
                     continue;
                 }
@@ -299,38 +315,77 @@ async fn plain_line(
     table: &Table,
     feed: &ChangeFeed,
     file: &ChangeFile,
-    kind: &str,
+    kind: ChangeKind,
     add: &Add,
     snapshot: &Snapshot,
-) -> Answer<Value> {
+) -> Answer<ResponseLine<'static>> {
     let (path, size, stats, partition_values) = if needs_copy(&feed.snapshot, add) {
         let copy = materialize::materialize(table, snapshot, add).await?;
         let values = super::logical_partition_values(snapshot, add);
-        (copy.path, copy.size, copy.stats, Value::Object(values))
+        (copy.path, copy.size, copy.stats, values)
     } else {
         (
             add.path.clone(),
             add.size,
             add.stats.clone(),
-            json!(add.partition_values),
+            add.partition_values.clone(),
         )
     };
     let (url, expires) = sign(state, shared, table, &path).await?;
-    let mut body = json!({
-        "url": url,
-        "id": file_id(&path),
-        "partitionValues": partition_values,
-        "size": size,
-        "timestamp": file.timestamp,
-        "version": file.version,
-        "expirationTimestamp": expires,
-    });
-    if kind == "add"
-        && let (Some(stats), Some(map)) = (stats, body.as_object_mut())
-    {
-        map.insert("stats".into(), json!(stats));
+    let mut line = kind.line(file, url, file_id(&path), partition_values, size, expires);
+    if let (ChangeKind::Add, Some(added)) = (kind, line.add.as_mut()) {
+        added.stats = stats.map(Cow::Owned);
     }
-    Ok(json!({ kind: body }))
+    Ok(line)
+}
+
+/// The kinds of lines of the parquet format's change feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChangeKind {
+    /// Rows inserted (a file added).
+    Add,
+    /// Rows deleted (a file removed).
+    Remove,
+    /// A change data file.
+    Cdf,
+}
+
+impl ChangeKind {
+    /// The line for a file of this kind made by `change`'s commit.
+    fn line(
+        self,
+        change: &ChangeFile,
+        url: String,
+        id: String,
+        partition_values: PartitionValues,
+        size: i64,
+        expires: i64,
+    ) -> ResponseLine<'static> {
+        let file = ParquetFile {
+            url,
+            id,
+            partition_values: Cow::Owned(partition_values),
+            size,
+            stats: None,
+            expiration_timestamp: Some(expires),
+            version: Some(change.version),
+            timestamp: Some(change.timestamp),
+        };
+        match self {
+            Self::Add => ResponseLine {
+                add: Some(file),
+                ..ResponseLine::default()
+            },
+            Self::Remove => ResponseLine {
+                remove: Some(file),
+                ..ResponseLine::default()
+            },
+            Self::Cdf => ResponseLine {
+                cdf: Some(file),
+                ..ResponseLine::default()
+            },
+        }
+    }
 }
 
 /// The file lines of the delta format for one change: the log actions
@@ -340,15 +395,23 @@ async fn delta_lines(
     shared: &SharedTable,
     table: &Table,
     file: &ChangeFile,
-) -> Answer<Vec<Value>> {
-    let line = |id: String, action: Value, expires: i64| {
-        json!({"file": {
-            "id": id,
-            "version": file.version,
-            "timestamp": file.timestamp,
-            "expirationTimestamp": expires,
-            "deltaSingleAction": action,
-        }})
+) -> Answer<Vec<ResponseLine<'static>>> {
+    let line = |id: String, action: SingleAction, expires: i64| {
+        ResponseLine::file(FileLine::Delta(Box::new(DeltaFile {
+            id,
+            delta_single_action: action,
+            version: Some(file.version),
+            timestamp: Some(file.timestamp),
+            expiration_timestamp: Some(expires),
+        })))
+    };
+    let added = |add: Add| SingleAction {
+        add: Some(add),
+        ..SingleAction::default()
+    };
+    let removed = |remove: Remove| SingleAction {
+        remove: Some(remove),
+        ..SingleAction::default()
     };
     Ok(match &file.action {
         ChangeAction::Cdc(cdc) => {
@@ -356,21 +419,25 @@ async fn delta_lines(
             let mut cdc = cdc.clone();
             let id = file_id(&cdc.path);
             cdc.path = url;
-            vec![line(id, json!({"cdc": cdc}), expires)]
+            let action = SingleAction {
+                cdc: Some(cdc),
+                ..SingleAction::default()
+            };
+            vec![line(id, action, expires)]
         }
         ChangeAction::Add(add) => {
             let (id, add, expires) = signed_add(state, shared, table, add).await?;
-            vec![line(id, json!({"add": add}), expires)]
+            vec![line(id, added(add), expires)]
         }
         ChangeAction::Remove(remove) => {
             let (id, remove, expires) = signed_remove(state, shared, table, remove).await?;
-            vec![line(id, json!({"remove": remove}), expires)]
+            vec![line(id, removed(remove), expires)]
         }
         ChangeAction::DeletionVectorChange { remove, add } => {
             let (id, remove, expires) = signed_remove(state, shared, table, remove).await?;
-            let removed = line(id, json!({"remove": remove}), expires);
+            let first = line(id, removed(remove), expires);
             let (id, add, expires) = signed_add(state, shared, table, add).await?;
-            vec![removed, line(id, json!({"add": add}), expires)]
+            vec![first, line(id, added(add), expires)]
         }
     })
 }

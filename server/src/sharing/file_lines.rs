@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::Value;
 use wavelake_engine::{Snapshot, Table};
+use wavelake_sharing::ResponseLine;
 
 use super::predicate::JsonPredicate;
 use super::{Format, SharingError, file_line, logical_partition_values};
@@ -104,11 +104,11 @@ impl FileLines {
 }
 
 /// Lines as one NDJSON chunk (an answer's protocol and metadata).
-pub fn head(lines: &[Value]) -> Bytes {
+pub fn head(lines: &[ResponseLine<'_>]) -> serde_json::Result<Bytes> {
     let mut text = String::new();
     for line in lines {
-        text.push_str(&line.to_string());
+        text.push_str(&line.to_json()?);
         text.push('\n');
     }
-    Bytes::from(text)
+    Ok(Bytes::from(text))
 }

@@ -20,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::auth::Principal;
@@ -28,12 +27,16 @@ use crate::error::ApiError;
 use crate::shares::SharedTable;
 use crate::signing::file_url;
 use crate::state::AppState;
+use std::borrow::Cow;
+
 use wavelake_engine::protocol::{Add, DeletionVectorDescriptor, DvLocation};
-use wavelake_engine::sharing::{
-    EndStream, EndStreamLine, ErrorResponse, Page, SchemaItem, ShareItem, ShareResponse,
-    SharedTableName,
-};
 use wavelake_engine::{Snapshot, Table};
+use wavelake_sharing::lines::PartitionValues;
+use wavelake_sharing::{
+    DeltaFile, EndStream, ErrorResponse, FileLine, MetadataLine, Page, ParquetFile,
+    ParquetMetadata, ProtocolLine, ResponseLine, SchemaItem, ShareItem, ShareResponse,
+    SharedTableName, SingleAction,
+};
 
 /// The routes, to nest under `/delta-sharing`.
 pub fn routes(state: &Arc<AppState>) -> axum::Router<Arc<AppState>> {
@@ -428,40 +431,42 @@ fn response_format(headers: &HeaderMap, prefer_delta: bool) -> Format {
     }
 }
 
-fn protocol_line(format: Format, snapshot: &Snapshot) -> Value {
-    match format {
-        Format::Parquet => json!({"protocol": {"minReaderVersion": 1}}),
-        Format::Delta => json!({"protocol": {"deltaProtocol": snapshot.protocol()}}),
-    }
+fn protocol_line(format: Format, snapshot: &Snapshot) -> ResponseLine<'static> {
+    ResponseLine::protocol(match format {
+        Format::Parquet => ProtocolLine::Parquet {
+            min_reader_version: 1,
+        },
+        Format::Delta => ProtocolLine::Delta {
+            delta_protocol: snapshot.protocol().clone(),
+        },
+    })
 }
 
-fn metadata_line(format: Format, snapshot: &Snapshot) -> Value {
+fn metadata_line(format: Format, snapshot: &Snapshot) -> ResponseLine<'static> {
     let metadata = snapshot.metadata();
-    match format {
-        Format::Parquet => {
-            let configuration: serde_json::Map<String, Value> = metadata
+    ResponseLine::metadata(match format {
+        Format::Parquet => MetadataLine::Parquet(ParquetMetadata {
+            id: metadata.id.clone(),
+            name: metadata.name.clone(),
+            description: metadata.description.clone(),
+            format: metadata.format.clone(),
+            schema_string: metadata.schema_string.clone(),
+            partition_columns: metadata.partition_columns.clone(),
+            configuration: metadata
                 .configuration
                 .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), Value::String(v.clone()))))
-                .collect();
-            json!({"metaData": {
-                "id": metadata.id,
-                "name": metadata.name,
-                "description": metadata.description,
-                "format": {"provider": "parquet"},
-                "schemaString": metadata.schema_string,
-                "partitionColumns": metadata.partition_columns,
-                "configuration": configuration,
-                "version": snapshot.version(),
-                "numFiles": snapshot.files().len(),
-                "size": snapshot.files().iter().map(|f| f.size).sum::<i64>(),
-            }})
-        }
-        Format::Delta => json!({"metaData": {
-            "deltaMetadata": metadata,
-            "version": snapshot.version(),
-        }}),
-    }
+                .filter(|(_, v)| v.is_some())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            version: Some(snapshot.version()),
+            num_files: Some(snapshot.files().len() as i64),
+            size: Some(snapshot.files().iter().map(|f| f.size).sum::<i64>()),
+        }),
+        Format::Delta => MetadataLine::Delta {
+            delta_metadata: metadata.clone(),
+            version: Some(snapshot.version()),
+        },
+    })
 }
 
 fn format_header(format: Format) -> (&'static str, HeaderValue) {
@@ -474,8 +479,9 @@ fn format_header(format: Format) -> (&'static str, HeaderValue) {
     )
 }
 
-fn ndjson(lines: Vec<Value>, version: i64, format: Format) -> Response {
-    ndjson_body(file_lines::head(&lines).into(), version, format)
+fn ndjson(lines: Vec<ResponseLine<'_>>, version: i64, format: Format) -> Answer<Response> {
+    let body = file_lines::head(&lines).map_err(ApiError::internal)?;
+    Ok(ndjson_body(body.into(), version, format))
 }
 
 /// A response of NDJSON lines, with the table version and format headers.
@@ -502,51 +508,29 @@ async fn table_metadata(
     let (_, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
     let snapshot = table.snapshot().await?;
     let format = response_format(&headers, needs_delta(&snapshot).is_some());
-    Ok(ndjson(
+    ndjson(
         vec![
             protocol_line(format, &snapshot),
             metadata_line(format, &snapshot),
         ],
         snapshot.version(),
         format,
-    ))
+    )
 }
 
 /// Partition values by logical column name (the log keys them by physical
 /// name under column mapping).
-fn logical_partition_values(snapshot: &Snapshot, add: &Add) -> serde_json::Map<String, Value> {
+fn logical_partition_values(snapshot: &Snapshot, add: &Add) -> PartitionValues {
     let schemas = snapshot.schemas();
     schemas
         .partition_logical
         .iter()
         .zip(&schemas.partition_physical_names)
         .map(|(field, physical)| {
-            let value = add
-                .partition_values
-                .get(physical)
-                .cloned()
-                .flatten()
-                .map_or(Value::Null, Value::String);
+            let value = add.partition_values.get(physical).cloned().flatten();
             (field.name().clone(), value)
         })
         .collect()
-}
-
-/// A file line of the parquet format for a file handed out as it is.
-#[derive(serde::Serialize)]
-struct PlainFileLine<'a> {
-    file: PlainFile<'a>,
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PlainFile<'a> {
-    url: String,
-    id: String,
-    partition_values: &'a std::collections::HashMap<String, Option<String>>,
-    size: i64,
-    stats: Option<&'a str>,
-    expiration_timestamp: i64,
 }
 
 /// The body of a query.
@@ -634,19 +618,18 @@ async fn query_table(
     let head = file_lines::head(&[
         protocol_line(format, &snapshot),
         metadata_line(format, &snapshot),
-    ]);
+    ])
+    .map_err(ApiError::internal)?;
     let end = if request.include_refresh_token || request.refresh_token.is_some() {
         let expires = crate::signing::now_secs() + REFRESH_TOKEN_LIFETIME.as_secs();
         let token = state
             .signer
             .refresh_token(&qualified, snapshot.version(), expires);
-        let line = EndStreamLine {
-            end_stream_action: EndStream {
-                refresh_token: Some(token),
-                min_url_expiration_timestamp: Some(urls_expire),
-            },
-        };
-        Some(serde_json::to_string(&line).map_err(ApiError::internal)?)
+        let line = ResponseLine::end_stream(EndStream {
+            refresh_token: Some(token),
+            min_url_expiration_timestamp: Some(urls_expire),
+        });
+        Some(line.to_json().map_err(ApiError::internal)?)
     } else {
         None
     };
@@ -698,29 +681,30 @@ async fn file_line(
         Format::Parquet if materialize::needs_copy(snapshot, add) => {
             let copy = materialize::materialize(table, snapshot, add).await?;
             let (url, expires) = sign(copy.path).await?;
-            json!({"file": {
-                "url": url,
-                "id": id,
-                "partitionValues": logical_partition_values(snapshot, add),
-                "size": copy.size,
-                "stats": copy.stats,
-                "expirationTimestamp": expires,
-            }})
+            FileLine::Parquet(ParquetFile {
+                url,
+                id,
+                partition_values: Cow::Owned(logical_partition_values(snapshot, add)),
+                size: copy.size,
+                stats: copy.stats.map(Cow::Owned),
+                expiration_timestamp: Some(expires),
+                version: None,
+                timestamp: None,
+            })
         }
         Format::Parquet => {
-            // The common case, serialized without building a JSON tree.
+            // The common case: the action's own values, borrowed.
             let (url, expires) = sign(snapshot.file_path(add)).await?;
-            let line = PlainFileLine {
-                file: PlainFile {
-                    url,
-                    id,
-                    partition_values: &add.partition_values,
-                    size: add.size,
-                    stats: add.stats.as_deref(),
-                    expiration_timestamp: expires,
-                },
-            };
-            return serde_json::to_string(&line).map_err(|e| ApiError::internal(e).into());
+            FileLine::Parquet(ParquetFile {
+                url,
+                id,
+                partition_values: Cow::Borrowed(&add.partition_values),
+                size: add.size,
+                stats: add.stats.as_deref().map(Cow::Borrowed),
+                expiration_timestamp: Some(expires),
+                version: None,
+                timestamp: None,
+            })
         }
         Format::Delta => {
             let (url, expires) = sign(snapshot.file_path(add)).await?;
@@ -728,14 +712,21 @@ async fn file_line(
             action.path = url;
             action.deletion_vector =
                 signed_deletion_vector(state, shared, table, add.deletion_vector.as_ref()).await?;
-            json!({"file": {
-                "id": id,
-                "deltaSingleAction": {"add": action},
-                "expirationTimestamp": expires,
-            }})
+            FileLine::Delta(Box::new(DeltaFile {
+                id,
+                delta_single_action: SingleAction {
+                    add: Some(action),
+                    ..SingleAction::default()
+                },
+                version: None,
+                timestamp: None,
+                expiration_timestamp: Some(expires),
+            }))
         }
     };
-    Ok(line.to_string())
+    ResponseLine::file(line)
+        .to_json()
+        .map_err(|e| ApiError::internal(e).into())
 }
 
 /// The URL a client reads a shared table's file from (`path` relative to

@@ -7,7 +7,7 @@
 use std::cmp::Ordering;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use wavelake_sharing::lines::PartitionValues;
 
 /// One node of the predicate tree.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,12 +50,12 @@ impl JsonPredicate {
 
     /// Whether a file with these partition values (logical column name to
     /// serialized value, `null` for NULL) may hold matching rows.
-    pub fn may_match(&self, partition_values: &Map<String, Value>) -> bool {
+    pub fn may_match(&self, partition_values: &PartitionValues) -> bool {
         self.evaluate(partition_values) != Some(false)
     }
 
     /// Three-valued: `None` when the partition values cannot decide.
-    fn evaluate(&self, values: &Map<String, Value>) -> Option<bool> {
+    fn evaluate(&self, values: &PartitionValues) -> Option<bool> {
         let children = &self.children;
         match self.op.as_str() {
             "and" => {
@@ -116,7 +116,7 @@ impl JsonPredicate {
         }
     }
 
-    fn leaf(&self, values: &Map<String, Value>) -> Leaf {
+    fn leaf(&self, values: &PartitionValues) -> Leaf {
         let text = match self.op.as_str() {
             "column" => {
                 let Some(name) = &self.name else {
@@ -126,9 +126,9 @@ impl JsonPredicate {
                     .iter()
                     .find(|(column, _)| column.eq_ignore_ascii_case(name));
                 match found {
-                    Some((_, Value::String(text))) => Some(text.clone()),
-                    Some((_, Value::Null)) => None,
-                    _ => return Leaf::Unknown,
+                    Some((_, Some(text))) => Some(text.clone()),
+                    Some((_, None)) => None,
+                    None => return Leaf::Unknown,
                 }
             }
             "literal" => self.value.clone(),
@@ -158,12 +158,10 @@ fn typed(value_type: &str, text: &str) -> Option<Typed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn values(day: Option<&str>) -> Map<String, Value> {
-        let mut map = Map::new();
-        map.insert("day".into(), day.map_or(Value::Null, |d| json!(d)));
-        map
+    fn values(day: Option<&str>) -> PartitionValues {
+        PartitionValues::from([("day".to_owned(), day.map(str::to_owned))])
     }
 
     fn hint(text: Value) -> JsonPredicate {
