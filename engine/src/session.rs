@@ -26,6 +26,7 @@ use crate::table::Table;
 use crate::versions::{DescribedRegistry, TableRegistry, TableVersions, VersionDirectory};
 use crate::{Error, Result};
 
+mod inserted_values;
 #[cfg(feature = "write")]
 mod writes;
 
@@ -512,6 +513,7 @@ impl SqlSession {
                 let Some(target) = target else {
                     return Ok(frame);
                 };
+                let frame = inserted_values::nullable_inserted_values(frame)?;
                 let batches = frame.collect().await?;
                 self.refresh_after_commit(&target).await;
                 Ok(self.ctx.read_batches(batches)?)

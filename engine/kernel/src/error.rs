@@ -334,29 +334,10 @@ impl From<datafusion_common::error::DataFusionError> for Error {
             }
             other => match engine_error_in_chain(&other) {
                 Some(ours) => ours,
-                None => match null_in_not_null_column(&other) {
-                    Some(column) => Self::ConstraintViolation(format!(
-                        "NOT NULL column {column} would receive a NULL value"
-                    )),
-                    None => Self::DataFusion(Arc::new(other)),
-                },
+                None => Self::DataFusion(Arc::new(other)),
             },
         }
     }
-}
-
-/// The column of Arrow's error for a NULL in a non-nullable column (raised
-/// when INSERT … VALUES rows are built against a table's NOT NULL columns).
-fn null_in_not_null_column(err: &datafusion_common::error::DataFusionError) -> Option<String> {
-    let datafusion_common::error::DataFusionError::ArrowError(arrow_err, _) = err.find_root()
-    else {
-        return None;
-    };
-    let text = arrow_err.to_string();
-    let rest = text.split("Column '").nth(1)?;
-    let (column, tail) = rest.split_once('\'')?;
-    tail.contains("is declared as non-nullable but contains null values")
-        .then(|| column.to_owned())
 }
 
 /// The first engine error among `err`'s sources (a storage error surfacing
