@@ -402,6 +402,21 @@ impl AzuriteServer {
         ]
     }
 
+    /// `object_store` options that reach this server by its endpoint alone
+    /// (no environment variable): the development account, its key, and
+    /// the account's path-style URL over plain HTTP.
+    pub fn endpoint_options(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("azure_storage_account_name", AZURITE_ACCOUNT.into()),
+            ("azure_storage_account_key", AZURITE_KEY.into()),
+            (
+                "azure_storage_endpoint",
+                format!("{}/{AZURITE_ACCOUNT}", self.endpoint),
+            ),
+            ("azure_allow_http", "true".into()),
+        ]
+    }
+
     /// The environment variable that points `object_store` at this server.
     pub fn environment(&self) -> (&'static str, String) {
         ("AZURITE_BLOB_STORAGE_URL", self.endpoint.clone())

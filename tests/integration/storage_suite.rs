@@ -2,10 +2,8 @@
 //! runs one suite over every store: reads (whole files, ranges, sizes,
 //! missing files), listings where the backend lists, and, where it writes,
 //! puts, the put-if-absent that makes commits exclusive, and deletes. Run
-//! over memory, a local directory, S3 (moto), a static HTTP host and a map
-//! of presigned-style URLs. (Azure is covered end to end on Azurite by the
-//! server's tests: object_store finds Azurite only through a process-wide
-//! environment variable.)
+//! over memory, a local directory, S3 (moto), Azure Blob Storage (Azurite),
+//! a static HTTP host and a map of presigned-style URLs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,8 +13,8 @@ use wavelake_engine::Error;
 use wavelake_engine::storage::{
     HttpStorage, ObjectStoreStorage, Storage, StorageRef, UrlMapStorage,
 };
-use wavelake_tests::MotoServer;
 use wavelake_tests::http_server::TestHttpServer;
+use wavelake_tests::{AzuriteServer, MotoServer};
 
 /// The files every backend is checked over: path and length (byte `i` of
 /// each is `(i * 7 + len) % 251`).
@@ -211,6 +209,17 @@ async fn s3_storage_behaves_as_every_storage() {
     moto.create_bucket("suite");
     let storage = ObjectStoreStorage::open_with("s3://suite/root", moto.options()).unwrap();
     check_writes_then_reads("s3", &storage).await;
+}
+
+#[tokio::test]
+async fn azure_storage_behaves_as_every_storage() {
+    let Some(azurite) = AzuriteServer::start("azure_storage_behaves_as_every_storage") else {
+        return;
+    };
+    azurite.create_container("suite");
+    let storage =
+        ObjectStoreStorage::open_with("az://suite/root", azurite.endpoint_options()).unwrap();
+    check_writes_then_reads("azure", &storage).await;
 }
 
 /// A local directory holding the [`FILES`], served over HTTP.
