@@ -129,7 +129,7 @@ pub fn read_parquet_dir(dir: &Path) -> Vec<RecordBatch> {
 pub async fn golden_engine(test: &str, name: &str) -> Option<wavelake_engine::SqlSession> {
     let root = golden_or_skip(test)?;
     let dir = unpack(&root.join(format!("kernel-golden/{name}.tar.zst"))).join("delta");
-    let engine = wavelake_engine::SqlSession::new();
+    let engine = wavelake_write::session();
     let storage = wavelake_engine::storage::ObjectStoreStorage::open(dir.to_str().expect("utf-8"))
         .expect("storage");
     engine
@@ -142,15 +142,14 @@ pub async fn golden_engine(test: &str, name: &str) -> Option<wavelake_engine::Sq
 /// An engine whose `CREATE TABLE` writes under the table root `root`, with
 /// the tables already there registered.
 pub async fn engine_at(root: &Path) -> wavelake_engine::SqlSession {
-    let engine = wavelake_engine::SqlSession::new().with_storage_opener(std::sync::Arc::new(
-        |location: &str| {
+    let engine =
+        wavelake_write::session().with_storage_opener(std::sync::Arc::new(|location: &str| {
             Ok(
                 std::sync::Arc::new(wavelake_engine::storage::ObjectStoreStorage::open(
                     location,
                 )?) as _,
             )
-        },
-    ));
+        }));
     engine
         .register_root(root.to_str().expect("utf-8"))
         .await
@@ -696,7 +695,7 @@ fn without_columns(batches: &[RecordBatch], drop: &[String]) -> Vec<RecordBatch>
 
 /// All rows of the latest version of the table at `table`, read by Wavelake.
 pub async fn read_latest_rows(table: &Path) -> wavelake_engine::Result<Vec<RecordBatch>> {
-    let engine = wavelake_engine::SqlSession::new();
+    let engine = wavelake_write::session();
     let storage = wavelake_engine::storage::ObjectStoreStorage::open(table.to_str().unwrap())?;
     engine.register("t", std::sync::Arc::new(storage)).await?;
     engine.query("SELECT * FROM t").await

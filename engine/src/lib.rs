@@ -16,24 +16,15 @@
 //!   with the dialect that runs it and says whether it writes, and which
 //!   tables; [`command`]: the statements DataFusion does not plan itself.
 //! - [`sharing`]: reading tables from a Delta Sharing server.
-//! - The write path, only with the `write` feature (the server has it; the
-//!   npm package and the web app do not link it): `transaction` (commits
-//!   with put-if-absent, conflict detection and rebasing), `data_file`
-//!   (Parquet data files with Delta statistics) and `write` (DML, MERGE,
-//!   DDL, OPTIMIZE, VACUUM, RESTORE, checkpoints). The read path never
-//!   calls into it but through the table provider's DML methods and the
-//!   session's statement handler, which a read-only build leaves out.
+//! - [`write_path`]: the one seam to the write path, which lives in the
+//!   `wavelake-write` crate (it depends on this one, never the other way).
+//!   A session is given one in its options; without one it only reads, as
+//!   the npm package and the web app do, which do not link it.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod command;
-#[cfg(feature = "write")]
-pub mod data_file;
 #[cfg(feature = "distributed")]
 pub mod distributed;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
-#[cfg(feature = "ingest")]
-pub mod ingest;
 pub mod memory;
 pub mod metadata_tables;
 pub mod profile;
@@ -44,10 +35,7 @@ pub mod server_sql;
 pub mod session;
 pub mod sharing;
 pub mod statement;
-#[cfg(feature = "write")]
-pub mod transaction;
-#[cfg(feature = "write")]
-pub mod write;
+pub mod write_path;
 
 pub use wavelake_kernel::{
     CommitEntry, Error, Result, Snapshot, SnapshotCache, Table, changes, deletion, error, log,

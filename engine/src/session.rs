@@ -24,11 +24,10 @@ use crate::statement::{Access, Body, Statement};
 use crate::storage::StorageRef;
 use crate::table::Table;
 use crate::versions::{DescribedRegistry, TableRegistry, TableVersions, VersionDirectory};
+use crate::write_path::{WritePathRef, read_only_build};
 use crate::{Error, Result};
 
 mod inserted_values;
-#[cfg(feature = "write")]
-mod writes;
 
 static NEXT_TEMP_TABLE: AtomicU64 = AtomicU64::new(0);
 
@@ -83,6 +82,9 @@ pub struct SqlSessionOptions {
     /// or VACUUM use, in milliseconds
     /// (one hour, the write path's `SAFE_MINIMUM_RETENTION_MS`, when `None`).
     pub minimum_retention_ms: Option<i64>,
+    /// Where statements that change tables go (`wavelake-write` provides
+    /// one); without it the session only reads.
+    pub write_path: Option<WritePathRef>,
 }
 
 /// A statement planned by [`SqlSession::prepare`], ready to run.
@@ -156,7 +158,6 @@ pub struct SqlSession {
     directory: VersionDirectory,
     catalog: Arc<RwLock<Catalog>>,
     /// Whether VACUUM refuses a retention below the table's.
-    #[cfg_attr(not(feature = "write"), allow(dead_code))]
     retention_check: Arc<std::sync::atomic::AtomicBool>,
     options: Arc<SqlSessionOptions>,
     /// Tables this session committed to but could not reload afterwards
@@ -332,7 +333,8 @@ impl SqlSession {
         Ok(names)
     }
 
-    fn opener(&self) -> Result<StorageOpener> {
+    /// How this session opens table locations (to create tables).
+    pub fn opener(&self) -> Result<StorageOpener> {
         self.catalog
             .read()
             .ok()
@@ -359,7 +361,7 @@ impl SqlSession {
     /// logged and retried before the next statement, never reported as the
     /// statement's failure, so a client is never told a change it made
     /// failed (and made to apply it twice).
-    async fn refresh_after_commit(&self, name: &str) {
+    pub async fn refresh_after_commit(&self, name: &str) {
         if let Err(e) = self.refresh(name).await {
             tracing::warn!(table = name, error = %e, "reloading a table after a commit failed");
             if let Ok(mut stale) = self.stale.lock() {
@@ -404,7 +406,8 @@ impl SqlSession {
     pub async fn register(&self, name: &str, storage: StorageRef) -> Result<Snapshot> {
         let table = Table::new(storage)?.with_cache(self.options.snapshot_cache.clone());
         let snapshot = table.snapshot().await?;
-        let provider = DeltaTableProvider::new(snapshot.clone(), table.storage().clone())?;
+        let provider = DeltaTableProvider::new(snapshot.clone(), table.storage().clone())?
+            .with_write_path(self.options.write_path.clone());
         let reference = self.table_reference(name)?;
         self.ctx.deregister_table(reference.clone())?;
         self.ctx.register_table(reference, Arc::new(provider))?;
@@ -451,7 +454,7 @@ impl SqlSession {
 
     /// DataFusion's reference for a registry name, creating the namespace
     /// (a schema of the default catalog) on first use.
-    fn table_reference(&self, name: &str) -> Result<datafusion::common::TableReference> {
+    pub fn table_reference(&self, name: &str) -> Result<datafusion::common::TableReference> {
         let Some((schema, table)) = name.split_once('.') else {
             return Ok(datafusion::common::TableReference::bare(name));
         };
@@ -470,13 +473,46 @@ impl SqlSession {
 
     /// The registry name `name` refers to: itself, or qualified by the
     /// default namespace.
-    fn resolve_name(&self, name: &str) -> Option<String> {
+    pub fn resolve_name(&self, name: &str) -> Option<String> {
         let tables = self.tables.read().ok()?;
         if tables.contains_key(name) {
             return Some(name.to_owned());
         }
         let qualified = format!("{}.{name}", self.options.default_schema.as_deref()?);
         tables.contains_key(&qualified).then_some(qualified)
+    }
+
+    /// The session's options.
+    pub fn options(&self) -> &SqlSessionOptions {
+        &self.options
+    }
+
+    /// Where `CREATE TABLE` puts tables without a `LOCATION`, if anywhere.
+    pub fn table_root(&self) -> Option<String> {
+        self.catalog.read().ok().and_then(|c| c.root.clone())
+    }
+
+    /// Whether VACUUM refuses a retention shorter than the table's (on
+    /// unless a statement turned it off).
+    pub fn retention_check(&self) -> bool {
+        self.retention_check
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Turns VACUUM's retention check on or off for this session.
+    pub fn set_retention_check(&self, enabled: bool) {
+        self.retention_check
+            .store(enabled, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Removes the table registered as `key` (a registry name, see
+    /// [`Self::resolve_name`]) from the session.
+    pub fn unregister(&self, key: &str) -> Result<()> {
+        self.ctx.deregister_table(self.table_reference(key)?)?;
+        if let Ok(mut tables) = self.tables.write() {
+            tables.remove(key);
+        }
+        Ok(())
     }
 
     /// The table registered as `name`.
@@ -521,21 +557,18 @@ impl SqlSession {
         }
     }
 
-    /// Without the write path (a build without the `write` feature), the
-    /// statements it runs are refused.
-    #[cfg(not(feature = "write"))]
-    async fn run_command(&self, _command: crate::command::Command) -> Result<RecordBatch> {
-        Err(Error::NotAllowed(
-            "this build of Wavelake only reads: statements that change tables run on a \
-             Wavelake server"
-                .into(),
-        ))
+    /// Hands one of Wavelake's own statements to the write path; refused
+    /// without one.
+    async fn run_command(&self, command: crate::command::Command) -> Result<RecordBatch> {
+        match &self.options.write_path {
+            Some(write_path) => write_path.run_command(self, command).await,
+            None => Err(read_only_build()),
+        }
     }
 
     /// Plans `sql`, which must be a query (the engine built it from parts
     /// of a statement it parsed: a `CREATE TABLE … AS` or MERGE query).
-    #[cfg_attr(not(feature = "write"), allow(dead_code))]
-    async fn plan_query(&self, sql: &str) -> Result<DataFrame> {
+    pub async fn plan_query(&self, sql: &str) -> Result<DataFrame> {
         self.plan_statement(parse_query(sql)?).await
     }
 
@@ -870,7 +903,7 @@ fn check_dml_condition(dml: &datafusion::logical_expr::DmlStatement) -> Result<(
 }
 
 /// Parses `YYYY-MM-DD[ HH:MM:SS[.fff]]` or RFC 3339 text as UTC milliseconds.
-fn parse_timestamp_millis(text: &str) -> Option<i64> {
+pub fn parse_timestamp_millis(text: &str) -> Option<i64> {
     use chrono::{NaiveDate, NaiveDateTime};
     let text = text.trim();
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {

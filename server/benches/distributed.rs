@@ -242,7 +242,7 @@ fn plan_bytes_per_file(files: usize) -> (f64, Duration) {
     synthetic_table(dir.path(), files);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let scheduler = wavelake_engine::SqlSession::new();
+        let scheduler = wavelake_write::session();
         let storage = wavelake_engine::storage::open(dir.path().to_str().unwrap()).unwrap();
         let snapshot = wavelake_engine::Table::new(storage.clone())
             .unwrap()

@@ -212,7 +212,7 @@ impl TokenStore {
             hash: hash_token(&token),
             scopes,
             label: label.to_owned(),
-            created_ms: wavelake_engine::write::now_ms(),
+            created_ms: wavelake_write::now_ms(),
         };
         let id = record.id.clone();
         let (all, ()) = self

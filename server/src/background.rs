@@ -15,10 +15,10 @@ use tracing::Instrument;
 use crate::state::AppState;
 use wavelake_engine::log::segment::read_last_checkpoint;
 use wavelake_engine::protocol::features::ensure_writable;
-use wavelake_engine::write::checkpoint::{checkpoint_interval, write_checkpoint};
-use wavelake_engine::write::now_ms;
-use wavelake_engine::write::optimize::{OptimizeOptions, optimize};
-use wavelake_engine::write::vacuum::{VacuumOptions, vacuum};
+use wavelake_write::checkpoint::{checkpoint_interval, write_checkpoint};
+use wavelake_write::now_ms;
+use wavelake_write::optimize::{OptimizeOptions, optimize};
+use wavelake_write::vacuum::{VacuumOptions, vacuum};
 
 /// Table property that turns background compaction off for one table.
 pub const AUTO_OPTIMIZE_PROPERTY: &str = "wavelake.autoOptimize";
@@ -88,7 +88,7 @@ async fn maintain(
         }
     }
     if config.optimize && enabled(AUTO_OPTIMIZE_PROPERTY) {
-        let session = wavelake_engine::SqlSession::new();
+        let session = wavelake_write::session();
         let outcome = optimize(
             &table,
             &session.context().state(),

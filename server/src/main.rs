@@ -36,7 +36,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
-use wavelake_engine::{SqlSession, storage};
+use wavelake_engine::storage;
 
 use output::{Format, write_batches};
 
@@ -208,7 +208,7 @@ async fn run(cli: Cli) -> Result<()> {
             #[cfg(feature = "cluster")]
             cluster,
         } => {
-            let engine = SqlSession::new()
+            let engine = wavelake_write::session()
                 .with_storage_opener(Arc::new(|location: &str| storage::open(location)));
             if let Some(root) = &root {
                 if !root.contains("://") {

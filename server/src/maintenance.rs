@@ -7,9 +7,9 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use wavelake_engine::write::optimize::{OptimizeOptions, ProgressFn, optimize};
-use wavelake_engine::write::vacuum::{VacuumOptions, vacuum};
-use wavelake_engine::{SqlSession, Table, storage};
+use wavelake_engine::{Table, storage};
+use wavelake_write::optimize::{OptimizeOptions, ProgressFn, optimize};
+use wavelake_write::vacuum::{VacuumOptions, vacuum};
 
 /// `wavelake optimize`.
 #[derive(Debug, Args)]
@@ -87,7 +87,7 @@ pub async fn run_optimize(args: OptimizeArgs) -> Result<()> {
         zorder_by: args.zorder_by,
         progress: Some(progress),
     };
-    let state = SqlSession::new().context().state();
+    let state = wavelake_write::session().context().state();
     let outcome = optimize(&table, &state, &options)
         .await
         .with_context(|| format!("cannot optimize {}", args.table))?;
@@ -147,7 +147,7 @@ pub async fn run_restore(args: RestoreArgs) -> Result<()> {
     let snapshot = match (args.version, &args.timestamp) {
         (Some(version), _) => table.snapshot_at(Some(version)).await?,
         (None, Some(text)) => {
-            let engine = SqlSession::new();
+            let engine = wavelake_write::session();
             engine.register("t", table.storage().clone()).await?;
             let sql = format!(
                 "SELECT max(version) FROM delta_history('t') WHERE timestamp <= TIMESTAMP '{}'",
@@ -168,7 +168,7 @@ pub async fn run_restore(args: RestoreArgs) -> Result<()> {
         }
         (None, None) => bail!("restore needs --version or --timestamp"),
     };
-    let outcome = wavelake_engine::write::restore::restore(&table, &snapshot)
+    let outcome = wavelake_write::restore::restore(&table, &snapshot)
         .await
         .with_context(|| format!("cannot restore {}", args.table))?;
     println!(
@@ -181,10 +181,10 @@ pub async fn run_restore(args: RestoreArgs) -> Result<()> {
 /// Runs `wavelake checkpoint`.
 pub async fn run_checkpoint(location: &str) -> Result<()> {
     let table = open(location)?;
-    let info = wavelake_engine::write::checkpoint::write_checkpoint(
+    let info = wavelake_write::checkpoint::write_checkpoint(
         table.storage().as_ref(),
         None,
-        wavelake_engine::write::now_ms(),
+        wavelake_write::now_ms(),
     )
     .await
     .with_context(|| format!("cannot checkpoint {location}"))?;

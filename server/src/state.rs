@@ -6,6 +6,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use wavelake_engine::session::StorageOpener;
 use wavelake_engine::storage::{ObjectStoreStorage, StorageRef};
+use wavelake_engine::write_path::WritePathRef;
 use wavelake_engine::{SnapshotCache, SqlSession, SqlSessionOptions, Table};
 
 use crate::auth::bearer_token;
@@ -155,6 +156,10 @@ impl AppState {
         confined: bool,
         read_only: bool,
     ) -> SqlSession {
+        // A principal that may only read gets a session without a write
+        // path at all, besides the classifier's refusal.
+        let write_path: Option<WritePathRef> =
+            (!read_only).then(|| Arc::new(wavelake_write::DeltaWriter) as WritePathRef);
         SqlSession::with_options(SqlSessionOptions {
             default_schema,
             sandboxed: true,
@@ -165,6 +170,7 @@ impl AppState {
             range_cache: None,
             read_only,
             minimum_retention_ms: Some(self.config.limits.minimum_retention_ms()),
+            write_path,
         })
         .with_storage_opener(self.opener.clone())
     }

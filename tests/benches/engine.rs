@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use wavelake_engine::Table;
 use wavelake_engine::storage::ObjectStoreStorage;
-use wavelake_engine::{SqlSession, Table};
 use wavelake_tests::{golden_root, run_python, scratch_dir, unpack_into, venv_python_with};
 
 const RUNS: usize = 5;
@@ -107,7 +107,7 @@ async fn tpch_bench(python: &Path) {
         .iter()
         .map(|q| wavelake_tests::tests_dir().join(format!("benches/tpch/{q}.sql")))
         .collect();
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     let storage = ObjectStoreStorage::open(table.to_str().unwrap()).unwrap();
     engine
         .register("lineitem", Arc::new(storage))

@@ -89,7 +89,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let engine = SqlSession::new().with_storage_opener(Arc::new(|location: &str| {
+        let engine = wavelake_write::session().with_storage_opener(Arc::new(|location: &str| {
             Ok(Arc::new(ObjectStoreStorage::open(location)?) as _)
         }));
         engine.register_root(ours.to_str().unwrap()).await.unwrap();
@@ -142,7 +142,7 @@ fn main() {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-        let peer_engine = SqlSession::new();
+        let peer_engine = wavelake_write::session();
         peer_engine
             .register(
                 "zordered",

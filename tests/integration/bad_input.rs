@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use wavelake_engine::Error;
 use wavelake_engine::storage::ObjectStoreStorage;
-use wavelake_engine::{Error, SqlSession};
 use wavelake_tests::{copy_dir, files_under, golden_or_skip, unpack};
 
 /// A writable copy of a golden table's `delta/` folder.
@@ -21,7 +21,7 @@ fn copy_of(test: &str, name: &str) -> Option<(tempfile::TempDir, PathBuf)> {
 }
 
 async fn read(table: &Path) -> Result<usize, Error> {
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     let storage = ObjectStoreStorage::open(table.to_str().unwrap())?;
     engine.register("t", Arc::new(storage)).await?;
     let batches = engine.query("SELECT * FROM t").await?;
@@ -176,7 +176,7 @@ async fn an_unknown_reader_feature_is_refused_by_name() {
 async fn a_broken_table_under_a_root_leaves_the_others_readable() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
-    let engine = SqlSession::new().with_storage_opener(Arc::new(|location: &str| {
+    let engine = wavelake_write::session().with_storage_opener(Arc::new(|location: &str| {
         Ok(Arc::new(ObjectStoreStorage::open(location)?) as _)
     }));
     engine.register_root(root).await.unwrap();
@@ -187,7 +187,7 @@ async fn a_broken_table_under_a_root_leaves_the_others_readable() {
     std::fs::write(broken.join("00000000000000000000.json"), b"{not json").unwrap();
     std::fs::create_dir_all(dir.path().join("not_a_table")).unwrap();
 
-    let fresh = SqlSession::new().with_storage_opener(Arc::new(|location: &str| {
+    let fresh = wavelake_write::session().with_storage_opener(Arc::new(|location: &str| {
         Ok(Arc::new(ObjectStoreStorage::open(location)?) as _)
     }));
     assert_eq!(fresh.register_root(root).await.unwrap(), ["good"]);

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use arrow::array::{AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use wavelake_engine::storage::{ObjectStoreStorage, StorageRef};
-use wavelake_engine::write::{NewTable, SaveMode, WriteOptions, create_table, write};
-use wavelake_engine::{Error, SqlSession, Table};
+use wavelake_engine::{Error, Table};
 use wavelake_tests::MotoServer;
+use wavelake_write::{NewTable, SaveMode, WriteOptions, create_table, write};
 
 const WRITERS: i64 = 6;
 const COMMITS_PER_WRITER: i64 = 8;
@@ -47,7 +47,7 @@ fn rows(writer: i64, seq: i64) -> RecordBatch {
 }
 
 async fn create(open: &Opener, sql_columns: &str) {
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     let frame = engine
         .context()
         .sql(&format!("SELECT {sql_columns} WHERE false"))
@@ -112,7 +112,7 @@ async fn racing_appends(open: Opener) {
     let table = Table::new(open()).unwrap();
     let history = table.history().await.unwrap();
     assert_eq!(history.len() as i64, commits + 1);
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     engine.register("t", open()).await.unwrap();
     let batches = engine
         .query("SELECT count(*), count(DISTINCT writer * 1000 + seq) FROM t")
@@ -133,7 +133,7 @@ async fn racing_appends(open: Opener) {
 /// successes, so no increment is lost or applied twice.
 async fn racing_updates(open: Opener) {
     create(&open, "CAST(1 AS BIGINT) AS id, CAST(0 AS BIGINT) AS v").await;
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     engine.register("t", open()).await.unwrap();
     engine
         .query("INSERT INTO t VALUES (1, 0), (2, 0)")
@@ -143,7 +143,7 @@ async fn racing_updates(open: Opener) {
     for _ in 0..4 {
         let open = open.clone();
         tasks.push(tokio::spawn(async move {
-            let engine = SqlSession::new();
+            let engine = wavelake_write::session();
             engine.register("t", open()).await.unwrap();
             let (mut won, mut lost) = (0i64, 0i64);
             for _ in 0..5 {
@@ -194,7 +194,7 @@ async fn racing_merges(open: Opener) {
         tasks.push(tokio::spawn(async move {
             let (mut won, mut lost) = (0, 0);
             for key in 0..KEYS {
-                let engine = SqlSession::new();
+                let engine = wavelake_write::session();
                 engine.register("t", open()).await.unwrap();
                 barrier.wait().await;
                 let merge = format!(
@@ -219,7 +219,7 @@ async fn racing_merges(open: Opener) {
     }
     eprintln!("racing merges: {won} committed, {lost} conflicts");
     assert!(won >= KEYS, "at least one MERGE per key commits");
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     engine.register("t", open()).await.unwrap();
     let batches = engine
         .query("SELECT k, count(*) AS n FROM t GROUP BY k ORDER BY k")
@@ -320,7 +320,7 @@ async fn application_transactions_are_applied_once() {
         }
     }
     assert_eq!(committed, 1, "version 2 of the job committed once");
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     engine.register("t", open()).await.unwrap();
     let batches = engine.query("SELECT count(*) FROM t").await.unwrap();
     assert_eq!(

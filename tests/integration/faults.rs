@@ -16,8 +16,8 @@ use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use wavelake_engine::Error;
 use wavelake_engine::storage::{ObjectStoreStorage, StorageRef};
-use wavelake_engine::{Error, SqlSession};
 use wavelake_tests::faults::{FaultRates, FaultyStorage};
 use wavelake_tests::markers::{Change, Marker, check, env_or, rows_by_marker};
 
@@ -70,7 +70,7 @@ async fn faults_never_lose_or_tear_a_commit() {
         max_delay: Duration::from_millis(2),
     };
     let faulty = Arc::new(FaultyStorage::new(inner, rates, seed));
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     engine.register("t", faulty.clone()).await.unwrap();
 
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
@@ -163,7 +163,7 @@ async fn concurrent_writer(
     let location = root.join("t");
     let inner: StorageRef = Arc::new(ObjectStoreStorage::open(location.to_str().unwrap()).unwrap());
     let faulty = Arc::new(FaultyStorage::new(inner, rates, seed));
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     engine.register("t", faulty.clone()).await.unwrap();
     let clean = wavelake_tests::engine_at(&root).await;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);

@@ -1,4 +1,4 @@
-//! The fuzz targets' bodies (`wavelake_engine::fuzzing`) over seeds from
+//! The fuzz targets' bodies (`wavelake_write::fuzzing`) over seeds from
 //! the golden tables and seeded mutations of them (bytes flipped, cut,
 //! repeated, spliced), and over every input a fuzzing campaign saved under
 //! `engine/fuzz/regressions/TARGET/`: no input may panic. The coverage-
@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wavelake_engine::fuzzing::TARGETS;
 use wavelake_tests::markers::env_or;
+use wavelake_write::fuzzing::TARGETS;
 
 /// Inputs every target starts from, besides the golden tables'.
 fn built_in_seeds() -> BTreeMap<&'static str, Vec<Vec<u8>>> {

@@ -4,15 +4,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use wavelake_engine::Error;
 use wavelake_engine::log::LogSegment;
 use wavelake_engine::storage::ObjectStoreStorage;
-use wavelake_engine::{Error, SqlSession};
 
 use wavelake_tests::golden_cases::{ZONED_PARTITION_TABLE, archives, invalid};
 use wavelake_tests::{canonical_rows, column_names, golden_or_skip, read_parquet_dir, unpack};
 
 async fn read_all(table_dir: &Path) -> Result<Vec<arrow::array::RecordBatch>, Error> {
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     let storage = ObjectStoreStorage::open(table_dir.to_str().expect("utf-8 path"))?;
     engine.register("t", Arc::new(storage)).await?;
     engine.query("SELECT * FROM t").await

@@ -41,7 +41,7 @@ async fn golden_cases_over_http_equal_expected_rows() {
         .expect("server");
     let mut failures = Vec::new();
     for case in &cases {
-        let engine = SqlSession::new();
+        let engine = wavelake_write::session();
         let storage =
             Arc::new(HttpStorage::new(&format!("{}/{}", server.url, case.table)).expect("url"));
         let result = run_case(&engine, storage, &case.sql).await;
@@ -142,7 +142,7 @@ async fn a_url_map_reads_a_table_from_per_file_urls() {
     }
     let reader = Arc::new(HttpStorage::new(&server.url).expect("url"));
     let storage = Arc::new(UrlMapStorage::new("shared://dv", urls, reader));
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     let batches = run_case(&engine, storage, &case.sql).await.expect("read");
     assert_eq!(
         canonical_rows(&batches, &case.columns).expect("rows"),
@@ -181,7 +181,7 @@ async fn a_missing_data_file_is_an_error_naming_it() {
         .to_string_lossy()
         .into_owned();
     let server = TestHttpServer::start(copy.path()).await.expect("server");
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     let storage = Arc::new(HttpStorage::new(&server.url).expect("url"));
     let err = run_case(&engine, storage, "SELECT * FROM t")
         .await
@@ -276,7 +276,7 @@ async fn the_deletion_vectors_of_one_delete_arrive_in_one_request() {
     let local = writer.query(sql).await.expect("local");
 
     let server = TestHttpServer::start(root.path()).await.expect("server");
-    let reader = SqlSession::new();
+    let reader = wavelake_write::session();
     let storage = HttpStorage::new(&format!("{}/t", server.url)).expect("url");
     reader
         .register("t", Arc::new(storage))

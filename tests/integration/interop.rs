@@ -43,7 +43,7 @@ async fn tables_written_by_deltalake_read_the_same_at_every_version() {
     let mut checked = 0;
     for table in &manifest {
         let root = out.join(&table.name);
-        let engine = SqlSession::new();
+        let engine = wavelake_write::session();
         let storage = ObjectStoreStorage::open(root.join("delta").to_str().unwrap()).unwrap();
         if let Err(e) = engine.register("t", Arc::new(storage)).await {
             failures.push(format!("{}: register: {e}", table.name));

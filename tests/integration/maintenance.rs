@@ -224,7 +224,7 @@ async fn vacuum_keeps_what_retention_protects_and_restore_goes_back() {
         );
         assert!(engine.query(&sql).await.is_err(), "{sql}");
     }
-    let engine = wavelake_engine::SqlSession::with_options(wavelake_engine::SqlSessionOptions {
+    let engine = wavelake_write::session_with(wavelake_engine::SqlSessionOptions {
         minimum_retention_ms: Some(0),
         ..Default::default()
     })

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use wavelake_engine::SqlSessionOptions;
 use wavelake_engine::storage::ObjectStoreStorage;
-use wavelake_engine::{SqlSession, SqlSessionOptions};
 
 fn opener() -> wavelake_engine::session::StorageOpener {
     Arc::new(|location: &str| Ok(Arc::new(ObjectStoreStorage::open(location)?) as _))
@@ -14,7 +14,7 @@ fn opener() -> wavelake_engine::session::StorageOpener {
 async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
     let root = tempfile::tempdir().unwrap();
     let root_path = root.path().to_str().unwrap();
-    let admin = SqlSession::new().with_storage_opener(opener());
+    let admin = wavelake_write::session().with_storage_opener(opener());
     admin
         .register_namespaced_root(root_path, None)
         .await
@@ -39,7 +39,7 @@ async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
     assert_eq!(admin.table_names(), vec!["acme.orders", "globex.orders"]);
 
     // A tenant's session: its namespace only, unqualified names resolve there.
-    let tenant = SqlSession::with_options(SqlSessionOptions {
+    let tenant = wavelake_write::session_with(SqlSessionOptions {
         default_schema: Some("acme".into()),
         sandboxed: true,
         memory_limit: Some(64 << 20),
@@ -49,6 +49,7 @@ async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
         range_cache: None,
         read_only: false,
         minimum_retention_ms: None,
+        write_path: None,
     })
     .with_storage_opener(opener());
     let names = tenant

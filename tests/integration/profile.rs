@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use wavelake_engine::SqlSession;
 use wavelake_engine::storage::ObjectStoreStorage;
 use wavelake_tests::{golden_engine, write_one_file_table};
 
@@ -32,7 +31,7 @@ async fn row_groups_and_pages_are_pruned_and_bytes_counted() {
         .unwrap()
         .len();
 
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     let storage = ObjectStoreStorage::open(dir.path().to_str().unwrap()).unwrap();
     engine.register("t", Arc::new(storage)).await.unwrap();
     let profile = engine
@@ -146,7 +145,7 @@ async fn a_session_range_cache_serves_repeated_queries() {
     let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
     let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids))]).unwrap();
     write_one_file_table(dir.path(), &batch, 10_000, 1_000);
-    let engine = SqlSession::with_options(wavelake_engine::SqlSessionOptions {
+    let engine = wavelake_write::session_with(wavelake_engine::SqlSessionOptions {
         range_cache: Some(Arc::new(wavelake_engine::storage::RangeCache::new(
             16 << 20,
         ))),

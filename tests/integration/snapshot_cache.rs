@@ -10,7 +10,7 @@ use wavelake_engine::storage::ObjectStoreStorage;
 use wavelake_engine::{Snapshot, SnapshotCache, SqlSession, SqlSessionOptions, Table};
 
 fn session(cache: &Arc<SnapshotCache>) -> SqlSession {
-    SqlSession::with_options(SqlSessionOptions {
+    wavelake_write::session_with(SqlSessionOptions {
         snapshot_cache: Some(cache.clone()),
         ..SqlSessionOptions::default()
     })
@@ -95,7 +95,7 @@ async fn cached_snapshots_equal_full_replays_after_every_kind_of_commit() {
         let engine = session(&cache);
         engine.register_root(root.to_str().unwrap()).await.unwrap();
         let counted = engine.query("SELECT count(*) FROM t").await.unwrap();
-        let direct = SqlSession::new();
+        let direct = wavelake_write::session();
         direct
             .register(
                 "t",
@@ -139,7 +139,7 @@ async fn a_table_replaced_behind_the_cache_is_loaded_again() {
     assert_eq!(open().snapshot().await.unwrap().version(), 2);
     // Another process deletes the table and writes a new one in its place.
     std::fs::remove_dir_all(&location).unwrap();
-    let other = SqlSession::new().with_storage_opener(Arc::new(|location: &str| {
+    let other = wavelake_write::session().with_storage_opener(Arc::new(|location: &str| {
         Ok(Arc::new(ObjectStoreStorage::open(location)?) as _)
     }));
     other

@@ -19,7 +19,7 @@ fn first_row(batches: &[RecordBatch]) -> Vec<i64> {
 async fn engine_over(table: &str) -> Option<SqlSession> {
     let root = golden_or_skip("time travel")?;
     let dir = unpack(&root.join(format!("kernel-golden/{table}.tar.zst"))).join("delta");
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     let storage = ObjectStoreStorage::open(dir.to_str().expect("utf-8")).expect("storage");
     engine
         .register("t", Arc::new(storage))

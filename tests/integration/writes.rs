@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use wavelake_engine::SqlSession;
-use wavelake_engine::data_file::{DataFileOptions, write_data_file};
 use wavelake_engine::protocol::{Add, Format, Metadata, Protocol};
 use wavelake_engine::storage::{ObjectStoreStorage, Storage};
-use wavelake_engine::transaction::Transaction;
+use wavelake_write::data_file::{DataFileOptions, write_data_file};
+use wavelake_write::transaction::Transaction;
 
 #[tokio::test]
 async fn committed_files_are_read_by_wavelake_and_the_oracles() {
@@ -78,7 +77,7 @@ async fn committed_files_are_read_by_wavelake_and_the_oracles() {
         .await
         .unwrap();
 
-    let engine = SqlSession::new();
+    let engine = wavelake_write::session();
     engine.register("t", storage.clone()).await.unwrap();
     let profile = engine
         .profile("SELECT count(*) FROM t WHERE id >= 250")

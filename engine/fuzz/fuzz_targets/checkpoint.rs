@@ -1,7 +1,7 @@
-//! `wavelake_engine::fuzzing::checkpoint` under libFuzzer.
+//! `wavelake_write::fuzzing::checkpoint` under libFuzzer.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(
-    init: wavelake_engine::fuzzing::expect_contained_panics(),
-    |data: &[u8]| wavelake_engine::fuzzing::checkpoint(data)
+    init: wavelake_write::fuzzing::expect_contained_panics(),
+    |data: &[u8]| wavelake_write::fuzzing::checkpoint(data)
 );

@@ -1,4 +1,4 @@
-//! `wavelake_engine::fuzzing::log_actions` under libFuzzer.
+//! `wavelake_write::fuzzing::log_actions` under libFuzzer.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wavelake_engine::fuzzing::log_actions(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wavelake_write::fuzzing::log_actions(data));

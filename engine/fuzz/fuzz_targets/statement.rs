@@ -1,4 +1,4 @@
-//! `wavelake_engine::fuzzing::statement` under libFuzzer.
+//! `wavelake_write::fuzzing::statement` under libFuzzer.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wavelake_engine::fuzzing::statement(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wavelake_write::fuzzing::statement(data));

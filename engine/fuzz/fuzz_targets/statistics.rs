@@ -1,4 +1,4 @@
-//! `wavelake_engine::fuzzing::statistics` under libFuzzer.
+//! `wavelake_write::fuzzing::statistics` under libFuzzer.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wavelake_engine::fuzzing::statistics(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wavelake_write::fuzzing::statistics(data));

@@ -1,7 +1,7 @@
-//! `wavelake_engine::fuzzing::upload_arrow` under libFuzzer.
+//! `wavelake_write::fuzzing::upload_arrow` under libFuzzer.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(
-    init: wavelake_engine::fuzzing::expect_contained_panics(),
-    |data: &[u8]| wavelake_engine::fuzzing::upload_arrow(data)
+    init: wavelake_write::fuzzing::expect_contained_panics(),
+    |data: &[u8]| wavelake_write::fuzzing::upload_arrow(data)
 );

@@ -7,6 +7,7 @@ pub use crate::deletion;
 mod exec;
 mod pruning;
 mod reader;
+pub mod write_exec;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -20,10 +21,8 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
-#[cfg(feature = "write")]
 use datafusion::execution::context::SessionState;
 use datafusion::execution::object_store::ObjectStoreUrl;
-#[cfg(feature = "write")]
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
@@ -52,13 +51,10 @@ use crate::storage::{
     CachedStorage, MeteredStorage, RangeCache, Storage, StorageObjectStore, StorageRef,
     WholeSmallFiles, as_object_store,
 };
-#[cfg(feature = "write")]
 use crate::table::Table;
-#[cfg(feature = "write")]
-use crate::write::exec::{TableWriteExec, WriteJob};
-#[cfg(feature = "write")]
-use crate::write::{SaveMode, WriteOptions};
+use crate::write_path::{InsertMode, WritePathRef, read_only_build};
 use crate::{Error, Result};
+use write_exec::{TableWriteExec, WriteJob};
 
 /// Deletion-vector files (and footers of files without row counts) read at
 /// once while planning a scan.
@@ -84,6 +80,8 @@ pub struct DeltaTableProvider {
     /// Deletion vectors are read when the scan runs, by whoever runs it
     /// (an executor of a cluster), not while it is planned.
     defer_deletion_vectors: bool,
+    /// Where INSERT, DELETE and UPDATE go; without one they are refused.
+    write_path: Option<WritePathRef>,
 }
 
 impl DeltaTableProvider {
@@ -98,7 +96,21 @@ impl DeltaTableProvider {
             row_ids: false,
             only_files: None,
             defer_deletion_vectors: false,
+            write_path: None,
         })
+    }
+
+    /// The same table, with INSERT, DELETE and UPDATE handed to
+    /// `write_path` (refused without one).
+    pub fn with_write_path(mut self, write_path: Option<WritePathRef>) -> Self {
+        self.write_path = write_path;
+        self
+    }
+
+    fn write_path(&self) -> DfResult<WritePathRef> {
+        self.write_path
+            .clone()
+            .ok_or_else(|| read_only_build().into())
     }
 
     /// The same table, with deletion vectors read when the scan runs rather
@@ -493,7 +505,6 @@ impl TableProvider for DeltaTableProvider {
         ))
     }
 
-    #[cfg(feature = "write")]
     async fn insert_into(
         &self,
         _state: &dyn Session,
@@ -501,24 +512,20 @@ impl TableProvider for DeltaTableProvider {
         insert_op: InsertOp,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let mode = match insert_op {
-            InsertOp::Append => SaveMode::Append,
-            InsertOp::Overwrite => SaveMode::Overwrite,
+            InsertOp::Append => InsertMode::Append,
+            InsertOp::Overwrite => InsertMode::Overwrite,
             InsertOp::Replace => {
                 return Err(Error::Sql("REPLACE INTO is not supported; use MERGE".into()).into());
             }
         };
+        let writer = self.write_path()?;
         let table = Table::new(self.storage.clone())?;
         let job: WriteJob = Arc::new(move |input, _context| {
-            let table = table.clone();
+            let (table, writer) = (table.clone(), writer.clone());
             Box::pin(async move {
                 let input =
                     input.ok_or_else(|| Error::Sql("INSERT without rows to insert".into()))?;
-                let rows = input.map(|batch| batch.map_err(Error::from));
-                let options = WriteOptions {
-                    mode,
-                    ..WriteOptions::default()
-                };
-                Ok(crate::write::write(&table, rows, &options).await?.rows)
+                writer.insert(&table, input, mode).await
             })
         });
         Ok(Arc::new(TableWriteExec::new(
@@ -529,21 +536,18 @@ impl TableProvider for DeltaTableProvider {
         )))
     }
 
-    #[cfg(feature = "write")]
     async fn delete_from(
         &self,
         state: &dyn Session,
         filters: Vec<Expr>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let writer = self.write_path()?;
         let state = session_state(state)?;
         let table = Table::new(self.storage.clone())?;
         let job: WriteJob = Arc::new(move |_input, _context| {
             let (table, state, filters) = (table.clone(), state.clone(), filters.clone());
-            Box::pin(async move {
-                Ok(crate::write::dml::delete(&table, &state, filters)
-                    .await?
-                    .rows)
-            })
+            let writer = writer.clone();
+            Box::pin(async move { writer.delete(&table, &state, filters).await })
         });
         Ok(Arc::new(TableWriteExec::new(
             "DELETE",
@@ -553,25 +557,19 @@ impl TableProvider for DeltaTableProvider {
         )))
     }
 
-    #[cfg(feature = "write")]
     async fn update(
         &self,
         state: &dyn Session,
         assignments: Vec<(String, Expr)>,
         filters: Vec<Expr>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let writer = self.write_path()?;
         let state = session_state(state)?;
         let table = Table::new(self.storage.clone())?;
         let job: WriteJob = Arc::new(move |_input, _context| {
-            let (table, state) = (table.clone(), state.clone());
+            let (table, state, writer) = (table.clone(), state.clone(), writer.clone());
             let (assignments, filters) = (assignments.clone(), filters.clone());
-            Box::pin(async move {
-                Ok(
-                    crate::write::dml::update(&table, &state, assignments, filters)
-                        .await?
-                        .rows,
-                )
-            })
+            Box::pin(async move { writer.update(&table, &state, assignments, filters).await })
         });
         Ok(Arc::new(TableWriteExec::new(
             "UPDATE",
@@ -583,7 +581,6 @@ impl TableProvider for DeltaTableProvider {
 }
 
 /// The full session state behind `state`, which the write path plans with.
-#[cfg(feature = "write")]
 fn session_state(state: &dyn Session) -> DfResult<Arc<SessionState>> {
     state
         .as_any()

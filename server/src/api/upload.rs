@@ -24,8 +24,8 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::names::check_name;
 use crate::state::AppState;
-use wavelake_engine::ingest::{self, UploadFormat};
-use wavelake_engine::write::{SaveMode, WriteOptions, write};
+use wavelake_write::ingest::{self, UploadFormat};
+use wavelake_write::{SaveMode, WriteOptions, write};
 
 /// `?format=` and `?create=true` (make the table from the upload when it
 /// does not exist, its schema inferred from the file).
@@ -117,9 +117,8 @@ pub async fn upload(
         receiver.recv().await.map(|item| (item, receiver))
     });
     let Some(target) = target else {
-        let created = engine
-            .create_table_from_stream(&name, &schema, batches)
-            .await;
+        let created =
+            wavelake_write::create_table_from_stream(&engine, &name, &schema, batches).await;
         decoder.await.map_err(ApiError::internal)?;
         let rows = created?;
         metrics::counter!("wavelake_commits_total").increment(1);

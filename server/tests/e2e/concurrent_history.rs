@@ -37,7 +37,7 @@ impl Target {
     }
 
     async fn engine(&self) -> SqlSession {
-        let engine = SqlSession::new();
+        let engine = wavelake_write::session();
         engine.register("t", self.storage()).await.unwrap();
         engine
     }
@@ -267,7 +267,7 @@ async fn check_history(target: &Target, outcomes: &BTreeMap<i64, (Change, Outcom
 async fn run_history(test: &str, target: Target) -> Vec<(i64, (Change, Outcome))> {
     let seed = env_or("WAVELAKE_HISTORY_SEED", 20261202);
     let ops = env_or("WAVELAKE_HISTORY_OPS", 25) as i64;
-    let creator = SqlSession::new().with_storage_opener({
+    let creator = wavelake_write::session().with_storage_opener({
         let options = target.options.clone();
         Arc::new(move |location: &str| {
             Ok(Arc::new(ObjectStoreStorage::open_with(location, options.clone())?) as StorageRef)

@@ -62,11 +62,10 @@ fn engine_time_travels_shared(server: &Server, profile: &str, table: &str, serve
         let catalog = SharedCatalog::connect(&SharingProfile::parse(profile).unwrap())
             .await
             .unwrap();
-        let engine =
-            wavelake_engine::SqlSession::with_options(wavelake_engine::SqlSessionOptions {
-                read_only: true,
-                ..Default::default()
-            });
+        let engine = wavelake_write::session_with(wavelake_engine::SqlSessionOptions {
+            read_only: true,
+            ..Default::default()
+        });
         catalog.register_versions(&engine).unwrap();
         let query = |sql: String| {
             let engine = engine.clone();
@@ -161,7 +160,7 @@ fn engine_reads_shared(profile: &str, table: &str) -> Vec<arrow::array::RecordBa
         let (snapshot, storage) = open_shared_table(&client, &name, &QueryOptions::default())
             .await
             .unwrap();
-        let engine = wavelake_engine::SqlSession::new();
+        let engine = wavelake_write::session();
         engine.register_snapshot("t", snapshot, storage).unwrap();
         engine.query("SELECT * FROM t").await.unwrap()
     })

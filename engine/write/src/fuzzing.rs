@@ -106,7 +106,7 @@ pub fn partition_value(data: &[u8]) {
     ];
     let data_type = &types[usize::from(kind) % types.len()];
     let text = String::from_utf8_lossy(rest);
-    let _ = crate::partition::parse_partition_value(Some(&text), data_type);
+    let _ = wavelake_engine::partition::parse_partition_value(Some(&text), data_type);
 }
 
 const STATISTICS_SCHEMA: &str = r#"{"type":"struct","fields":[
@@ -135,7 +135,7 @@ pub fn statistics(data: &[u8]) {
         created_time: None,
         configuration: HashMap::new(),
     };
-    let Ok(target) = crate::write::target::WriteTarget::new(&metadata) else {
+    let Ok(target) = crate::target::WriteTarget::new(&metadata) else {
         return;
     };
     let add = Add {
@@ -160,7 +160,7 @@ pub fn statistics(data: &[u8]) {
 
 /// A Delta Sharing query response (NDJSON from a server anywhere).
 pub fn sharing_response(data: &[u8]) {
-    let _ = crate::sharing::protocol::parse_query_response(data, 3);
+    let _ = wavelake_engine::sharing::protocol::parse_query_response(data, 3);
 }
 
 /// The statement classifier.
@@ -168,7 +168,7 @@ pub fn statement(data: &[u8]) {
     let Ok(sql) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(statement) = crate::statement::Statement::parse(sql) {
+    if let Ok(statement) = wavelake_engine::statement::Statement::parse(sql) {
         let _ = statement.access();
         let _ = statement.writes();
     }

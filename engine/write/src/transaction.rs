@@ -200,7 +200,7 @@ impl Transaction {
 
     /// Sets the metadata (schema, partitioning, properties).
     pub fn metadata(mut self, metadata: Metadata) -> Self {
-        self.checkpoint_interval = Some(crate::write::checkpoint::checkpoint_interval(&metadata));
+        self.checkpoint_interval = Some(crate::checkpoint::checkpoint_interval(&metadata));
         self.metadata = Some(metadata);
         self
     }
@@ -210,8 +210,7 @@ impl Transaction {
     /// of it is followed by a checkpoint.
     pub fn checkpoint_interval_of(mut self, metadata: &Metadata) -> Self {
         if self.metadata.is_none() {
-            self.checkpoint_interval =
-                Some(crate::write::checkpoint::checkpoint_interval(metadata));
+            self.checkpoint_interval = Some(crate::checkpoint::checkpoint_interval(metadata));
         }
         self
     }
@@ -244,7 +243,7 @@ impl Transaction {
     /// A failed checkpoint does not fail the commit: readers replay the
     /// JSON commits instead, and the next checkpoint covers this one.
     async fn checkpoint_if_due(&self, storage: &dyn Storage, version: i64, now_ms: i64) {
-        use crate::write::checkpoint::{DEFAULT_CHECKPOINT_INTERVAL, is_due, write_checkpoint};
+        use crate::checkpoint::{DEFAULT_CHECKPOINT_INTERVAL, is_due, write_checkpoint};
         let interval = self
             .checkpoint_interval
             .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL);

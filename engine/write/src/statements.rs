@@ -1,50 +1,139 @@
-//! The statements a session hands the write path: DDL (`CREATE TABLE`,
-//! `ALTER TABLE`), MERGE, and maintenance (`OPTIMIZE`, `VACUUM`,
-//! `RESTORE`), run as Delta commits. Only builds with the `write` feature
-//! have them; a read-only build refuses every such statement.
+//! The write path as a session's [`WritePath`]: the statements a session
+//! hands it — DDL (`CREATE TABLE`, `ALTER TABLE`, `DROP TABLE`), MERGE and
+//! maintenance (`OPTIMIZE`, `VACUUM`, `RESTORE`) — and INSERT, DELETE and
+//! UPDATE from the table provider, each run as a Delta commit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use arrow::array::RecordBatch;
+use async_trait::async_trait;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::Expr;
+use futures::StreamExt;
+use wavelake_engine::scan::write_exec::count_schema;
+use wavelake_engine::session::parse_timestamp_millis;
+use wavelake_engine::write_path::{InsertMode, WritePath};
+use wavelake_engine::{SqlSession, SqlSessionOptions};
 
-use super::{SqlSession, parse_timestamp_millis};
-use crate::table::Table;
-use crate::{Error, Result};
+use crate::command::Command;
+use crate::{Error, Result, SaveMode, Table, WriteOptions};
+
+/// The write path of this crate, for [`SqlSessionOptions::write_path`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeltaWriter;
+
+/// A session that writes, with default options.
+pub fn session() -> SqlSession {
+    session_with(SqlSessionOptions::default())
+}
+
+/// A session with `options` that writes through [`DeltaWriter`].
+pub fn session_with(options: SqlSessionOptions) -> SqlSession {
+    SqlSession::with_options(SqlSessionOptions {
+        write_path: Some(Arc::new(DeltaWriter)),
+        ..options
+    })
+}
+
+#[async_trait]
+impl WritePath for DeltaWriter {
+    async fn run_command(&self, session: &SqlSession, command: Command) -> Result<RecordBatch> {
+        Statements { session }.run_command(command).await
+    }
+
+    async fn insert(
+        &self,
+        table: &Table,
+        rows: SendableRecordBatchStream,
+        mode: InsertMode,
+    ) -> Result<u64> {
+        let options = WriteOptions {
+            mode: match mode {
+                InsertMode::Append => SaveMode::Append,
+                InsertMode::Overwrite => SaveMode::Overwrite,
+            },
+            ..WriteOptions::default()
+        };
+        let rows = rows.map(|batch| batch.map_err(Error::from));
+        Ok(crate::write(table, rows, &options).await?.rows)
+    }
+
+    async fn delete(&self, table: &Table, state: &SessionState, filters: Vec<Expr>) -> Result<u64> {
+        Ok(crate::dml::delete(table, state, filters).await?.rows)
+    }
+
+    async fn update(
+        &self,
+        table: &Table,
+        state: &SessionState,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> Result<u64> {
+        Ok(crate::dml::update(table, state, assignments, filters)
+            .await?
+            .rows)
+    }
+}
 
 /// A one-row `count` result.
 fn count_batch(count: u64) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(
-        crate::write::exec::count_schema(),
+        count_schema(),
         vec![Arc::new(arrow::array::UInt64Array::from(vec![count]))],
     )?)
 }
 
-impl SqlSession {
-    pub(super) async fn run_command(
-        &self,
-        command: crate::command::Command,
-    ) -> Result<RecordBatch> {
-        use crate::command::Command;
+/// Creates table `name` (`namespace.table`) under `session`'s table root
+/// with the schema of `rows` and fills it with them, in one commit: when
+/// `rows` fail, no table is left behind. Returns the rows written.
+pub async fn create_table_from_stream(
+    session: &SqlSession,
+    name: &str,
+    schema: &arrow::datatypes::Schema,
+    rows: impl futures::Stream<Item = Result<RecordBatch>>,
+) -> Result<u64> {
+    let statements = Statements { session };
+    if session.table(name).is_some() {
+        return Err(Error::TableExists(name.to_owned()));
+    }
+    let location = statements.new_table_location(name, None)?;
+    let storage = session.opener()?(&location)?;
+    let table = crate::NewTable {
+        schema: Some(crate::schema::StructType::from_arrow(schema)?),
+        ..crate::NewTable::default()
+    };
+    let outcome = crate::create_table(storage.as_ref(), &table, Some(rows)).await?;
+    session.register(name, storage).await?;
+    Ok(outcome.rows)
+}
+
+/// The statements of one session.
+struct Statements<'a> {
+    session: &'a SqlSession,
+}
+
+impl Statements<'_> {
+    async fn run_command(&self, command: Command) -> Result<RecordBatch> {
         match command {
             Command::Optimize {
                 name,
                 predicate,
                 zorder_by,
             } => {
-                let options = crate::write::optimize::OptimizeOptions {
+                let options = crate::optimize::OptimizeOptions {
                     predicate,
                     zorder_by,
                     progress: None,
                 };
-                let outcome = crate::write::optimize::optimize(
+                let outcome = crate::optimize::optimize(
                     &self.table_named(&name)?,
-                    &self.ctx.state(),
+                    &self.session.context().state(),
                     &options,
                 )
                 .await?;
-                self.refresh_after_commit(&name).await;
+                self.session.refresh_after_commit(&name).await;
                 outcome.to_batch()
             }
             Command::Vacuum {
@@ -52,15 +141,14 @@ impl SqlSession {
                 retain_hours,
                 dry_run,
             } => {
-                let options = crate::write::vacuum::VacuumOptions {
+                let options = crate::vacuum::VacuumOptions {
                     retain_hours,
                     dry_run,
-                    skip_retention_check: !self.retention_check.load(Ordering::Relaxed),
-                    minimum_retention_ms: self.options.minimum_retention_ms,
+                    skip_retention_check: !self.session.retention_check(),
+                    minimum_retention_ms: self.session.options().minimum_retention_ms,
                     progress: None,
                 };
-                let outcome =
-                    crate::write::vacuum::vacuum(&self.table_named(&name)?, &options).await?;
+                let outcome = crate::vacuum::vacuum(&self.table_named(&name)?, &options).await?;
                 outcome.to_batch()
             }
             Command::Restore { name, target } => {
@@ -78,17 +166,17 @@ impl SqlSession {
                         table.snapshot_at_timestamp(ms).await?
                     }
                 };
-                let outcome = crate::write::restore::restore(&table, &snapshot).await?;
-                self.refresh_after_commit(&name).await;
+                let outcome = crate::restore::restore(&table, &snapshot).await?;
+                self.session.refresh_after_commit(&name).await;
                 outcome.to_batch()
             }
             Command::RetentionCheck(enabled) => {
-                if self.options.sandboxed && !enabled {
+                if self.session.options().sandboxed && !enabled {
                     return Err(Error::NotAllowed(
                         "the VACUUM retention check stays on here".into(),
                     ));
                 }
-                self.retention_check.store(enabled, Ordering::Relaxed);
+                self.session.set_retention_check(enabled);
                 count_batch(0)
             }
             other => count_batch(self.run_change(other).await?),
@@ -96,38 +184,43 @@ impl SqlSession {
     }
 
     fn table_named(&self, name: &str) -> Result<Table> {
-        self.table(name).ok_or_else(|| Error::UnknownTable {
+        self.session.table(name).ok_or_else(|| Error::UnknownTable {
             name: name.to_owned(),
         })
     }
 
-    async fn run_change(&self, command: crate::command::Command) -> Result<u64> {
-        use crate::command::Command;
+    async fn run_change(&self, command: Command) -> Result<u64> {
         match command {
             Command::CreateTable(create) => self.create_table(*create).await,
             Command::AlterTable { name, change } => {
                 if let crate::command::TableChange::SetProperties(properties) = &change {
                     self.check_retention(properties)?;
                 }
-                let table = self.table(&name).ok_or_else(|| Error::UnknownTable {
-                    name: name.to_owned(),
-                })?;
-                crate::write::alter::alter_table(&table, &change).await?;
-                self.refresh_after_commit(&name).await;
+                let table = self
+                    .session
+                    .table(&name)
+                    .ok_or_else(|| Error::UnknownTable {
+                        name: name.to_owned(),
+                    })?;
+                crate::alter::alter_table(&table, &change).await?;
+                self.session.refresh_after_commit(&name).await;
                 Ok(0)
             }
             Command::Merge(merge) => {
-                let table = self
-                    .table(&merge.target)
-                    .ok_or_else(|| Error::UnknownTable {
-                        name: merge.target.to_string(),
-                    })?;
+                let table =
+                    self.session
+                        .table(&merge.target)
+                        .ok_or_else(|| Error::UnknownTable {
+                            name: merge.target.to_string(),
+                        })?;
                 let outcome = self.merge(&table, &merge).await;
-                self.refresh_after_commit(&merge.target).await;
+                self.session.refresh_after_commit(&merge.target).await;
                 Ok(outcome?.rows)
             }
             Command::DropTable { name, if_exists } => {
-                let (Some(key), Some(table)) = (self.resolve_name(&name), self.table(&name)) else {
+                let (Some(key), Some(table)) =
+                    (self.session.resolve_name(&name), self.session.table(&name))
+                else {
                     return if if_exists {
                         Ok(0)
                     } else {
@@ -136,7 +229,7 @@ impl SqlSession {
                         })
                     };
                 };
-                let managed_root = self.catalog.read().ok().and_then(|c| c.root.clone());
+                let managed_root = self.session.table_root();
                 let location = table.storage().location();
                 let managed = managed_root.is_some_and(|root| {
                     let root = root.trim_start_matches("file://");
@@ -148,13 +241,10 @@ impl SqlSession {
                         table.storage().delete(&file.path).await?;
                     }
                 }
-                if let Some(cache) = &self.options.snapshot_cache {
+                if let Some(cache) = &self.session.options().snapshot_cache {
                     cache.forget(&table);
                 }
-                self.ctx.deregister_table(self.table_reference(&key)?)?;
-                if let Ok(mut tables) = self.tables.write() {
-                    tables.remove(&key);
-                }
+                self.session.unregister(&key)?;
                 Ok(0)
             }
             maintenance => Err(Error::Sql(format!(
@@ -163,33 +253,10 @@ impl SqlSession {
         }
     }
 
-    /// Creates table `name` (`namespace.table`) under the table root with
-    /// the schema of `rows` and fills it with them, in one commit: when
-    /// `rows` fail, no table is left behind. Returns the rows written.
-    pub async fn create_table_from_stream(
-        &self,
-        name: &str,
-        schema: &arrow::datatypes::Schema,
-        rows: impl futures::Stream<Item = Result<RecordBatch>>,
-    ) -> Result<u64> {
-        if self.table(name).is_some() {
-            return Err(Error::TableExists(name.to_owned()));
-        }
-        let location = self.new_table_location(name, None)?;
-        let storage = self.opener()?(&location)?;
-        let table = crate::write::NewTable {
-            schema: Some(crate::schema::StructType::from_arrow(schema)?),
-            ..crate::write::NewTable::default()
-        };
-        let outcome = crate::write::create_table(storage.as_ref(), &table, Some(rows)).await?;
-        self.register(name, storage).await?;
-        Ok(outcome.rows)
-    }
-
     /// Where a new table goes: its `LOCATION`, else its name's directory
     /// under the table root.
     fn new_table_location(&self, name: &str, location: Option<&str>) -> Result<String> {
-        let root = self.catalog.read().ok().and_then(|c| c.root.clone());
+        let root = self.session.table_root();
         match (location, root) {
             (Some(location), _) => Ok(location.to_owned()),
             (None, Some(root)) => Ok(format!("{root}/{}", name.replace('.', "/"))),
@@ -200,8 +267,7 @@ impl SqlSession {
     }
 
     async fn create_table(&self, mut create: crate::command::CreateTable) -> Result<u64> {
-        use futures::StreamExt;
-        if self.options.sandboxed && create.location.is_some() {
+        if self.session.options().sandboxed && create.location.is_some() {
             return Err(Error::NotAllowed(
                 "CREATE TABLE … LOCATION is not allowed here: tables live under the server's \
                  root"
@@ -210,19 +276,19 @@ impl SqlSession {
         }
         self.check_retention(&create.table.properties)?;
         if !create.name.contains('.')
-            && let Some(schema) = &self.options.default_schema
+            && let Some(schema) = &self.session.options().default_schema
         {
             create.name = format!("{schema}.{}", create.name);
         }
-        if self.options.confined
+        if self.session.options().confined
             && let Some((namespace, _)) = create.name.split_once('.')
-            && Some(namespace) != self.options.default_schema.as_deref()
+            && Some(namespace) != self.session.options().default_schema.as_deref()
         {
             return Err(Error::NotAllowed(format!(
                 "namespace {namespace} is not open to this session"
             )));
         }
-        if self.table(&create.name).is_some() {
+        if self.session.table(&create.name).is_some() {
             return if create.if_not_exists {
                 Ok(0)
             } else {
@@ -230,25 +296,25 @@ impl SqlSession {
             };
         }
         let location = self.new_table_location(&create.name, create.location.as_deref())?;
-        let storage = self.opener()?(&location)?;
+        let storage = self.session.opener()?(&location)?;
         let mut table = create.table;
         let outcome = match &create.query {
             Some(query) => {
-                let frame = self.plan_query(query).await?;
+                let frame = self.session.plan_query(query).await?;
                 let schema = frame.schema().as_arrow().clone();
                 table.schema = Some(crate::schema::StructType::from_arrow(&schema)?);
                 let rows = frame
                     .execute_stream()
                     .await?
                     .map(|batch| batch.map_err(Error::from));
-                crate::write::create_table(storage.as_ref(), &table, Some(rows)).await?
+                crate::create_table(storage.as_ref(), &table, Some(rows)).await?
             }
             None => {
                 let none: Option<futures::stream::Empty<Result<RecordBatch>>> = None;
-                crate::write::create_table(storage.as_ref(), &table, none).await?
+                crate::create_table(storage.as_ref(), &table, none).await?
             }
         };
-        self.register(&create.name, storage).await?;
+        self.session.register(&create.name, storage).await?;
         Ok(outcome.rows)
     }
 
@@ -258,24 +324,29 @@ impl SqlSession {
         &self,
         table: &Table,
         merge: &crate::command::Merge,
-    ) -> Result<crate::write::dml::DmlOutcome> {
-        let prepared = crate::write::merge::PreparedMerge::new(table, merge).await?;
+    ) -> Result<crate::dml::DmlOutcome> {
+        let prepared = crate::merge::PreparedMerge::new(table, merge).await?;
         let name = prepared.target_name().to_owned();
-        self.ctx.register_table(name.as_str(), prepared.target()?)?;
-        let planned = self.plan_query(prepared.join_sql()).await;
-        let _ = self.ctx.deregister_table(name.as_str());
-        prepared.apply(&self.ctx.state(), planned?).await
+        self.session
+            .context()
+            .register_table(name.as_str(), prepared.target()?)?;
+        let planned = self.session.plan_query(prepared.join_sql()).await;
+        let _ = self.session.context().deregister_table(name.as_str());
+        prepared
+            .apply(&self.session.context().state(), planned?)
+            .await
     }
 
     /// Refuses retention properties that are no interval, or shorter than
     /// the session's minimum: VACUUM and log cleanup would then delete files
     /// that writers about to commit, or readers, still need.
     fn check_retention(&self, properties: &HashMap<String, String>) -> Result<()> {
-        use crate::write::checkpoint::parse_interval_ms;
+        use crate::checkpoint::parse_interval_ms;
         let minimum = self
-            .options
+            .session
+            .options()
             .minimum_retention_ms
-            .unwrap_or(crate::write::vacuum::SAFE_MINIMUM_RETENTION_MS);
+            .unwrap_or(crate::vacuum::SAFE_MINIMUM_RETENTION_MS);
         for key in [
             "delta.deletedFileRetentionDuration",
             "delta.logRetentionDuration",

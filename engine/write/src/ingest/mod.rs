@@ -355,7 +355,10 @@ mod tests {
     fn parquet_the_decoder_panics_on_is_an_invalid_upload() {
         // Files on which the parquet crate's page decoders panic (found by
         // fuzzing checkpoints); as uploads they must be refused the same way.
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions/checkpoint");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/regressions/checkpoint"
+        );
         let mut refused = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let source = Bytes::from(std::fs::read(entry.unwrap().path()).unwrap());
@@ -386,7 +389,7 @@ mod tests {
             ("upload_arrow", UploadFormat::Arrow),
             ("upload_parquet", UploadFormat::Parquet),
         ] {
-            let dir = format!("{}/fuzz/regressions/{dir}", env!("CARGO_MANIFEST_DIR"));
+            let dir = format!("{}/../fuzz/regressions/{dir}", env!("CARGO_MANIFEST_DIR"));
             for entry in std::fs::read_dir(dir).unwrap() {
                 let source = Bytes::from(std::fs::read(entry.unwrap().path()).unwrap());
                 let outcome = infer_schema(&source, format).and_then(|schema| {

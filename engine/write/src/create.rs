@@ -18,9 +18,14 @@ pub const MAX_COLUMN_ID_PROPERTY: &str = "delta.columnMapping.maxColumnId";
 
 pub use crate::command::NewTable;
 
-impl NewTable {
+/// What a new table's first commit holds.
+pub trait NewTableActions {
     /// The protocol and metadata of version 0.
-    pub fn actions(&self, now_ms: i64) -> Result<(Protocol, Metadata)> {
+    fn actions(&self, now_ms: i64) -> Result<(Protocol, Metadata)>;
+}
+
+impl NewTableActions for NewTable {
+    fn actions(&self, now_ms: i64) -> Result<(Protocol, Metadata)> {
         let mut schema = self
             .schema
             .clone()

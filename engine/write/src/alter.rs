@@ -247,7 +247,7 @@ mod tests {
     use super::*;
     use crate::command::{Command, parse_alter};
     use crate::schema::{DataType, FIELD_ID_KEY, PHYSICAL_NAME_KEY, StructField};
-    use crate::write::NewTable;
+    use crate::{NewTable, NewTableActions};
 
     /// The field of `schema` called `name` (any case).
     fn field_named<'a>(schema: &'a StructType, name: &str) -> Option<&'a StructField> {

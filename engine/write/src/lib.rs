@@ -1,35 +1,56 @@
-//! The write path: new tables, appends and overwrites of rows, and the
-//! building blocks of changes to existing rows. Everything goes through a
-//! [`Storage`] and one [`Transaction`], so a write is all or nothing: files
-//! of a failed write are deleted again and never referenced by the log.
+//! # Wavelake write path
+//!
+//! New tables, appends and overwrites of rows, and the changes to existing
+//! rows: DML as deletion vectors, MERGE, DDL, OPTIMIZE and Z-order, VACUUM,
+//! RESTORE and checkpoints. Everything goes through a [`Storage`] and one
+//! [`Transaction`], so a write is all or nothing: files of a failed write
+//! are deleted again and never referenced by the log.
+//!
+//! A SQL session reaches it only through the engine's
+//! [`WritePath`](wavelake_engine::write_path::WritePath) trait, which
+//! [`DeltaWriter`] implements: [`session`] and [`session_with`] make
+//! sessions that write. The engine, the npm package and the web app must
+//! not depend on this crate.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod alter;
 pub mod checkpoint;
 pub mod conform;
 pub mod create;
+pub mod data_file;
 pub mod dml;
-pub mod exec;
 pub mod files;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+pub mod ingest;
 pub mod merge;
 pub mod optimize;
 pub mod restore;
+mod statements;
 pub mod target;
+pub mod transaction;
 pub mod vacuum;
 pub mod zorder;
 
 use arrow::array::RecordBatch;
 use futures::{Stream, StreamExt};
 
-pub use create::NewTable;
+pub use create::{NewTable, NewTableActions};
 pub use files::TableFileWriter;
+pub use statements::{DeltaWriter, create_table_from_stream, session, session_with};
 pub use target::WriteTarget;
+
+// The engine's and the kernel's modules, under the names the write path's
+// modules use for them.
+use wavelake_engine::{
+    Error, Result, Table, command, log, parquet_guard, protocol, scan, schema, snapshot, stats,
+    storage, table, timer,
+};
 
 use crate::protocol::features::{ensure_writable, is_append_only};
 use crate::protocol::{Add, Remove, Txn};
 use crate::storage::Storage;
-use crate::table::Table;
 use crate::transaction::{IsolationLevel, ReadScope, Transaction};
-use crate::{Error, Result};
 
 /// A column name as SQL and `col()` take it: double-quoted, so case, dots
 /// and quotes survive.
