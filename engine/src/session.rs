@@ -206,10 +206,7 @@ impl SqlSession {
             (None, Some(limit)) => builder().with_memory_limit(limit, 1.0).build_arc().ok(),
             (None, None) => None,
         };
-        let ctx = match runtime {
-            Some(runtime) => SessionContext::new_with_config_rt(config, runtime),
-            None => SessionContext::new_with_config(config),
-        };
+        let ctx = SessionContext::new_with_state(session_state(config, runtime));
         let tables: TableRegistry = Arc::new(RwLock::new(HashMap::new()));
         let described: DescribedRegistry = Arc::new(RwLock::new(HashMap::new()));
         let directory = VersionDirectory::new(
@@ -635,6 +632,7 @@ impl SqlSession {
 
     /// Plans a statement whose time travel is resolved, and checks the plan.
     async fn plan_checked(&self, statement: DfStatement) -> Result<DataFrame> {
+        self.check_statement(&statement)?;
         self.check_tables_exist(&statement)?;
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         self.check_plan(&plan)?;
@@ -679,6 +677,25 @@ impl SqlSession {
             }
         }
         Ok(())
+    }
+
+    /// Refuses, before planning, the DataFusion statements a sandboxed or
+    /// read-only session never runs: `COPY … TO` and `CREATE EXTERNAL
+    /// TABLE` touch files on the host (a build without their file formats
+    /// could not even plan them, and must still say "not allowed").
+    fn check_statement(&self, statement: &DfStatement) -> Result<()> {
+        if !self.options.read_only && !self.options.sandboxed {
+            return Ok(());
+        }
+        match statement {
+            DfStatement::CopyTo(_) => {
+                Err(Error::NotAllowed("COPY writes files on the server".into()))
+            }
+            DfStatement::CreateExternalTable(_) => Err(Error::NotAllowed(
+                "CREATE EXTERNAL TABLE reads files on the server".into(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Checks a plan before it runs: DELETE and UPDATE plans must keep
@@ -900,6 +917,46 @@ fn check_dml_condition(dml: &datafusion::logical_expr::DmlStatement) -> Result<(
         Some(reason) => Err(Error::Sql(reason)),
         None => Ok(()),
     }
+}
+
+/// DataFusion's state for a session: every function family this build has.
+/// Natively also DataFusion's file formats and `CREATE EXTERNAL TABLE`
+/// factories (a trusted `wavelake sql` may `COPY … TO 'out.csv'`; the
+/// sandbox refuses both). Other builds (the page, the edge) get Parquet,
+/// the one format a Delta table holds, and no factories, so they link
+/// neither the CSV, JSON nor Arrow file readers and writers.
+fn session_state(
+    config: SessionConfig,
+    runtime: Option<Arc<datafusion::execution::runtime_env::RuntimeEnv>>,
+) -> datafusion::execution::session_state::SessionState {
+    use datafusion::execution::SessionStateDefaults;
+    use datafusion::execution::session_state::SessionStateBuilder;
+    #[cfg(feature = "native")]
+    let (formats, factories) = (
+        SessionStateDefaults::default_file_formats(),
+        SessionStateDefaults::default_table_factories(),
+    );
+    #[cfg(not(feature = "native"))]
+    let (formats, factories) = {
+        use datafusion::datasource::file_format::FileFormatFactory;
+        use datafusion::datasource::file_format::parquet::ParquetFormatFactory;
+        let parquet: Arc<dyn FileFormatFactory> = Arc::new(ParquetFormatFactory::new());
+        (vec![parquet], HashMap::new())
+    };
+    let mut builder = SessionStateBuilder::new()
+        .with_config(config)
+        .with_file_formats(formats)
+        .with_table_factories(factories)
+        .with_expr_planners(SessionStateDefaults::default_expr_planners())
+        .with_scalar_functions(SessionStateDefaults::default_scalar_functions())
+        .with_higher_order_functions(SessionStateDefaults::default_higher_order_functions())
+        .with_aggregate_functions(SessionStateDefaults::default_aggregate_functions())
+        .with_window_functions(SessionStateDefaults::default_window_functions())
+        .with_table_function_list(SessionStateDefaults::default_table_functions());
+    if let Some(runtime) = runtime {
+        builder = builder.with_runtime_env(runtime);
+    }
+    builder.build()
 }
 
 /// Parses `YYYY-MM-DD[ HH:MM:SS[.fff]]` or RFC 3339 text as UTC milliseconds.
