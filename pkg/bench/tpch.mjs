@@ -4,8 +4,8 @@
 // DELTA_DIR holds the eight tables as Delta tables (bench_peers.py
 // tpch-all); QUERY_DIR holds q1.sql … q22.sql. Serves them over HTTP from
 // localhost (Range, HEAD) counting the bytes each query pulls, opens each
-// engine's page in a fresh browser profile (time to first result from a
-// cold load), then runs each query in a freshly loaded page, so that no
+// engine's page in a fresh browser profile (time to an instantiated module
+// and to the first result from a cold load), then runs each query in a freshly loaded page, so that no
 // engine answers from what an earlier query cached, and prints a JSON line
 // per measurement.
 import { createServer } from "node:http";
@@ -98,7 +98,8 @@ for (const engine of ["wavelake", "duckdb"]) {
       dataBytes = 0;
       await page.goto(`${origin}/bench/${engine}.html`);
       await page.waitForSelector("body[data-ready=yes]", { state: "attached", timeout: 600_000 });
-      return { ms: await page.evaluate(() => window.firstResultMs), bytes: dataBytes };
+      const [ms, instantiatedMs] = await page.evaluate(() => [window.firstResultMs, window.instantiatedMs]);
+      return { ms, instantiatedMs, bytes: dataBytes };
     };
     emit({ engine, what: "first-result", ...(await load()) });
     for (const query of queries) {
