@@ -129,8 +129,8 @@ async fn golden_tables_read_over_http_in_wasm() {
     );
 }
 
-/// This build has no write path (the `write` feature is off, as in the
-/// npm package and the web app): a session that is not even read-only
+/// A session without a write path (as in the npm package and the web app,
+/// which do not link `wavelake-write`): one that is not even read-only
 /// still refuses what only the write path runs, and still reads.
 #[wasm_bindgen_test]
 async fn a_build_without_the_write_path_refuses_writes_and_still_reads() {
