@@ -1,7 +1,7 @@
 //! Plans that cross the wire to a Ballista cluster (the engine's
 //! `distributed` codecs): a scan with deletion vectors goes client to
 //! scheduler to executor and answers the same; plans naming tables outside
-//! the served roots are refused.
+//! the served roots are refused; plans over other tables do not cross.
 
 use std::sync::Arc;
 
@@ -142,6 +142,26 @@ async fn plans_naming_tables_outside_the_roots_are_refused() {
     );
     assert!(
         matches!(refused, wavelake_engine::Error::NotAllowed(_)),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn only_delta_tables_cross_the_wire() {
+    let ctx = SessionContext::new();
+    ctx.register_batch(
+        "m",
+        datafusion::arrow::array::RecordBatch::new_empty(Arc::new(
+            datafusion::arrow::datatypes::Schema::empty(),
+        )),
+    )
+    .unwrap();
+    let frame = ctx.sql("SELECT * FROM m").await.unwrap();
+    let (logical, _) = codecs("/nowhere");
+    let refused =
+        logical_plan_to_bytes_with_extension_codec(frame.logical_plan(), &logical).unwrap_err();
+    assert!(
+        refused.to_string().contains("not a Delta table"),
         "{refused}"
     );
 }
