@@ -2,8 +2,9 @@
 //!
 //! SQL over Delta Lake tables with DataFusion, on native targets and in
 //! WebAssembly. The protocol itself (actions, log replay, snapshots,
-//! deletion vectors, storage) is `wavelake-kernel`, re-exported here under
-//! the same module names; this crate must not be depended on by the kernel.
+//! deletion vectors, the storage trait) is `wavelake-kernel` and the storage
+//! backends are `wavelake-storage`, both re-exported here under the same
+//! module names; neither may depend on this crate.
 //!
 //! - [`scan`]: the DataFusion `TableProvider` that prunes files and applies
 //!   deletion vectors while reading.
@@ -39,9 +40,16 @@ pub mod write_path;
 
 pub use wavelake_kernel::{
     CommitEntry, Error, Result, Snapshot, SnapshotCache, Table, changes, deletion, error, log,
-    parquet_guard, partition, protocol, schema, snapshot, snapshot_cache, stats, storage, table,
-    timer, versions,
+    parquet_guard, partition, protocol, schema, snapshot, snapshot_cache, stats, table, timer,
+    versions,
 };
+
+/// Storage under one path: the kernel's trait, decorators and in-memory
+/// implementation, and the IO backends of `wavelake-storage`.
+pub mod storage {
+    pub use wavelake_kernel::storage::*;
+    pub use wavelake_storage::*;
+}
 
 pub use profile::{QueryProfile, QueryProgress, ScanProfile};
 pub use read_estimate::ReadEstimate;

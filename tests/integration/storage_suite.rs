@@ -2,7 +2,7 @@
 //! runs one suite over every store: reads (whole files, ranges, sizes,
 //! missing files), listings where the backend lists, and, where it writes,
 //! puts, the put-if-absent that makes commits exclusive, and deletes. Run
-//! over memory, a local directory, S3 (moto), Azure Blob Storage (Azurite),
+//! over the kernel's in-memory storage, object_store's memory, a local directory, S3 (moto), Azure Blob Storage (Azurite),
 //! a static HTTP host and a map of presigned-style URLs.
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use wavelake_engine::Error;
 use wavelake_engine::storage::{
-    HttpStorage, ObjectStoreStorage, Storage, StorageRef, UrlMapStorage,
+    HttpStorage, MemoryStorage, ObjectStoreStorage, Storage, StorageRef, UrlMapStorage,
 };
 use wavelake_tests::http_server::TestHttpServer;
 use wavelake_tests::{AzuriteServer, MotoServer};
@@ -186,6 +186,12 @@ async fn check_read_only(name: &str, storage: &dyn Storage) {
         1000,
         "{name}: nothing deleted"
     );
+}
+
+#[tokio::test]
+async fn kernel_memory_storage_behaves_as_every_storage() {
+    let storage = MemoryStorage::new("memory:///suite/");
+    check_writes_then_reads("kernel memory", &storage).await;
 }
 
 #[tokio::test]

@@ -1,10 +1,11 @@
 //! # Wavelake kernel
 //!
 //! The Delta Lake protocol without a query engine: what a table is, read
-//! through one [`storage::Storage`] trait and nothing else. The SQL session
-//! (`wavelake-engine`) and the server build on it; it must not depend on
-//! them, on DataFusion's planner or operators (only `datafusion-common`'s
-//! values and error type), or on the write path.
+//! through one [`storage::Storage`] trait and nothing else. The storage
+//! backends (`wavelake-storage`), the SQL session (`wavelake-engine`) and
+//! the server build on it; it must not depend on them, on an IO backend
+//! (`object_store`, HTTP clients), on DataFusion's planner or operators
+//! (only `datafusion-common`'s values and error type), or on the write path.
 //!
 //! - [`protocol`], [`schema`], [`partition`], [`stats`]: actions, table
 //!   features and properties, deletion vector descriptors, schemas,
@@ -12,9 +13,9 @@
 //! - [`log`]: finds the log files of a version and replays them (JSON
 //!   commits, Parquet checkpoints) into table state.
 //! - [`storage`]: the trait, its decorators (range cache, metering, whole
-//!   small files) and its backends (`object_store`: local directories,
-//!   memory, S3, GCS, Azure with the `native` feature; HTTP base URLs with
-//!   `http`; maps of presigned URLs).
+//!   small files), an in-memory implementation and the check that a store
+//!   makes commits exclusive; the backends that do IO are
+//!   `wavelake-storage`.
 //! - [`table`], [`snapshot`], [`snapshot_cache`], [`versions`]: a table, one
 //!   version of it, the versions a session has seen.
 //! - [`deletion`]: loading deletion vectors and turning them into the

@@ -134,23 +134,12 @@ impl Storage for MeteredStorage {
 
 #[cfg(test)]
 mod tests {
-    use ::object_store::memory::InMemory;
-    use ::object_store::path::Path;
-    use ::object_store::{ObjectStoreExt, PutPayload};
-
     use super::*;
-    use crate::storage::ObjectStoreStorage;
+    use crate::storage::metered_memory_files;
 
     #[tokio::test]
     async fn counts_requests_and_bytes() {
-        let store = Arc::new(InMemory::new());
-        store
-            .put(&Path::from("t/f.bin"), PutPayload::from(vec![7u8; 1000]))
-            .await
-            .unwrap();
-        let url = url::Url::parse("memory:///t/").unwrap();
-        let inner = Arc::new(ObjectStoreStorage::new(store, url).unwrap());
-        let metered = MeteredStorage::new(inner);
+        let metered = metered_memory_files(&[("f.bin", 1000)]).await;
         metered.get("f.bin").await.unwrap();
         metered
             .get_ranges("f.bin", &[0..10, 500..600])

@@ -1,4 +1,7 @@
-//! The one storage interface the engine reads through, and its backends.
+//! The one storage interface the engine reads through, its decorators
+//! (range cache, metering, whole small files), an in-memory implementation,
+//! and the check that a store makes commits exclusive. The backends that do
+//! IO (object_store, HTTP, per-file URLs) are the `wavelake-storage` crate.
 //!
 //! Paths handed to a [`Storage`] are plain (not percent-encoded) and relative
 //! to the table root, like `_delta_log/00000000000000000000.json` or
@@ -15,33 +18,18 @@ use bytes::Bytes;
 
 use crate::{Error, Result};
 
-mod adapter;
 mod cache;
-#[cfg(feature = "native")]
-mod durable;
-#[cfg(feature = "http")]
-mod http;
+mod memory;
 mod metered;
-mod object_store;
 mod probe;
-#[cfg(feature = "http")]
-pub mod retry;
-#[cfg(any(feature = "http", target_arch = "wasm32"))]
 pub mod send;
 mod small_files;
-mod url_map;
 
-pub use self::object_store::ObjectStoreStorage;
-pub use adapter::{StorageObjectStore, as_object_store};
 pub use cache::{CachedStorage, RangeCache};
-#[cfg(feature = "http")]
-pub use http::HttpStorage;
+pub use memory::MemoryStorage;
 pub use metered::{FetchFigures, FetchMeter, MeteredStorage};
-#[cfg(feature = "native")]
-pub use object_store::location_url;
 pub use probe::check_exclusive_commits;
 pub use small_files::{SMALL_FILE_BYTES, WholeSmallFiles};
-pub use url_map::{UrlMapStorage, UrlRefresh};
 
 /// Ranges closer than this are fetched with one request.
 pub const COALESCE_GAP: u64 = 512 * 1024;
@@ -144,16 +132,6 @@ pub trait Storage: Send + Sync + Debug {
 /// A shared, type-erased storage.
 pub type StorageRef = Arc<dyn Storage>;
 
-/// Opens storage for a table location: a local directory, `file://`,
-/// `memory://`, `s3://bucket/prefix`, or an `http(s)://` base URL.
-#[cfg(feature = "native")]
-pub fn open(location: &str) -> Result<StorageRef> {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        return Ok(Arc::new(HttpStorage::new(location)?));
-    }
-    Ok(Arc::new(ObjectStoreStorage::open(location)?))
-}
-
 /// Turns an `add` or `remove` path (a percent-encoded URI reference) into a
 /// storage path: relative paths are decoded; absolute URIs that point inside
 /// `root` become relative; other absolute URIs are returned as they are.
@@ -197,21 +175,13 @@ pub fn storage_error(path: &str, err: impl std::fmt::Display) -> Error {
 /// `i` of each is `i % 251`), for storage tests (the `testing` feature
 /// offers it to other crates' tests).
 #[cfg(any(test, feature = "testing"))]
-#[allow(clippy::unwrap_used)]
 pub async fn metered_memory_files(files: &[(&str, usize)]) -> MeteredStorage {
-    use ::object_store::memory::InMemory;
-    use ::object_store::path::Path;
-    use ::object_store::{ObjectStoreExt, PutPayload};
-    let store = Arc::new(InMemory::new());
+    let storage = MemoryStorage::new("memory:///t/");
     for (name, len) in files {
         let body: Vec<u8> = (0..*len).map(|i| (i % 251) as u8).collect();
-        store
-            .put(&Path::from(format!("t/{name}")), PutPayload::from(body))
-            .await
-            .unwrap();
+        storage.insert(name, Bytes::from(body));
     }
-    let url = url::Url::parse("memory:///t/").unwrap();
-    MeteredStorage::new(Arc::new(ObjectStoreStorage::new(store, url).unwrap()))
+    MeteredStorage::new(Arc::new(storage))
 }
 
 #[cfg(test)]

@@ -59,24 +59,21 @@ pub async fn check_exclusive_commits(storage: &dyn Storage, dir: &str) -> Result
 #[cfg(test)]
 mod tests {
     use std::ops::Range;
-    use std::sync::Arc;
 
-    use ::object_store::memory::InMemory;
     use async_trait::async_trait;
 
     use super::*;
-    use crate::storage::{FileMeta, ObjectStoreStorage};
+    use crate::storage::{FileMeta, MemoryStorage};
 
-    fn memory() -> ObjectStoreStorage {
-        let url = url::Url::parse("memory:///root/").expect("url");
-        ObjectStoreStorage::new(Arc::new(InMemory::new()), url).expect("storage")
+    fn memory() -> MemoryStorage {
+        MemoryStorage::new("memory:///root/")
     }
 
     /// A store whose put-if-absent is a plain put (no condition) or,
     /// when `read_only`, which cannot write at all (the trait's defaults).
     #[derive(Debug)]
     struct Faulty {
-        inner: ObjectStoreStorage,
+        inner: MemoryStorage,
         read_only: bool,
     }
 

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use super::{FileMeta, Storage, StorageRef};
-use crate::{Error, Result};
+use wavelake_kernel::storage::{FileMeta, Storage, StorageRef};
+use wavelake_kernel::{Error, Result};
 
 /// Where fresh URLs come from once the ones a [`UrlMapStorage`] holds are
 /// refused (a Delta Sharing server's refresh token, say).
@@ -43,7 +43,7 @@ struct Urls {
 
 impl UrlMapStorage {
     /// Serves `path -> url` through `reader`, which must accept absolute URLs
-    /// as paths (an [`HttpStorage`](super::HttpStorage) does).
+    /// as paths (an `HttpStorage` does).
     pub fn new(
         location: impl Into<String>,
         urls: HashMap<String, String>,

@@ -1,6 +1,6 @@
 //! Retrying HTTP reads: network errors, 5xx and 429 answers are tried again
 //! with exponential backoff, on every target (waiting on
-//! [`crate::timer::sleep`]).
+//! [`wavelake_kernel::timer::sleep`]).
 
 use std::time::Duration;
 

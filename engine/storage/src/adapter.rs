@@ -16,8 +16,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
-use super::StorageRef;
-use crate::Error;
+use wavelake_kernel::Error;
+use wavelake_kernel::storage::StorageRef;
 
 /// Characters kept as they are in object paths; everything else is
 /// percent-encoded so any file name survives the round trip.
@@ -28,7 +28,7 @@ const KEEP: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'=')
     .remove(b'/');
 
-/// Read-only `ObjectStore` that forwards to a [`Storage`](super::Storage).
+/// Read-only `ObjectStore` that forwards to a `Storage`.
 pub struct StorageObjectStore {
     storage: StorageRef,
 }

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use url::Url;
 
-use super::{FileMeta, Storage, storage_error};
-use crate::{Error, Result};
+use wavelake_kernel::storage::{FileMeta, Storage, storage_error};
+use wavelake_kernel::{Error, Result};
 
 /// A table stored under a prefix of an `object_store`.
 #[derive(Debug, Clone)]
@@ -153,7 +153,7 @@ impl ObjectStoreStorage {
     }
 
     /// On a local disk, flushes the file just written at `location` and the
-    /// directories that name it (see [`super::durable`]); elsewhere the
+    /// directories that name it (see [`crate::durable`]); elsewhere the
     /// store's own acknowledgement is durable.
     async fn make_durable(&self, path: &str, location: &Path) -> Result<()> {
         #[cfg(feature = "native")]
@@ -166,7 +166,7 @@ impl ObjectStoreStorage {
                 .map_err(|e| map_error(path, e))?;
             let stop = root.parent().map_or_else(|| root.clone(), |p| p.to_owned());
             let synced = tokio::task::spawn_blocking(move || {
-                super::durable::sync_file_and_parents(&file, &stop)
+                crate::durable::sync_file_and_parents(&file, &stop)
             })
             .await
             .map_err(|e| storage_error(path, e))?;
@@ -505,7 +505,7 @@ mod tests {
     #[cfg(feature = "native")]
     #[tokio::test]
     async fn local_writes_are_flushed_before_they_return() {
-        use crate::storage::durable::tests::synced_under;
+        use crate::durable::tests::synced_under;
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("ns").join("t");
         let storage = ObjectStoreStorage::open(root.to_str().expect("utf-8")).expect("open");

@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use url::Url;
 
-use super::retry;
-use super::send::run_send;
-use super::{COALESCE_GAP, FileMeta, Storage, storage_error};
-use crate::{Error, Result};
+use crate::retry;
+use wavelake_kernel::storage::send::run_send;
+use wavelake_kernel::storage::{COALESCE_GAP, FileMeta, Storage, storage_error};
+use wavelake_kernel::{Error, Result};
 
 /// A table rooted at an HTTP(S) base URL.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ pub(crate) async fn fetch(
             Err(e) => !e.is_builder(),
         };
         if transient && attempt < retry::ATTEMPTS {
-            crate::timer::sleep(retry::backoff(attempt)).await;
+            wavelake_kernel::timer::sleep(retry::backoff(attempt)).await;
             attempt += 1;
             continue;
         }
