@@ -116,6 +116,44 @@ if is_selected wasm-size; then
 fi
 
 if is_selected wasm-size; then
+  # What the goals are up against: the same package built with a session
+  # that registers no SQL functions, expression planners or file formats
+  # (DataFusion's planner, optimizer and operators, arrow, parquet and the
+  # engine alone), and binaryen's wasm-opt over the shipped package.
+  floor_dir="$WAVELAKE_TEST_SCRATCH/wasm-floor"
+  cargo build -p wavelake-pkg --target wasm32-unknown-unknown --profile wasm-release \
+    --features bare-session >/dev/null
+  wasm-bindgen --target web --out-dir "$floor_dir" --out-name wavelake \
+    "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/wavelake_pkg.wasm" 2>/dev/null
+  binaryen="$WAVELAKE_TEST_SCRATCH/binaryen"
+  [ -x "$binaryen/node_modules/.bin/wasm-opt" ] ||
+    npm install --prefix "$binaryen" --no-audit --no-fund --loglevel=error binaryen@132
+  for level in Oz Os; do
+    "$binaryen/node_modules/.bin/wasm-opt" "-$level" --all-features \
+      pkg/dist/wavelake_bg.wasm -o "$floor_dir/dist-$level.wasm"
+  done
+  echo
+  echo "### Against the floor: no SQL functions, and wasm-opt (binaryen 132)"
+  echo
+  echo "| build | raw | gzip -9 | raw vs package | gzip vs package |"
+  echo "|---|---|---|---|---|"
+  base_raw="$(stat -c %s pkg/dist/wavelake_bg.wasm)"
+  base_gz="$(gzip -9 -c pkg/dist/wavelake_bg.wasm | wc -c)"
+  for wasm in pkg/dist/wavelake_bg.wasm "$floor_dir/wavelake_bg.wasm" \
+    "$floor_dir/dist-Oz.wasm" "$floor_dir/dist-Os.wasm"; do
+    case "$wasm" in
+      pkg/dist/*) name="package" ;;
+      */wavelake_bg.wasm) name="session without SQL functions" ;;
+      *) name="package, wasm-opt $(basename "$wasm" .wasm | sed 's/dist-/-/')" ;;
+    esac
+    awk -v name="$name" -v raw="$(stat -c %s "$wasm")" -v gz="$(gzip -9 -c "$wasm" | wc -c)" \
+      -v braw="$base_raw" -v bgz="$base_gz" 'BEGIN {
+      printf "| %s | %.2f MB | %.2f MB | %.3fx | %.3fx |\n", name, raw / 1e6, gz / 1e6, raw / braw, gz / bgz
+    }'
+  done
+fi
+
+if is_selected wasm-size; then
   # The same package with its function names kept (its own target dir, so
   # the stripped builds stay warm), attributed by crate with twiggy.
   command -v twiggy >/dev/null || cargo install twiggy --locked

@@ -929,6 +929,7 @@ fn session_state(
     config: SessionConfig,
     runtime: Option<Arc<datafusion::execution::runtime_env::RuntimeEnv>>,
 ) -> datafusion::execution::session_state::SessionState {
+    #[cfg(any(feature = "native", not(feature = "bare-session")))]
     use datafusion::execution::SessionStateDefaults;
     use datafusion::execution::session_state::SessionStateBuilder;
     #[cfg(feature = "native")]
@@ -943,10 +944,18 @@ fn session_state(
         let parquet: Arc<dyn FileFormatFactory> = Arc::new(ParquetFormatFactory::new());
         (vec![parquet], HashMap::new())
     };
-    let mut builder = SessionStateBuilder::new()
+    let builder = SessionStateBuilder::new()
         .with_config(config)
+        .with_table_factories(factories);
+    // The size benchmark's floor: nothing DataFusion registers by default.
+    #[cfg(feature = "bare-session")]
+    let mut builder = {
+        drop(formats);
+        builder
+    };
+    #[cfg(not(feature = "bare-session"))]
+    let mut builder = builder
         .with_file_formats(formats)
-        .with_table_factories(factories)
         .with_expr_planners(SessionStateDefaults::default_expr_planners())
         .with_scalar_functions(SessionStateDefaults::default_scalar_functions())
         .with_higher_order_functions(SessionStateDefaults::default_higher_order_functions())
