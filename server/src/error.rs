@@ -87,6 +87,15 @@ impl ApiError {
 impl From<wavelake_engine::Error> for ApiError {
     fn from(err: wavelake_engine::Error) -> Self {
         use wavelake_engine::Error as E;
+        if let E::BufferFull { retry_after_ms, .. } = &err {
+            let mut refused = Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                err.code(),
+                redact(&err.to_string()),
+            );
+            refused.retry_after = Some(retry_after_ms.div_ceil(1000).max(1));
+            return refused;
+        }
         let status = match &err {
             E::Sql(_)
             | E::SchemaMismatch(_)

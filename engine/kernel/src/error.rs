@@ -204,6 +204,18 @@ pub enum Error {
         /// Which input and by how much.
         detail: String,
     },
+    /// A table's write buffer holds as many rows as it may until its next
+    /// flush; nothing was written, and the same rows may be sent again
+    /// after `retry_after_ms`.
+    #[error("the write buffer of {table} is full ({detail}); retry in {retry_after_ms} ms")]
+    BufferFull {
+        /// The table.
+        table: String,
+        /// How full, against which limit.
+        detail: String,
+        /// When a flush should have made room.
+        retry_after_ms: u64,
+    },
     /// The cluster a query was sent to cannot be reached; nothing ran.
     #[error("the cluster's scheduler at {scheduler} cannot be reached: {reason}")]
     ClusterUnavailable {
@@ -294,6 +306,7 @@ impl Error {
             Self::Storage { .. } => "STORAGE_ERROR",
             Self::UnsafeStorage { .. } => "UNSAFE_STORAGE",
             Self::LimitExceeded { .. } => "LIMIT_EXCEEDED",
+            Self::BufferFull { .. } => "BUFFER_FULL",
             Self::ClusterUnavailable { .. } => "CLUSTER_UNAVAILABLE",
             Self::ServerRefused { .. } => "SERVER_REFUSED",
             Self::NoSqlApi { .. } => "NO_SQL_API",

@@ -14,6 +14,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod alter;
+pub mod buffer;
 pub mod checkpoint;
 pub mod conform;
 pub mod create;
