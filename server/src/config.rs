@@ -45,6 +45,60 @@ pub struct ServerConfig {
     pub sync_interval_secs: u64,
     /// Where large queries run.
     pub cluster: ClusterConfig,
+    /// Buffered ingest (`POST …/rows`).
+    pub ingest: IngestConfig,
+}
+
+/// `[ingest]`: the write-ahead log and buffers of `POST …/rows`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// A local directory for the write-ahead log (it must be on this
+    /// machine's disk, whatever the root); `ROOT/_wavelake/wal` for a local
+    /// root, `./wavelake-wal` otherwise.
+    pub wal_dir: Option<String>,
+    /// Flush a table's buffer at least this often (a table's
+    /// `wavelake.buffer.flushIntervalMs` property overrides it).
+    pub flush_interval_ms: u64,
+    /// Flush as soon as this many rows are buffered (a table's
+    /// `wavelake.buffer.flushRows` overrides it).
+    pub flush_rows: usize,
+    /// Refuse appends with `429` beyond this many buffered rows per table.
+    pub max_buffered_rows: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            wal_dir: None,
+            flush_interval_ms: 1000,
+            flush_rows: 100_000,
+            max_buffered_rows: 1_000_000,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The write-ahead log's directory for a server on `root`.
+    pub fn wal_dir(&self, root: &str) -> std::path::PathBuf {
+        match &self.wal_dir {
+            Some(dir) => dir.into(),
+            None if !root.contains("://") => Path::new(root).join("_wavelake").join("wal"),
+            None => match root.strip_prefix("file://") {
+                Some(local) => Path::new(local).join("_wavelake").join("wal"),
+                None => "wavelake-wal".into(),
+            },
+        }
+    }
+
+    /// The buffer settings these stand for.
+    pub fn settings(&self) -> wavelake_write::buffer::BufferSettings {
+        wavelake_write::buffer::BufferSettings {
+            flush_interval: std::time::Duration::from_millis(self.flush_interval_ms.max(1)),
+            flush_rows: self.flush_rows.max(1),
+            max_rows: self.max_buffered_rows.max(1),
+        }
+    }
 }
 
 /// `[cluster]`: the DataFusion Ballista cluster large queries go to.
@@ -191,6 +245,7 @@ impl Default for ServerConfig {
             web_dir: None,
             sync_interval_secs: 2,
             cluster: ClusterConfig::default(),
+            ingest: IngestConfig::default(),
         }
     }
 }
@@ -213,6 +268,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("web_dir", &self.web_dir)
             .field("sync_interval_secs", &self.sync_interval_secs)
             .field("cluster", &self.cluster)
+            .field("ingest", &self.ingest)
             .finish()
     }
 }

@@ -18,6 +18,7 @@ mod connections;
 mod document;
 mod error;
 mod files;
+mod ingest;
 mod maintenance;
 mod names;
 mod output;

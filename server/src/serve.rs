@@ -90,18 +90,54 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
         ),
         memory: wavelake_engine::memory::shared_pool(config.limits.server_memory_bytes),
         writes_refused,
+        buffers: crate::ingest::Buffers::new(
+            config.ingest.wal_dir(&config.root),
+            config.ingest.settings(),
+        ),
         config,
     });
+    recover_buffers(&state).await?;
     tokio::spawn(crate::background::run(state.clone()));
     tokio::spawn(sync_with_other_servers(state.clone()));
-    let router = router::router(state);
+    let router = router::router(state.clone());
     // Tests and scripts wait for this line.
     println!("wavelake listening on http://{bound}");
     tracing::info!(%bound, public_url = %state_url, "listening");
     crate::connections::serve(listener, router, connection_limits, shutdown_signal())
         .await
         .context("the server failed")?;
+    state.buffers.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Opens the buffer of every table whose write-ahead log holds segments,
+/// so that rows a previous run acknowledged reach their tables (a table
+/// dropped since keeps its log, with a warning).
+async fn recover_buffers(state: &AppState) -> Result<()> {
+    let logged = state
+        .buffers
+        .logged_tables()
+        .context("cannot read the write-ahead log")?;
+    for (namespace, table) in logged {
+        match state.buffer(&namespace, &table).await {
+            Ok(buffer) => tracing::info!(
+                table = %format!("{namespace}.{table}"),
+                rows = buffer.buffered_rows(),
+                "recovered the write buffer"
+            ),
+            Err(e @ wavelake_engine::Error::TableNotFound { .. }) => tracing::warn!(
+                table = %format!("{namespace}.{table}"),
+                error = %e,
+                "the write-ahead log holds rows of a table that is gone; they are kept"
+            ),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot recover the write buffer of {namespace}.{table}")
+                });
+            }
+        }
+    }
     Ok(())
 }
 

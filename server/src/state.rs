@@ -40,6 +40,8 @@ pub struct AppState {
     /// Why the root may not be written (its store does not make commits
     /// exclusive), found at start; `None` when writes are safe.
     pub writes_refused: Option<String>,
+    /// The write buffers of buffered ingest.
+    pub buffers: crate::ingest::Buffers,
 }
 
 /// An opener applying `options` (S3 endpoint, credentials, …).
@@ -138,6 +140,19 @@ impl AppState {
     /// The table at `location`, its snapshots through the shared cache.
     pub fn table(&self, location: &str) -> wavelake_engine::Result<Table> {
         Ok(Table::new((self.opener)(location)?)?.with_cache(Some(self.snapshots.clone())))
+    }
+
+    /// The write buffer of `namespace.table` (opened on first use).
+    pub async fn buffer(
+        &self,
+        namespace: &str,
+        table: &str,
+    ) -> wavelake_engine::Result<Arc<wavelake_write::buffer::TableBuffer>> {
+        self.buffers
+            .buffer(namespace, table, || {
+                self.table(&self.table_location(namespace, table))
+            })
+            .await
     }
 
     /// Where table `table` of namespace `namespace` lives: `ROOT/ns/table`.

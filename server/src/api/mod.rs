@@ -4,6 +4,7 @@
 
 mod openapi;
 mod results;
+mod rows;
 mod sql;
 mod tables;
 mod tokens;
@@ -37,6 +38,7 @@ pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
             get(tables::describe).delete(tables::drop),
         )
         .route("/tables/{namespace}/{table}/history", get(tables::history))
+        .route("/tables/{namespace}/{table}/rows", post(rows::append_rows))
         .route(
             "/tables/{namespace}/{table}/upload",
             post(upload::upload)

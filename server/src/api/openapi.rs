@@ -96,6 +96,13 @@ pub async fn document() -> Json<Value> {
                 "responses": with_errors(json!({"201": {"description": "{version, rows, files}"},
                     "200": {"description": "Already applied under this Idempotency-Key"},
                     "413": {"$ref": "#/components/responses/Error"}}))}},
+            "/api/v1/tables/{namespace}/{table}/rows": {"post": {
+                "summary": "Buffered append of NDJSON, CSV (with header) or Arrow IPC stream rows, acknowledged from the write-ahead log",
+                "description": "The body is checked against the table (columns, types, NOT NULL) and appended whole to the table's write-ahead log on the server's disk; 202 means it is durable. Buffered rows are committed to the Delta table by the next flush, one commit for all of them (every [ingest] flush_interval_ms or flush_rows, or the table properties wavelake.buffer.flushIntervalMs and wavelake.buffer.flushRows); queries and other Delta readers see them from that commit on. A full buffer answers 429 with Retry-After and keeps nothing.",
+                "parameters": [table_path[0].clone(), table_path[1].clone(),
+                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "json", "arrow"]}}],
+                "requestBody": {"required": true, "content": {"application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.arrow.stream": {}}},
+                "responses": with_errors(json!({"202": {"description": "{rows, sequence, buffered: true}"}}))}},
             "/api/v1/me": {"get": {"summary": "What the caller's token may do",
                 "responses": with_errors(json!({"200": {"description": "{admin, namespaces: [{name, write}], recipient}"}}))}},
             "/api/v1/tokens": {

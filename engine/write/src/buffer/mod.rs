@@ -53,6 +53,41 @@ impl Default for BufferSettings {
     }
 }
 
+/// The table property that sets a table's flush interval, in milliseconds.
+pub const FLUSH_INTERVAL_PROPERTY: &str = "wavelake.buffer.flushIntervalMs";
+
+/// The table property that sets how many buffered rows start a flush.
+pub const FLUSH_ROWS_PROPERTY: &str = "wavelake.buffer.flushRows";
+
+impl BufferSettings {
+    /// These settings with a table's own ([`FLUSH_INTERVAL_PROPERTY`],
+    /// [`FLUSH_ROWS_PROPERTY`]) in place of the server's; a value that is
+    /// not a positive whole number is an error naming the property.
+    pub fn with_table_properties<'a>(
+        mut self,
+        property: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<Self> {
+        let positive = |name: &str| -> Result<Option<u64>> {
+            property(name)
+                .map(|value| {
+                    value.trim().parse::<u64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "table property {name} must be a positive whole number, not {value:?}"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        if let Some(ms) = positive(FLUSH_INTERVAL_PROPERTY)? {
+            self.flush_interval = Duration::from_millis(ms);
+        }
+        if let Some(rows) = positive(FLUSH_ROWS_PROPERTY)? {
+            self.flush_rows = usize::try_from(rows).unwrap_or(usize::MAX);
+        }
+        Ok(self)
+    }
+}
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -110,11 +145,13 @@ impl TableBuffer {
         settings: BufferSettings,
     ) -> Result<Arc<Self>> {
         let name = name.into();
+        let snapshot = table.snapshot().await?;
         std::fs::create_dir_all(dir).map_err(|e| Error::Storage {
             path: dir.display().to_string(),
             message: format!("cannot create the write-ahead log's directory: {e}"),
         })?;
-        let snapshot = table.snapshot().await?;
+        crate::protocol::features::ensure_writable(snapshot.protocol(), snapshot.metadata())?;
+        let settings = settings.with_table_properties(|key| snapshot.metadata().property(key))?;
         let schema = snapshot.arrow_schema();
         let committed = snapshot.txn(APP_ID).map_or(-1, |t| t.version);
         let recovered = recover(dir, &schema, committed)?;
@@ -541,6 +578,26 @@ mod tests {
             "only the open segment is left"
         );
         assert_eq!(buffer.flush().await.unwrap(), Flushed::default());
+    }
+
+    #[test]
+    fn table_properties_set_a_table_s_own_flush_settings() {
+        let properties = std::collections::HashMap::from([
+            (FLUSH_INTERVAL_PROPERTY.to_owned(), "250".to_owned()),
+            (FLUSH_ROWS_PROPERTY.to_owned(), "5000".to_owned()),
+        ]);
+        let settings = quiet()
+            .with_table_properties(|k| properties.get(k).map(String::as_str))
+            .unwrap();
+        assert_eq!(settings.flush_interval, Duration::from_millis(250));
+        assert_eq!(settings.flush_rows, 5000);
+        assert_eq!(settings.max_rows, quiet().max_rows);
+        let bad =
+            std::collections::HashMap::from([(FLUSH_ROWS_PROPERTY.to_owned(), "0".to_owned())]);
+        let err = quiet()
+            .with_table_properties(|k| bad.get(k).map(String::as_str))
+            .unwrap_err();
+        assert!(err.to_string().contains(FLUSH_ROWS_PROPERTY), "{err}");
     }
 
     #[tokio::test]

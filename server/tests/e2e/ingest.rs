@@ -1,0 +1,288 @@
+//! Buffered ingest through `POST …/rows`: appends acknowledged from the
+//! write-ahead log, committed by flushes, kept across a killed server
+//! exactly once, refused with `429` when the buffer is full, and bad rows
+//! refused before anything is kept.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::{ADMIN, Server, count_and_version, upload_batch};
+
+fn config(root: &std::path::Path, ingest: &str) -> String {
+    format!(
+        "root = {:?}\n[limits]\nmax_result_rows = 50\n[ingest]\n{ingest}\n",
+        root.to_str().unwrap()
+    )
+}
+
+fn create_orders(server: &Server) {
+    let (status, body) = server.sql(
+        ADMIN,
+        "CREATE TABLE acme.orders (id BIGINT NOT NULL, day DATE, total DOUBLE)",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// POSTs `body` as `content_type` to the table's rows; the status, the
+/// `Retry-After` header and the answer.
+fn post_rows(
+    server: &Server,
+    token: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Option<String>, Value) {
+    let response = server
+        .client
+        .post(format!("{}/api/v1/tables/acme/orders/rows", server.url))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .unwrap();
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, retry_after, response.json().unwrap_or(Value::Null))
+}
+
+/// JSON lines for ids `start..start + count`.
+fn json_rows(start: i64, count: i64) -> Vec<u8> {
+    (start..start + count)
+        .map(|id| format!("{{\"id\": {id}, \"day\": \"2024-01-01\", \"total\": {id}.5}}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+fn arrow_rows(start: i64, count: i64) -> Vec<u8> {
+    let batch = upload_batch(start, count);
+    let mut out = Vec::new();
+    let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut out, &batch.schema()).unwrap();
+    writer.write(&batch).unwrap();
+    writer.finish().unwrap();
+    drop(writer);
+    out
+}
+
+/// Waits until the table holds `rows` rows; its latest version then.
+fn wait_for_rows(server: &Server, rows: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (count, version) = count_and_version(server, "acme.orders");
+        if count == rows {
+            return version;
+        }
+        assert!(count < rows, "{count} rows, more than the {rows} sent");
+        assert!(
+            Instant::now() < deadline,
+            "{count} of {rows} rows after a minute"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every id in the table, sorted.
+fn ids(server: &Server) -> Vec<i64> {
+    let (status, body) = server.sql(
+        ADMIN,
+        "SELECT string_agg(CAST(id AS VARCHAR), ',' ORDER BY id) AS ids FROM acme.orders",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["rows"][0]["ids"]
+        .as_str()
+        .unwrap_or("")
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn appends_are_acknowledged_then_committed_by_one_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let server = Server::start(
+        dir.path(),
+        &config(&root, "flush_interval_ms = 600000\nflush_rows = 30"),
+    );
+    create_orders(&server);
+    let writer = server.token("acme", true);
+    let mut sequences = Vec::new();
+    for start in [0, 5, 10] {
+        let (status, _, body) = post_rows(
+            &server,
+            &writer,
+            "application/x-ndjson",
+            json_rows(start, 5),
+        );
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["rows"], 5, "{body}");
+        assert_eq!(body["buffered"], true, "{body}");
+        sequences.push(body["sequence"].as_u64().unwrap());
+    }
+    assert_eq!(sequences, [0, 1, 2]);
+    let csv = "id,day,total\n15,2024-01-02,1.0\n16,,2.0\n"
+        .as_bytes()
+        .to_vec();
+    let (status, _, body) = post_rows(&server, &writer, "text/csv", csv);
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        count_and_version(&server, "acme.orders").1,
+        0,
+        "not flushed yet"
+    );
+    // 17 + 13 rows reach flush_rows: one flush commits all 30.
+    let (status, _, body) = post_rows(
+        &server,
+        &writer,
+        "application/vnd.apache.arrow.stream",
+        arrow_rows(17, 13),
+    );
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        wait_for_rows(&server, 30),
+        1,
+        "one commit for every buffered row"
+    );
+    assert_eq!(ids(&server), (0..30).collect::<Vec<i64>>());
+    let (_, history) = server.sql(
+        ADMIN,
+        "SELECT operation FROM delta_history('acme.orders') WHERE version = 1",
+    );
+    assert_eq!(history["rows"][0]["operation"], "WRITE", "{history}");
+}
+
+#[test]
+fn rows_a_killed_server_acknowledged_are_committed_once_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let settings = "flush_interval_ms = 600000\nflush_rows = 1000000";
+    let mut server = Server::start(dir.path(), &config(&root, settings));
+    create_orders(&server);
+    let writer = server.token("acme", true);
+    for start in (0..40).step_by(4) {
+        let (status, _, body) = post_rows(
+            &server,
+            &writer,
+            "application/x-ndjson",
+            json_rows(start, 4),
+        );
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    server.kill();
+    let server = Server::start(dir.path(), &config(&root, settings));
+    // Rows recovered at start are flushed at once, not after the interval.
+    wait_for_rows(&server, 40);
+    assert_eq!(ids(&server), (0..40).collect::<Vec<i64>>());
+    let (status, _, body) = post_rows(&server, &writer, "application/x-ndjson", json_rows(40, 1));
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["sequence"], 10, "numbering goes on: {body}");
+}
+
+#[test]
+fn a_full_buffer_refuses_with_429_and_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let server = Server::start(
+        dir.path(),
+        &config(
+            &root,
+            "flush_interval_ms = 600000\nflush_rows = 1000\nmax_buffered_rows = 10",
+        ),
+    );
+    create_orders(&server);
+    let writer = server.token("acme", true);
+    let (status, _, body) = post_rows(&server, &writer, "application/x-ndjson", json_rows(0, 8));
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, retry_after, body) =
+        post_rows(&server, &writer, "application/x-ndjson", json_rows(8, 5));
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "BUFFER_FULL", "{body}");
+    assert_eq!(retry_after.as_deref(), Some("600"));
+    let (status, _, body) = post_rows(&server, &writer, "application/x-ndjson", json_rows(8, 2));
+    assert_eq!(status, StatusCode::ACCEPTED, "what fits is taken: {body}");
+}
+
+#[test]
+fn bad_rows_and_callers_are_refused_and_nothing_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let server = Server::start(
+        dir.path(),
+        &config(&root, "flush_interval_ms = 200\nflush_rows = 1"),
+    );
+    create_orders(&server);
+    let writer = server.token("acme", true);
+    let reader = server.token("acme", false);
+    let refusals: Vec<(&str, &str, Vec<u8>, StatusCode, &str)> = vec![
+        (
+            "a null id",
+            "application/x-ndjson",
+            b"{\"id\": 1}\n{\"id\": null}\n".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "CONSTRAINT_VIOLATION",
+        ),
+        (
+            "text for a number",
+            "application/x-ndjson",
+            b"{\"id\": \"seven\"}\n".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "INVALID_UPLOAD",
+        ),
+        (
+            "a CSV row with a column too many",
+            "text/csv",
+            b"id,day,total\n1,2024-01-01,1.0,extra\n".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "INVALID_UPLOAD",
+        ),
+        (
+            "no format",
+            "application/octet-stream",
+            json_rows(0, 1),
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+        ),
+        (
+            "no rows",
+            "application/x-ndjson",
+            Vec::new(),
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+        ),
+    ];
+    for (what, content_type, body, status, code) in refusals {
+        let (got, _, answer) = post_rows(&server, &writer, content_type, body);
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {answer}"
+        );
+    }
+    let (status, _, answer) = post_rows(&server, &reader, "application/x-ndjson", json_rows(0, 1));
+    assert_eq!(status, StatusCode::FORBIDDEN, "a read-only token: {answer}");
+    let (status, _, answer) = post_rows(
+        &server,
+        "not-a-token",
+        "application/x-ndjson",
+        json_rows(0, 1),
+    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    let response = server
+        .client
+        .post(format!("{}/api/v1/tables/acme/missing/rows", server.url))
+        .bearer_auth(&writer)
+        .header("content-type", "application/x-ndjson")
+        .body(json_rows(0, 1))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    // The good rows after the refusals are the only ones kept.
+    let (status, _, body) = post_rows(&server, &writer, "application/x-ndjson", json_rows(100, 2));
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    wait_for_rows(&server, 2);
+    assert_eq!(ids(&server), [100, 101]);
+}
