@@ -23,6 +23,7 @@
 //!   the npm package and the web app do, which do not link it.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod buffered;
 pub mod command;
 #[cfg(feature = "distributed")]
 pub mod distributed;

@@ -85,6 +85,9 @@ pub struct SqlSessionOptions {
     /// Where statements that change tables go (`wavelake-write` provides
     /// one); without it the session only reads.
     pub write_path: Option<WritePathRef>,
+    /// Rows a server's write buffer acknowledged and has not committed yet:
+    /// queries of a table's latest version read them as well.
+    pub buffered_rows: Option<crate::buffered::BufferedRowsRef>,
 }
 
 /// A statement planned by [`SqlSession::prepare`], ready to run.
@@ -404,7 +407,8 @@ impl SqlSession {
         let table = Table::new(storage)?.with_cache(self.options.snapshot_cache.clone());
         let snapshot = table.snapshot().await?;
         let provider = DeltaTableProvider::new(snapshot.clone(), table.storage().clone())?
-            .with_write_path(self.options.write_path.clone());
+            .with_write_path(self.options.write_path.clone())
+            .with_buffered_rows(self.options.buffered_rows.clone());
         let reference = self.table_reference(name)?;
         self.ctx.deregister_table(reference.clone())?;
         self.ctx.register_table(reference, Arc::new(provider))?;

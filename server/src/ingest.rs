@@ -6,17 +6,20 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use wavelake_engine::buffered::{BufferedBatches, BufferedRows};
 use wavelake_engine::{Error, Result, Table};
-use wavelake_write::buffer::{BufferSettings, TableBuffer};
+use wavelake_write::buffer::{APP_ID, BufferSettings, TableBuffer};
 
 /// The open buffers, by `namespace.table`.
 #[derive(Debug)]
 pub struct Buffers {
     dir: PathBuf,
     settings: BufferSettings,
-    open: tokio::sync::Mutex<HashMap<String, Arc<TableBuffer>>>,
+    open: Mutex<HashMap<String, Arc<TableBuffer>>>,
+    /// Held while a buffer is opened, so a table's is opened once.
+    opening: tokio::sync::Mutex<()>,
 }
 
 impl Buffers {
@@ -25,8 +28,15 @@ impl Buffers {
         Self {
             dir,
             settings,
-            open: tokio::sync::Mutex::new(HashMap::new()),
+            open: Mutex::new(HashMap::new()),
+            opening: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn open(&self) -> MutexGuard<'_, HashMap<String, Arc<TableBuffer>>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The buffer of `namespace.table`, opened (with `open_table`) on
@@ -38,14 +48,26 @@ impl Buffers {
         open_table: impl FnOnce() -> Result<Table>,
     ) -> Result<Arc<TableBuffer>> {
         let name = format!("{namespace}.{table}");
-        let mut open = self.open.lock().await;
-        if let Some(buffer) = open.get(&name) {
+        if let Some(buffer) = self.open().get(&name) {
+            return Ok(buffer.clone());
+        }
+        let _opening = self.opening.lock().await;
+        if let Some(buffer) = self.open().get(&name) {
             return Ok(buffer.clone());
         }
         let dir = self.dir.join(namespace).join(table);
         let buffer = TableBuffer::open(name.clone(), open_table()?, &dir, self.settings).await?;
-        open.insert(name, buffer.clone());
+        self.open().insert(name, buffer.clone());
         Ok(buffer)
+    }
+
+    /// Commits what the buffer of `namespace.table` holds, when it has one.
+    pub async fn flush(&self, namespace: &str, table: &str) -> Result<()> {
+        let buffer = self.open().get(&format!("{namespace}.{table}")).cloned();
+        if let Some(buffer) = buffer {
+            buffer.flush().await?;
+        }
+        Ok(())
     }
 
     /// The `(namespace, table)` pairs whose logs hold segments.
@@ -80,11 +102,30 @@ impl Buffers {
 
     /// Stops every buffer and flushes what it holds (shutdown).
     pub async fn close(&self) {
-        let open: Vec<_> = self.open.lock().await.values().cloned().collect();
+        let open: Vec<_> = self.open().values().cloned().collect();
         for buffer in open {
             if let Err(e) = buffer.close().await {
                 tracing::warn!(error = %e, "a write buffer could not be flushed at shutdown; its rows stay in the write-ahead log");
             }
+        }
+    }
+}
+
+impl BufferedRows for Buffers {
+    fn rows(&self, location: &str) -> BufferedBatches {
+        let location = location.trim_end_matches('/');
+        let buffer = self
+            .open()
+            .values()
+            .find(|buffer| buffer.location().trim_end_matches('/') == location)
+            .cloned();
+        let Some(buffer) = buffer else {
+            return BufferedBatches::default();
+        };
+        let (batches, committed_through) = buffer.pending_since_flush();
+        BufferedBatches {
+            batches,
+            flushed: (committed_through >= 0).then(|| (APP_ID.to_owned(), committed_through)),
         }
     }
 }

@@ -90,10 +90,10 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
         ),
         memory: wavelake_engine::memory::shared_pool(config.limits.server_memory_bytes),
         writes_refused,
-        buffers: crate::ingest::Buffers::new(
+        buffers: Arc::new(crate::ingest::Buffers::new(
             config.ingest.wal_dir(&config.root),
             config.ingest.settings(),
-        ),
+        )),
         config,
     });
     recover_buffers(&state).await?;

@@ -41,7 +41,7 @@ pub struct AppState {
     /// exclusive), found at start; `None` when writes are safe.
     pub writes_refused: Option<String>,
     /// The write buffers of buffered ingest.
-    pub buffers: crate::ingest::Buffers,
+    pub buffers: Arc<crate::ingest::Buffers>,
 }
 
 /// An opener applying `options` (S3 endpoint, credentials, …).
@@ -186,6 +186,7 @@ impl AppState {
             read_only,
             minimum_retention_ms: Some(self.config.limits.minimum_retention_ms()),
             write_path,
+            buffered_rows: Some(self.buffers.clone()),
         })
         .with_storage_opener(self.opener.clone())
     }

@@ -50,6 +50,7 @@ async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
         read_only: false,
         minimum_retention_ms: None,
         write_path: None,
+        buffered_rows: None,
     })
     .with_storage_opener(opener());
     let names = tenant

@@ -13,13 +13,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::buffered::BufferedBatches;
 use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::Session;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -28,6 +31,7 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::object_store::ObjectMeta;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::union::UnionExec;
 use datafusion_datasource::file_groups::FileGroup;
 use datafusion_datasource::file_scan_config::FileScanConfigBuilder;
 use datafusion_datasource::source::DataSourceExec;
@@ -82,6 +86,8 @@ pub struct DeltaTableProvider {
     defer_deletion_vectors: bool,
     /// Where INSERT, DELETE and UPDATE go; without one they are refused.
     write_path: Option<WritePathRef>,
+    /// Acknowledged rows not yet committed, read after the snapshot's.
+    buffered_rows: Option<crate::buffered::BufferedRowsRef>,
 }
 
 impl DeltaTableProvider {
@@ -97,7 +103,19 @@ impl DeltaTableProvider {
             only_files: None,
             defer_deletion_vectors: false,
             write_path: None,
+            buffered_rows: None,
         })
+    }
+
+    /// The same table, also reading the rows `buffered` holds for it that
+    /// are not committed yet (a server's write buffer; the latest version
+    /// only).
+    pub fn with_buffered_rows(
+        mut self,
+        buffered: Option<crate::buffered::BufferedRowsRef>,
+    ) -> Self {
+        self.buffered_rows = buffered;
+        self
     }
 
     /// The same table, with INSERT, DELETE and UPDATE handed to
@@ -177,6 +195,145 @@ impl DeltaTableProvider {
     /// The storage files are read through.
     pub fn storage(&self) -> &StorageRef {
         &self.storage
+    }
+
+    /// The rows buffered for this table and not yet committed; none when
+    /// the scan reads row ids or some files only (DML's scans of committed
+    /// rows).
+    fn buffered(&self) -> BufferedBatches {
+        match &self.buffered_rows {
+            Some(buffered) if !self.row_ids && self.only_files.is_none() => {
+                buffered.rows(&self.storage.location())
+            }
+            _ => BufferedBatches::default(),
+        }
+    }
+
+    /// `buffered` as columns `wanted` of the logical schema; `None` when
+    /// there are none.
+    fn project_buffered(
+        &self,
+        buffered: Vec<RecordBatch>,
+        wanted: &[usize],
+    ) -> DfResult<Option<Vec<RecordBatch>>> {
+        let logical = self.snapshot.arrow_schema();
+        let mut batches = Vec::new();
+        for batch in buffered {
+            if batch.schema().fields() != logical.fields() {
+                // Buffered before the table's schema changed: a server
+                // flushes before it changes a schema, so only a crash
+                // leaves such rows, and its restart commits them.
+                tracing::warn!(table = %self.storage.location(), "buffered rows of an older schema are not read");
+                continue;
+            }
+            batches.push(batch.project(wanted)?);
+        }
+        Ok((!batches.is_empty()).then_some(batches))
+    }
+
+    /// The scan of this snapshot, followed by `buffered` rows (the
+    /// table's logical schema) when there are any.
+    async fn scan_with(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+        buffered: Vec<RecordBatch>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        state.runtime_env().register_object_store(
+            self.store_url.as_ref(),
+            as_object_store(self.storage.clone()),
+        );
+        // Every read of this scan (deletion vectors, footers, pages) is
+        // counted, so the plan can report what the query fetched.
+        let metered = MeteredStorage::new(self.storage.clone());
+        let meter = metered.meter();
+        let mut metered: StorageRef = Arc::new(metered);
+        // Ranges read before by this session come from its cache, when it
+        // has one; only misses reach the meter as fetched.
+        if let Some(cache) = state.config().get_extension::<RangeCache>() {
+            metered = Arc::new(CachedStorage::new(metered, cache).with_meter(meter.clone()));
+        }
+        let (files, mut figures, deletion_vectors) =
+            self.plan_files(state, filters, metered.as_ref()).await?;
+        figures.files_read_while_planning = meter.figures().files;
+
+        let (scan_schema, partition_fields) = self.scan_schema();
+        let schemas = self.snapshot.schemas();
+        let mut table_schema = TableSchema::builder(schemas.file_physical.clone())
+            .with_table_partition_cols(partition_fields);
+        if self.row_ids {
+            table_schema = table_schema.with_virtual_columns(vec![row_index_field()]);
+        }
+        let table_schema = table_schema.build();
+        let mut options = state.default_table_options().parquet;
+        options.global.coerce_int96 = Some("us".into());
+        let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+        // Small files are read whole: one request each instead of a footer
+        // and then pages.
+        let small = WholeSmallFiles::new(
+            metered.clone(),
+            files.iter().map(|file| {
+                (
+                    StorageObjectStore::storage_path(&file.object_meta.location),
+                    file.object_meta.size,
+                )
+            }),
+        );
+        let reads: StorageRef = if small.has_small_files() {
+            Arc::new(small)
+        } else {
+            metered.clone()
+        };
+        let mut source = ParquetSource::new(table_schema)
+            .with_table_parquet_options(options)
+            .with_parquet_file_reader_factory(Arc::new(DeltaParquetReaderFactory::new(
+                as_object_store(reads),
+                metadata_cache,
+            )));
+        if let Some(predicate) =
+            conjunction(filters.iter().cloned()).and_then(|e| self.physical_filter(e))
+        {
+            let df_schema = DFSchema::try_from(scan_schema.as_ref().clone())?;
+            if let Ok(physical) = state.create_physical_expr(predicate, &df_schema) {
+                source = source.with_predicate(physical);
+            }
+        }
+
+        let logical = self.output_schema();
+        let wanted: Vec<usize> = projection
+            .cloned()
+            .unwrap_or_else(|| (0..logical.fields().len()).collect());
+        let indices = self.scan_indices();
+        let scan_projection: Vec<usize> = wanted.iter().map(|i| indices[*i]).collect();
+        let output_fields: Vec<Field> = wanted.iter().map(|i| logical.field(*i).clone()).collect();
+        let output_schema = Arc::new(Schema::new(output_fields));
+
+        let groups = file_groups(files, state.config().target_partitions().max(1));
+        let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+            .with_file_groups(groups)
+            .with_limit(limit)
+            .with_projection_indices(Some(scan_projection))?
+            .build();
+        let scan = DataSourceExec::from_data_source(config);
+        let source = ScanSource {
+            location: self.storage.location(),
+            version: self.snapshot.version(),
+            deletion_vectors,
+        };
+        let deferred = self.defer_deletion_vectors.then(|| metered.clone());
+        let scan: Arc<dyn ExecutionPlan> = Arc::new(
+            DeltaScanExec::new(scan, output_schema.clone(), figures, meter)
+                .with_source(Arc::new(source), deferred),
+        );
+        match self.project_buffered(buffered, &wanted)? {
+            Some(buffered) => {
+                let rows = MemorySourceConfig::try_new_exec(&[buffered], output_schema, None)?;
+                Ok(UnionExec::try_new(vec![scan, rows])?)
+            }
+            None => Ok(scan),
+        }
     }
 
     fn output_schema(&self) -> SchemaRef {
@@ -417,92 +574,25 @@ impl TableProvider for DeltaTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        state.runtime_env().register_object_store(
-            self.store_url.as_ref(),
-            as_object_store(self.storage.clone()),
-        );
-        // Every read of this scan (deletion vectors, footers, pages) is
-        // counted, so the plan can report what the query fetched.
-        let metered = MeteredStorage::new(self.storage.clone());
-        let meter = metered.meter();
-        let mut metered: StorageRef = Arc::new(metered);
-        // Ranges read before by this session come from its cache, when it
-        // has one; only misses reach the meter as fetched.
-        if let Some(cache) = state.config().get_extension::<RangeCache>() {
-            metered = Arc::new(CachedStorage::new(metered, cache).with_meter(meter.clone()));
-        }
-        let (files, mut figures, deletion_vectors) =
-            self.plan_files(state, filters, metered.as_ref()).await?;
-        figures.files_read_while_planning = meter.figures().files;
-
-        let (scan_schema, partition_fields) = self.scan_schema();
-        let schemas = self.snapshot.schemas();
-        let mut table_schema = TableSchema::builder(schemas.file_physical.clone())
-            .with_table_partition_cols(partition_fields);
-        if self.row_ids {
-            table_schema = table_schema.with_virtual_columns(vec![row_index_field()]);
-        }
-        let table_schema = table_schema.build();
-        let mut options = state.default_table_options().parquet;
-        options.global.coerce_int96 = Some("us".into());
-        let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
-        // Small files are read whole: one request each instead of a footer
-        // and then pages.
-        let small = WholeSmallFiles::new(
-            metered.clone(),
-            files.iter().map(|file| {
-                (
-                    StorageObjectStore::storage_path(&file.object_meta.location),
-                    file.object_meta.size,
-                )
-            }),
-        );
-        let reads: StorageRef = if small.has_small_files() {
-            Arc::new(small)
-        } else {
-            metered.clone()
-        };
-        let mut source = ParquetSource::new(table_schema)
-            .with_table_parquet_options(options)
-            .with_parquet_file_reader_factory(Arc::new(DeltaParquetReaderFactory::new(
-                as_object_store(reads),
-                metadata_cache,
-            )));
-        if let Some(predicate) =
-            conjunction(filters.iter().cloned()).and_then(|e| self.physical_filter(e))
+        let buffered = self.buffered();
+        // The buffer flushed rows since this snapshot was taken: they are
+        // in a newer version and no longer buffered, so read that one.
+        if let Some((app_id, through)) = &buffered.flushed
+            && self.snapshot.txn(app_id).map_or(-1, |t| t.version) < *through
         {
-            let df_schema = DFSchema::try_from(scan_schema.as_ref().clone())?;
-            if let Ok(physical) = state.create_physical_expr(predicate, &df_schema) {
-                source = source.with_predicate(physical);
+            let latest = Table::new(self.storage.clone())?.load_latest().await?;
+            if latest.arrow_schema() == self.snapshot.arrow_schema() {
+                let newer = Self {
+                    snapshot: Arc::new(latest),
+                    ..self.clone()
+                };
+                return newer
+                    .scan_with(state, projection, filters, limit, buffered.batches)
+                    .await;
             }
         }
-
-        let logical = self.output_schema();
-        let wanted: Vec<usize> = projection
-            .cloned()
-            .unwrap_or_else(|| (0..logical.fields().len()).collect());
-        let indices = self.scan_indices();
-        let scan_projection: Vec<usize> = wanted.iter().map(|i| indices[*i]).collect();
-        let output_fields: Vec<Field> = wanted.iter().map(|i| logical.field(*i).clone()).collect();
-        let output_schema = Arc::new(Schema::new(output_fields));
-
-        let groups = file_groups(files, state.config().target_partitions().max(1));
-        let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
-            .with_file_groups(groups)
-            .with_limit(limit)
-            .with_projection_indices(Some(scan_projection))?
-            .build();
-        let scan = DataSourceExec::from_data_source(config);
-        let source = ScanSource {
-            location: self.storage.location(),
-            version: self.snapshot.version(),
-            deletion_vectors,
-        };
-        let deferred = self.defer_deletion_vectors.then(|| metered.clone());
-        Ok(Arc::new(
-            DeltaScanExec::new(scan, output_schema, figures, meter)
-                .with_source(Arc::new(source), deferred),
-        ))
+        self.scan_with(state, projection, filters, limit, buffered.batches)
+            .await
     }
 
     async fn insert_into(

@@ -4,7 +4,9 @@
 //! table's write-ahead log and acknowledged once on disk: `202` with its
 //! sequence number. The rows reach the Delta table with the next flush
 //! (`[ingest]`: every `flush_interval_ms` or `flush_rows`), one commit for
-//! everything buffered; Delta readers elsewhere see them then. A full
+//! everything buffered. Queries through this server read them at once
+//! (the session merges the buffer with the latest snapshot); Delta readers
+//! elsewhere see them from the flush on. A full
 //! buffer answers `429` with `Retry-After`, and nothing of the body is
 //! kept; a body is appended whole or not at all.
 

@@ -151,7 +151,25 @@ async fn session_for(
     }
     let namespace = state.namespace_for(principal, namespace)?;
     authorize(&namespace, statement, |ns| state.may_write(principal, ns))?;
+    if statement.access() == Access::Write {
+        flush_buffers(state, &namespace, statement).await?;
+    }
     state.session(principal, &namespace).await
+}
+
+/// Commits the buffered rows of every table `statement` writes before it
+/// runs, so that it sees them in the table (a DELETE removes them, an
+/// INSERT … SELECT reads them) and none arrive after it.
+async fn flush_buffers(
+    state: &AppState,
+    namespace: &str,
+    statement: &Statement,
+) -> Result<(), ApiError> {
+    for table in statement.writes() {
+        let (namespace, table) = table.split_once('.').unwrap_or((namespace, table));
+        state.buffers.flush(namespace, table).await?;
+    }
+    Ok(())
 }
 
 /// `frame`, sent to the cluster when one is configured and the query

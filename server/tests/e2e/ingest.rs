@@ -67,18 +67,20 @@ fn arrow_rows(start: i64, count: i64) -> Vec<u8> {
     out
 }
 
-/// Waits until the table holds `rows` rows; its latest version then.
-fn wait_for_rows(server: &Server, rows: i64) -> i64 {
+/// Waits until the table's latest version is `version` (a flush's
+/// commit); its row count then. Buffered rows count in queries through the
+/// server before they are committed, so the version is what tells.
+fn wait_for_version(server: &Server, version: i64) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (count, version) = count_and_version(server, "acme.orders");
-        if count == rows {
-            return version;
+        let (count, latest) = count_and_version(server, "acme.orders");
+        if latest == version {
+            return count;
         }
-        assert!(count < rows, "{count} rows, more than the {rows} sent");
+        assert!(latest < version, "version {latest}, past {version}");
         assert!(
             Instant::now() < deadline,
-            "{count} of {rows} rows after a minute"
+            "still at version {latest} after a minute"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -129,10 +131,24 @@ fn appends_are_acknowledged_then_committed_by_one_flush() {
         .to_vec();
     let (status, _, body) = post_rows(&server, &writer, "text/csv", csv);
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    // Not committed yet, and read by queries through the server already.
+    assert_eq!(count_and_version(&server, "acme.orders"), (17, 0));
+    let (status, body) = server.sql(
+        &writer,
+        "SELECT count(*) AS n, sum(total) AS s FROM orders WHERE id >= 15",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
-        count_and_version(&server, "acme.orders").1,
-        0,
-        "not flushed yet"
+        (body["rows"][0]["n"].as_i64(), body["rows"][0]["s"].as_f64()),
+        (Some(2), Some(3.0))
+    );
+    let (_, at_zero) = server.sql(
+        ADMIN,
+        "SELECT count(*) AS n FROM acme.orders VERSION AS OF 0",
+    );
+    assert_eq!(
+        at_zero["rows"][0]["n"], 0,
+        "time travel reads commits only: {at_zero}"
     );
     // 17 + 13 rows reach flush_rows: one flush commits all 30.
     let (status, _, body) = post_rows(
@@ -143,8 +159,8 @@ fn appends_are_acknowledged_then_committed_by_one_flush() {
     );
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(
-        wait_for_rows(&server, 30),
-        1,
+        wait_for_version(&server, 1),
+        30,
         "one commit for every buffered row"
     );
     assert_eq!(ids(&server), (0..30).collect::<Vec<i64>>());
@@ -175,7 +191,7 @@ fn rows_a_killed_server_acknowledged_are_committed_once_after_a_restart() {
     server.kill();
     let server = Server::start(dir.path(), &config(&root, settings));
     // Rows recovered at start are flushed at once, not after the interval.
-    wait_for_rows(&server, 40);
+    assert_eq!(wait_for_version(&server, 1), 40);
     assert_eq!(ids(&server), (0..40).collect::<Vec<i64>>());
     let (status, _, body) = post_rows(&server, &writer, "application/x-ndjson", json_rows(40, 1));
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -283,6 +299,40 @@ fn bad_rows_and_callers_are_refused_and_nothing_is_kept() {
     // The good rows after the refusals are the only ones kept.
     let (status, _, body) = post_rows(&server, &writer, "application/x-ndjson", json_rows(100, 2));
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    wait_for_rows(&server, 2);
+    assert_eq!(wait_for_version(&server, 1), 2);
     assert_eq!(ids(&server), [100, 101]);
+}
+
+#[test]
+fn a_statement_that_changes_the_table_flushes_its_buffer_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let server = Server::start(
+        dir.path(),
+        &config(&root, "flush_interval_ms = 600000\nflush_rows = 1000000"),
+    );
+    create_orders(&server);
+    let writer = server.token("acme", true);
+    let (status, _, body) = post_rows(&server, &writer, "application/x-ndjson", json_rows(0, 10));
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = server.sql(&writer, "DELETE FROM orders WHERE id < 3");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ids(&server), (3..10).collect::<Vec<i64>>());
+    let (_, history) = server.sql(
+        ADMIN,
+        "SELECT operation FROM delta_history('acme.orders') ORDER BY version",
+    );
+    let operations: Vec<&str> = history["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(operations, ["CREATE TABLE", "WRITE", "DELETE"], "{history}");
+    let (status, body) = server.sql(
+        &writer,
+        "INSERT INTO orders SELECT id + 100, day, total FROM orders",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(count_and_version(&server, "acme.orders"), (14, 3));
 }

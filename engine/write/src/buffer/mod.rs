@@ -113,6 +113,9 @@ pub struct Flushed {
 struct Pending {
     records: VecDeque<(u64, RecordBatch)>,
     closed_segments: Vec<PathBuf>,
+    /// The sequence number the table has recorded for [`APP_ID`]: every
+    /// record up to it is committed (`-1` before the first flush).
+    committed_through: i64,
 }
 
 /// The buffer of one table: its write-ahead log, its acknowledged rows and
@@ -159,6 +162,7 @@ impl TableBuffer {
         let pending = Arc::new(Mutex::new(Pending {
             records: recovered.records,
             closed_segments: recovered.segments,
+            committed_through: committed,
         }));
         let log = SegmentLog::start(dir, &schema, recovered.next_sequence, pending.clone())?;
         let buffer = Arc::new(Self {
@@ -181,6 +185,11 @@ impl TableBuffer {
         Ok(buffer)
     }
 
+    /// The table's location, as its storage names it.
+    pub fn location(&self) -> String {
+        self.table.storage().location()
+    }
+
     /// The table's schema, which appended rows must fit.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
@@ -194,11 +203,22 @@ impl TableBuffer {
     /// The acknowledged rows not yet in the table, in order (for queries
     /// that read their own writes).
     pub fn pending_batches(&self) -> Vec<RecordBatch> {
-        lock(&self.pending)
+        self.pending_since_flush().0
+    }
+
+    /// The acknowledged rows not yet in the table, and the sequence number
+    /// every row up to which the table holds (recorded under [`APP_ID`]),
+    /// read at one moment: a snapshot recording that number, merged with
+    /// these rows, holds every acknowledged row once.
+    pub fn pending_since_flush(&self) -> (Vec<RecordBatch>, i64) {
+        let pending = lock(&self.pending);
+        let batches = pending
             .records
             .iter()
+            .filter(|(sequence, _)| *sequence as i64 > pending.committed_through)
             .map(|(_, batch)| batch.clone())
-            .collect()
+            .collect();
+        (batches, pending.committed_through)
     }
 
     /// Appends `batch` once it fits the table (columns, types, NOT NULL):
@@ -285,6 +305,7 @@ impl TableBuffer {
         }
         let (removed_rows, closed) = {
             let mut pending = lock(&self.pending);
+            pending.committed_through = pending.committed_through.max(last as i64);
             let mut removed = 0;
             while pending.records.front().is_some_and(|(s, _)| *s <= last) {
                 if let Some((_, batch)) = pending.records.pop_front() {
@@ -741,6 +762,66 @@ mod tests {
                 "numbers go on after the last one used"
             );
         });
+    }
+
+    /// A session's view of one buffer, as the server gives its sessions.
+    #[derive(Debug)]
+    struct OneBuffer(Arc<TableBuffer>);
+
+    impl wavelake_engine::buffered::BufferedRows for OneBuffer {
+        fn rows(&self, _location: &str) -> wavelake_engine::buffered::BufferedBatches {
+            let (batches, through) = self.0.pending_since_flush();
+            wavelake_engine::buffered::BufferedBatches {
+                batches,
+                flushed: (through >= 0).then(|| (APP_ID.to_owned(), through)),
+            }
+        }
+    }
+
+    async fn count(session: &wavelake_engine::SqlSession) -> i64 {
+        let batches = session.query("SELECT count(*) AS n FROM t").await.unwrap();
+        batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0)
+    }
+
+    #[tokio::test]
+    async fn queries_read_buffered_rows_once_also_across_a_flush() {
+        let (storage, table) = new_table().await;
+        let dir = tempfile::tempdir().unwrap();
+        let buffer = TableBuffer::open("t", table, dir.path(), quiet())
+            .await
+            .unwrap();
+        let session = crate::session_with(wavelake_engine::SqlSessionOptions {
+            buffered_rows: Some(Arc::new(OneBuffer(buffer.clone()))),
+            ..wavelake_engine::SqlSessionOptions::default()
+        });
+        session.register("t", storage.clone()).await.unwrap();
+        buffer.append(&rows(0..5)).await.unwrap();
+        assert_eq!(count(&session).await, 5, "buffered rows are read");
+        // The session registered version 0; the flush commits version 1 and
+        // empties the buffer. The rows must not vanish from its queries.
+        buffer.flush().await.unwrap();
+        assert_eq!(
+            count(&session).await,
+            5,
+            "flushed rows are read from the new version"
+        );
+        buffer.append(&rows(5..7)).await.unwrap();
+        assert_eq!(count(&session).await, 7);
+        let batches = session
+            .query("SELECT max(id) AS m FROM t WHERE name = 'n6'")
+            .await
+            .unwrap();
+        let max = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(max.value(0), 6, "filters apply to buffered rows");
     }
 
     #[tokio::test]
