@@ -336,3 +336,136 @@ fn a_statement_that_changes_the_table_flushes_its_buffer_first() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(count_and_version(&server, "acme.orders"), (14, 3));
 }
+
+/// Every id committed to `acme.orders` under `root`, as a reader of the
+/// Delta table alone (no buffer) sees them, duplicates included, sorted.
+async fn committed_ids(root: &std::path::Path) -> Vec<i64> {
+    let engine = wavelake_tests::engine_at(&root.join("acme")).await;
+    let batches = engine
+        .query("SELECT id FROM orders ORDER BY id")
+        .await
+        .unwrap();
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
+/// Appends of 1 to 20 rows with ids no one else sends, until the server
+/// stops answering; the ids acknowledged and all ids sent.
+fn ingest_client(url: String, token: String, first_id: i64, seed: u64) -> (Vec<i64>, Vec<i64>) {
+    use rand::{Rng, SeedableRng};
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut acknowledged, mut sent) = (Vec::new(), Vec::new());
+    let mut next = first_id;
+    loop {
+        let count = rng.random_range(1..=20);
+        let ids: Vec<i64> = (next..next + count).collect();
+        next += count;
+        sent.extend(&ids);
+        let body: String = ids
+            .iter()
+            .map(|id| format!("{{\"id\": {id}, \"total\": 1.0}}\n"))
+            .collect();
+        let response = http
+            .post(format!("{url}/api/v1/tables/acme/orders/rows"))
+            .bearer_auth(&token)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send();
+        match response {
+            Ok(r) if r.status() == StatusCode::ACCEPTED => acknowledged.extend(ids),
+            Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(r) => panic!("{} {}", r.status(), r.text().unwrap_or_default()),
+            // Killed: whether these rows were kept is unknown.
+            Err(_) => return (acknowledged, sent),
+        }
+    }
+}
+
+#[test]
+fn a_server_killed_during_ingest_again_and_again_keeps_every_acknowledged_row_once() {
+    use rand::{Rng, SeedableRng};
+    let rounds = wavelake_tests::markers::env_or("WAVELAKE_CRASH_ROUNDS", 6);
+    let seed = wavelake_tests::markers::env_or("WAVELAKE_CRASH_SEED", 20261206);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    // Flushes every 50 ms or 200 rows: kills land in appends, in flushes
+    // and between a flush's commit and the removal of its segments.
+    let settings = "flush_interval_ms = 50\nflush_rows = 200\nmax_buffered_rows = 5000";
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut acknowledged, mut sent) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let mut server = Server::start(dir.path(), &config(&root, settings));
+        if round == 0 {
+            create_orders(&server);
+        }
+        let clients: Vec<_> = (0..4)
+            .map(|c| {
+                let url = server.url.clone();
+                let first = (round as i64 * 4 + c) * 10_000_000;
+                let seed = seed + round * 10 + c as u64;
+                std::thread::spawn(move || ingest_client(url, ADMIN.to_owned(), first, seed))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(rng.random_range(200..1200)));
+        server.kill();
+        for client in clients {
+            let (acked, tried) = client.join().unwrap();
+            acknowledged.extend(acked);
+            sent.extend(tried);
+        }
+    }
+    // A last start commits what the killed servers acknowledged.
+    let _server = Server::start(dir.path(), &config(&root, settings));
+    acknowledged.sort_unstable();
+    sent.sort_unstable();
+    assert!(
+        acknowledged.len() > 100,
+        "{} rows acknowledged",
+        acknowledged.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let committed = loop {
+        let committed = runtime.block_on(committed_ids(&root));
+        let missing = acknowledged
+            .iter()
+            .filter(|id| committed.binary_search(id).is_err())
+            .count();
+        if missing == 0 {
+            break committed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} acknowledged rows still missing after a minute"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut unique = committed.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), committed.len(), "a row was committed twice");
+    assert!(
+        committed.iter().all(|id| sent.binary_search(id).is_ok()),
+        "a row no one sent"
+    );
+    eprintln!(
+        "{rounds} kills: {} rows acknowledged, {} sent, {} committed",
+        acknowledged.len(),
+        sent.len(),
+        committed.len()
+    );
+}
