@@ -7,6 +7,8 @@
 #                               (large query results: time and server memory), wasm-size
 #                               (and where its bytes go, by crate, with twiggy),
 #                               browser (TPC-H in Chromium against DuckDB-Wasm),
+#                               ingest (buffered appends against direct commits,
+#                               64 clients, 1 and 100 rows per request),
 #                               distributed (TPC-H single node against a Ballista
 #                               cluster of 1 and 2 executors),
 #                               web (the web app: size, page load to first result),
@@ -46,6 +48,10 @@ fi
 if is_selected results; then
   # WAVELAKE_BASELINE_BIN=path/to/an/older/wavelake measures both.
   cargo bench --profile release -p wavelake-server --bench results
+fi
+
+if is_selected ingest; then
+  cargo bench --profile release -p wavelake-server --bench ingest
 fi
 
 if is_selected distributed; then

@@ -1,0 +1,233 @@
+//! Buffered ingest against direct commits: 64 concurrent clients
+//! (`WAVELAKE_INGEST_CLIENTS`) append rows to one table for
+//! `WAVELAKE_INGEST_SECS` (20) each, through `POST …/rows` (the write-ahead
+//! log and buffer) and through `INSERT … VALUES` on `/api/v1/sql` (one
+//! Delta commit per statement, as every write was before), with 1 and with
+//! 100 rows per request, in one run against one server per case:
+//! acknowledged rows per second, p50 and p99 acknowledgement latency, and
+//! the rows the table holds afterwards (checked equal to those
+//! acknowledged).
+//!
+//! `cargo bench --profile release -p wavelake-server --bench ingest`
+//! (`scripts/bench.sh ingest`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+mod common;
+use common::ADMIN;
+
+/// Limits that do not bind at this load (admission would otherwise queue
+/// the SQL path and not the buffered one).
+const UNLIMITED: &str = "[limits]\nmax_running_statements = 1000000\n\
+    max_running_per_token = 1000000\nmax_connections = 1000000\n\
+    server_memory_bytes = 1099511627776\n";
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Buffered,
+    Direct,
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_ms: Vec<f64>,
+    rows: u64,
+    refused: u64,
+    failed: u64,
+}
+
+async fn client(
+    url: String,
+    path: Path,
+    rows_per_request: i64,
+    next_id: Arc<AtomicI64>,
+    until: Instant,
+) -> Tally {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let mut tally = Tally::default();
+    while Instant::now() < until {
+        let first = next_id.fetch_add(rows_per_request, Ordering::Relaxed);
+        let ids = first..first + rows_per_request;
+        let request = match path {
+            Path::Buffered => {
+                let body: String = ids
+                    .map(|id| format!("{{\"id\":{id},\"v\":{}}}\n", id % 1000))
+                    .collect();
+                http.post(format!("{url}/api/v1/tables/acme/events/rows"))
+                    .header("content-type", "application/x-ndjson")
+                    .body(body)
+            }
+            Path::Direct => {
+                let values: Vec<String> = ids.map(|id| format!("({id}, {})", id % 1000)).collect();
+                let sql = format!("INSERT INTO acme.events VALUES {}", values.join(", "));
+                http.post(format!("{url}/api/v1/sql"))
+                    .json(&json!({"sql": sql}))
+            }
+        };
+        let started = Instant::now();
+        match request.bearer_auth(ADMIN).send().await {
+            Ok(response) if response.status().is_success() => {
+                let _ = response.bytes().await;
+                tally.rows += rows_per_request as u64;
+                tally
+                    .latencies_ms
+                    .push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok(response) if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
+                tally.refused += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            _ => tally.failed += 1,
+        }
+    }
+    tally
+}
+
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)]
+}
+
+struct Outcome {
+    rows_per_sec: f64,
+    line: String,
+}
+
+fn run(path: Path, rows_per_request: i64, seconds: u64, clients: u64) -> Outcome {
+    let label = match path {
+        Path::Buffered => "buffered",
+        Path::Direct => "direct",
+    };
+    let dir =
+        wavelake_tests::scratch_dir().join(format!("ingest-bench-{label}-{rows_per_request}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("wavelake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "root = {:?}\n{UNLIMITED}[ingest]\nmax_buffered_rows = 5000000\n",
+            dir.join("lake").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let (mut server, url) = common::start_server(
+        env!("CARGO_BIN_EXE_wavelake"),
+        &["--config".as_ref(), config.as_os_str()],
+        "error",
+    );
+    let setup = reqwest::blocking::Client::new();
+    let admin_sql = |sql: &str| -> serde_json::Value {
+        let response = setup
+            .post(format!("{url}/api/v1/sql"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"sql": sql}))
+            .send()
+            .unwrap();
+        assert!(response.status().is_success(), "{sql}");
+        response.json().unwrap()
+    };
+    admin_sql("CREATE TABLE acme.events (id BIGINT NOT NULL, v BIGINT)");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let next_id = Arc::new(AtomicI64::new(0));
+    let started = Instant::now();
+    let until = started + Duration::from_secs(seconds);
+    let tallies: Vec<Tally> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..clients)
+            .map(|_| {
+                tokio::spawn(client(
+                    url.clone(),
+                    path,
+                    rows_per_request,
+                    next_id.clone(),
+                    until,
+                ))
+            })
+            .collect();
+        let mut tallies = Vec::new();
+        for task in tasks {
+            tallies.push(task.await.unwrap());
+        }
+        tallies
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let rows: u64 = tallies.iter().map(|t| t.rows).sum();
+    let refused: u64 = tallies.iter().map(|t| t.refused).sum();
+    let failed: u64 = tallies.iter().map(|t| t.failed).sum();
+    let mut latencies: Vec<f64> = tallies
+        .iter()
+        .flat_map(|t| t.latencies_ms.iter().copied())
+        .collect();
+    let (p50, p99) = (
+        percentile(&mut latencies, 0.50),
+        percentile(&mut latencies, 0.99),
+    );
+    // Every acknowledged row is in the table (buffered ones through the
+    // server's read-your-writes); a flush then commits the rest.
+    let counted = admin_sql("SELECT count(*) AS n FROM acme.events")["rows"][0]["n"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        counted >= rows,
+        "{label}: {counted} rows in the table, {rows} acknowledged"
+    );
+    let commits =
+        admin_sql("SELECT count(*) AS n FROM delta_history('acme.events')")["rows"][0]["n"]
+            .as_u64()
+            .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let rows_per_sec = rows as f64 / elapsed;
+    Outcome {
+        rows_per_sec,
+        line: format!(
+            "| {label} | {rows_per_request} | {rows_per_sec:.0} | {p50:.1} ms | {p99:.1} ms | {refused} | {failed} | {commits} |"
+        ),
+    }
+}
+
+fn main() {
+    let seconds = env_or("WAVELAKE_INGEST_SECS", 20);
+    let clients = env_or("WAVELAKE_INGEST_CLIENTS", 64);
+    println!("## Ingest: {clients} concurrent clients, {seconds} s per case, loopback");
+    println!();
+    println!(
+        "| path | rows per request | acknowledged rows/s | p50 | p99 | refused (429) | failed | commits |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut ratios = Vec::new();
+    for rows_per_request in [1, 100] {
+        let buffered = run(Path::Buffered, rows_per_request, seconds, clients);
+        let direct = run(Path::Direct, rows_per_request, seconds, clients);
+        println!("{}", buffered.line);
+        println!("{}", direct.line);
+        ratios.push((
+            rows_per_request,
+            buffered.rows_per_sec / direct.rows_per_sec,
+        ));
+    }
+    println!();
+    for (rows_per_request, ratio) in ratios {
+        println!(
+            "{rows_per_request} row(s) per request: buffered {ratio:.1}x the rows/s of direct commits"
+        );
+    }
+}
