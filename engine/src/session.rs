@@ -558,6 +558,47 @@ impl SqlSession {
         }
     }
 
+    /// The rows an `INSERT INTO t [(columns)] VALUES …` would append,
+    /// evaluated without writing: the table as the statement names it
+    /// (`t`, `ns.t`) and the rows in its columns' order and types (a NULL
+    /// in a NOT NULL column is left for the writer to refuse). `None` for
+    /// any other statement, an `INSERT OVERWRITE` or an `INSERT … SELECT`
+    /// that reads a table. For writers that take rows elsewhere (a
+    /// server's write buffer).
+    pub async fn inserted_rows(
+        &self,
+        statement: &Statement,
+    ) -> Result<Option<(String, Vec<RecordBatch>)>> {
+        use datafusion::common::tree_node::TreeNode;
+        use datafusion::logical_expr::dml::InsertOp;
+        use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
+        let Some(target) = statement.dml_target().map(str::to_owned) else {
+            return Ok(None);
+        };
+        let Body::DataFusion(ast) = statement.clone().into_body() else {
+            return Ok(None);
+        };
+        let frame = self.plan_statement(*ast).await?;
+        let frame = inserted_values::nullable_inserted_values(frame)?;
+        let (state, plan) = frame.into_parts();
+        let LogicalPlan::Dml(DmlStatement {
+            op: WriteOp::Insert(InsertOp::Append),
+            input,
+            ..
+        }) = plan
+        else {
+            return Ok(None);
+        };
+        let reads_a_table = input.exists(|node| Ok(matches!(node, LogicalPlan::TableScan(_))))?;
+        if reads_a_table {
+            return Ok(None);
+        }
+        let rows = DataFrame::new(state, input.as_ref().clone())
+            .collect()
+            .await?;
+        Ok(Some((target, rows)))
+    }
+
     /// Hands one of Wavelake's own statements to the write path; refused
     /// without one.
     async fn run_command(&self, command: crate::command::Command) -> Result<RecordBatch> {

@@ -65,6 +65,10 @@ pub struct IngestConfig {
     pub flush_rows: usize,
     /// Refuse appends with `429` beyond this many buffered rows per table.
     pub max_buffered_rows: usize,
+    /// `INSERT … VALUES` through the SQL API goes to the table's write
+    /// buffer too (acknowledged once durable, committed by the next flush)
+    /// instead of making a commit of its own.
+    pub buffer_inserts: bool,
 }
 
 impl Default for IngestConfig {
@@ -74,6 +78,7 @@ impl Default for IngestConfig {
             flush_interval_ms: 1000,
             flush_rows: 100_000,
             max_buffered_rows: 1_000_000,
+            buffer_inserts: false,
         }
     }
 }

@@ -106,6 +106,17 @@ impl Statement {
         &self.sql
     }
 
+    /// Whether it is an `INSERT` DataFusion plans (into one table).
+    pub fn inserts(&self) -> bool {
+        match &self.body {
+            Body::DataFusion(statement) => matches!(
+                statement.as_ref(),
+                DfStatement::Statement(inner) if matches!(inner.as_ref(), SqlStatement::Insert(_))
+            ),
+            Body::Command(_) => false,
+        }
+    }
+
     /// Whether it is a DataFusion INSERT, DELETE or UPDATE at the top level
     /// (whose table is reloaded after it runs).
     pub(crate) fn dml_target(&self) -> Option<&str> {

@@ -72,6 +72,14 @@ pub async fn run_sql(
         return respond(&headers, &batch.schema(), &[batch], false);
     }
     let statement = Statement::parse(&request.sql)?;
+    if state.config.ingest.buffer_inserts
+        && statement.inserts()
+        && principal.recipient_only().is_none()
+        && let Some(batch) =
+            buffered_insert(&state, &principal, request.namespace.as_deref(), &statement).await?
+    {
+        return respond(&headers, &batch.schema(), &[batch], false);
+    }
     let engine = session_for(&state, &principal, request.namespace.as_deref(), &statement).await?;
     let writes = statement.access() == Access::Write;
     let limits = state.config.limits.clone();
@@ -127,6 +135,40 @@ pub async fn run_sql(
     }?;
     placement.write_headers(response.headers_mut());
     Ok(response)
+}
+
+/// `INSERT … VALUES` appended to the table's write buffer (`[ingest]
+/// buffer_inserts`): authorized as any write, evaluated by the session,
+/// acknowledged once in the write-ahead log, answered as an INSERT is
+/// (`count`). `None` for an INSERT that reads tables, which commits.
+async fn buffered_insert(
+    state: &AppState,
+    principal: &Principal,
+    namespace: Option<&str>,
+    statement: &Statement,
+) -> Result<Option<arrow::array::RecordBatch>, ApiError> {
+    let namespace = state.namespace_for(principal, namespace)?;
+    authorize(&namespace, statement, |ns| state.may_write(principal, ns))?;
+    let engine = state.session(principal, &namespace).await?;
+    let Some((target, batches)) = engine.inserted_rows(statement).await? else {
+        return Ok(None);
+    };
+    let (table_namespace, table) = target.split_once('.').unwrap_or((&namespace, &target));
+    let buffer = state.buffer(table_namespace, table).await?;
+    let mut rows = 0;
+    if let Some(first) = batches.first() {
+        let batch = arrow::compute::concat_batches(&first.schema(), &batches)
+            .map_err(|e| wavelake_engine::Error::Arrow(Arc::new(e)))?;
+        rows = buffer.append(&batch).await?.rows;
+    }
+    metrics::counter!("wavelake_buffered_rows_total").increment(rows as u64);
+    let count = arrow::array::UInt64Array::from(vec![rows as u64]);
+    let batch = arrow::array::RecordBatch::try_from_iter([(
+        "count",
+        Arc::new(count) as arrow::array::ArrayRef,
+    )])
+    .map_err(ApiError::internal)?;
+    Ok(Some(batch))
 }
 
 /// The session `statement` runs in, once it is authorized: a Delta

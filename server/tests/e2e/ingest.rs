@@ -469,3 +469,49 @@ fn a_server_killed_during_ingest_again_and_again_keeps_every_acknowledged_row_on
         committed.len()
     );
 }
+
+#[test]
+fn insert_values_go_to_the_buffer_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let server = Server::start(
+        dir.path(),
+        &config(
+            &root,
+            "flush_interval_ms = 600000\nflush_rows = 1000000\nbuffer_inserts = true",
+        ),
+    );
+    create_orders(&server);
+    let writer = server.token("acme", true);
+    let (status, body) = server.sql(
+        &writer,
+        "INSERT INTO orders VALUES (1, DATE '2024-01-01', 1.5), (2, NULL, NULL)",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"][0]["count"], 2, "{body}");
+    assert_eq!(
+        count_and_version(&server, "acme.orders"),
+        (2, 0),
+        "acknowledged, read through the server, not committed"
+    );
+    let (status, body) = server.sql(&writer, "INSERT INTO orders (id) VALUES (7)");
+    assert_eq!(
+        (status, &body["rows"][0]["count"]),
+        (StatusCode::OK, &Value::from(1)),
+        "{body}"
+    );
+    let (status, body) = server.sql(&writer, "INSERT INTO orders VALUES (NULL, NULL, NULL)");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "CONSTRAINT_VIOLATION", "{body}");
+    let reader = server.token("acme", false);
+    let (status, body) = server.sql(&reader, "INSERT INTO orders VALUES (9, NULL, NULL)");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // An INSERT that reads a table commits, after the buffer's flush.
+    let (status, body) = server.sql(
+        &writer,
+        "INSERT INTO orders SELECT id + 10, day, total FROM orders",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(count_and_version(&server, "acme.orders"), (6, 2));
+    assert_eq!(ids(&server), [1, 2, 7, 11, 12, 17]);
+}
