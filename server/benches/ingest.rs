@@ -1,8 +1,9 @@
 //! Buffered ingest against direct commits: 64 concurrent clients
 //! (`WAVELAKE_INGEST_CLIENTS`) append rows to one table for
 //! `WAVELAKE_INGEST_SECS` (20) each, through `POST …/rows` (the write-ahead
-//! log and buffer) and through `INSERT … VALUES` on `/api/v1/sql` (one
-//! Delta commit per statement, as every write was before), with 1 and with
+//! log and buffer), through `INSERT … VALUES` on `/api/v1/sql` with
+//! `buffer_inserts` (the same buffer) and without (one Delta commit per
+//! statement, as every write was before), with 1 and with
 //! 100 rows per request, in one run against one server per case:
 //! acknowledged rows per second, p50 and p99 acknowledgement latency, and
 //! the rows the table holds afterwards (checked equal to those
@@ -36,7 +37,11 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Path {
+    /// `POST …/rows`.
     Buffered,
+    /// `INSERT … VALUES` with `[ingest] buffer_inserts = true`.
+    BufferedInsert,
+    /// `INSERT … VALUES`, one commit each.
     Direct,
 }
 
@@ -72,7 +77,7 @@ async fn client(
                     .header("content-type", "application/x-ndjson")
                     .body(body)
             }
-            Path::Direct => {
+            Path::Direct | Path::BufferedInsert => {
                 let values: Vec<String> = ids.map(|id| format!("({id}, {})", id % 1000)).collect();
                 let sql = format!("INSERT INTO acme.events VALUES {}", values.join(", "));
                 http.post(format!("{url}/api/v1/sql"))
@@ -112,9 +117,10 @@ struct Outcome {
 }
 
 fn run(path: Path, rows_per_request: i64, seconds: u64, clients: u64) -> Outcome {
-    let label = match path {
-        Path::Buffered => "buffered",
-        Path::Direct => "direct",
+    let (label, buffer_inserts) = match path {
+        Path::Buffered => ("buffered rows", false),
+        Path::BufferedInsert => ("buffered INSERT", true),
+        Path::Direct => ("direct INSERT", false),
     };
     let dir =
         wavelake_tests::scratch_dir().join(format!("ingest-bench-{label}-{rows_per_request}"));
@@ -124,7 +130,7 @@ fn run(path: Path, rows_per_request: i64, seconds: u64, clients: u64) -> Outcome
     std::fs::write(
         &config,
         format!(
-            "root = {:?}\n{UNLIMITED}[ingest]\nmax_buffered_rows = 5000000\n",
+            "root = {:?}\n{UNLIMITED}[ingest]\nmax_buffered_rows = 5000000\nbuffer_inserts = {buffer_inserts}\n",
             dir.join("lake").to_str().unwrap()
         ),
     )
@@ -216,18 +222,21 @@ fn main() {
     let mut ratios = Vec::new();
     for rows_per_request in [1, 100] {
         let buffered = run(Path::Buffered, rows_per_request, seconds, clients);
+        let insert = run(Path::BufferedInsert, rows_per_request, seconds, clients);
         let direct = run(Path::Direct, rows_per_request, seconds, clients);
         println!("{}", buffered.line);
+        println!("{}", insert.line);
         println!("{}", direct.line);
         ratios.push((
             rows_per_request,
             buffered.rows_per_sec / direct.rows_per_sec,
+            insert.rows_per_sec / direct.rows_per_sec,
         ));
     }
     println!();
-    for (rows_per_request, ratio) in ratios {
+    for (rows_per_request, rows, insert) in ratios {
         println!(
-            "{rows_per_request} row(s) per request: buffered {ratio:.1}x the rows/s of direct commits"
+            "{rows_per_request} row(s) per request: buffered rows {rows:.1}x, buffered INSERT {insert:.1}x the rows/s of direct INSERTs"
         );
     }
 }
