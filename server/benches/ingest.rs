@@ -20,20 +20,13 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 mod common;
-use common::ADMIN;
+use common::{ADMIN, env_or, percentile};
 
 /// Limits that do not bind at this load (admission would otherwise queue
 /// the SQL path and not the buffered one).
 const UNLIMITED: &str = "[limits]\nmax_running_statements = 1000000\n\
     max_running_per_token = 1000000\nmax_connections = 1000000\n\
     server_memory_bytes = 1099511627776\n";
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Path {
@@ -101,14 +94,6 @@ async fn client(
         }
     }
     tally
-}
-
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
-    if samples.is_empty() {
-        return f64::NAN;
-    }
-    samples.sort_by(f64::total_cmp);
-    samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)]
 }
 
 struct Outcome {

@@ -16,20 +16,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod common;
-use common::ADMIN;
+use common::{ADMIN, env_or, percentile};
 
 /// Limits that do not bind at this load.
 const UNLIMITED: &str = "[limits]\nmax_running_statements = 1000000\n\
     max_running_per_token = 1000000\nmax_connections = 1000000\n\
     server_memory_bytes = 1099511627776\nheader_timeout_secs = 86400\n\
     body_idle_timeout_secs = 86400\n";
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn start(dir: &std::path::Path, limits: &str) -> (std::process::Child, String) {
     let config = dir.join("wavelake.toml");
@@ -101,14 +94,6 @@ async fn client(url: String, token: String, writer: bool, id: u64, until: Instan
         }
     }
     tally
-}
-
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
-    if samples.is_empty() {
-        return f64::NAN;
-    }
-    samples.sort_by(f64::total_cmp);
-    samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)]
 }
 
 /// Runs the load against a server started with `limits`; one table row.

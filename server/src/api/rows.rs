@@ -16,7 +16,7 @@ use arrow::array::RecordBatch;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -47,20 +47,12 @@ pub async fn append_rows(
     let namespace = state.namespace_for(&principal, Some(&namespace))?;
     check_name("table", &table)?;
     state.may_write(&principal, &namespace)?;
-    let format = query
-        .format
-        .or_else(|| {
-            headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(UploadFormat::from_content_type)
-        })
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "say the format: ?format=json|csv|arrow, or a Content-Type of \
-                 application/x-ndjson, text/csv or application/vnd.apache.arrow.stream",
-            )
-        })?;
+    let format = super::upload::body_format(
+        query.format,
+        &headers,
+        "say the format: ?format=json|csv|arrow, or a Content-Type of \
+         application/x-ndjson, text/csv or application/vnd.apache.arrow.stream",
+    )?;
     if body.is_empty() {
         return Err(ApiError::bad_request("the body holds no rows"));
     }

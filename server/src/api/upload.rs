@@ -48,21 +48,13 @@ pub async fn upload(
     let namespace = state.namespace_for(&principal, Some(&namespace))?;
     check_name("table", &table)?;
     state.may_write(&principal, &namespace)?;
-    let format = query
-        .format
-        .or_else(|| {
-            headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(UploadFormat::from_content_type)
-        })
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "say the format: ?format=parquet|csv|json|arrow, or a Content-Type of \
-                 application/vnd.apache.parquet, text/csv, application/x-ndjson or \
-                 application/vnd.apache.arrow.stream",
-            )
-        })?;
+    let format = body_format(
+        query.format,
+        &headers,
+        "say the format: ?format=parquet|csv|json|arrow, or a Content-Type of \
+         application/vnd.apache.parquet, text/csv, application/x-ndjson or \
+         application/vnd.apache.arrow.stream",
+    )?;
     let key = headers
         .get("idempotency-key")
         .map(|v| {
@@ -151,6 +143,23 @@ pub async fn upload(
             Json(json!({"version": null, "rows": 0, "already_applied": key})),
         )),
     }
+}
+
+/// The format a body is in: `?format=`, else its `Content-Type`; a
+/// `400` saying `how_to_say` when neither names one.
+pub(super) fn body_format(
+    query: Option<UploadFormat>,
+    headers: &HeaderMap,
+    how_to_say: &str,
+) -> Result<UploadFormat, ApiError> {
+    query
+        .or_else(|| {
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(UploadFormat::from_content_type)
+        })
+        .ok_or_else(|| ApiError::bad_request(how_to_say))
 }
 
 fn too_large(limit: usize) -> ApiError {

@@ -17,6 +17,16 @@ fn config(root: &std::path::Path, ingest: &str) -> String {
     )
 }
 
+/// A server with `[ingest]` settings `ingest` and `acme.orders` created:
+/// its directory (kept while the guard lives) and a token that writes acme.
+fn server_with_orders(ingest: &str) -> (tempfile::TempDir, Server, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &config(&dir.path().join("lake"), ingest));
+    create_orders(&server);
+    let writer = server.token("acme", true);
+    (dir, server, writer)
+}
+
 fn create_orders(server: &Server) {
     let (status, body) = server.sql(
         ADMIN,
@@ -104,14 +114,7 @@ fn ids(server: &Server) -> Vec<i64> {
 
 #[test]
 fn appends_are_acknowledged_then_committed_by_one_flush() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("lake");
-    let server = Server::start(
-        dir.path(),
-        &config(&root, "flush_interval_ms = 600000\nflush_rows = 30"),
-    );
-    create_orders(&server);
-    let writer = server.token("acme", true);
+    let (_dir, server, writer) = server_with_orders("flush_interval_ms = 600000\nflush_rows = 30");
     let mut sequences = Vec::new();
     for start in [0, 5, 10] {
         let (status, _, body) = post_rows(
@@ -200,17 +203,8 @@ fn rows_a_killed_server_acknowledged_are_committed_once_after_a_restart() {
 
 #[test]
 fn a_full_buffer_refuses_with_429_and_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("lake");
-    let server = Server::start(
-        dir.path(),
-        &config(
-            &root,
-            "flush_interval_ms = 600000\nflush_rows = 1000\nmax_buffered_rows = 10",
-        ),
-    );
-    create_orders(&server);
-    let writer = server.token("acme", true);
+    let (_dir, server, writer) =
+        server_with_orders("flush_interval_ms = 600000\nflush_rows = 1000\nmax_buffered_rows = 10");
     let (status, _, body) = post_rows(&server, &writer, "application/x-ndjson", json_rows(0, 8));
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let (status, retry_after, body) =
@@ -224,14 +218,7 @@ fn a_full_buffer_refuses_with_429_and_retry_after() {
 
 #[test]
 fn bad_rows_and_callers_are_refused_and_nothing_is_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("lake");
-    let server = Server::start(
-        dir.path(),
-        &config(&root, "flush_interval_ms = 200\nflush_rows = 1"),
-    );
-    create_orders(&server);
-    let writer = server.token("acme", true);
+    let (_dir, server, writer) = server_with_orders("flush_interval_ms = 200\nflush_rows = 1");
     let reader = server.token("acme", false);
     let refusals: Vec<(&str, &str, Vec<u8>, StatusCode, &str)> = vec![
         (
@@ -305,14 +292,8 @@ fn bad_rows_and_callers_are_refused_and_nothing_is_kept() {
 
 #[test]
 fn a_statement_that_changes_the_table_flushes_its_buffer_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("lake");
-    let server = Server::start(
-        dir.path(),
-        &config(&root, "flush_interval_ms = 600000\nflush_rows = 1000000"),
-    );
-    create_orders(&server);
-    let writer = server.token("acme", true);
+    let (_dir, server, writer) =
+        server_with_orders("flush_interval_ms = 600000\nflush_rows = 1000000");
     let (status, _, body) = post_rows(&server, &writer, "application/x-ndjson", json_rows(0, 10));
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let (status, body) = server.sql(&writer, "DELETE FROM orders WHERE id < 3");
@@ -472,17 +453,9 @@ fn a_server_killed_during_ingest_again_and_again_keeps_every_acknowledged_row_on
 
 #[test]
 fn insert_values_go_to_the_buffer_when_configured() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("lake");
-    let server = Server::start(
-        dir.path(),
-        &config(
-            &root,
-            "flush_interval_ms = 600000\nflush_rows = 1000000\nbuffer_inserts = true",
-        ),
+    let (_dir, server, writer) = server_with_orders(
+        "flush_interval_ms = 600000\nflush_rows = 1000000\nbuffer_inserts = true",
     );
-    create_orders(&server);
-    let writer = server.token("acme", true);
     let (status, body) = server.sql(
         &writer,
         "INSERT INTO orders VALUES (1, DATE '2024-01-01', 1.5), (2, NULL, NULL)",

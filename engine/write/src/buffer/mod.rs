@@ -200,12 +200,6 @@ impl TableBuffer {
         self.buffered_rows.load(Ordering::SeqCst)
     }
 
-    /// The acknowledged rows not yet in the table, in order (for queries
-    /// that read their own writes).
-    pub fn pending_batches(&self) -> Vec<RecordBatch> {
-        self.pending_since_flush().0
-    }
-
     /// The acknowledged rows not yet in the table, and the sequence number
     /// every row up to which the table holds (recorded under [`APP_ID`]),
     /// read at one moment: a snapshot recording that number, merged with
@@ -530,6 +524,19 @@ mod tests {
         ids
     }
 
+    /// A new table and its buffer, with its log in a directory kept as
+    /// long as the returned guard.
+    async fn new_buffer(
+        settings: BufferSettings,
+    ) -> (StorageRef, tempfile::TempDir, Arc<TableBuffer>) {
+        let (storage, table) = new_table().await;
+        let dir = tempfile::tempdir().unwrap();
+        let buffer = TableBuffer::open("t", table, dir.path(), settings)
+            .await
+            .unwrap();
+        (storage, dir, buffer)
+    }
+
     fn quiet() -> BufferSettings {
         BufferSettings {
             flush_interval: Duration::from_secs(3600),
@@ -549,11 +556,7 @@ mod tests {
 
     #[tokio::test]
     async fn appends_are_committed_once_by_a_flush_with_the_application_transaction() {
-        let (storage, table) = new_table().await;
-        let dir = tempfile::tempdir().unwrap();
-        let buffer = TableBuffer::open("t", table, dir.path(), quiet())
-            .await
-            .unwrap();
+        let (storage, dir, buffer) = new_buffer(quiet()).await;
         let appends = (0..20).map(|i| {
             let buffer = buffer.clone();
             async move { buffer.append(&rows(i * 10..i * 10 + 10)).await.unwrap() }
@@ -565,7 +568,8 @@ mod tests {
         assert_eq!(buffer.buffered_rows(), 200);
         assert_eq!(
             buffer
-                .pending_batches()
+                .pending_since_flush()
+                .0
                 .iter()
                 .map(RecordBatch::num_rows)
                 .sum::<usize>(),
@@ -623,11 +627,7 @@ mod tests {
 
     #[tokio::test]
     async fn rows_that_do_not_fit_the_table_are_refused_and_nothing_is_kept() {
-        let (_, table) = new_table().await;
-        let dir = tempfile::tempdir().unwrap();
-        let buffer = TableBuffer::open("t", table, dir.path(), quiet())
-            .await
-            .unwrap();
+        let (_, _dir, buffer) = new_buffer(quiet()).await;
         let null_id = RecordBatch::try_new(
             Arc::new(Schema::new(vec![
                 Field::new("id", DataType::Int64, true),
@@ -654,15 +654,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_buffer_refuses_until_a_flush_makes_room() {
-        let (storage, table) = new_table().await;
-        let dir = tempfile::tempdir().unwrap();
         let settings = BufferSettings {
             max_rows: 25,
             ..quiet()
         };
-        let buffer = TableBuffer::open("t", table, dir.path(), settings)
-            .await
-            .unwrap();
+        let (storage, _dir, buffer) = new_buffer(settings).await;
         buffer.append(&rows(0..20)).await.unwrap();
         let err = buffer.append(&rows(20..30)).await.unwrap_err();
         assert!(
@@ -791,11 +787,7 @@ mod tests {
 
     #[tokio::test]
     async fn queries_read_buffered_rows_once_also_across_a_flush() {
-        let (storage, table) = new_table().await;
-        let dir = tempfile::tempdir().unwrap();
-        let buffer = TableBuffer::open("t", table, dir.path(), quiet())
-            .await
-            .unwrap();
+        let (storage, _dir, buffer) = new_buffer(quiet()).await;
         let session = crate::session_with(wavelake_engine::SqlSessionOptions {
             buffered_rows: Some(Arc::new(OneBuffer(buffer.clone()))),
             ..wavelake_engine::SqlSessionOptions::default()
@@ -827,16 +819,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_background_task_flushes_on_its_interval_and_close_stops_appends() {
-        let (storage, table) = new_table().await;
-        let dir = tempfile::tempdir().unwrap();
         let settings = BufferSettings {
             flush_interval: Duration::from_millis(50),
             flush_rows: 100,
             max_rows: 1_000,
         };
-        let buffer = TableBuffer::open("t", table, dir.path(), settings)
-            .await
-            .unwrap();
+        let (storage, _dir, buffer) = new_buffer(settings).await;
         buffer.append(&rows(0..3)).await.unwrap();
         for _ in 0..200 {
             if buffer.buffered_rows() == 0 {

@@ -23,7 +23,7 @@ const GROUP_LIMIT: usize = 4096;
 /// A running segment log.
 #[derive(Debug)]
 pub(super) struct SegmentLog {
-    commands: Mutex<Sender<Command>>,
+    commands: Sender<Command>,
 }
 
 enum Command {
@@ -62,9 +62,7 @@ impl SegmentLog {
             .name("wavelake-wal".into())
             .spawn(move || writer.run(&receiver))
             .map_err(|e| io_error(dir, &e))?;
-        Ok(Self {
-            commands: Mutex::new(commands),
-        })
+        Ok(Self { commands })
     }
 
     /// Writes one record durably; its sequence number.
@@ -88,7 +86,7 @@ impl SegmentLog {
     }
 
     fn send(&self, command: Command) -> Result<()> {
-        lock(&self.commands).send(command).map_err(|_| stopped())
+        self.commands.send(command).map_err(|_| stopped())
     }
 }
 
