@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::create::{MAX_COLUMN_ID_PROPERTY, PhysicalNames, assign_column_mapping};
 use super::now_ms;
 use crate::command::TableChange;
+use crate::properties::check_property;
 use crate::protocol::features::{ensure_writable, with_feature};
 use crate::protocol::{Metadata, Protocol};
 use crate::schema::{ColumnMappingMode, StructType};
@@ -133,9 +134,18 @@ pub fn evolve(
             parameters.push(("columns", Value::String(json!(dropped).to_string())));
         }
         TableChange::SetProperties(properties) => {
-            for (key, value) in properties {
-                match key.as_str() {
-                    MAPPING_MODE_PROPERTY => match ColumnMappingMode::from_property(Some(value))? {
+            let mut keys: Vec<&String> = properties.keys().collect();
+            keys.sort();
+            for key in keys {
+                let value = &properties[key];
+                // Checked, with the feature it needs turned on.
+                let checked = check_property(&protocol_now, key, value)?;
+                protocol_now = checked.protocol;
+                let Some(key) = checked.key else {
+                    continue;
+                };
+                if key == MAPPING_MODE_PROPERTY {
+                    match ColumnMappingMode::from_property(Some(value))? {
                         ColumnMappingMode::Name => {
                             ensure_column_mapping(&mut protocol_now, &mut metadata, &mut schema)?;
                         }
@@ -146,19 +156,9 @@ pub fn evolve(
                                  name mode on is supported"
                             )));
                         }
-                    },
-                    "delta.enableDeletionVectors" if value.eq_ignore_ascii_case("true") => {
-                        protocol_now = with_feature(&protocol_now, "deletionVectors", true);
                     }
-                    "delta.appendOnly"
-                        if value.eq_ignore_ascii_case("true")
-                            && protocol_now.min_writer_version == 7 =>
-                    {
-                        protocol_now = with_feature(&protocol_now, "appendOnly", false);
-                    }
-                    _ => {}
                 }
-                set_property(&mut metadata, key, value.clone());
+                set_property(&mut metadata, &key, checked.value);
             }
             parameters.push(("properties", Value::String(json!(properties).to_string())));
         }
@@ -356,8 +356,16 @@ mod tests {
                 "only turning name mode on",
             ),
             (
-                "ALTER TABLE t SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')",
-                "hange",
+                "ALTER TABLE t SET TBLPROPERTIES ('delta.enableInCommitTimestamps' = 'true')",
+                "does not write",
+            ),
+            (
+                "ALTER TABLE t SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'yes')",
+                "true or false",
+            ),
+            (
+                "ALTER TABLE t SET TBLPROPERTIES ('delta.enableChangDataFeed' = 'true')",
+                "unknown Delta table property",
             ),
         ] {
             let err = alter(&protocol, &metadata, sql).expect_err(sql);

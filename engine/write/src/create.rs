@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use crate::properties::check_property;
 use crate::protocol::features::with_feature;
 use crate::protocol::{Format, Metadata, Protocol};
 use crate::schema::{
@@ -60,35 +61,33 @@ impl NewTableActions for NewTable {
                 "at least one column must not be a partition column".into(),
             ));
         }
-        let mut configuration: HashMap<String, Option<String>> = self
-            .properties
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
-        let mapping = ColumnMappingMode::from_property(
-            self.properties
-                .get("delta.columnMapping.mode")
-                .map(String::as_str),
-        )?;
         let mut protocol = Protocol {
             min_reader_version: 1,
             min_writer_version: 2,
             reader_features: None,
             writer_features: None,
         };
+        // Each property is checked, and turns on the feature it needs.
+        let mut configuration: HashMap<String, Option<String>> = HashMap::new();
+        let mut keys: Vec<&String> = self.properties.keys().collect();
+        keys.sort();
+        for key in keys {
+            let checked = check_property(&protocol, key, &self.properties[key])?;
+            protocol = checked.protocol;
+            if let Some(key) = checked.key {
+                configuration.insert(key, Some(checked.value));
+            }
+        }
+        let mapping = ColumnMappingMode::from_property(
+            configuration
+                .get("delta.columnMapping.mode")
+                .and_then(Option::as_deref),
+        )?;
         if mapping != ColumnMappingMode::None {
             let mut next_id = 0;
             assign_column_mapping(&mut schema.fields, &mut next_id, PhysicalNames::Fresh);
             configuration.insert(MAX_COLUMN_ID_PROPERTY.into(), Some(next_id.to_string()));
             protocol = with_feature(&protocol, "columnMapping", true);
-        }
-        let enabled = |key: &str| {
-            self.properties
-                .get(key)
-                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        };
-        if enabled("delta.enableDeletionVectors") {
-            protocol = with_feature(&protocol, "deletionVectors", true);
         }
         if schema
             .fields
@@ -97,7 +96,13 @@ impl NewTableActions for NewTable {
         {
             protocol = with_feature(&protocol, "timestampNtz", true);
         }
-        if enabled("delta.appendOnly") && protocol.min_writer_version == 7 {
+        if configuration
+            .get("delta.appendOnly")
+            .and_then(Option::as_deref)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            && protocol.min_writer_version == 7
+        {
+            // Turned on before a later feature upgraded the protocol.
             protocol = with_feature(&protocol, "appendOnly", false);
         }
         let metadata = Metadata {

@@ -26,6 +26,7 @@ pub mod fuzzing;
 pub mod ingest;
 pub mod merge;
 pub mod optimize;
+pub mod properties;
 pub mod restore;
 mod statements;
 pub mod target;

@@ -130,6 +130,24 @@ pub fn is_append_only(metadata: &Metadata) -> bool {
 /// writer 7 when needed). Features from older protocol versions are listed
 /// explicitly on the way, as the protocol requires.
 pub fn with_feature(protocol: &Protocol, feature: &str, reader_too: bool) -> Protocol {
+    let mut upgraded = with_table_features(protocol, reader_too);
+    let add = |list: &mut Option<Vec<String>>| {
+        let list = list.get_or_insert_with(Vec::new);
+        if !list.iter().any(|f| f == feature) {
+            list.push(feature.to_owned());
+        }
+    };
+    add(&mut upgraded.writer_features);
+    if reader_too {
+        add(&mut upgraded.reader_features);
+    }
+    upgraded
+}
+
+/// `protocol` upgraded to writer version 7 (and, with `reader_too`, reader
+/// version 3), the features its older versions implied listed explicitly;
+/// unchanged where it is there already.
+pub fn with_table_features(protocol: &Protocol, reader_too: bool) -> Protocol {
     let mut upgraded = protocol.clone();
     if upgraded.min_writer_version < 7 {
         let mut writer: Vec<String> = Vec::new();
@@ -157,16 +175,6 @@ pub fn with_feature(protocol: &Protocol, feature: &str, reader_too: bool) -> Pro
         }
         upgraded.min_reader_version = 3;
         upgraded.reader_features = Some(reader);
-    }
-    let add = |list: &mut Option<Vec<String>>| {
-        let list = list.get_or_insert_with(Vec::new);
-        if !list.iter().any(|f| f == feature) {
-            list.push(feature.to_owned());
-        }
-    };
-    add(&mut upgraded.writer_features);
-    if reader_too {
-        add(&mut upgraded.reader_features);
     }
     upgraded
 }
