@@ -21,6 +21,31 @@ use crate::{Error, Result};
 /// The table property that makes writers record change data.
 pub const CHANGE_DATA_FEED_PROPERTY: &str = "delta.enableChangeDataFeed";
 
+/// What a row of the change data feed is (its `_change_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeType {
+    /// A row the commit inserted.
+    Insert,
+    /// A row the commit deleted, as it was.
+    Delete,
+    /// A row the commit updated, as it was before.
+    UpdatePreimage,
+    /// A row the commit updated, as it is after.
+    UpdatePostimage,
+}
+
+impl ChangeType {
+    /// The `_change_type` value, as Delta writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Insert => "insert",
+            Self::Delete => "delete",
+            Self::UpdatePreimage => "update_preimage",
+            Self::UpdatePostimage => "update_postimage",
+        }
+    }
+}
+
 /// What one file of the feed holds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChangeAction {

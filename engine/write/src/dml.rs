@@ -7,8 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::Int64Type;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{Field, Int64Type, Schema, SchemaRef};
 use datafusion::common::Column;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::execution::context::{SessionContext, SessionState};
@@ -19,9 +19,13 @@ use futures::StreamExt;
 use roaring::RoaringTreemap;
 
 use super::quoted;
+use super::target::CHANGE_TYPE_COLUMN;
 use super::{TableFileWriter, WriteTarget, delete_uncommitted, now_ms, remove_of};
+use crate::changes::{ChangeType, records_changes};
 use crate::protocol::features::{ensure_writable, is_append_only, with_feature};
-use crate::protocol::{Add, DeletionVectorFile, FileKey, MAX_INLINE_DV_BYTES, Metadata, Remove};
+use crate::protocol::{
+    Add, AddCdc, DeletionVectorFile, FileKey, MAX_INLINE_DV_BYTES, Metadata, Remove,
+};
 use crate::scan::{
     DeltaTableProvider, FILE_PATH_COLUMN, FilePruner, ROW_INDEX_COLUMN, load_deletion_vector,
 };
@@ -75,11 +79,70 @@ impl ChangeCounts {
 }
 
 /// One batch of a change: rows of the table that go (file path and row
-/// index columns), and rows to write.
+/// index columns), rows to write, and, when the table records its change
+/// data feed, the changed rows with their [`CHANGE_TYPE_COLUMN`].
 pub(crate) struct RowChanges {
     pub removed: Option<RecordBatch>,
     pub written: Option<RecordBatch>,
     pub counts: ChangeCounts,
+    pub change_data: Option<RecordBatch>,
+}
+
+/// `rows` (table columns, by logical name) with a [`CHANGE_TYPE_COLUMN`]
+/// saying they are `kind`; every column nullable, so batches of any kind
+/// concatenate.
+pub(crate) fn tagged(rows: &RecordBatch, kind: ChangeType) -> Result<RecordBatch> {
+    let mut fields: Vec<Field> = rows
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    fields.push(Field::new(
+        CHANGE_TYPE_COLUMN,
+        arrow::datatypes::DataType::Utf8,
+        true,
+    ));
+    let mut columns = rows.columns().to_vec();
+    columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+        kind.as_str(),
+        rows.num_rows(),
+    ))) as ArrayRef);
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// The columns of `rows` under the names of `schema`'s fields (same
+/// count, same types): values read under aliases, renamed back.
+pub(crate) fn renamed(rows: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .zip(rows.columns())
+        .map(|(field, column)| Field::new(field.name(), column.data_type().clone(), true))
+        .collect();
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        rows.columns().to_vec(),
+    )?)
+}
+
+/// The tagged batches that are not empty, as one (`None` when all are).
+pub(crate) fn change_rows(parts: Vec<(RecordBatch, ChangeType)>) -> Result<Option<RecordBatch>> {
+    let tagged = parts
+        .iter()
+        .filter(|(rows, _)| rows.num_rows() > 0)
+        .map(|(rows, kind)| tagged(rows, *kind))
+        .collect::<Result<Vec<_>>>()?;
+    match tagged.first() {
+        None => Ok(None),
+        Some(first) => Ok(Some(arrow::compute::concat_batches(
+            &first.schema(),
+            &tagged,
+        )?)),
+    }
 }
 
 /// Deletes the rows matching every one of `filters` (all rows if none).
@@ -147,6 +210,9 @@ pub(crate) struct Change<'a> {
     /// What the change read, for conflicts with concurrent commits: the
     /// whole table unless a condition narrowed it.
     read: ReadScope,
+    /// Where the rows it changes are recorded, when the table keeps a
+    /// change data feed.
+    change_data: Option<WriteTarget>,
 }
 
 impl<'a> Change<'a> {
@@ -162,13 +228,23 @@ impl<'a> Change<'a> {
             .metadata()
             .property("delta.enableDeletionVectors")
             .is_some_and(|v| v.eq_ignore_ascii_case("false"));
+        let change_data = records_changes(snapshot.metadata())
+            .then(|| WriteTarget::change_data(snapshot.metadata()))
+            .transpose()?;
         Ok(Self {
             table,
             snapshot,
             operation,
             merge_on_read,
             read: ReadScope::WholeTable,
+            change_data,
         })
+    }
+
+    /// Whether the table keeps a change data feed, which this change must
+    /// write its changed rows to.
+    pub(crate) fn records_changes(&self) -> bool {
+        self.change_data.is_some()
     }
 
     /// The table as read by this change, with its row-id columns
@@ -230,20 +306,26 @@ impl<'a> Change<'a> {
             };
             matched = matched.filter(predicate)?;
         }
-        // The changed rows: for UPDATE their new values, then their ids.
+        // The changed rows: for UPDATE their new values, then (for the
+        // change data feed) their old values, then their ids.
+        let columns = self.logical_columns();
         let mut select: Vec<Expr> = Vec::new();
         if let Some(set) = &assignments {
-            for name in self.logical_columns() {
-                let value = set
-                    .get(&name)
-                    .cloned()
-                    .unwrap_or_else(|| col(quoted(&name)));
-                select.push(value.alias(&name));
+            for name in &columns {
+                let value = set.get(name).cloned().unwrap_or_else(|| col(quoted(name)));
+                select.push(value.alias(name));
+            }
+        }
+        let recording = self.records_changes();
+        if recording {
+            for (i, name) in columns.iter().enumerate() {
+                select.push(col(quoted(name)).alias(format!("__wavelake_preimage_{i}")));
             }
         }
         select.push(col(FILE_PATH_COLUMN));
         select.push(col(ROW_INDEX_COLUMN));
         let updating = assignments.is_some();
+        let logical = self.logical_schema();
         let changes = matched
             .select(select)?
             .execute_stream()
@@ -251,26 +333,44 @@ impl<'a> Change<'a> {
             .map(move |batch| {
                 let batch = batch?;
                 let n = batch.num_columns();
+                let width = logical.fields().len();
                 let rows = batch.num_rows() as u64;
-                let removed = batch.project(&[n - 2, n - 1])?;
-                Ok(if updating {
-                    RowChanges {
-                        written: Some(batch.project(&(0..n - 2).collect::<Vec<_>>())?),
-                        removed: Some(removed),
-                        counts: ChangeCounts {
-                            updated: rows,
-                            ..Default::default()
-                        },
+                let removed = Some(batch.project(&[n - 2, n - 1])?);
+                let written = if updating {
+                    Some(batch.project(&(0..width).collect::<Vec<_>>())?)
+                } else {
+                    None
+                };
+                let change_data = if recording {
+                    let first = if updating { width } else { 0 };
+                    let before = batch.project(&(first..first + width).collect::<Vec<_>>())?;
+                    let before = renamed(&before, &logical)?;
+                    change_rows(match &written {
+                        Some(after) => vec![
+                            (before, ChangeType::UpdatePreimage),
+                            (after.clone(), ChangeType::UpdatePostimage),
+                        ],
+                        None => vec![(before, ChangeType::Delete)],
+                    })?
+                } else {
+                    None
+                };
+                let counts = if updating {
+                    ChangeCounts {
+                        updated: rows,
+                        ..Default::default()
                     }
                 } else {
-                    RowChanges {
-                        written: None,
-                        removed: Some(removed),
-                        counts: ChangeCounts {
-                            deleted: rows,
-                            ..Default::default()
-                        },
+                    ChangeCounts {
+                        deleted: rows,
+                        ..Default::default()
                     }
+                };
+                Ok(RowChanges {
+                    removed,
+                    written,
+                    counts,
+                    change_data,
                 })
             });
         self.apply(state, changes).await
@@ -287,6 +387,11 @@ impl<'a> Change<'a> {
         let target = WriteTarget::new(self.snapshot.metadata())?;
         let storage = self.table.storage().as_ref();
         let mut writer = TableFileWriter::new(&target, storage, now, true)?;
+        let change_target = self.change_data.clone();
+        let mut change_writer = change_target
+            .as_ref()
+            .map(|target| TableFileWriter::new(target, storage, now, false))
+            .transpose()?;
         let mut deleted: HashMap<String, RoaringTreemap> = HashMap::new();
         let mut counts = ChangeCounts::default();
         let mut changes = std::pin::pin!(changes);
@@ -300,28 +405,50 @@ impl<'a> Change<'a> {
                 if let Some(written) = &change.written {
                     writer.write(written).await?;
                 }
+                if let (Some(changes), Some(rows)) = (change_writer.as_mut(), &change.change_data) {
+                    changes.write(rows).await?;
+                }
                 Ok::<(), Error>(())
             };
             if let Err(e) = step.await {
-                writer.abandon().await;
+                abandon(writer, change_writer).await;
                 return Err(e);
             }
         }
         if counts.total() == 0 {
-            writer.abandon().await;
+            abandon(writer, change_writer).await;
             return Ok(DmlOutcome::default());
         }
         if !self.merge_on_read
             && !deleted.is_empty()
             && let Err(e) = self.copy_remaining_rows(state, &deleted, &mut writer).await
         {
-            writer.abandon().await;
+            abandon(writer, change_writer).await;
             return Err(e);
         }
-        let adds = writer.finish().await?;
-        let committed = self.commit(adds.clone(), deleted, counts, now).await;
+        let change_files = match change_writer {
+            Some(changes) => match changes.finish().await {
+                Ok(files) => files,
+                Err(e) => {
+                    writer.abandon().await;
+                    return Err(e);
+                }
+            },
+            None => Vec::new(),
+        };
+        let adds = match writer.finish().await {
+            Ok(adds) => adds,
+            Err(e) => {
+                super::delete_files(storage, &change_files).await;
+                return Err(e);
+            }
+        };
+        let committed = self
+            .commit(adds.clone(), change_files.clone(), deleted, counts, now)
+            .await;
         if let Err(e) = &committed {
             delete_uncommitted(storage, &adds, e).await;
+            delete_uncommitted(storage, &change_files, e).await;
         }
         committed
     }
@@ -362,6 +489,7 @@ impl<'a> Change<'a> {
     async fn commit(
         &self,
         adds: Vec<Add>,
+        change_files: Vec<Add>,
         deleted: HashMap<String, RoaringTreemap>,
         counts: ChangeCounts,
         now: i64,
@@ -414,7 +542,11 @@ impl<'a> Change<'a> {
                 ..add.clone()
             });
         }
-        let mut bytes_written: u64 = adds.iter().map(|a| a.size.max(0) as u64).sum();
+        let mut bytes_written: u64 = adds
+            .iter()
+            .chain(&change_files)
+            .map(|a| a.size.max(0) as u64)
+            .sum();
         let dv_path = dv_file.path();
         if !dv_file.is_empty() {
             let bytes = dv_file.into_bytes();
@@ -451,10 +583,24 @@ impl<'a> Change<'a> {
             transaction = transaction.protocol(protocol).metadata(metadata);
         }
         let files_added = adds.len();
+        let change_files: Vec<AddCdc> = change_files
+            .into_iter()
+            .map(|file| AddCdc {
+                path: file.path,
+                partition_values: file.partition_values,
+                size: file.size,
+                data_change: false,
+                tags: None,
+            })
+            .collect();
+        if !change_files.is_empty() {
+            transaction = transaction.metric("numCdcFiles", change_files.len().to_string());
+        }
         let transaction = transaction
             .remove_files(removes)
             .add_files(marked)
-            .add_files(adds);
+            .add_files(adds)
+            .change_files(change_files);
         match transaction.commit(storage, now).await {
             Ok(committed) => Ok(DmlOutcome {
                 version: Some(committed.version),
@@ -490,6 +636,14 @@ impl<'a> Change<'a> {
             .configuration
             .insert("delta.enableDeletionVectors".into(), Some("true".into()));
         Some((with_feature(protocol, "deletionVectors", true), metadata))
+    }
+}
+
+/// Deletes what the writers of a failed change stored.
+async fn abandon(writer: TableFileWriter<'_>, change_writer: Option<TableFileWriter<'_>>) {
+    writer.abandon().await;
+    if let Some(changes) = change_writer {
+        changes.abandon().await;
     }
 }
 

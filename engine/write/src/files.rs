@@ -12,7 +12,7 @@ use datafusion::common::ScalarValue;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use super::conform::conform;
-use super::target::WriteTarget;
+use super::target::{CHANGE_DATA_DIR, FileKind, WriteTarget};
 use crate::data_file::DataFileWriter;
 use crate::protocol::Add;
 use crate::storage::Storage;
@@ -346,13 +346,17 @@ impl<'a> TableFileWriter<'a> {
             parquet::basic::Compression::ZSTD(_) => "zstd.",
             _ => "",
         };
+        let (root, stem) = match self.target.kind {
+            FileKind::Data => ("", "part"),
+            FileKind::ChangeData => (CHANGE_DATA_DIR, "cdc"),
+        };
         let name = format!(
-            "part-{:05}-{}-c000.{codec}parquet",
+            "{stem}-{:05}-{}-c000.{codec}parquet",
             self.files_started,
             uuid::Uuid::new_v4()
         );
         self.files_started += 1;
-        let path = format!("{}{name}", file.directory);
+        let path = format!("{root}{}{name}", file.directory);
         let written = file.writer.finish()?;
         let size = written.bytes.len() as i64;
         self.storage.put(&path, written.bytes).await?;

@@ -45,8 +45,8 @@ pub use target::WriteTarget;
 // The engine's and the kernel's modules, under the names the write path's
 // modules use for them.
 use wavelake_engine::{
-    Error, Result, Table, command, log, parquet_guard, protocol, scan, schema, snapshot, stats,
-    storage, table, timer,
+    Error, Result, Table, changes, command, log, parquet_guard, protocol, scan, schema, snapshot,
+    stats, storage, table, timer,
 };
 
 use crate::protocol::features::{ensure_writable, is_append_only};

@@ -15,8 +15,9 @@ use datafusion::execution::context::SessionState;
 use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 
-use super::dml::{Change, ChangeCounts, DmlOutcome, RowChanges};
+use super::dml::{Change, ChangeCounts, DmlOutcome, RowChanges, change_rows, renamed};
 use super::quoted;
+use crate::changes::ChangeType;
 use crate::command::{Merge, MergeAction, MergeWhen};
 use crate::scan::{DeltaTableProvider, FILE_PATH_COLUMN, ROW_INDEX_COLUMN};
 use crate::table::Table;
@@ -45,7 +46,7 @@ impl<'a> PreparedMerge<'a> {
         let change = Change::prepare(table, "MERGE").await?;
         let columns = change.logical_columns();
         let target_name = registered_name();
-        let join_sql = join_query(merge, &columns, &target_name)?;
+        let join_sql = join_query(merge, &columns, &target_name, change.records_changes())?;
         Ok(Self {
             change,
             target_name,
@@ -73,10 +74,11 @@ impl<'a> PreparedMerge<'a> {
     pub async fn apply(self, state: &SessionState, frame: DataFrame) -> Result<DmlOutcome> {
         let target_schema = self.change.logical_schema();
         let actions = self.actions;
+        let recording = self.change.records_changes();
         let changes = frame
             .execute_stream()
             .await?
-            .map(move |batch| split_changes(&batch?, &target_schema, &actions));
+            .map(move |batch| split_changes(&batch?, &target_schema, &actions, recording));
         self.change.apply(state, changes).await
     }
 }
@@ -90,8 +92,14 @@ fn registered_name() -> String {
 
 /// The query whose rows are the merge's effect: for every row a clause
 /// applies to, the target columns' new values, the target row's id (null
-/// for inserts) and the clause's index.
-fn join_query(merge: &Merge, columns: &[String], target_table: &str) -> Result<String> {
+/// for inserts) and the clause's index, then, with `preimage` (for the
+/// change data feed), the target columns' old values.
+fn join_query(
+    merge: &Merge,
+    columns: &[String],
+    target_table: &str,
+    preimage: bool,
+) -> Result<String> {
     let t = &merge.target_alias;
     let s = &merge.source_alias;
     let row_index = format!("{t}.{}", quoted(ROW_INDEX_COLUMN));
@@ -178,6 +186,11 @@ fn join_query(merge: &Merge, columns: &[String], target_table: &str) -> Result<S
     select.push(format!("{t}.{}", quoted(FILE_PATH_COLUMN)));
     select.push(row_index.clone());
     select.push(format!("{action} AS __wavelake_merge_clause"));
+    if preimage {
+        for (i, column) in columns.iter().enumerate() {
+            select.push(format!("{t}.{} AS __wavelake_preimage_{i}", quoted(column)));
+        }
+    }
     let has = |kind| merge.clauses.iter().any(|c| c.when == kind);
     let join = match (
         has(MergeWhen::NotMatched),
@@ -200,11 +213,12 @@ fn join_query(merge: &Merge, columns: &[String], target_table: &str) -> Result<S
 
 /// One batch of the join query as changes: target rows that go, rows
 /// written (cast to the target's types, failing on overflow), counts by
-/// kind.
+/// kind, and, when `recording`, the change data feed's rows.
 fn split_changes(
     batch: &RecordBatch,
     target: &SchemaRef,
     actions: &[MergeAction],
+    recording: bool,
 ) -> Result<RowChanges> {
     let columns = target.fields().len();
     let clause = batch
@@ -214,17 +228,29 @@ fn split_changes(
     let paths = batch.column(columns);
     let mut counts = ChangeCounts::default();
     let mut written = Vec::with_capacity(batch.num_rows());
+    // Which rows are which kind of change, for the change data feed.
+    let mut kinds = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         let action = usize::try_from(clause.value(row))
             .ok()
             .and_then(|i| actions.get(i))
             .ok_or_else(|| Error::Sql("MERGE picked a clause that does not exist".into()))?;
         let is_target_row = paths.is_valid(row);
-        match action {
-            MergeAction::Delete => counts.deleted += 1,
-            _ if is_target_row => counts.updated += 1,
-            _ => counts.inserted += 1,
-        }
+        let kind = match action {
+            MergeAction::Delete => {
+                counts.deleted += 1;
+                ChangeType::Delete
+            }
+            _ if is_target_row => {
+                counts.updated += 1;
+                ChangeType::UpdatePostimage
+            }
+            _ => {
+                counts.inserted += 1;
+                ChangeType::Insert
+            }
+        };
+        kinds.push(kind);
         written.push(Some(action.writes()));
     }
     let removed_mask = arrow::compute::is_not_null(paths)?;
@@ -250,12 +276,35 @@ fn split_changes(
         values,
         &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )?;
+    let change_data = if recording {
+        let before = batch.project(&(columns + 3..columns + 3 + columns).collect::<Vec<_>>())?;
+        let before = renamed(&before, target)?;
+        let only = |rows: &RecordBatch, kind: ChangeType| {
+            let mask: BooleanArray = kinds.iter().map(|k| Some(*k == kind)).collect();
+            arrow::compute::filter_record_batch(rows, &mask)
+        };
+        change_rows(vec![
+            (only(&before, ChangeType::Delete)?, ChangeType::Delete),
+            (
+                only(&before, ChangeType::UpdatePostimage)?,
+                ChangeType::UpdatePreimage,
+            ),
+            (
+                only(&values, ChangeType::UpdatePostimage)?,
+                ChangeType::UpdatePostimage,
+            ),
+            (only(&values, ChangeType::Insert)?, ChangeType::Insert),
+        ])?
+    } else {
+        None
+    };
     let removed = arrow::compute::filter_record_batch(&ids, &removed_mask)?;
     let written = arrow::compute::filter_record_batch(&values, &BooleanArray::from(written))?;
     Ok(RowChanges {
         removed: (removed.num_rows() > 0).then_some(removed),
         written: (written.num_rows() > 0).then_some(written),
         counts,
+        change_data,
     })
 }
 
@@ -271,7 +320,7 @@ mod tests {
              WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT (k) VALUES (s.k)",
         )
         .unwrap();
-        let sql = join_query(&merge, &["k".into(), "v".into()], "__target").unwrap();
+        let sql = join_query(&merge, &["k".into(), "v".into()], "__target", false).unwrap();
         assert!(sql.contains("FROM __target AS t RIGHT JOIN"), "{sql}");
         assert!(
             sql.contains("WHEN (s.v < 0) THEN 0 WHEN (TRUE) THEN 1"),
@@ -282,7 +331,7 @@ mod tests {
         let unknown =
             parse_merge("MERGE INTO t USING s ON t.k = s.k WHEN MATCHED THEN UPDATE SET w = 1")
                 .unwrap();
-        let err = join_query(&unknown, &["k".into()], "__target").unwrap_err();
+        let err = join_query(&unknown, &["k".into()], "__target", false).unwrap_err();
         assert!(err.to_string().contains("column w"), "{err}");
     }
 }

@@ -5,7 +5,7 @@ use arrow::datatypes::SchemaRef;
 
 use crate::data_file::DataFileOptions;
 use crate::protocol::Metadata;
-use crate::schema::{ColumnMappingMode, StructType, TableSchemas};
+use crate::schema::{ColumnMappingMode, DataType, StructField, StructType, TableSchemas};
 use crate::{Error, Result};
 
 /// Table property: data file size to aim for, in bytes (Delta's name).
@@ -16,6 +16,21 @@ pub const COMPRESSION_PROPERTY: &str = "wavelake.compression";
 pub const BLOOM_FILTER_PROPERTY: &str = "wavelake.bloomFilterColumns";
 /// Data file size aimed at when the table does not say.
 pub const DEFAULT_TARGET_FILE_SIZE: usize = 128 * 1024 * 1024;
+/// Column of change data files saying what each row is (`insert`,
+/// `delete`, `update_preimage`, `update_postimage`).
+pub const CHANGE_TYPE_COLUMN: &str = "_change_type";
+/// Directory, under the table root, of change data files.
+pub const CHANGE_DATA_DIR: &str = "_change_data/";
+
+/// What kind of files a target's writer makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// The table's data files (`part-….parquet`, described by `add`).
+    Data,
+    /// Change data files (`_change_data/cdc-….parquet`, described by
+    /// `cdc`), with a [`CHANGE_TYPE_COLUMN`] after the table's columns.
+    ChangeData,
+}
 
 /// A table as the write path sees it.
 #[derive(Debug, Clone)]
@@ -28,6 +43,8 @@ pub struct WriteTarget {
     pub file_options: DataFileOptions,
     /// Size at which a data file is closed and a new one started.
     pub target_file_size: usize,
+    /// Data files or change data files.
+    pub kind: FileKind,
 }
 
 impl WriteTarget {
@@ -66,7 +83,34 @@ impl WriteTarget {
             schemas,
             file_options,
             target_file_size,
+            kind: FileKind::Data,
         })
+    }
+
+    /// The target of the change data files of the table `metadata`
+    /// describes: its columns, then [`CHANGE_TYPE_COLUMN`] (stored under
+    /// that name whatever the column mapping mode, as Delta's readers
+    /// expect), partitioned like the table.
+    pub fn change_data(metadata: &Metadata) -> Result<Self> {
+        let mut target = Self::new(metadata)?;
+        if target.schema.field(CHANGE_TYPE_COLUMN).is_some() {
+            return Err(Error::SchemaMismatch(format!(
+                "the table has a column named {CHANGE_TYPE_COLUMN}, which its change data \
+                 files need for themselves"
+            )));
+        }
+        target.schema.fields.push(StructField::new(
+            CHANGE_TYPE_COLUMN,
+            DataType::Primitive("string".into()),
+            false,
+        ));
+        target.schemas = TableSchemas::new(
+            &target.schema,
+            &metadata.partition_columns,
+            target.schemas.mapping,
+        )?;
+        target.kind = FileKind::ChangeData;
+        Ok(target)
     }
 
     /// The logical Arrow schema rows are written in.

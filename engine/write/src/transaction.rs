@@ -14,7 +14,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::log::commit_path;
-use crate::protocol::{ActionBatch, Add, DomainMetadata, FileKey, Metadata, Protocol, Remove, Txn};
+use crate::protocol::{
+    ActionBatch, Add, AddCdc, DomainMetadata, FileKey, Metadata, Protocol, Remove, Txn,
+};
 use crate::scan::FilePruner;
 use crate::storage::Storage;
 use crate::{Error, Result};
@@ -105,6 +107,7 @@ pub struct Transaction {
     metadata: Option<Metadata>,
     adds: Vec<Add>,
     removes: Vec<Remove>,
+    change_files: Vec<AddCdc>,
     txns: Vec<Txn>,
     domains: Vec<DomainMetadata>,
     checkpoint_interval: Option<i64>,
@@ -122,6 +125,7 @@ pub(crate) enum ActionLine<'a> {
     DomainMetadata(&'a DomainMetadata),
     Remove(&'a Remove),
     Add(&'a Add),
+    Cdc(&'a AddCdc),
 }
 
 /// Actions as newline-terminated JSON lines.
@@ -162,6 +166,7 @@ impl Transaction {
             metadata: None,
             adds: Vec::new(),
             removes: Vec::new(),
+            change_files: Vec::new(),
             txns: Vec::new(),
             domains: Vec::new(),
             checkpoint_interval: None,
@@ -224,6 +229,13 @@ impl Transaction {
     /// Removes data files.
     pub fn remove_files(mut self, removes: impl IntoIterator<Item = Remove>) -> Self {
         self.removes.extend(removes);
+        self
+    }
+
+    /// Records change data files (`cdc`): the rows this commit changed,
+    /// for the table's change data feed.
+    pub fn change_files(mut self, files: impl IntoIterator<Item = AddCdc>) -> Self {
+        self.change_files.extend(files);
         self
     }
 
@@ -295,6 +307,7 @@ impl Transaction {
         lines.extend(self.domains.iter().map(ActionLine::DomainMetadata));
         lines.extend(self.removes.iter().map(ActionLine::Remove));
         lines.extend(self.adds.iter().map(ActionLine::Add));
+        lines.extend(self.change_files.iter().map(ActionLine::Cdc));
         json_lines(lines)
     }
 

@@ -93,9 +93,6 @@ pub fn ensure_writable(protocol: &Protocol, metadata: &Metadata) -> Result<()> {
             .property(key)
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     };
-    if enabled("delta.enableChangeDataFeed") {
-        return unsupported("writing tables with the change data feed enabled".into());
-    }
     if enabled("delta.enableInCommitTimestamps") || protocol.has_writer_feature("inCommitTimestamp")
     {
         return unsupported("writing tables with in-commit timestamps".into());
