@@ -24,6 +24,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod buffered;
+pub mod change_feed;
 pub mod command;
 #[cfg(feature = "distributed")]
 pub mod distributed;

@@ -31,6 +31,15 @@ mod inserted_values;
 
 static NEXT_TEMP_TABLE: AtomicU64 = AtomicU64::new(0);
 
+/// A fresh name to register a statement's resolved table function or
+/// time-travelled table under, while it is planned.
+fn temp_table_name() -> String {
+    format!(
+        "__wavelake_time_travel_{}",
+        NEXT_TEMP_TABLE.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// Opens the storage of a table location (a directory, `s3://…`, …).
 pub type StorageOpener = Arc<dyn Fn(&str) -> Result<StorageRef> + Send + Sync>;
 
@@ -614,21 +623,62 @@ impl SqlSession {
         self.plan_statement(parse_query(sql)?).await
     }
 
-    /// Plans one parsed statement with DataFusion: each table it reads
-    /// `VERSION AS OF` or `TIMESTAMP AS OF` is resolved to its snapshot
-    /// first (by the name as written, qualified or not), then the plan is
-    /// checked.
+    /// Plans one parsed statement with DataFusion: each `table_changes(…)`
+    /// call it makes is resolved to the feed's files and each table it reads
+    /// `VERSION AS OF` or `TIMESTAMP AS OF` to its snapshot first (by the
+    /// name as written, qualified or not), then the plan is checked.
     async fn plan_statement(&self, mut statement: DfStatement) -> Result<DataFrame> {
         let DfStatement::Statement(inner) = &mut statement else {
             return self.plan_checked(statement).await;
         };
+        let mut temp_names = Vec::new();
+        let resolved = self.resolve_table_functions(inner, &mut temp_names).await;
+        let planned = match resolved {
+            Ok(()) => self.plan_checked(statement).await,
+            Err(e) => Err(e),
+        };
+        for temp in &temp_names {
+            let _ = self.ctx.deregister_table(temp.as_str());
+        }
+        planned
+    }
+
+    /// Registers, under fresh names in `temp_names`, what the statement's
+    /// `table_changes(…)` calls and time-travelled tables read, and points
+    /// the statement at them.
+    async fn resolve_table_functions(
+        &self,
+        inner: &mut datafusion::sql::sqlparser::ast::Statement,
+        temp_names: &mut Vec<String>,
+    ) -> Result<()> {
+        let calls = crate::change_feed::find_calls(inner)?;
+        let mut feed_names = Vec::new();
+        for call in calls {
+            let Some(table) = self.table(&call.table) else {
+                return Err(if self.directory.lookup(&call.table).is_some() {
+                    Error::Sql(format!(
+                        "{}: {:?} is a shared table; ask its sharing server for its changes",
+                        crate::change_feed::FUNCTION_NAME,
+                        call.table
+                    ))
+                } else {
+                    Error::UnknownTable { name: call.table }
+                });
+            };
+            let (start, end) = call.versions(&table).await?;
+            let feed = table.changes(start, end).await?;
+            let frame = crate::change_feed::feed_frame(&self.ctx, &table, feed).await?;
+            let temp = temp_table_name();
+            self.ctx.register_table(temp.as_str(), frame.into_view())?;
+            temp_names.push(temp.clone());
+            feed_names.push(temp);
+        }
+        crate::change_feed::replace_calls(inner, &feed_names);
+
         let mut finder = VersionFinder::default();
         let _ = inner.visit(&mut finder);
         let found = finder.found?;
-        if found.is_empty() {
-            return self.plan_checked(statement).await;
-        }
-        let mut temp_names = Vec::new();
+        let mut version_names = Vec::new();
         for (table_name, version) in found {
             let Some(table) = self.directory.lookup(&table_name) else {
                 let known = self.ctx.table_exist(table_name.as_str()).unwrap_or(false);
@@ -641,23 +691,17 @@ impl SqlSession {
                 });
             };
             let (snapshot, storage) = self.resolve_version(table.as_ref(), &version).await?;
-            let temp = format!(
-                "__wavelake_time_travel_{}",
-                NEXT_TEMP_TABLE.fetch_add(1, Ordering::Relaxed)
-            );
+            let temp = temp_table_name();
             let provider = DeltaTableProvider::new(snapshot, storage)?;
             self.ctx.register_table(temp.as_str(), Arc::new(provider))?;
-            temp_names.push(temp);
+            temp_names.push(temp.clone());
+            version_names.push(temp);
         }
         let mut replacer = VersionReplacer {
-            names: temp_names.clone().into_iter(),
+            names: version_names.into_iter(),
         };
         let _ = inner.visit(&mut replacer);
-        let planned = self.plan_checked(statement).await;
-        for temp in &temp_names {
-            let _ = self.ctx.deregister_table(temp.as_str());
-        }
-        planned
+        Ok(())
     }
 
     /// Plans a statement that may not time travel (a `TIMESTAMP AS OF`

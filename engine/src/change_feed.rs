@@ -1,0 +1,431 @@
+//! `table_changes('t', start[, end])` in SQL: the change data feed of a
+//! table between two versions (or timestamps), as Spark and Databricks
+//! return it: the table's columns, then `_change_type`, `_commit_version`
+//! and `_commit_timestamp`.
+//!
+//! The session resolves each call before planning (reading the log is
+//! asynchronous, planning a table function is not): the feed's files are
+//! found in the log and each group of them becomes a scan of the table's
+//! own provider, so column mapping, partition values, deletion vectors and
+//! type conversions are read exactly as in any query. Change data files
+//! carry `_change_type` themselves; files a commit added or removed without
+//! them are inserts or deletes; a deletion vector a commit replaced yields
+//! the rows it newly marks (deletes) or no longer marks (inserts).
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::datasource::MemTable;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{Expr, lit};
+use datafusion::prelude::DataFrame;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, Ident, ObjectName, Statement as SqlStatement,
+    TableFactor, UnaryOperator, Value, VisitMut, VisitorMut,
+};
+use roaring::RoaringTreemap;
+
+use crate::changes::{ChangeAction, ChangeFeed, ChangeType};
+use crate::log::TableState;
+use crate::protocol::{Add, AddCdc, DeletionVectorDescriptor, Remove};
+use crate::scan::DeltaTableProvider;
+use crate::schema::{DataType as DeltaType, StructField, StructType};
+use crate::snapshot::Snapshot;
+use crate::table::Table;
+use crate::{Error, Result};
+
+/// The SQL name of the function.
+pub const FUNCTION_NAME: &str = "table_changes";
+/// Column saying what each row is.
+pub const CHANGE_TYPE_COLUMN: &str = "_change_type";
+/// Column holding the version that made the change.
+pub const COMMIT_VERSION_COLUMN: &str = "_commit_version";
+/// Column holding when that version was committed.
+pub const COMMIT_TIMESTAMP_COLUMN: &str = "_commit_timestamp";
+
+/// Where a change range starts or ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedBound {
+    /// A table version.
+    Version(i64),
+    /// A timestamp, as written (`'2024-01-01 10:00:00'`).
+    Timestamp(String),
+}
+
+/// One `table_changes(…)` call of a statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedCall {
+    /// The table, as named in the call.
+    pub table: String,
+    /// The first version (or timestamp) of the range.
+    pub start: FeedBound,
+    /// The last one; the latest version when absent.
+    pub end: Option<FeedBound>,
+}
+
+impl FeedCall {
+    /// The range's versions in `table`: a starting timestamp means the
+    /// first commit at or after it, an ending one the last commit at or
+    /// before it.
+    pub async fn versions(&self, table: &Table) -> Result<(i64, Option<i64>)> {
+        let millis = |text: &str| {
+            crate::session::parse_timestamp_millis(text).ok_or_else(|| {
+                Error::Sql(format!(
+                    "{FUNCTION_NAME}: {text:?} is neither a version nor a timestamp"
+                ))
+            })
+        };
+        let start = match &self.start {
+            FeedBound::Version(v) => *v,
+            FeedBound::Timestamp(text) => table.version_at_or_after(millis(text)?).await?,
+        };
+        let end = match &self.end {
+            None => None,
+            Some(FeedBound::Version(v)) => Some(*v),
+            Some(FeedBound::Timestamp(text)) => {
+                Some(table.snapshot_at_timestamp(millis(text)?).await?.version())
+            }
+        };
+        Ok((start, end))
+    }
+}
+
+/// Finds the `table_changes(…)` calls of `statement`, in visit order.
+pub fn find_calls(statement: &mut SqlStatement) -> Result<Vec<FeedCall>> {
+    let mut finder = CallFinder {
+        found: Ok(Vec::new()),
+    };
+    let _ = statement.visit(&mut finder);
+    finder.found
+}
+
+/// Points each `table_changes(…)` call of `statement` at the table
+/// registered for it, in the order [`find_calls`] found them.
+pub fn replace_calls(statement: &mut SqlStatement, names: &[String]) {
+    let mut replacer = CallReplacer {
+        names: names.iter(),
+    };
+    let _ = statement.visit(&mut replacer);
+}
+
+fn is_call(factor: &TableFactor) -> bool {
+    matches!(
+        factor,
+        TableFactor::Table { name, args: Some(_), .. }
+            if name.0.len() == 1
+                && name.to_string().eq_ignore_ascii_case(FUNCTION_NAME)
+    )
+}
+
+struct CallFinder {
+    found: Result<Vec<FeedCall>>,
+}
+
+impl VisitorMut for CallFinder {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if !is_call(factor) {
+            return ControlFlow::Continue(());
+        }
+        let TableFactor::Table {
+            args: Some(args), ..
+        } = factor
+        else {
+            return ControlFlow::Continue(());
+        };
+        match (&mut self.found, parse_call(&args.args)) {
+            (Ok(found), Ok(call)) => {
+                found.push(call);
+                ControlFlow::Continue(())
+            }
+            (found, Err(e)) => {
+                *found = Err(e);
+                ControlFlow::Break(())
+            }
+            (Err(_), _) => ControlFlow::Break(()),
+        }
+    }
+}
+
+struct CallReplacer<'a> {
+    names: std::slice::Iter<'a, String>,
+}
+
+impl VisitorMut for CallReplacer<'_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if is_call(factor)
+            && let TableFactor::Table { name, args, .. } = factor
+            && let Some(temp) = self.names.next()
+        {
+            *name = ObjectName::from(vec![Ident::new(temp)]);
+            *args = None;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn usage() -> Error {
+    Error::Sql(format!(
+        "usage: {FUNCTION_NAME}('table name', start version or timestamp[, end version or \
+         timestamp])"
+    ))
+}
+
+fn parse_call(args: &[FunctionArg]) -> Result<FeedCall> {
+    let values: Vec<&SqlExpr> = args
+        .iter()
+        .map(|arg| match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => Ok(expr),
+            _ => Err(usage()),
+        })
+        .collect::<Result<_>>()?;
+    let (table, start, end) = match values.as_slice() {
+        [table, start] => (table, start, None),
+        [table, start, end] => (table, start, Some(end)),
+        _ => return Err(usage()),
+    };
+    let table = match table {
+        SqlExpr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            _ => return Err(usage()),
+        },
+        SqlExpr::Identifier(ident) => ident.value.clone(),
+        SqlExpr::CompoundIdentifier(parts) => parts
+            .iter()
+            .map(|p| p.value.as_str())
+            .collect::<Vec<_>>()
+            .join("."),
+        _ => return Err(usage()),
+    };
+    Ok(FeedCall {
+        table,
+        start: bound(start)?,
+        end: end.map(|e| bound(e)).transpose()?,
+    })
+}
+
+fn bound(expr: &SqlExpr) -> Result<FeedBound> {
+    match expr {
+        SqlExpr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse().map(FeedBound::Version).map_err(|_| usage()),
+            Value::SingleQuotedString(s) => Ok(FeedBound::Timestamp(s.clone())),
+            _ => Err(usage()),
+        },
+        SqlExpr::UnaryOp {
+            op: UnaryOperator::Minus,
+            ..
+        } => Err(Error::Sql(format!(
+            "{FUNCTION_NAME}: a version is not negative"
+        ))),
+        SqlExpr::TypedString(typed) => match &typed.value.value {
+            Value::SingleQuotedString(s) => Ok(FeedBound::Timestamp(s.clone())),
+            _ => Err(usage()),
+        },
+        _ => Err(usage()),
+    }
+}
+
+/// The columns `table_changes` returns for a table whose schema is
+/// `logical`.
+pub fn feed_schema(logical: &Schema) -> SchemaRef {
+    let mut fields: Vec<Field> = logical
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    fields.push(Field::new(CHANGE_TYPE_COLUMN, DataType::Utf8, true));
+    fields.push(Field::new(COMMIT_VERSION_COLUMN, DataType::Int64, true));
+    fields.push(Field::new(
+        COMMIT_TIMESTAMP_COLUMN,
+        DataType::Timestamp(TimeUnit::Millisecond, Some(Arc::from("UTC"))),
+        true,
+    ));
+    Arc::new(Schema::new(fields))
+}
+
+/// What one scan of the feed reads: files of one commit and what their
+/// rows are.
+struct FeedScan {
+    version: i64,
+    timestamp: i64,
+    /// `None`: change data files, which say so row by row.
+    kind: Option<ChangeType>,
+    files: Vec<Add>,
+}
+
+/// The rows of `feed` (read from `table`) as one frame of `ctx`.
+pub async fn feed_frame(
+    ctx: &SessionContext,
+    table: &Table,
+    feed: ChangeFeed,
+) -> Result<DataFrame> {
+    let logical = feed.snapshot.arrow_schema();
+    let schema = feed_schema(&logical);
+    let scans = feed_scans(table, &feed).await?;
+    let mut frame: Option<DataFrame> = None;
+    for scan in scans {
+        let next = scan_frame(ctx, table, &feed.snapshot, &logical, scan)?;
+        frame = Some(match frame {
+            Some(frame) => frame.union(next)?,
+            None => next,
+        });
+    }
+    match frame {
+        Some(frame) => Ok(frame),
+        None => {
+            let empty = MemTable::try_new(schema, vec![Vec::new()])?;
+            Ok(ctx.read_table(Arc::new(empty))?)
+        }
+    }
+}
+
+/// The feed's files grouped into scans: per commit, its change data
+/// files, or the files it added and removed, or the rows whose deletion
+/// vector it changed.
+async fn feed_scans(table: &Table, feed: &ChangeFeed) -> Result<Vec<FeedScan>> {
+    let mut scans: Vec<FeedScan> = Vec::new();
+    for file in &feed.files {
+        let (kind, add) = match &file.action {
+            ChangeAction::Cdc(cdc) => (None, change_file(cdc)),
+            ChangeAction::Add(add) => (Some(ChangeType::Insert), add.clone()),
+            ChangeAction::Remove(remove) => (Some(ChangeType::Delete), removed_file(remove)),
+            ChangeAction::DeletionVectorChange { remove, add } => {
+                let rows = table.changed_rows(remove, add).await?;
+                for (kind, changed) in [
+                    (ChangeType::Delete, &rows.deleted),
+                    (ChangeType::Insert, &rows.restored),
+                ] {
+                    if changed.is_empty() {
+                        continue;
+                    }
+                    let only = only_rows(changed, rows.num_rows);
+                    push(
+                        &mut scans,
+                        file.version,
+                        file.timestamp,
+                        Some(kind),
+                        Add {
+                            deletion_vector: Some(only),
+                            ..add.as_ref().clone()
+                        },
+                    );
+                }
+                continue;
+            }
+        };
+        push(&mut scans, file.version, file.timestamp, kind, add);
+    }
+    Ok(scans)
+}
+
+fn push(
+    scans: &mut Vec<FeedScan>,
+    version: i64,
+    timestamp: i64,
+    kind: Option<ChangeType>,
+    add: Add,
+) {
+    match scans.last_mut() {
+        Some(last) if last.version == version && last.kind == kind => last.files.push(add),
+        _ => scans.push(FeedScan {
+            version,
+            timestamp,
+            kind,
+            files: vec![add],
+        }),
+    }
+}
+
+/// A change data file, described as a data file to scan.
+fn change_file(cdc: &AddCdc) -> Add {
+    Add {
+        path: cdc.path.clone(),
+        partition_values: cdc.partition_values.clone(),
+        size: cdc.size,
+        modification_time: 0,
+        data_change: false,
+        stats: None,
+        tags: None,
+        deletion_vector: None,
+        base_row_id: None,
+        default_row_commit_version: None,
+        clustering_provider: None,
+    }
+}
+
+/// A removed file (its rows, less those its deletion vector already
+/// marked, are the deleted ones), described as a data file to scan.
+fn removed_file(remove: &Remove) -> Add {
+    Add {
+        path: remove.path.clone(),
+        partition_values: remove.partition_values.clone().unwrap_or_default(),
+        size: remove.size.unwrap_or_default(),
+        modification_time: 0,
+        data_change: true,
+        stats: remove.stats.clone(),
+        tags: None,
+        deletion_vector: remove.deletion_vector.clone(),
+        base_row_id: None,
+        default_row_commit_version: None,
+        clustering_provider: None,
+    }
+}
+
+/// A deletion vector that leaves exactly `rows` of a file of `num_rows`.
+fn only_rows(rows: &RoaringTreemap, num_rows: u64) -> DeletionVectorDescriptor {
+    let mut others = RoaringTreemap::new();
+    others.insert_range(0..num_rows);
+    others -= rows;
+    DeletionVectorDescriptor::inline(&others)
+}
+
+/// One scan as a frame of the feed's columns.
+fn scan_frame(
+    ctx: &SessionContext,
+    table: &Table,
+    snapshot: &Snapshot,
+    logical: &SchemaRef,
+    scan: FeedScan,
+) -> Result<DataFrame> {
+    let mut metadata = snapshot.metadata().clone();
+    if scan.kind.is_none() {
+        let mut schema = snapshot.schema().clone();
+        schema.fields.push(StructField::new(
+            CHANGE_TYPE_COLUMN,
+            DeltaType::Primitive("string".into()),
+            true,
+        ));
+        metadata.schema_string = StructType::to_json(&schema)?;
+    }
+    let state = TableState {
+        version: scan.version,
+        protocol: snapshot.protocol().clone(),
+        metadata,
+        files: scan.files,
+        txns: Default::default(),
+        domains: Default::default(),
+        timestamp: Some(scan.timestamp),
+    };
+    let files = Snapshot::try_new(state, snapshot.root().clone())?;
+    let provider = DeltaTableProvider::new(files, table.storage().clone())?;
+    let column = |name: &str| Expr::Column(Column::new_unqualified(name));
+    let mut select: Vec<Expr> = logical.fields().iter().map(|f| column(f.name())).collect();
+    select.push(match scan.kind {
+        None => column(CHANGE_TYPE_COLUMN),
+        Some(kind) => lit(kind.as_str()).alias(CHANGE_TYPE_COLUMN),
+    });
+    select.push(lit(scan.version).alias(COMMIT_VERSION_COLUMN));
+    select.push(
+        lit(ScalarValue::TimestampMillisecond(
+            Some(scan.timestamp),
+            Some(Arc::from("UTC")),
+        ))
+        .alias(COMMIT_TIMESTAMP_COLUMN),
+    );
+    Ok(ctx.read_table(Arc::new(provider))?.select(select)?)
+}
