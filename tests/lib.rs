@@ -431,10 +431,21 @@ impl Drop for AzuriteServer {
 
 /// Runs a Python script of `tests/interop/` with `args`, failing loudly.
 pub fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
+    run_python_with_env(python, script, args, &[])
+}
+
+/// [`run_python`] with more environment variables.
+pub fn run_python_with_env(
+    python: &Path,
+    script: &str,
+    args: &[&str],
+    environment: &[(&str, &str)],
+) -> String {
     let mut command = std::process::Command::new(python);
     command
         .arg(tests_dir().join("interop").join(script))
-        .args(args);
+        .args(args)
+        .envs(environment.iter().copied());
     run_checked(command, script)
 }
 

@@ -3,8 +3,10 @@
   python sharing_changes.py PROFILE OUT_FILE SHARE.SCHEMA.TABLE[@START][=PATH]...
 
 For each table: `delta_sharing.load_table_changes_as_pandas` from version
-START (0 by default) in the parquet and the delta response format, and, where PATH (the table's
-directory) is given, PyPI `deltalake`'s own `load_cdf` as the oracle. Rows
+START (0 by default) in the parquet and the delta response format, where PATH (the table's
+directory) is given, PyPI `deltalake`'s own `load_cdf` as the oracle, and, with
+WAVELAKE_URL and WAVELAKE_TOKEN set, Wavelake's own `table_changes('SCHEMA.TABLE', START)`
+through the SQL API (as an Arrow stream). Rows
 are the data columns plus `_change_type` and `_commit_version`, each value
 as text, sorted. OUT_FILE gets {table: {method: rows or "error: ..."}}.
 """
@@ -45,6 +47,26 @@ def rows(frame):
     return sorted(out)
 
 
+def wavelake_changes(table, start):
+    """`table_changes` of SHARE.SCHEMA.TABLE through Wavelake's SQL API."""
+    import urllib.request
+
+    import pyarrow as pa
+
+    name = table.split(".", 1)[1]
+    request = urllib.request.Request(
+        os.environ["WAVELAKE_URL"] + "/api/v1/sql",
+        data=json.dumps({"sql": f"SELECT * FROM table_changes('{name}', {start})"}).encode(),
+        headers={
+            "Authorization": "Bearer " + os.environ["WAVELAKE_TOKEN"],
+            "Content-Type": "application/json",
+            "Accept": "application/vnd.apache.arrow.stream",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return pa.ipc.open_stream(response.read()).read_all().to_pandas()
+
+
 def main():
     profile, out_file, *specs = sys.argv[1:]
     import delta_sharing
@@ -71,6 +93,12 @@ def main():
                 methods["deltalake"] = rows(frame)
             except Exception as error:
                 methods["deltalake"] = f"error: {type(error).__name__}: {error}"[:2000]
+        if os.environ.get("WAVELAKE_URL"):
+            try:
+                methods["wavelake"] = rows(wavelake_changes(table, start))
+            except Exception as error:
+                detail = error.read().decode() if hasattr(error, "read") else ""
+                methods["wavelake"] = f"error: {type(error).__name__}: {error} {detail}"[:2000]
         results[name] = methods
     with open(out_file, "w") as out:
         json.dump(results, out, indent=1)

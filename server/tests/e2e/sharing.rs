@@ -538,9 +538,10 @@ fn delta_sharing_serves_tables_to_the_python_client() {
 }
 
 /// Change data feeds of tables Spark wrote (change files, deletion vectors,
-/// partitions, column mapping), read by the `delta-sharing` client in both
-/// formats and checked against `deltalake`'s own reader where it can read
-/// them, and the two formats against each other everywhere.
+/// partitions, column mapping) and of tables Wavelake wrote (DELETE, UPDATE
+/// and MERGE, with and without deletion vectors), read by the
+/// `delta-sharing` client in both formats, by Wavelake's `table_changes`,
+/// and by `deltalake`'s own reader where it can read them: all agree.
 #[test]
 fn delta_sharing_serves_change_data_feeds() {
     let test = "delta_sharing_serves_change_data_feeds";
@@ -593,6 +594,35 @@ fn delta_sharing_serves_change_data_feeds() {
         dir.path(),
         &format!("root = {:?}\n", root.to_str().unwrap()),
     );
+    // Tables Wavelake writes, merge-on-read and copy-on-write.
+    for (table, deletion_vectors) in [("written", true), ("rewritten", false)] {
+        statements.extend([
+            format!(
+                "CREATE TABLE acme.{table} (id BIGINT, name STRING, part STRING) PARTITIONED BY \
+                 (part) TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true', \
+                 'delta.enableDeletionVectors' = '{deletion_vectors}')"
+            ),
+            format!(
+                "INSERT INTO acme.{table} VALUES (1, 'ann', 'a'), (2, 'bob', 'a'), (3, 'cy', 'b'), \
+                 (5, 'eve', 'b')"
+            ),
+            format!("DELETE FROM acme.{table} WHERE id = 2"),
+            format!("UPDATE acme.{table} SET name = upper(name) WHERE part = 'b'"),
+            format!(
+                "MERGE INTO acme.{table} t USING (SELECT 1 AS id, 'x' AS name UNION ALL SELECT 3, \
+                 'cyril' UNION ALL SELECT 4, 'di') s ON t.id = s.id WHEN MATCHED AND s.name = 'x' \
+                 THEN DELETE WHEN MATCHED THEN UPDATE SET name = s.name WHEN NOT MATCHED THEN \
+                 INSERT (id, name, part) VALUES (s.id, s.name, 'c')"
+            ),
+            format!("INSERT INTO acme.{table} VALUES (6, 'fay', 'a')"),
+            format!("ALTER SHARE changes ADD TABLE acme.{table}"),
+        ]);
+        let location = root.join("acme").join(table);
+        specs.push(format!(
+            "changes.acme.{table}={}",
+            location.to_str().unwrap()
+        ));
+    }
     statements.push("CREATE TABLE acme.plain (id BIGINT)".into());
     statements.push("INSERT INTO acme.plain VALUES (1)".into());
     statements.push("ALTER SHARE changes ADD TABLE acme.plain".into());
@@ -610,7 +640,12 @@ fn delta_sharing_serves_change_data_feeds() {
     ];
     args.extend(specs.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    wavelake_tests::run_python(&python, "sharing_changes.py", &args);
+    wavelake_tests::run_python_with_env(
+        &python,
+        "sharing_changes.py",
+        &args,
+        &[("WAVELAKE_URL", &server.url), ("WAVELAKE_TOKEN", ADMIN)],
+    );
     let results: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     for spec in &specs {
         let table = spec.split('=').next().unwrap();
@@ -624,6 +659,10 @@ fn delta_sharing_serves_change_data_feeds() {
         assert_eq!(
             parquet, &methods["delta"],
             "{table}: the parquet and delta formats disagree"
+        );
+        assert_eq!(
+            parquet, &methods["wavelake"],
+            "{table}: table_changes disagrees with the sharing client"
         );
         if spec.contains('=') {
             assert_eq!(
