@@ -144,7 +144,59 @@ pub fn http_cases(golden_root: &Path) -> Vec<HttpCase> {
         });
     }
     cases.extend(time_travel_cases());
+    cases.extend(change_feed_cases(golden_root));
     cases
+}
+
+/// The change data feed of `cdf-table-with-dv` (kernel-data), which Spark
+/// wrote with deletion vectors and no change files: deletes and restores
+/// are the rows whose deletion vector changed. The rows are those
+/// `deltalake`'s `load_cdf` and the Delta Sharing client read (the
+/// sharing test checks the three agree).
+fn change_feed_cases(golden_root: &Path) -> Vec<HttpCase> {
+    let name = "cdf-table-with-dv";
+    unpack(&golden_root.join(format!("kernel-data/{name}.tar.zst")));
+    let changes: &[(i64, &str, &[i64])] = &[
+        (0, "insert", &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
+        (1, "delete", &[0, 9]),
+        (2, "insert", &[0, 9]),
+        (3, "delete", &[0, 1, 4, 5]),
+        (4, "insert", &[1, 4]),
+        (5, "delete", &[3]),
+        (5, "insert", &[0, 5]),
+        (6, "insert", &[3]),
+    ];
+    let rows = |from: i64, to: i64| {
+        let mut rows: Vec<String> = changes
+            .iter()
+            .filter(|(version, _, _)| (from..=to).contains(version))
+            .flat_map(|(version, kind, values)| {
+                values
+                    .iter()
+                    .map(move |v| format!("{version} | {kind} | {v}"))
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let case = |range: &str, rows: Vec<String>, error: Option<&str>| HttpCase {
+        name: format!("{name} table_changes {range}"),
+        table: name.to_owned(),
+        sql: format!(
+            "SELECT _commit_version, _change_type, value FROM table_changes('t', {range})"
+        ),
+        columns: ["_commit_version", "_change_type", "value"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+        error_code: error.map(String::from),
+        error_contains: error.map(|_| "not between".to_owned()),
+    };
+    vec![
+        case("0", rows(0, 6), None),
+        case("3, 4", rows(3, 4), None),
+        case("99", Vec::new(), Some("INVALID_ARGUMENT")),
+    ]
 }
 
 /// Spark appended ids 0..10, 10..20 and 20..30 in three commits of
