@@ -36,10 +36,12 @@ ensure_venv() {
 # server the tests start; the Delta Sharing client the server is tested
 # with (which caps pyarrow at 23.0.1); schemathesis, which fuzzes the API
 # from its OpenAPI document; and tpchgen-cli, the TPC-H data of the cluster
-# test and the benchmarks.
+# test and the benchmarks; the ADBC Flight SQL driver, the client the
+# Flight SQL endpoint is tested with.
 PYTHON_ORACLES=("deltalake==1.6.6" "pyarrow==23.0.1" "duckdb==1.5.5"
   "duckdb-extension-delta==1.5.5" "duckdb-extension-httpfs==1.5.5" "moto[server]==5.2.5"
-  "delta-sharing==1.4.2" "schemathesis==4.32.5" "tpchgen-cli==4.0.0")
+  "delta-sharing==1.4.2" "schemathesis==4.32.5" "tpchgen-cli==4.0.0"
+  "adbc-driver-flightsql==1.13.0" "adbc-driver-manager==1.13.0")
 
 # Installs Debian packages that are missing (safe to repeat; needs root).
 ensure_apt() {

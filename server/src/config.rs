@@ -19,6 +19,8 @@ pub struct ServerConfig {
     pub root: String,
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Address to speak Arrow Flight SQL on, if any.
+    pub flight_listen: Option<SocketAddr>,
     /// The admin token (normally from `WAVELAKE_ADMIN_TOKEN`).
     pub admin_token: Option<String>,
     /// Origins whose pages may call `/api/v1` (CORS; `*` for any; none by
@@ -240,6 +242,7 @@ impl Default for ServerConfig {
         Self {
             root: "./data".into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            flight_listen: None,
             admin_token: None,
             cors_origins: Vec::new(),
             limits: Limits::default(),
@@ -260,6 +263,7 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("root", &self.root)
             .field("listen", &self.listen)
+            .field("flight_listen", &self.flight_listen)
             .field(
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "<hidden>"),
@@ -287,13 +291,15 @@ pub struct Overrides {
     pub root: Option<String>,
     /// `--listen ADDR`.
     pub listen: Option<SocketAddr>,
+    /// `--flight-listen ADDR`.
+    pub flight_listen: Option<SocketAddr>,
     /// `--cluster HOST:PORT`.
     pub cluster: Option<String>,
 }
 
 impl ServerConfig {
     /// The configuration: defaults, then the file, then the environment
-    /// (`WAVELAKE_ROOT`, `WAVELAKE_LISTEN`, `WAVELAKE_ADMIN_TOKEN`,
+    /// (`WAVELAKE_ROOT`, `WAVELAKE_LISTEN`, `WAVELAKE_FLIGHT_LISTEN`, `WAVELAKE_ADMIN_TOKEN`,
     /// `WAVELAKE_PUBLIC_URL`, `WAVELAKE_CORS_ORIGINS`, `WAVELAKE_CLUSTER`), then flags.
     pub fn load(overrides: &Overrides) -> Result<Self> {
         let mut config = match &overrides.config_file {
@@ -326,6 +332,15 @@ impl ServerConfig {
         }
         if let Some(listen) = overrides.listen {
             config.listen = listen;
+        }
+        if let Some(listen) = env("WAVELAKE_FLIGHT_LISTEN") {
+            config.flight_listen =
+                Some(listen.parse().with_context(|| {
+                    format!("WAVELAKE_FLIGHT_LISTEN={listen:?} is not an address")
+                })?);
+        }
+        if let Some(listen) = overrides.flight_listen {
+            config.flight_listen = Some(listen);
         }
         if let Some(scheduler) = env("WAVELAKE_CLUSTER") {
             config.cluster.scheduler = Some(scheduler);

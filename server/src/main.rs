@@ -18,6 +18,7 @@ mod connections;
 mod document;
 mod error;
 mod files;
+mod flight;
 mod ingest;
 mod maintenance;
 mod names;
@@ -93,6 +94,10 @@ enum Command {
         /// Address to listen on (default 127.0.0.1:8080).
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// Also speak Arrow Flight SQL (gRPC) on this address, with the
+        /// same tokens and sandbox as the HTTP API.
+        #[arg(long, value_name = "ADDR")]
+        flight_listen: Option<std::net::SocketAddr>,
         /// A TOML configuration file (environment and flags override it).
         #[arg(long, value_name = "FILE")]
         config: Option<String>,
@@ -175,6 +180,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve {
             root,
             listen,
+            flight_listen,
             config,
             cluster,
         } => {
@@ -183,6 +189,7 @@ async fn run(cli: Cli) -> Result<()> {
                 config_file: config,
                 root,
                 listen,
+                flight_listen,
                 cluster,
             })?;
             serve::serve(config).await

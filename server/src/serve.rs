@@ -100,12 +100,45 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
     tokio::spawn(crate::background::run(state.clone()));
     tokio::spawn(sync_with_other_servers(state.clone()));
     let router = router::router(state.clone());
+    // One shutdown signal stops both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let flight = match state.config.flight_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for Flight SQL on {address}"))?;
+            let flight_bound = listener.local_addr()?;
+            println!("wavelake flight sql listening on grpc://{flight_bound}");
+            tracing::info!(%flight_bound, "Flight SQL listening");
+            let mut stopped = stopped.clone();
+            let signal = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            Some(tokio::spawn(crate::flight::serve(
+                state.clone(),
+                listener,
+                signal,
+            )))
+        }
+        None => None,
+    };
     // Tests and scripts wait for this line.
     println!("wavelake listening on http://{bound}");
     tracing::info!(%bound, public_url = %state_url, "listening");
-    crate::connections::serve(listener, router, connection_limits, shutdown_signal())
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    crate::connections::serve(listener, router, connection_limits, signal)
         .await
         .context("the server failed")?;
+    if let Some(flight) = flight {
+        match flight.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "the Flight SQL server failed"),
+            Err(e) => tracing::warn!(error = %e, "the Flight SQL server stopped abnormally"),
+            Ok(Ok(())) => {}
+        }
+    }
     state.buffers.close().await;
     tracing::info!("stopped");
     Ok(())

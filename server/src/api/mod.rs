@@ -5,7 +5,7 @@
 mod openapi;
 mod results;
 mod rows;
-mod sql;
+pub(crate) mod sql;
 mod tables;
 mod tokens;
 mod upload;

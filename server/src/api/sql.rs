@@ -60,6 +60,60 @@ fn authorize(
     Ok(())
 }
 
+/// A statement authorized and ready to run, for every edge that runs SQL
+/// (this API, Flight SQL): either answered already or a session to run
+/// it in.
+pub(crate) enum Started {
+    /// A sharing statement or a buffered INSERT, answered.
+    Answered(RecordBatch),
+    /// The statement and the sandboxed session it runs in.
+    Session(Box<SqlSession>, Statement),
+}
+
+/// Parses `sql` and does all that comes before running it for
+/// `principal`: sharing statements (`CREATE SHARE …`) and buffered
+/// INSERTs are answered; any other statement is authorized on what it is
+/// (not its words) and gets its session, the buffers of the tables it
+/// writes flushed first.
+pub(crate) async fn start(
+    state: &AppState,
+    principal: &Principal,
+    namespace: Option<&str>,
+    sql: &str,
+) -> Result<Started, ApiError> {
+    if let Some(statement) = crate::sharing::sql::parse(sql) {
+        let batch = crate::sharing::sql::run(state, principal, statement?).await?;
+        return Ok(Started::Answered(batch));
+    }
+    let statement = Statement::parse(sql)?;
+    if state.config.ingest.buffer_inserts
+        && statement.inserts()
+        && principal.recipient_only().is_none()
+        && let Some(batch) = buffered_insert(state, principal, namespace, &statement).await?
+    {
+        return Ok(Started::Answered(batch));
+    }
+    let engine = session_for(state, principal, namespace, &statement).await?;
+    Ok(Started::Session(Box::new(engine), statement))
+}
+
+/// Runs `statement` in `engine` (DDL and DML commit here) and places the
+/// frame it gives: on the cluster when one is configured and the query
+/// reads enough, else here.
+pub(crate) async fn execute(
+    state: &AppState,
+    engine: &SqlSession,
+    statement: Statement,
+) -> wavelake_engine::Result<(DataFrame, Option<Placement>)> {
+    let writes = statement.access() == Access::Write;
+    let frame = engine.execute(statement).await?;
+    let placed = placed(&state.config.cluster, frame, writes).await;
+    if writes && placed.is_ok() {
+        metrics::counter!("wavelake_commits_total").increment(1);
+    }
+    placed
+}
+
 /// Runs the statement.
 pub async fn run_sql(
     State(state): State<Arc<AppState>>,
@@ -67,31 +121,27 @@ pub async fn run_sql(
     headers: HeaderMap,
     Json(request): Json<SqlRequest>,
 ) -> Result<Response, ApiError> {
-    if let Some(statement) = crate::sharing::sql::parse(&request.sql) {
-        let batch = crate::sharing::sql::run(&state, &principal, statement?).await?;
-        return respond(&headers, &batch.schema(), &[batch], false);
-    }
-    let statement = Statement::parse(&request.sql)?;
-    if state.config.ingest.buffer_inserts
-        && statement.inserts()
-        && principal.recipient_only().is_none()
-        && let Some(batch) =
-            buffered_insert(&state, &principal, request.namespace.as_deref(), &statement).await?
+    let (engine, statement) = match start(
+        &state,
+        &principal,
+        request.namespace.as_deref(),
+        &request.sql,
+    )
+    .await?
     {
-        return respond(&headers, &batch.schema(), &[batch], false);
-    }
-    let engine = session_for(&state, &principal, request.namespace.as_deref(), &statement).await?;
-    let writes = statement.access() == Access::Write;
+        Started::Answered(batch) => {
+            return respond(&headers, &batch.schema(), &[batch], false);
+        }
+        Started::Session(engine, statement) => (engine, statement),
+    };
     let limits = state.config.limits.clone();
     let started = Instant::now();
     let result_limits = ResultLimits {
         max_rows: limits.max_result_rows,
         deadline: tokio::time::Instant::now() + Duration::from_secs(limits.query_timeout_secs),
     };
-    let cluster = state.config.cluster.clone();
     let work = async {
-        let frame = engine.execute(statement).await?;
-        let (frame, placement) = placed(&cluster, frame, writes).await?;
+        let (frame, placement) = execute(&state, &engine, statement).await?;
         let task = Arc::new(frame.task_ctx());
         let plan = frame.create_physical_plan().await?;
         let placement = placement.unwrap_or_else(|| Placement::measured(&plan));
@@ -120,9 +170,6 @@ pub async fn run_sql(
         Ok(Ok(result)) => result,
     };
     let (prefetched, placement) = prefetched;
-    if writes {
-        metrics::counter!("wavelake_commits_total").increment(1);
-    }
     let mut response = match prefetched {
         Prefetched::Whole {
             schema,

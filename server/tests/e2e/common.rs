@@ -27,6 +27,8 @@ pub fn test_client() -> Client {
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// `grpc://host:port` when the configuration says `flight_listen`.
+    pub flight_url: Option<String>,
     pub client: Client,
 }
 
@@ -51,16 +53,25 @@ impl Server {
             .spawn()
             .expect("the server starts");
         let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("wavelake listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let mut reader = BufReader::new(stdout);
+        let mut flight_url = None;
+        let url = loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(url) = line.trim().strip_prefix("wavelake flight sql listening on ") {
+                flight_url = Some(url.to_owned());
+                continue;
+            }
+            break line
+                .trim()
+                .strip_prefix("wavelake listening on ")
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+                .to_owned();
+        };
         Self {
             child,
             url,
+            flight_url,
             client: test_client(),
         }
     }

@@ -1,0 +1,51 @@
+//! Arrow Flight SQL (`flight_listen`) with a real client: the ADBC Flight
+//! SQL driver from PyPI runs DDL, bulk ingest, queries, prepared
+//! statements, updates and catalog calls, and is refused with a wrong or
+//! read-only token; what it wrote is then read back through the HTTP API.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{ADMIN, Server};
+
+#[test]
+fn adbc_flight_sql_client_reads_writes_and_is_refused_where_it_must_be() {
+    let test = "adbc_flight_sql_client_reads_writes_and_is_refused_where_it_must_be";
+    let Some(python) = wavelake_tests::venv_python_with(test, "adbc_driver_flightsql") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    // Buffered rows stay buffered for the whole test unless a statement
+    // flushes them: what the client reads back comes from the buffer.
+    let server = Server::start(
+        dir.path(),
+        &format!(
+            "root = {:?}\nflight_listen = \"127.0.0.1:0\"\n[ingest]\nflush_interval_ms = 600000\n",
+            root.to_str().unwrap()
+        ),
+    );
+    let flight_url = server.flight_url.clone().expect("the Flight SQL address");
+    let reader = server.token("default", false);
+    let out = dir.path().join("flight.json");
+    wavelake_tests::run_python(
+        &python,
+        "flight_sql.py",
+        &[&flight_url, ADMIN, &reader, out.to_str().unwrap()],
+    );
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let expected = json!([
+        {"id": 1, "name": "ann", "score": 1.5},
+        {"id": 2, "name": "bob", "score": 0.0},
+    ]);
+    assert_eq!(results["rows"], expected);
+    assert_eq!(results["count"], 2);
+
+    // The HTTP API sees what Flight SQL wrote.
+    let (status, body) = server.sql(ADMIN, "SELECT id, name, score FROM flights ORDER BY id");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"], expected, "{body}");
+    let (status, body) = server.sql(ADMIN, "SELECT k, v FROM made");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"], json!([{"k": 30, "v": "w"}]), "{body}");
+}
