@@ -58,7 +58,10 @@ impl Server {
         let url = loop {
             let mut line = String::new();
             reader.read_line(&mut line).unwrap();
-            if let Some(url) = line.trim().strip_prefix("wavelake flight sql listening on ") {
+            if let Some(url) = line
+                .trim()
+                .strip_prefix("wavelake flight sql listening on ")
+            {
                 flight_url = Some(url.to_owned());
                 continue;
             }
