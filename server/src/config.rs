@@ -49,6 +49,30 @@ pub struct ServerConfig {
     pub cluster: ClusterConfig,
     /// Buffered ingest (`POST …/rows`).
     pub ingest: IngestConfig,
+    /// Table subscriptions (`GET …/events`).
+    pub events: EventsConfig,
+}
+
+/// `[events]`: table subscriptions (Server-Sent Events).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// How often a watched table's log is checked for a new commit.
+    pub poll_interval_ms: u64,
+    /// Subscriptions open at once in all; more are refused `429`.
+    pub max_subscriptions: usize,
+    /// Subscriptions one token may hold open at once.
+    pub max_subscriptions_per_token: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 250,
+            max_subscriptions: 1024,
+            max_subscriptions_per_token: 16,
+        }
+    }
 }
 
 /// `[ingest]`: the write-ahead log and buffers of `POST …/rows`.
@@ -254,6 +278,7 @@ impl Default for ServerConfig {
             sync_interval_secs: 2,
             cluster: ClusterConfig::default(),
             ingest: IngestConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -278,6 +303,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("sync_interval_secs", &self.sync_interval_secs)
             .field("cluster", &self.cluster)
             .field("ingest", &self.ingest)
+            .field("events", &self.events)
             .finish()
     }
 }
@@ -402,6 +428,15 @@ impl ServerConfig {
                 limits.body_idle_timeout_secs,
             ),
             ("sync_interval_secs", self.sync_interval_secs),
+            ("events.poll_interval_ms", self.events.poll_interval_ms),
+            (
+                "events.max_subscriptions",
+                self.events.max_subscriptions as u64,
+            ),
+            (
+                "events.max_subscriptions_per_token",
+                self.events.max_subscriptions_per_token as u64,
+            ),
         ];
         if let Some((name, _)) = counts.iter().find(|(_, value)| *value == 0) {
             bail!("{name} must be above 0");

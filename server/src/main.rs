@@ -17,6 +17,7 @@ mod config;
 mod connections;
 mod document;
 mod error;
+mod events;
 mod files;
 mod flight;
 mod ingest;

@@ -94,6 +94,13 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
             config.ingest.wal_dir(&config.root),
             config.ingest.settings(),
         )),
+        watchers: crate::events::Watchers::new(Duration::from_millis(
+            config.events.poll_interval_ms,
+        )),
+        subscriptions: crate::admission::Admission::new(
+            config.events.max_subscriptions,
+            config.events.max_subscriptions_per_token,
+        ),
         config,
     });
     recover_buffers(&state).await?;

@@ -42,6 +42,10 @@ pub struct AppState {
     pub writes_refused: Option<String>,
     /// The write buffers of buffered ingest.
     pub buffers: Arc<crate::ingest::Buffers>,
+    /// The tables subscribers watch.
+    pub watchers: Arc<crate::events::Watchers>,
+    /// Subscriptions open, in all and per token.
+    pub subscriptions: Arc<crate::admission::Admission>,
 }
 
 /// An opener applying `options` (S3 endpoint, credentials, …).

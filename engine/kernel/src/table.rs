@@ -145,6 +145,27 @@ impl Table {
             .await
     }
 
+    /// The commit that made `version`, or `None` when the log has no such
+    /// commit (not made yet, or removed by log retention): one read, for
+    /// following a table commit by commit.
+    pub async fn commit(&self, version: i64) -> Result<Option<CommitEntry>> {
+        let path = log::commit_path(version);
+        let bytes = match self.storage.get(&path).await {
+            Ok(bytes) => bytes,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let file = LogFile {
+            version,
+            kind: LogFileKind::Commit,
+            path,
+            size: Some(bytes.len() as u64),
+            last_modified: None,
+        };
+        let actions = ActionBatch::from_json_lines(&file.path, &bytes)?;
+        Ok(Some(entry(file, actions.commit_info)))
+    }
+
     /// The log's commit files, oldest first, with their contents when
     /// finding them meant reading them.
     pub(crate) async fn commit_files(&self) -> Result<Vec<(LogFile, Option<bytes::Bytes>)>> {

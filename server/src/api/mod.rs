@@ -2,6 +2,7 @@
 //! touches tables takes the caller's [`Principal`] from the bearer token
 //! and opens a SQL session limited to what it may see.
 
+mod events;
 mod openapi;
 mod results;
 mod rows;
@@ -39,6 +40,10 @@ pub fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         )
         .route("/tables/{namespace}/{table}/history", get(tables::history))
         .route("/tables/{namespace}/{table}/rows", post(rows::append_rows))
+        .route(
+            "/tables/{namespace}/{table}/events",
+            get(events::table_events),
+        )
         .route(
             "/tables/{namespace}/{table}/upload",
             post(upload::upload)

@@ -103,6 +103,14 @@ pub async fn document() -> Json<Value> {
                     {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "json", "arrow"]}}],
                 "requestBody": {"required": true, "content": {"application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.arrow.stream": {}}},
                 "responses": with_errors(json!({"202": {"description": "{rows, sequence, buffered: true}"}}))}},
+            "/api/v1/tables/{namespace}/{table}/events": {"get": {
+                "summary": "Subscribe to the table's commits (Server-Sent Events)",
+                "description": "One `commit` event per new commit, in order: `id` is the version, `data` is {version, timestamp, operation, parameters, metrics} and, with ?changes=true, `changes` (the commit's rows from the change data feed, at most 10,000, with `changes_truncated`). Starts after the latest version, at ?from_version=, or after the Last-Event-ID a reconnecting client sends, so no commit is missed. An `error` event ({code, message}) ends the stream. Keep-alive comments every 15 s. Recipients subscribe to shared tables at /delta-sharing/shares/{share}/schemas/{schema}/tables/{table}/events.",
+                "parameters": [table_path[0].clone(), table_path[1].clone(),
+                    {"name": "changes", "in": "query", "schema": {"type": "boolean"}},
+                    {"name": "from_version", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
+                "responses": with_errors(json!({"200": {"description": "An endless event stream", "content": {"text/event-stream": {}}}}))}},
             "/api/v1/me": {"get": {"summary": "What the caller's token may do",
                 "responses": with_errors(json!({"200": {"description": "{admin, namespaces: [{name, write}], recipient}"}}))}},
             "/api/v1/tokens": {

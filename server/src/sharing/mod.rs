@@ -4,6 +4,7 @@
 //! server (see [`crate::signing`]).
 
 mod changes;
+mod events;
 mod file_lines;
 mod history;
 pub mod materialize;
@@ -59,6 +60,7 @@ pub fn routes(state: &Arc<AppState>) -> axum::Router<Arc<AppState>> {
             get(changes::table_changes).layer(admitted()),
         )
         .route(&format!("{table}/history"), get(history::table_history))
+        .route(&format!("{table}/events"), get(events::table_events))
         .layer(axum::middleware::from_fn(rejections_in_protocol_shape))
 }
 

@@ -14,6 +14,7 @@ mod common;
 mod concurrent_history;
 mod crash;
 mod durability;
+mod events;
 mod flight;
 mod ingest;
 mod limits;
