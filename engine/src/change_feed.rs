@@ -16,10 +16,10 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::common::{Column, ScalarValue};
-use datafusion::datasource::MemTable;
+use datafusion::common::Column;
 use datafusion::execution::context::SessionContext;
-use datafusion::logical_expr::{Expr, lit};
+use datafusion::functions::expr_fn::coalesce;
+use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::DataFrame;
 use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, FunctionArg, FunctionArgExpr, Ident, ObjectName, Statement as SqlStatement,
@@ -248,52 +248,95 @@ pub fn feed_schema(logical: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// What one scan of the feed reads: files of one commit and what their
-/// rows are.
-struct FeedScan {
-    version: i64,
-    timestamp: i64,
-    /// `None`: change data files, which say so row by row.
-    kind: Option<ChangeType>,
-    files: Vec<Add>,
-}
+/// Partition column the feed's scan gives each file: the kind of change
+/// its rows are (null for change data files, whose rows say).
+const KIND_COLUMN: &str = "__wavelake_change_kind";
+/// Partition column the feed's scan gives each file: its commit's version.
+const VERSION_COLUMN: &str = "__wavelake_commit_version";
+/// Partition column the feed's scan gives each file: its commit's time.
+const TIMESTAMP_COLUMN: &str = "__wavelake_commit_millis";
 
-/// The rows of `feed` (read from `table`) as one frame of `ctx`.
+/// The rows of `feed` (read from `table`) as one frame of `ctx`: one scan
+/// of every file of the feed (so it runs wherever a query runs, the
+/// browser included), each file told its commit and kind of change by
+/// partition values of its own.
 pub async fn feed_frame(
     ctx: &SessionContext,
     table: &Table,
     feed: ChangeFeed,
 ) -> Result<DataFrame> {
     let logical = feed.snapshot.arrow_schema();
-    let schema = feed_schema(&logical);
-    let scans = feed_scans(table, &feed).await?;
-    let mut frame: Option<DataFrame> = None;
-    for scan in scans {
-        let next = scan_frame(ctx, table, &feed.snapshot, &logical, scan)?;
-        frame = Some(match frame {
-            Some(frame) => frame.union(next)?,
-            None => next,
-        });
+    let files = feed_files(table, &feed).await?;
+    let snapshot = &feed.snapshot;
+    let mut schema = snapshot.schema().clone();
+    for (name, kind) in [
+        (CHANGE_TYPE_COLUMN, "string"),
+        (KIND_COLUMN, "string"),
+        (VERSION_COLUMN, "long"),
+        (TIMESTAMP_COLUMN, "long"),
+    ] {
+        schema.fields.push(StructField::new(
+            name,
+            DeltaType::Primitive(kind.into()),
+            true,
+        ));
     }
-    match frame {
-        Some(frame) => Ok(frame),
-        None => {
-            let empty = MemTable::try_new(schema, vec![Vec::new()])?;
-            Ok(ctx.read_table(Arc::new(empty))?)
-        }
-    }
+    let mut metadata = snapshot.metadata().clone();
+    metadata.schema_string = StructType::to_json(&schema)?;
+    metadata
+        .partition_columns
+        .extend([KIND_COLUMN, VERSION_COLUMN, TIMESTAMP_COLUMN].map(String::from));
+    let state = TableState {
+        version: feed.end,
+        protocol: snapshot.protocol().clone(),
+        metadata,
+        files,
+        txns: Default::default(),
+        domains: Default::default(),
+        timestamp: snapshot.timestamp(),
+    };
+    let scanned = Snapshot::try_new(state, snapshot.root().clone())?;
+    let provider = DeltaTableProvider::new(scanned, table.storage().clone())?;
+    let column = |name: &str| Expr::Column(Column::new_unqualified(name));
+    let mut select: Vec<Expr> = logical.fields().iter().map(|f| column(f.name())).collect();
+    select.push(
+        coalesce(vec![column(CHANGE_TYPE_COLUMN), column(KIND_COLUMN)]).alias(CHANGE_TYPE_COLUMN),
+    );
+    select.push(column(VERSION_COLUMN).alias(COMMIT_VERSION_COLUMN));
+    select.push(
+        cast(
+            column(TIMESTAMP_COLUMN),
+            DataType::Timestamp(TimeUnit::Millisecond, Some(Arc::from("UTC"))),
+        )
+        .alias(COMMIT_TIMESTAMP_COLUMN),
+    );
+    Ok(ctx.read_table(Arc::new(provider))?.select(select)?)
 }
 
-/// The feed's files grouped into scans: per commit, its change data
-/// files, or the files it added and removed, or the rows whose deletion
-/// vector it changed.
-async fn feed_scans(table: &Table, feed: &ChangeFeed) -> Result<Vec<FeedScan>> {
-    let mut scans: Vec<FeedScan> = Vec::new();
+/// Every file of the feed as a file to scan, with the partition values
+/// that tell its commit and kind: change data files as they are, files a
+/// commit added (inserts) or removed (deletes) with the deletion vector
+/// they had, and for a replaced deletion vector the rows it newly marks
+/// (deletes) and unmarks (inserts), as a deletion vector of every other
+/// row.
+async fn feed_files(table: &Table, feed: &ChangeFeed) -> Result<Vec<Add>> {
+    let mut files = Vec::new();
     for file in &feed.files {
-        let (kind, add) = match &file.action {
-            ChangeAction::Cdc(cdc) => (None, change_file(cdc)),
-            ChangeAction::Add(add) => (Some(ChangeType::Insert), add.clone()),
-            ChangeAction::Remove(remove) => (Some(ChangeType::Delete), removed_file(remove)),
+        let tagged = |mut add: Add, kind: Option<ChangeType>| {
+            add.partition_values
+                .insert(KIND_COLUMN.into(), kind.map(|k| k.as_str().to_owned()));
+            add.partition_values
+                .insert(VERSION_COLUMN.into(), Some(file.version.to_string()));
+            add.partition_values
+                .insert(TIMESTAMP_COLUMN.into(), Some(file.timestamp.to_string()));
+            add
+        };
+        match &file.action {
+            ChangeAction::Cdc(cdc) => files.push(tagged(change_file(cdc), None)),
+            ChangeAction::Add(add) => files.push(tagged(add.clone(), Some(ChangeType::Insert))),
+            ChangeAction::Remove(remove) => {
+                files.push(tagged(removed_file(remove), Some(ChangeType::Delete)));
+            }
             ChangeAction::DeletionVectorChange { remove, add } => {
                 let rows = table.changed_rows(remove, add).await?;
                 for (kind, changed) in [
@@ -303,42 +346,16 @@ async fn feed_scans(table: &Table, feed: &ChangeFeed) -> Result<Vec<FeedScan>> {
                     if changed.is_empty() {
                         continue;
                     }
-                    let only = only_rows(changed, rows.num_rows);
-                    push(
-                        &mut scans,
-                        file.version,
-                        file.timestamp,
-                        Some(kind),
-                        Add {
-                            deletion_vector: Some(only),
-                            ..add.as_ref().clone()
-                        },
-                    );
+                    let only = Add {
+                        deletion_vector: Some(only_rows(changed, rows.num_rows)),
+                        ..add.as_ref().clone()
+                    };
+                    files.push(tagged(only, Some(kind)));
                 }
-                continue;
             }
-        };
-        push(&mut scans, file.version, file.timestamp, kind, add);
+        }
     }
-    Ok(scans)
-}
-
-fn push(
-    scans: &mut Vec<FeedScan>,
-    version: i64,
-    timestamp: i64,
-    kind: Option<ChangeType>,
-    add: Add,
-) {
-    match scans.last_mut() {
-        Some(last) if last.version == version && last.kind == kind => last.files.push(add),
-        _ => scans.push(FeedScan {
-            version,
-            timestamp,
-            kind,
-            files: vec![add],
-        }),
-    }
+    Ok(files)
 }
 
 /// A change data file, described as a data file to scan.
@@ -382,50 +399,4 @@ fn only_rows(rows: &RoaringTreemap, num_rows: u64) -> DeletionVectorDescriptor {
     others.insert_range(0..num_rows);
     others -= rows;
     DeletionVectorDescriptor::inline(&others)
-}
-
-/// One scan as a frame of the feed's columns.
-fn scan_frame(
-    ctx: &SessionContext,
-    table: &Table,
-    snapshot: &Snapshot,
-    logical: &SchemaRef,
-    scan: FeedScan,
-) -> Result<DataFrame> {
-    let mut metadata = snapshot.metadata().clone();
-    if scan.kind.is_none() {
-        let mut schema = snapshot.schema().clone();
-        schema.fields.push(StructField::new(
-            CHANGE_TYPE_COLUMN,
-            DeltaType::Primitive("string".into()),
-            true,
-        ));
-        metadata.schema_string = StructType::to_json(&schema)?;
-    }
-    let state = TableState {
-        version: scan.version,
-        protocol: snapshot.protocol().clone(),
-        metadata,
-        files: scan.files,
-        txns: Default::default(),
-        domains: Default::default(),
-        timestamp: Some(scan.timestamp),
-    };
-    let files = Snapshot::try_new(state, snapshot.root().clone())?;
-    let provider = DeltaTableProvider::new(files, table.storage().clone())?;
-    let column = |name: &str| Expr::Column(Column::new_unqualified(name));
-    let mut select: Vec<Expr> = logical.fields().iter().map(|f| column(f.name())).collect();
-    select.push(match scan.kind {
-        None => column(CHANGE_TYPE_COLUMN),
-        Some(kind) => lit(kind.as_str()).alias(CHANGE_TYPE_COLUMN),
-    });
-    select.push(lit(scan.version).alias(COMMIT_VERSION_COLUMN));
-    select.push(
-        lit(ScalarValue::TimestampMillisecond(
-            Some(scan.timestamp),
-            Some(Arc::from("UTC")),
-        ))
-        .alias(COMMIT_TIMESTAMP_COLUMN),
-    );
-    Ok(ctx.read_table(Arc::new(provider))?.select(select)?)
 }
