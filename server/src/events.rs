@@ -24,6 +24,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use wavelake_engine::sharing::protocol::events::{
+    COMMIT_EVENT, CommitEvent, ERROR_EVENT, EventError,
+};
+
 use crate::admission::Admitted;
 use crate::error::ApiError;
 use wavelake_engine::Table;
@@ -206,42 +210,54 @@ impl Follow {
     }
 
     async fn commit_event(&self, commit: wavelake_engine::CommitEntry) -> Event {
-        let mut data = json!({
-            "version": commit.version,
-            "timestamp": commit.timestamp,
-            "operation": commit.operation,
-            "parameters": commit.parameters,
-            "metrics": commit.metrics,
-        });
+        let mut event = CommitEvent {
+            version: commit.version,
+            timestamp: commit.timestamp,
+            operation: commit.operation,
+            parameters: commit.parameters,
+            metrics: commit.metrics,
+            changes: None,
+            changes_truncated: None,
+            changes_error: None,
+        };
         if self.changes {
             match change_rows(&self.table, commit.version).await {
                 Ok((rows, truncated)) => {
-                    data["changes"] = rows;
-                    data["changes_truncated"] = Value::Bool(truncated);
+                    event.changes = Some(rows);
+                    event.changes_truncated = Some(truncated);
                 }
                 Err(e) => {
-                    data["changes"] = Value::Null;
-                    data["changes_error"] = json!({"code": e.code(), "message": e.to_string()});
+                    event.changes_error = Some(EventError {
+                        code: e.code().to_owned(),
+                        message: e.to_string(),
+                    });
                 }
             }
         }
+        let data = serde_json::to_string(&event).unwrap_or_else(|e| {
+            json!({"version": event.version, "changes_error": {"code": "INTERNAL", "message": e.to_string()}}).to_string()
+        });
         Event::default()
-            .id(commit.version.to_string())
-            .event("commit")
-            .data(data.to_string())
+            .id(event.version.to_string())
+            .event(COMMIT_EVENT)
+            .data(data)
     }
 
     fn error(&mut self, code: &str, message: String) -> Event {
         self.done = true;
+        let error = EventError {
+            code: code.to_owned(),
+            message,
+        };
         Event::default()
-            .event("error")
-            .data(json!({"code": code, "message": message}).to_string())
+            .event(ERROR_EVENT)
+            .data(serde_json::to_string(&error).unwrap_or_default())
     }
 }
 
 /// The change data feed rows of one commit, as JSON objects (at most
 /// [`MAX_CHANGE_ROWS`]; the flag says whether there were more).
-async fn change_rows(table: &Table, version: i64) -> wavelake_engine::Result<(Value, bool)> {
+async fn change_rows(table: &Table, version: i64) -> wavelake_engine::Result<(Vec<Value>, bool)> {
     let feed = table.changes(version, Some(version)).await?;
     let ctx = datafusion::prelude::SessionContext::new();
     let frame = wavelake_engine::change_feed::feed_frame(&ctx, table, feed).await?;
@@ -259,8 +275,8 @@ async fn change_rows(table: &Table, version: i64) -> wavelake_engine::Result<(Va
     writer.write_batches(&refs)?;
     writer.finish()?;
     let bytes = writer.into_inner();
-    let rows: Value = if bytes.is_empty() {
-        Value::Array(Vec::new())
+    let rows: Vec<Value> = if bytes.is_empty() {
+        Vec::new()
     } else {
         serde_json::from_slice(&bytes).map_err(|e| {
             wavelake_engine::Error::InvalidArgument(format!("change rows as JSON: {e}"))

@@ -6,11 +6,14 @@
 //! [`messages`]; the newline-delimited lines of `query` and `changes`
 //! answers, in both response formats (`parquet` and `delta`), are in
 //! [`lines`], and [`query`] turns a whole `query` answer into table state.
+//! [`events`] holds the commit events of table subscriptions (a Wavelake
+//! extension) and a decoder of the Server-Sent Events they come in.
 //!
 //! It depends on the kernel's protocol actions only: no IO, no HTTP
 //! client, no query engine, and nothing of the server.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod events;
 pub mod lines;
 pub mod messages;
 pub mod query;
