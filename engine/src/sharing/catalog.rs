@@ -9,7 +9,7 @@ use super::{
     QueryOptions, SharedTableName, SharedTableVersions, SharingClient, SharingProfile,
     open_shared_table,
 };
-use crate::{Result, SqlSession};
+use crate::{Error, Result, SqlSession};
 
 /// Every table shared with one recipient, by SQL name.
 #[derive(Debug, Clone)]
@@ -54,6 +54,18 @@ impl SharedCatalog {
     /// The shared table behind a SQL name.
     pub fn table(&self, name: &str) -> Option<&SharedTableName> {
         self.tables.get(name)
+    }
+
+    /// Follows the commits of shared table `name` (`schema.table`).
+    pub async fn subscribe(
+        &self,
+        name: &str,
+        options: &super::subscription::SubscribeOptions,
+    ) -> Result<super::subscription::Subscription> {
+        let table = self.tables.get(name).ok_or_else(|| Error::UnknownTable {
+            name: name.to_owned(),
+        })?;
+        self.client.subscribe(table, options).await
     }
 
     /// Lets `engine` time travel on every shared table and describe it

@@ -163,6 +163,29 @@ impl SharingClient {
         parse_query_response(&bytes, version)
     }
 
+    /// Follows `table`'s commits (`…/tables/{t}/events`, a Wavelake
+    /// extension; other servers answer 404, a [`Error::TableNotFound`]).
+    pub async fn subscribe(
+        &self,
+        table: &SharedTableName,
+        options: &super::subscription::SubscribeOptions,
+    ) -> Result<super::subscription::Subscription> {
+        let mut url = self.table_url(table, "events")?;
+        if options.changes {
+            url.query_pairs_mut().append_pair("changes", "true");
+        }
+        if let Some(version) = options.from_version {
+            if version < 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "a subscription starts at a version, 0 or more, not {version}"
+                )));
+            }
+            url.query_pairs_mut()
+                .append_pair("from_version", &version.to_string());
+        }
+        super::subscription::Subscription::open(self.http.clone(), url, self.token.clone()).await
+    }
+
     fn url(&self, segments: &[&str]) -> Result<Url> {
         let mut url = self.endpoint.clone();
         url.path_segments_mut()

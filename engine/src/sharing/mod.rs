@@ -7,6 +7,8 @@
 mod catalog;
 #[cfg(feature = "http")]
 pub mod client;
+#[cfg(feature = "http")]
+pub mod subscription;
 pub use wavelake_sharing as protocol;
 
 #[cfg(feature = "http")]
