@@ -1,6 +1,7 @@
 // Turns wasm-pack's output directory into the `wavelake` npm package:
-// names it, declares apache-arrow (the generated module imports it), and
-// adds the README written for JavaScript users.
+// names it, declares apache-arrow (the generated module imports it), makes
+// subscriptions async iterable, and adds the README written for JavaScript
+// users.
 //   node pkg/npm/finish-package.mjs DIST_DIR
 import { readFileSync, writeFileSync, copyFileSync } from "node:fs";
 import { join, dirname } from "node:path";
@@ -30,5 +31,32 @@ const manifest = {
   dependencies: { "apache-arrow": "^21.0.0" },
 };
 writeFileSync(manifestPath, JSON.stringify(manifest, null, 2) + "\n");
+
+// Subscriptions are async iterables: `for await (const commit of sub)`;
+// leaving the loop closes the subscription. (wasm-bindgen cannot declare
+// Symbol.asyncIterator itself.)
+const modulePath = join(dist, "wavelake.js");
+const iterable = `
+Subscription.prototype[Symbol.asyncIterator] = function () {
+  const subscription = this;
+  return {
+    async next() {
+      const value = await subscription.next();
+      return value === undefined ? { done: true, value: undefined } : { done: false, value };
+    },
+    async return() {
+      subscription.close();
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+};
+`;
+const source = readFileSync(modulePath, "utf8");
+if (!source.includes("Subscription.prototype[Symbol.asyncIterator]")) {
+  writeFileSync(modulePath, source + iterable);
+}
 copyFileSync(join(here, "README.md"), join(dist, "README.md"));
 console.log(`${manifest.name}@${manifest.version} in ${dist}`);

@@ -14,6 +14,7 @@ mod abort;
 mod error;
 mod placement;
 mod progress;
+mod subscription;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -465,6 +466,50 @@ impl Wavelake {
     /// The schemas of one of the recipient's shares (after `connect`).
     pub async fn schemas(&self, share: String) -> Result<Vec<String>, JsValue> {
         self.client()?.schemas(&share).await.map_err(engine_error)
+    }
+
+    /// Follows a shared table's commits (after `connect`, on a Wavelake
+    /// server): each `next()` (or each turn of `for await`) is the next
+    /// commit, with its rows from the change data feed when
+    /// `options.changes` is true. A dropped connection resumes after the
+    /// last commit received.
+    pub async fn subscribe(
+        &self,
+        table: String,
+        #[wasm_bindgen(unchecked_param_type = "SubscribeOptions")] options: Option<JsValue>,
+    ) -> Result<subscription::Subscription, JsValue> {
+        let catalog = self.shared.as_ref().ok_or_else(|| {
+            js_error(
+                "INVALID_ARGUMENT",
+                "subscribe needs a session connected to a Wavelake server",
+            )
+        })?;
+        let options = options.unwrap_or(JsValue::UNDEFINED);
+        let changes = field(&options, "changes")
+            .map(|v| {
+                v.as_bool()
+                    .ok_or_else(|| js_error("INVALID_ARGUMENT", "changes must be true or false"))
+            })
+            .transpose()?
+            .unwrap_or(false);
+        let from_version = field(&options, "fromVersion")
+            .map(|v| match v.as_f64() {
+                Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9.0e15 => Ok(n as i64),
+                _ => Err(js_error(
+                    "INVALID_ARGUMENT",
+                    "fromVersion must be a version: a whole number, 0 or more",
+                )),
+            })
+            .transpose()?;
+        let options = wavelake_engine::sharing::subscription::SubscribeOptions {
+            changes,
+            from_version,
+        };
+        let followed = catalog
+            .subscribe(&table, &options)
+            .await
+            .map_err(engine_error)?;
+        Ok(subscription::Subscription::new(followed))
     }
 
     /// The names queries can use: registered tables and, after `connect`,

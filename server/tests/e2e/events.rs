@@ -275,3 +275,166 @@ fn subscriptions_are_authorized_as_reads_and_bad_requests_are_refused() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// The npm package in Node follows a shared table with `for await`,
+/// while commits are made through the SQL API.
+#[test]
+fn the_npm_package_follows_a_shared_table_in_node() {
+    let test = "the_npm_package_follows_a_shared_table_in_node";
+    if !wavelake_tests::npm_package_built() {
+        eprintln!("SKIPPED {test}: scripts/build-pkg.sh builds the npm package");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let server = Server::start(
+        dir.path(),
+        &format!(
+            "root = {:?}\n[events]\npoll_interval_ms = 50\n",
+            root.to_str().unwrap()
+        ),
+    );
+    for sql in [
+        "CREATE TABLE acme.orders (id BIGINT, total DOUBLE) TBLPROPERTIES \
+         ('delta.enableChangeDataFeed' = 'true')",
+        "INSERT INTO acme.orders VALUES (1, 9.5)",
+        "CREATE SHARE shop",
+        "ALTER SHARE shop ADD TABLE acme.orders",
+    ] {
+        sql_ok(&server, sql);
+    }
+    let profile_path = dir.path().join("shop.share");
+    std::fs::write(&profile_path, server.recipient("paula", "shop")).unwrap();
+    let mut node = std::process::Command::new("node")
+        .arg(wavelake_tests::package_dir().join("tests/subscribe.mjs"))
+        .args([profile_path.to_str().unwrap(), "acme.orders", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("node runs");
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut next_line = || {
+        lines
+            .next()
+            .expect("node printed a line")
+            .expect("node's output is text")
+    };
+    assert_eq!(next_line(), "subscribed");
+    sql_ok(&server, "UPDATE acme.orders SET total = 10.0 WHERE id = 1");
+    sql_ok(&server, "INSERT INTO acme.orders VALUES (2, 3.25)");
+    let update: Value = serde_json::from_str(&next_line()).unwrap();
+    assert_eq!(update["version"], 2);
+    assert_eq!(update["operation"], "UPDATE");
+    let types: Vec<&str> = update["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["_change_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.len(), 2, "{update}");
+    assert!(types.contains(&"update_preimage") && types.contains(&"update_postimage"));
+    let insert: Value = serde_json::from_str(&next_line()).unwrap();
+    assert_eq!(insert["version"], 3);
+    assert_eq!(insert["changes"][0]["total"], 3.25);
+    assert_eq!(next_line(), "done");
+    assert!(node.wait().unwrap().success());
+}
+
+/// A proxy in front of the server whose connections can be cut, to drop a
+/// subscription in the middle.
+struct CuttableProxy {
+    url: String,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl CuttableProxy {
+    fn start(target: &str) -> Self {
+        let target = target.trim_start_matches("http://").to_owned();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tracked = open.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                tracked.lock().unwrap().push(client.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self { url, open }
+    }
+
+    /// Closes every connection open now.
+    fn cut(&self) {
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// The engine's subscription client (what the npm package and the web app
+/// run) gets every commit once, across a dropped connection.
+#[test]
+fn the_engine_client_resumes_a_dropped_subscription_without_gaps() {
+    use wavelake_engine::sharing::subscription::SubscribeOptions;
+    use wavelake_engine::sharing::{SharedCatalog, SharingProfile};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let server = Server::start(
+        dir.path(),
+        &format!(
+            "root = {:?}\n[events]\npoll_interval_ms = 50\n",
+            root.to_str().unwrap()
+        ),
+    );
+    for sql in [
+        "CREATE TABLE acme.ticks (n BIGINT)",
+        "CREATE SHARE clock",
+        "ALTER SHARE clock ADD TABLE acme.ticks",
+    ] {
+        sql_ok(&server, sql);
+    }
+    let proxy = CuttableProxy::start(&server.url);
+    let mut profile: Value = serde_json::from_str(&server.recipient("tom", "clock")).unwrap();
+    profile["endpoint"] = Value::String(format!("{}/delta-sharing/", proxy.url));
+    let profile = SharingProfile::parse(&profile.to_string()).unwrap();
+    // The blocking HTTP client of `server.sql` runs between the awaits.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let catalog = runtime.block_on(SharedCatalog::connect(&profile)).unwrap();
+    let mut subscription = runtime
+        .block_on(catalog.subscribe("acme.ticks", &SubscribeOptions::default()))
+        .unwrap();
+    let err = runtime
+        .block_on(catalog.subscribe("acme.nothing", &SubscribeOptions::default()))
+        .unwrap_err();
+    assert_eq!(err.code(), "TABLE_NOT_FOUND");
+    let commit = |n: i64| sql_ok(&server, &format!("INSERT INTO acme.ticks VALUES ({n})"));
+    let mut next_version = || {
+        runtime
+            .block_on(subscription.next())
+            .unwrap()
+            .map(|commit| commit.version)
+    };
+    commit(1);
+    assert_eq!(next_version(), Some(1));
+    // Dropped: the next two commits happen while it is down.
+    proxy.cut();
+    commit(2);
+    commit(3);
+    assert_eq!([next_version(), next_version()], [Some(2), Some(3)]);
+    commit(4);
+    assert_eq!(next_version(), Some(4));
+    subscription.close();
+    assert_eq!(runtime.block_on(subscription.next()).unwrap(), None);
+}
