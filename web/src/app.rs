@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use dioxus::core::Task;
 use dioxus::prelude::*;
+use futures::StreamExt;
 
 use wavelake_engine::QueryProgress;
 
@@ -157,6 +158,11 @@ fn Workspace(session: SessionHandle) -> Element {
     let mut max_page_mb = use_signal(|| DEFAULT_MAX_PAGE_BYTES / (1 << 20));
     let mut offer = use_signal(|| None::<Offer>);
     let mut past = use_signal(history::load);
+    // Live results: the query shown runs again on every commit of a table
+    // it reads.
+    let mut live = use_signal(|| false);
+    let mut live_note = use_signal(|| None::<String>);
+    let mut shown_sql = use_signal(String::new);
     let refresher = session.clone();
     // After a write: list the tables again, read every table at its latest.
     let changed = use_callback(move |message: String| {
@@ -240,12 +246,52 @@ fn Workspace(session: SessionHandle) -> Element {
                 },
             };
             match outcome {
-                Ok(answer) => result.set(Some(answer)),
+                Ok(answer) => {
+                    shown_sql.set(sql.clone());
+                    result.set(Some(answer));
+                }
                 Err(why) => error.set(Some(why)),
             }
             running.set(None);
         });
         running.set(Some(task));
+    });
+    let live_session = session.clone();
+    let _following = use_resource(move || {
+        let session = live_session.clone();
+        let wanted = live();
+        let sql = shown_sql();
+        async move {
+            if !wanted || sql.is_empty() || is_write(&sql) {
+                live_note.set(None);
+                return;
+            }
+            live_note.set(Some("Connecting…".into()));
+            let names = session.tables_read(&sql);
+            let mut commits = match crate::live::commits(&session, &names).await {
+                Ok(commits) => commits,
+                Err(why) => {
+                    live_note.set(Some(why));
+                    return;
+                }
+            };
+            live_note.set(Some("Live: runs again on every commit".into()));
+            while let Some(commit) = commits.next().await {
+                if let Err(why) = commit {
+                    live_note.set(Some(why));
+                    return;
+                }
+                // Read every table at its latest, then the same query.
+                if let Err(why) = session.refresh().await {
+                    live_note.set(Some(why));
+                    return;
+                }
+                if running().is_none() {
+                    query.set(sql.clone());
+                    run.call(Choice::BySize);
+                }
+            }
+        }
     });
     let cancel = move |_| {
         if let Some(task) = running() {
@@ -424,6 +470,15 @@ fn Workspace(session: SessionHandle) -> Element {
                             }
                             if let Some(answer) = result() {
                                 div { class: "views",
+                                    label { class: "live",
+                                        input { r#type: "checkbox", name: "live-result", checked: live(),
+                                            onchange: move |e| live.set(e.checked()),
+                                        }
+                                        " Live"
+                                    }
+                                    if let Some(note) = live_note() {
+                                        span { class: "live-status", "{note}" }
+                                    }
                                     for (choice, label) in [(ResultView::Rows, "Rows"), (ResultView::Chart, "Chart"), (ResultView::Explain, "Explain")] {
                                         button { key: "{label}",
                                             class: if view() == choice { "view current" } else { "view" },

@@ -12,6 +12,7 @@ pub mod download;
 pub mod explain;
 pub mod grid;
 pub mod history;
+pub mod live;
 pub mod result_table;
 pub mod server_api;
 pub mod session;

@@ -221,6 +221,33 @@ impl Session {
         TableSnapshot::of(&snapshot, version.is_none())
     }
 
+    /// Follows the commits of shared table `name` from the next one on;
+    /// `None` for a table that is not shared (nothing to follow).
+    pub async fn subscribe(
+        &self,
+        name: &str,
+    ) -> Result<Option<wavelake_engine::sharing::subscription::Subscription>, String> {
+        let Some(catalog) = self.catalog() else {
+            return Ok(None);
+        };
+        if catalog.table(name).is_none() {
+            return Ok(None);
+        }
+        catalog
+            .subscribe(
+                name,
+                &wavelake_engine::sharing::subscription::SubscribeOptions::default(),
+            )
+            .await
+            .map(Some)
+            .map_err(describe)
+    }
+
+    /// The tables `sql` names, as written.
+    pub fn tables_read(&self, sql: &str) -> Vec<String> {
+        self.engine.table_references(sql)
+    }
+
     /// The table's commits, newest first, as rows.
     pub async fn history(&self, name: &str) -> Result<Vec<Commit>, String> {
         let catalog = self.catalog();

@@ -3,6 +3,7 @@
 //! and a preview of its rows. Everything is read in the page.
 
 use dioxus::prelude::*;
+use futures::StreamExt;
 
 use crate::app::SessionHandle;
 use crate::grid::ResultGrid;
@@ -22,10 +23,43 @@ pub fn TablePage(
     on_version: EventHandler<Option<i64>>,
     on_query: EventHandler<String>,
 ) -> Element {
+    // Live: every commit of the table reads it again.
+    let mut live = use_signal(|| false);
+    let mut commits_seen = use_signal(|| 0u64);
+    let mut live_note = use_signal(|| None::<String>);
+    let follower = session.clone();
+    let followed = name.clone();
+    let _following = use_resource(use_reactive!(|(followed, version)| {
+        let session = follower.0.clone();
+        let wanted = live() && version.is_none();
+        async move {
+            if !wanted {
+                live_note.set(None);
+                return;
+            }
+            live_note.set(Some("Connecting…".into()));
+            match crate::live::commits(&session, std::slice::from_ref(&followed)).await {
+                Ok(mut commits) => {
+                    live_note.set(Some("Live: updated on every commit".into()));
+                    while let Some(commit) = commits.next().await {
+                        match commit {
+                            Ok(_) => commits_seen += 1,
+                            Err(why) => {
+                                live_note.set(Some(why));
+                                return;
+                            }
+                        }
+                    }
+                }
+                Err(why) => live_note.set(Some(why)),
+            }
+        }
+    }));
     let opener = session.clone();
     let table = name.clone();
     let opened = use_resource(use_reactive!(|(table, version)| {
         let session = opener.0.clone();
+        let _ = commits_seen();
         async move {
             let snapshot = session.open_table(&table, version).await?;
             let planned = session
@@ -40,6 +74,7 @@ pub fn TablePage(
     let listed = name.clone();
     let history = use_resource(use_reactive!(|listed| {
         let session = historian.0.clone();
+        let _ = commits_seen();
         async move { session.history(&listed).await }
     }));
     let query_name = name.clone();
@@ -50,6 +85,16 @@ pub fn TablePage(
                 button { class: "query-table",
                     onclick: move |_| on_query.call(format!("SELECT * FROM {query_name} LIMIT 100")),
                     "Query this table"
+                }
+                label { class: "live",
+                    input { r#type: "checkbox", name: "live-table", checked: live(),
+                        disabled: version.is_some(),
+                        onchange: move |e| live.set(e.checked()),
+                    }
+                    " Live"
+                }
+                if let Some(note) = live_note() {
+                    span { class: "live-status", "{note}" }
                 }
             }
             match &*opened.read() {

@@ -7,7 +7,9 @@
 // progress, sorting, the explain view, a chart, completion), time-travels
 // to version 1 and back, cancels a long query, uploads a CSV and queries
 // it, and updates it with a statement the server runs; a query above the
-// page's limit is offered to the server and runs there when accepted. Saves a screenshot
+// page's limit is offered to the server and runs there when accepted; a
+// live table page and a live result update themselves after a commit made
+// elsewhere. Saves a screenshot
 // of each screen in OUT_DIR and prints the timings as JSON.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -183,6 +185,47 @@ try {
   await page.waitForSelector("select.history");
   const remembered = await page.$$eval("select.history option", (options) => options.map((o) => o.value));
   assert.ok(remembered.includes(`SELECT count(*) AS n FROM ${table}`), JSON.stringify(remembered));
+
+  // Live: the table page and a query result update themselves after a
+  // commit made elsewhere (here, through the SQL API from this process).
+  const commit = async (sql) => {
+    const response = await fetch(`${server}/api/v1/sql`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ sql }),
+    });
+    assert.equal(response.status, 200, await response.text());
+  };
+  await page.click(`.sidebar .table-link:text-is('${untouched}')`);
+  await page.waitForSelector(".table-page .version", { timeout: 60_000 });
+  const before = await page.textContent(".table-page .version");
+  await page.check("input[name=live-table]");
+  await page.waitForSelector(".table-page .live-status:has-text('Live:')", { timeout: 60_000 });
+  let committed = Date.now();
+  await commit(`INSERT INTO ${untouched} VALUES (1001)`);
+  await page.waitForFunction(
+    (before) => {
+      const shown = document.querySelector(".table-page .version")?.textContent;
+      return shown !== undefined && shown !== before;
+    },
+    before,
+    { timeout: 60_000 },
+  );
+  timings.liveTablePageMs = Date.now() - committed;
+  assert.match(await page.textContent(".table-page .version"), /\(latest\)/);
+  await shot(page, "10-live-table");
+  await page.uncheck("input[name=live-table]");
+  await firstCell(page, `SELECT count(*) AS n FROM ${untouched}`, "101");
+  await page.check("input[name=live-result]");
+  await page.waitForSelector(".views .live-status:has-text('Live:')", { timeout: 60_000 });
+  committed = Date.now();
+  await commit(`INSERT INTO ${untouched} VALUES (1002)`);
+  await page.waitForFunction(() => document.querySelector(".grid tbody td")?.textContent === "102", null, {
+    timeout: 60_000,
+  });
+  timings.liveResultMs = Date.now() - committed;
+  await shot(page, "11-live-result");
+  await page.uncheck("input[name=live-result]");
 
   // Rows came from range reads of the tables' files; the server's SQL
   // endpoint saw only the query sent there and the statement that changes
