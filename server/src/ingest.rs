@@ -70,6 +70,18 @@ impl Buffers {
         Ok(())
     }
 
+    /// Commits and closes the buffer of `namespace.table`, when it has one,
+    /// so that the next append opens it again from the table as it is now:
+    /// after a statement that changed the table's schema or constraints,
+    /// rows are checked against those.
+    pub async fn retire(&self, namespace: &str, table: &str) -> Result<()> {
+        let buffer = self.open().remove(&format!("{namespace}.{table}"));
+        match buffer {
+            Some(buffer) => buffer.close().await.map(drop),
+            None => Ok(()),
+        }
+    }
+
     /// The `(namespace, table)` pairs whose logs hold segments.
     pub fn logged_tables(&self) -> Result<Vec<(String, String)>> {
         let mut found = Vec::new();

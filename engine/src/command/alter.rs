@@ -1,5 +1,5 @@
 //! `ALTER TABLE` as Delta users write it: ADD COLUMN(S), RENAME COLUMN,
-//! DROP COLUMN(S), SET and UNSET TBLPROPERTIES.
+//! DROP COLUMN(S), SET and UNSET TBLPROPERTIES, ADD and DROP CONSTRAINT.
 
 use std::collections::HashMap;
 
@@ -42,6 +42,20 @@ pub enum TableChange {
         /// Whether missing keys are fine.
         if_exists: bool,
     },
+    /// `ADD CONSTRAINT name CHECK (condition)`.
+    AddConstraint {
+        /// The constraint's name.
+        name: String,
+        /// The condition, as SQL.
+        expression: String,
+    },
+    /// `DROP CONSTRAINT [IF EXISTS] name`.
+    DropConstraint {
+        /// The constraint's name.
+        name: String,
+        /// Whether a missing constraint is fine.
+        if_exists: bool,
+    },
 }
 
 impl TableChange {
@@ -53,6 +67,8 @@ impl TableChange {
             Self::DropColumns { .. } => "DROP COLUMNS",
             Self::SetProperties(_) => "SET TBLPROPERTIES",
             Self::UnsetProperties { .. } => "UNSET TBLPROPERTIES",
+            Self::AddConstraint { .. } => "ADD CONSTRAINT",
+            Self::DropConstraint { .. } => "DROP CONSTRAINT",
         }
     }
 }
@@ -63,7 +79,18 @@ pub fn parse_alter(sql: &str) -> Result<Command> {
     p.expect_keyword(Keyword::ALTER).map_err(sql_error)?;
     p.expect_keyword(Keyword::TABLE).map_err(sql_error)?;
     let name = table_name(&mut p)?;
-    let change = if p.parse_keyword(Keyword::ADD) {
+    let change = if p.parse_keywords(&[Keyword::ADD, Keyword::CONSTRAINT]) {
+        let name = p.parse_identifier().map_err(sql_error)?.value;
+        p.expect_keyword(Keyword::CHECK).map_err(sql_error)?;
+        p.expect_token(&Token::LParen).map_err(sql_error)?;
+        let expression = p.parse_expr().map_err(sql_error)?.to_string();
+        p.expect_token(&Token::RParen).map_err(sql_error)?;
+        TableChange::AddConstraint { name, expression }
+    } else if p.parse_keywords(&[Keyword::DROP, Keyword::CONSTRAINT]) {
+        let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        let name = p.parse_identifier().map_err(sql_error)?.value;
+        TableChange::DropConstraint { name, if_exists }
+    } else if p.parse_keyword(Keyword::ADD) {
         let _ = p.parse_keyword(Keyword::COLUMNS) || p.parse_keyword(Keyword::COLUMN);
         let parenthesized = p.consume_token(&Token::LParen);
         let columns = p
@@ -110,7 +137,7 @@ pub fn parse_alter(sql: &str) -> Result<Command> {
     } else {
         return Err(Error::Sql(format!(
             "ALTER TABLE supports ADD COLUMNS, RENAME COLUMN, DROP COLUMNS, SET and UNSET \
-             TBLPROPERTIES; found {}",
+             TBLPROPERTIES, ADD and DROP CONSTRAINT; found {}",
             p.peek_token().token
         )));
     };
@@ -163,6 +190,21 @@ mod tests {
                 if_exists: false
             }
         );
+        assert_eq!(
+            change("ALTER TABLE t ADD CONSTRAINT positive CHECK (id > 0 AND name <> '')"),
+            TableChange::AddConstraint {
+                name: "positive".into(),
+                expression: "id > 0 AND name <> ''".into()
+            }
+        );
+        assert_eq!(
+            change("ALTER TABLE t DROP CONSTRAINT IF EXISTS positive"),
+            TableChange::DropConstraint {
+                name: "positive".into(),
+                if_exists: true
+            }
+        );
+        assert!(parse_alter("ALTER TABLE t ADD CONSTRAINT c (id > 0)").is_err());
         assert!(matches!(
             change("ALTER TABLE t SET TBLPROPERTIES ('delta.appendOnly' = 'true')"),
             TableChange::SetProperties(p) if p["delta.appendOnly"] == "true"

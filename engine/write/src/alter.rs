@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::create::{MAX_COLUMN_ID_PROPERTY, PhysicalNames, assign_column_mapping};
 use super::now_ms;
 use crate::command::TableChange;
-use crate::properties::check_property;
+use crate::properties::{check_property, with_writer_feature};
 use crate::protocol::features::{ensure_writable, with_feature};
 use crate::protocol::{Metadata, Protocol};
 use crate::schema::{ColumnMappingMode, StructType};
@@ -162,6 +162,36 @@ pub fn evolve(
             }
             parameters.push(("properties", Value::String(json!(properties).to_string())));
         }
+        TableChange::AddConstraint { name, expression } => {
+            let key = crate::constraints::property_key(name);
+            if metadata.configuration.contains_key(&key) {
+                return Err(Error::Sql(format!(
+                    "the table already has a constraint named {name}"
+                )));
+            }
+            crate::constraints::compile(
+                name,
+                expression,
+                &std::sync::Arc::new(schema.to_arrow()?),
+            )?;
+            set_property(&mut metadata, &key, expression.clone());
+            protocol_now = with_writer_feature(&protocol_now, "checkConstraints", Some(3));
+            parameters.push(("name", Value::String(name.clone())));
+            parameters.push(("expr", Value::String(expression.clone())));
+        }
+        TableChange::DropConstraint { name, if_exists } => {
+            if metadata
+                .configuration
+                .remove(&crate::constraints::property_key(name))
+                .is_none()
+                && !if_exists
+            {
+                return Err(Error::Sql(format!(
+                    "the table has no constraint named {name}"
+                )));
+            }
+            parameters.push(("name", Value::String(name.clone())));
+        }
         TableChange::UnsetProperties { keys, if_exists } => {
             for key in keys {
                 if key == MAPPING_MODE_PROPERTY
@@ -181,6 +211,9 @@ pub fn evolve(
         }
     }
     metadata.schema_string = schema.to_json()?;
+    // A column a constraint reads cannot go away under it.
+    crate::constraints::CheckConstraints::of(&metadata, &std::sync::Arc::new(schema.to_arrow()?))
+        .map_err(|e| Error::Sql(format!("the change would break a CHECK constraint: {e}")))?;
     ensure_writable(&protocol_now, &metadata)?;
     Ok(Evolved {
         protocol: (protocol_now != *protocol).then_some(protocol_now),
@@ -197,6 +230,13 @@ pub async fn alter_table(table: &Table, change: &TableChange) -> Result<i64> {
     let evolved = evolve(snapshot.protocol(), snapshot.metadata(), change, has_rows)?;
     let mut transaction =
         Transaction::new(Some(snapshot.version()), change.operation()).metadata(evolved.metadata);
+    if matches!(change, TableChange::AddConstraint { .. }) {
+        // The caller checked the rows of this version: rows a concurrent
+        // commit adds were not checked, so it conflicts.
+        transaction = transaction
+            .read(crate::transaction::ReadScope::WholeTable)
+            .isolation(crate::transaction::IsolationLevel::Serializable);
+    }
     if let Some(protocol) = evolved.protocol {
         transaction = transaction.protocol(protocol);
     }

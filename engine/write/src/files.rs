@@ -184,6 +184,7 @@ impl<'a> TableFileWriter<'a> {
             return Ok(());
         }
         let batch = conform(batch, self.target.logical())?;
+        self.target.constraints.check(&batch)?;
         for (key, rows) in self.split_by_partition(&batch)? {
             if !self.partitions.contains(&key) {
                 if self.partitions.len() >= self.max_partitions {

@@ -17,6 +17,7 @@ pub mod alter;
 pub mod buffer;
 pub mod checkpoint;
 pub mod conform;
+pub mod constraints;
 pub mod create;
 pub mod data_file;
 pub mod dml;

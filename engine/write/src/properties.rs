@@ -264,6 +264,24 @@ fn require(protocol: &Protocol, feature: Feature) -> Protocol {
     }
 }
 
+/// `protocol` with writer feature `name` on (a writer-only feature): a
+/// legacy protocol is raised to `legacy` (the writer version that implies
+/// it) where there is one.
+pub fn with_writer_feature(
+    protocol: &Protocol,
+    name: &'static str,
+    legacy: Option<i32>,
+) -> Protocol {
+    require(
+        protocol,
+        Feature {
+            name,
+            reader: false,
+            legacy_writer: legacy,
+        },
+    )
+}
+
 /// `delta.feature.NAME = 'supported'` (or `'enabled'`): turns a feature
 /// this engine writes on.
 fn feature_property(

@@ -196,6 +196,14 @@ impl Statements<'_> {
                 if let crate::command::TableChange::SetProperties(properties) = &change {
                     self.check_retention(properties)?;
                 }
+                if let crate::command::TableChange::AddConstraint {
+                    name: constraint,
+                    expression,
+                } = &change
+                {
+                    self.check_existing_rows(&name, constraint, expression)
+                        .await?;
+                }
                 let table = self
                     .session
                     .table(&name)
@@ -335,6 +343,51 @@ impl Statements<'_> {
         prepared
             .apply(&self.session.context().state(), planned?)
             .await
+    }
+
+    /// Refuses a new CHECK constraint that a row of the table breaks
+    /// already, naming the row.
+    async fn check_existing_rows(
+        &self,
+        table: &str,
+        constraint: &str,
+        expression: &str,
+    ) -> Result<()> {
+        use datafusion::functions::expr_fn::coalesce;
+        use datafusion::logical_expr::{lit, not};
+        let snapshot = self.table_named(table)?.snapshot().await?;
+        if snapshot
+            .metadata()
+            .configuration
+            .contains_key(&crate::constraints::property_key(constraint))
+        {
+            return Err(Error::Sql(format!(
+                "the table already has a constraint named {constraint}"
+            )));
+        }
+        crate::constraints::compile(constraint, expression, &snapshot.arrow_schema())?;
+        let reference = self.session.table_reference(table)?;
+        let frame = self.session.context().table(reference).await?;
+        let condition = self
+            .session
+            .context()
+            .parse_sql_expr(expression, frame.schema())
+            .map_err(|e| {
+                Error::Sql(format!("CHECK constraint {constraint} ({expression}): {e}"))
+            })?;
+        let failing = frame
+            .filter(not(coalesce(vec![condition, lit(false)])))?
+            .limit(0, Some(1))?
+            .collect()
+            .await?;
+        match failing.iter().find(|batch| batch.num_rows() > 0) {
+            Some(batch) => Err(Error::ConstraintViolation(format!(
+                "CHECK constraint {constraint} ({expression}) is violated by a row the table \
+                 holds: {}",
+                crate::constraints::describe_row(batch, 0)
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Refuses retention properties that are no interval, or shorter than

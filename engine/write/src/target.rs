@@ -45,6 +45,8 @@ pub struct WriteTarget {
     pub target_file_size: usize,
     /// Data files or change data files.
     pub kind: FileKind,
+    /// The CHECK constraints rows must pass (none for change data files).
+    pub constraints: crate::constraints::CheckConstraints,
 }
 
 impl WriteTarget {
@@ -78,12 +80,14 @@ impl WriteTarget {
             })?,
             None => DEFAULT_TARGET_FILE_SIZE,
         };
+        let constraints = crate::constraints::CheckConstraints::of(metadata, &schemas.logical)?;
         Ok(Self {
             schema,
             schemas,
             file_options,
             target_file_size,
             kind: FileKind::Data,
+            constraints,
         })
     }
 
@@ -110,6 +114,8 @@ impl WriteTarget {
             target.schemas.mapping,
         )?;
         target.kind = FileKind::ChangeData;
+        // Deleted rows and preimages were the table's already.
+        target.constraints = crate::constraints::CheckConstraints::default();
         Ok(target)
     }
 

@@ -106,7 +106,16 @@ pub(crate) async fn execute(
     statement: Statement,
 ) -> wavelake_engine::Result<(DataFrame, Option<Placement>)> {
     let writes = statement.access() == Access::Write;
+    let written: Vec<String> = statement.writes().to_vec();
     let frame = engine.execute(statement).await?;
+    if writes {
+        // Buffers opened before the statement knew the table as it was.
+        let namespace = engine.options().default_schema.clone().unwrap_or_default();
+        for table in &written {
+            let (namespace, table) = table.split_once('.').unwrap_or((&namespace, table));
+            state.buffers.retire(namespace, table).await?;
+        }
+    }
     let placed = placed(&state.config.cluster, frame, writes).await;
     if writes && placed.is_ok() {
         metrics::counter!("wavelake_commits_total").increment(1);

@@ -488,3 +488,52 @@ fn insert_values_go_to_the_buffer_when_configured() {
     assert_eq!(count_and_version(&server, "acme.orders"), (6, 2));
     assert_eq!(ids(&server), [1, 2, 7, 11, 12, 17]);
 }
+
+/// A CHECK constraint holds for buffered rows, uploads and SQL alike, and
+/// one added while a buffer is open holds for the appends after it.
+#[test]
+fn check_constraints_hold_on_every_write_path_of_the_server() {
+    let (_dir, server, writer) = server_with_orders("flush_interval_ms = 600000");
+    assert_eq!(
+        post_rows(&server, &writer, "application/x-ndjson", json_rows(1, 2)).0,
+        StatusCode::ACCEPTED
+    );
+    // Added with the buffer open (its rows pass): later appends are
+    // checked against it.
+    let (status, body) = server.sql(
+        ADMIN,
+        "ALTER TABLE acme.orders ADD CONSTRAINT small CHECK (total < 100)",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let violating = b"{\"id\": 7, \"day\": \"2024-01-01\", \"total\": 250.0}\n".to_vec();
+    let (status, _, body) = post_rows(&server, &writer, "application/x-ndjson", violating);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "CONSTRAINT_VIOLATION", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("small") && message.contains("total = 250"),
+        "{message}"
+    );
+    assert_eq!(
+        post_rows(&server, &writer, "application/x-ndjson", json_rows(3, 1)).0,
+        StatusCode::ACCEPTED
+    );
+    let upload = server
+        .client
+        .post(format!(
+            "{}/api/v1/tables/acme/orders/upload?format=csv",
+            server.url
+        ))
+        .bearer_auth(&writer)
+        .body("id,day,total\n8,2024-01-02,5.0\n9,2024-01-02,500.0\n")
+        .send()
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::BAD_REQUEST);
+    let body: Value = upload.json().unwrap();
+    assert_eq!(body["error"]["code"], "CONSTRAINT_VIOLATION", "{body}");
+    let (status, body) = server.sql(&writer, "INSERT INTO acme.orders VALUES (10, NULL, 1000)");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "CONSTRAINT_VIOLATION", "{body}");
+    // Only the rows that passed are in the table, once.
+    assert_eq!(ids(&server), [1, 2, 3]);
+}

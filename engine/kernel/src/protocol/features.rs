@@ -97,13 +97,6 @@ pub fn ensure_writable(protocol: &Protocol, metadata: &Metadata) -> Result<()> {
     {
         return unsupported("writing tables with in-commit timestamps".into());
     }
-    if metadata
-        .configuration
-        .keys()
-        .any(|k| k.starts_with("delta.constraints."))
-    {
-        return unsupported("writing tables with CHECK constraints".into());
-    }
     for marker in [
         "delta.generationExpression",
         "delta.identity.start",

@@ -125,6 +125,9 @@ pub struct TableBuffer {
     name: String,
     table: Table,
     schema: SchemaRef,
+    /// Checked at append, so that no row is acknowledged that the flush
+    /// could not commit.
+    constraints: crate::constraints::CheckConstraints,
     dir: PathBuf,
     settings: BufferSettings,
     log: SegmentLog,
@@ -156,6 +159,7 @@ impl TableBuffer {
         crate::protocol::features::ensure_writable(snapshot.protocol(), snapshot.metadata())?;
         let settings = settings.with_table_properties(|key| snapshot.metadata().property(key))?;
         let schema = snapshot.arrow_schema();
+        let constraints = crate::constraints::CheckConstraints::of(snapshot.metadata(), &schema)?;
         let committed = snapshot.txn(APP_ID).map_or(-1, |t| t.version);
         let recovered = recover(dir, &schema, committed)?;
         let buffered_rows = recovered.records.iter().map(|(_, b)| b.num_rows()).sum();
@@ -169,6 +173,7 @@ impl TableBuffer {
             name,
             table,
             schema,
+            constraints,
             dir: dir.to_owned(),
             settings,
             log,
@@ -226,6 +231,7 @@ impl TableBuffer {
             )));
         }
         let batch = conform(batch, &self.schema)?;
+        self.constraints.check(&batch)?;
         let rows = batch.num_rows();
         if rows == 0 {
             return Ok(Appended {
