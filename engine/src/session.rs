@@ -175,6 +175,9 @@ pub struct SqlSession {
     /// Tables this session committed to but could not reload afterwards
     /// (the store failed): reloaded before the next statement runs.
     stale: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// Tables registered for this session alone
+    /// ([`Self::register_private`]), reloaded the same way.
+    private: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl Default for SqlSession {
@@ -240,6 +243,7 @@ impl SqlSession {
             catalog: Arc::default(),
             retention_check: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             stale: Arc::default(),
+            private: Arc::default(),
             options: Arc::new(options),
         }
     }
@@ -362,6 +366,10 @@ impl SqlSession {
         let table = self.table(&key).ok_or_else(|| Error::UnknownTable {
             name: name.to_owned(),
         })?;
+        let private = self.private.lock().is_ok_and(|p| p.contains(&key));
+        if private {
+            return self.register_private(&key, table.storage().clone()).await;
+        }
         self.register(&key, table.storage().clone()).await
     }
 
@@ -425,6 +433,27 @@ impl SqlSession {
             .write()
             .map_err(|_| Error::InvalidArgument("table registry is poisoned".into()))?
             .insert(name.to_owned(), table);
+        Ok(snapshot)
+    }
+
+    /// Registers the table in `storage` as `name` for this session alone:
+    /// a transaction's view of a table, whose uncommitted versions must
+    /// reach no shared snapshot cache and no write buffer.
+    pub async fn register_private(&self, name: &str, storage: StorageRef) -> Result<Snapshot> {
+        let table = Table::new(storage)?;
+        let snapshot = table.snapshot().await?;
+        let provider = DeltaTableProvider::new(snapshot.clone(), table.storage().clone())?
+            .with_write_path(self.options.write_path.clone());
+        let reference = self.table_reference(name)?;
+        self.ctx.deregister_table(reference.clone())?;
+        self.ctx.register_table(reference, Arc::new(provider))?;
+        self.tables
+            .write()
+            .map_err(|_| Error::InvalidArgument("table registry is poisoned".into()))?
+            .insert(name.to_owned(), table);
+        if let Ok(mut private) = self.private.lock() {
+            private.insert(name.to_owned());
+        }
         Ok(snapshot)
     }
 

@@ -32,6 +32,7 @@ mod shares;
 mod sharing;
 mod signing;
 mod state;
+mod transactions;
 
 use std::process::ExitCode;
 

@@ -101,6 +101,7 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
             config.events.max_subscriptions,
             config.events.max_subscriptions_per_token,
         ),
+        transactions: crate::transactions::Transactions::default(),
         config,
     });
     recover_buffers(&state).await?;
@@ -146,6 +147,7 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
             Ok(Ok(())) => {}
         }
     }
+    state.transactions.close().await;
     state.buffers.close().await;
     tracing::info!("stopped");
     Ok(())

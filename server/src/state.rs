@@ -46,6 +46,8 @@ pub struct AppState {
     pub watchers: Arc<crate::events::Watchers>,
     /// Subscriptions open, in all and per token.
     pub subscriptions: Arc<crate::admission::Admission>,
+    /// Transactions open through the SQL API.
+    pub transactions: crate::transactions::Transactions,
 }
 
 /// An opener applying `options` (S3 endpoint, credentials, …).

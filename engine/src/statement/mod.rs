@@ -33,6 +33,17 @@ pub enum Access {
     Write,
 }
 
+/// A statement that begins or ends a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionControl {
+    /// `BEGIN` or `START TRANSACTION`.
+    Begin,
+    /// `COMMIT` or `END`.
+    Commit,
+    /// `ROLLBACK`.
+    Rollback,
+}
+
 /// One parsed statement, ready for [`crate::SqlSession::execute`].
 #[derive(Debug, Clone)]
 pub struct Statement {
@@ -104,6 +115,35 @@ impl Statement {
     /// The statement's text.
     pub fn sql(&self) -> &str {
         &self.sql
+    }
+
+    /// Whether it begins or ends a transaction (`BEGIN`, `START
+    /// TRANSACTION`, `COMMIT`, `END`, `ROLLBACK`), as parsed.
+    pub fn transaction_control(&self) -> Option<TransactionControl> {
+        let Body::DataFusion(statement) = &self.body else {
+            return None;
+        };
+        let DfStatement::Statement(inner) = statement.as_ref() else {
+            return None;
+        };
+        match inner.as_ref() {
+            SqlStatement::StartTransaction { .. } => Some(TransactionControl::Begin),
+            SqlStatement::Commit { .. } => Some(TransactionControl::Commit),
+            SqlStatement::Rollback {
+                savepoint: None, ..
+            } => Some(TransactionControl::Rollback),
+            _ => None,
+        }
+    }
+
+    /// Whether it changes rows of one table and nothing else: INSERT,
+    /// DELETE, UPDATE or MERGE (what a transaction may hold).
+    pub fn changes_rows_only(&self) -> bool {
+        match &self.body {
+            Body::Command(Command::Merge(_)) => true,
+            Body::Command(_) => false,
+            Body::DataFusion(_) => self.dml_target().is_some(),
+        }
     }
 
     /// Whether it is an `INSERT` DataFusion plans (into one table).
@@ -274,6 +314,30 @@ mod tests {
         Statement::parse(sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
             .access()
+    }
+
+    #[test]
+    fn transactions_begin_and_end_as_parsed() {
+        let control = |sql: &str| Statement::parse(sql).unwrap().transaction_control();
+        for sql in ["BEGIN", "BEGIN TRANSACTION", "START TRANSACTION", "begin;"] {
+            assert_eq!(control(sql), Some(TransactionControl::Begin), "{sql}");
+        }
+        for sql in ["COMMIT", "COMMIT WORK", "END"] {
+            assert_eq!(control(sql), Some(TransactionControl::Commit), "{sql}");
+        }
+        assert_eq!(control("ROLLBACK"), Some(TransactionControl::Rollback));
+        assert_eq!(control("SELECT 'BEGIN'"), None);
+        assert_eq!(control("/* BEGIN */ SELECT 1"), None);
+        let dml = |sql: &str| Statement::parse(sql).unwrap().changes_rows_only();
+        assert!(dml("INSERT INTO t VALUES (1)"));
+        assert!(dml("UPDATE t SET a = 1"));
+        assert!(dml("DELETE FROM t"));
+        assert!(dml(
+            "MERGE INTO t USING s ON t.k = s.k WHEN MATCHED THEN DELETE"
+        ));
+        assert!(!dml("CREATE TABLE t (a INT)"));
+        assert!(!dml("ALTER TABLE t ADD COLUMN b INT"));
+        assert!(!dml("SELECT 1"));
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod merge;
 pub mod optimize;
 pub mod properties;
 pub mod restore;
+pub mod staged;
 mod statements;
 pub mod target;
 pub mod transaction;

@@ -34,6 +34,9 @@ pub struct SqlRequest {
     /// The namespace unqualified names resolve in.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// The transaction the statement belongs to (what `BEGIN` answered).
+    #[serde(default)]
+    pub transaction: Option<String>,
 }
 
 /// Whether `statement` may run in `namespace`: a write needs `may_write`
@@ -130,6 +133,24 @@ pub async fn run_sql(
     headers: HeaderMap,
     Json(request): Json<SqlRequest>,
 ) -> Result<Response, ApiError> {
+    if crate::sharing::sql::parse(&request.sql).is_none() {
+        let statement = Statement::parse(&request.sql)?;
+        if crate::transactions::handles(request.transaction.as_deref(), &statement) {
+            let (batches, truncated) = crate::transactions::run(
+                &state,
+                &principal,
+                request.namespace.as_deref(),
+                request.transaction.as_deref(),
+                statement,
+            )
+            .await?;
+            let schema = batches.first().map_or_else(
+                || Arc::new(arrow::datatypes::Schema::empty()),
+                RecordBatch::schema,
+            );
+            return respond(&headers, &schema, &batches, truncated);
+        }
+    }
     let (engine, statement) = match start(
         &state,
         &principal,

@@ -23,4 +23,5 @@ mod modules;
 mod round_trips;
 mod several_servers;
 mod sharing;
+mod transactions;
 mod web_app;

@@ -1,0 +1,379 @@
+//! Multi-statement transactions (`BEGIN; …; COMMIT`) on one table: every
+//! statement runs as usual against a [`StagedLog`], a view of the table
+//! whose log commits stay in memory (data files are written to the table,
+//! where nothing references them yet). Later statements read the earlier
+//! ones' commits; others see nothing. [`StagedTransaction::commit`]
+//! squashes the staged commits into one Delta commit on top of the version
+//! the transaction began at, with the usual conflict checks;
+//! [`StagedTransaction::rollback`] deletes the files it wrote.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::log::{LOG_DIR, LogFile};
+use crate::protocol::{ActionBatch, Add, AddCdc, FileKey};
+use crate::storage::{FileMeta, Storage, StorageRef};
+use crate::table::Table;
+use crate::transaction::{IsolationLevel, ReadScope, Transaction};
+use crate::{Error, Result};
+
+/// A table's storage whose log is the table's up to `base`, then commits
+/// kept in memory.
+#[derive(Debug)]
+pub struct StagedLog {
+    inner: StorageRef,
+    base: i64,
+    staged: Mutex<BTreeMap<String, Bytes>>,
+}
+
+impl StagedLog {
+    /// Stages commits on top of version `base` of the table in `inner`.
+    pub fn new(inner: StorageRef, base: i64) -> Self {
+        Self {
+            inner,
+            base,
+            staged: Mutex::default(),
+        }
+    }
+
+    fn staged(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Bytes>> {
+        self.staged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `path` is a log file the transaction must not see: a
+    /// version committed by others after it began, or the pointer to
+    /// their checkpoints.
+    fn hidden(&self, path: &str) -> bool {
+        if !path.starts_with(LOG_DIR) {
+            return false;
+        }
+        if path.ends_with("_last_checkpoint") {
+            return true;
+        }
+        let meta = FileMeta {
+            path: path.to_owned(),
+            size: 0,
+            last_modified: 0,
+        };
+        LogFile::parse(&meta).is_some_and(|file| file.version > self.base)
+    }
+
+    /// The staged commit files, by version.
+    fn staged_commits(&self) -> Result<Vec<(i64, ActionBatch)>> {
+        let staged = self.staged();
+        let mut commits = Vec::new();
+        for (path, bytes) in staged.iter() {
+            let meta = FileMeta {
+                path: path.clone(),
+                size: bytes.len() as u64,
+                last_modified: 0,
+            };
+            if let Some(file) = LogFile::parse(&meta)
+                && file.kind == crate::log::LogFileKind::Commit
+            {
+                commits.push((file.version, ActionBatch::from_json_lines(path, bytes)?));
+            }
+        }
+        commits.sort_by_key(|(version, _)| *version);
+        Ok(commits)
+    }
+}
+
+#[async_trait]
+impl Storage for StagedLog {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    async fn get(&self, path: &str) -> Result<Bytes> {
+        if let Some(bytes) = self.staged().get(path) {
+            return Ok(bytes.clone());
+        }
+        if self.hidden(path) {
+            return Err(Error::NotFound {
+                path: path.to_owned(),
+            });
+        }
+        self.inner.get(path).await
+    }
+
+    async fn get_ranges(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        if let Some(bytes) = self.staged().get(path).cloned() {
+            return ranges
+                .iter()
+                .map(|range| {
+                    let end = usize::try_from(range.end).unwrap_or(usize::MAX);
+                    let start = usize::try_from(range.start).unwrap_or(usize::MAX);
+                    if start > end || end > bytes.len() {
+                        return Err(Error::InvalidArgument(format!(
+                            "range {range:?} is outside {path} ({} bytes)",
+                            bytes.len()
+                        )));
+                    }
+                    Ok(bytes.slice(start..end))
+                })
+                .collect();
+        }
+        if self.hidden(path) {
+            return Err(Error::NotFound {
+                path: path.to_owned(),
+            });
+        }
+        self.inner.get_ranges(path, ranges).await
+    }
+
+    async fn list(&self, prefix: &str, start_after: Option<&str>) -> Result<Option<Vec<FileMeta>>> {
+        let mut files: Vec<FileMeta> = match self.inner.list(prefix, start_after).await? {
+            Some(files) => files
+                .into_iter()
+                .filter(|f| !self.hidden(&f.path))
+                .collect(),
+            None => return Ok(None),
+        };
+        let staged: Vec<FileMeta> = self
+            .staged()
+            .iter()
+            .filter(|(path, _)| path.starts_with(prefix))
+            .filter(|(path, _)| start_after.is_none_or(|after| path.as_str() > after))
+            .map(|(path, bytes)| FileMeta {
+                path: path.clone(),
+                size: bytes.len() as u64,
+                last_modified: 0,
+            })
+            .collect();
+        files.retain(|f| !staged.iter().any(|s| s.path == f.path));
+        files.extend(staged);
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Some(files))
+    }
+
+    async fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
+        if path.starts_with(LOG_DIR) {
+            self.staged().insert(path.to_owned(), bytes);
+            return Ok(());
+        }
+        self.inner.put(path, bytes).await
+    }
+
+    async fn put_if_absent(&self, path: &str, bytes: Bytes) -> Result<()> {
+        if path.starts_with(LOG_DIR) {
+            let visible_before = !self.hidden(path) && self.inner.size(path).await.is_ok();
+            let mut staged = self.staged();
+            if visible_before || staged.contains_key(path) {
+                return Err(Error::AlreadyExists {
+                    path: path.to_owned(),
+                });
+            }
+            staged.insert(path.to_owned(), bytes);
+            return Ok(());
+        }
+        self.inner.put_if_absent(path, bytes).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<()> {
+        if self.staged().remove(path).is_some() {
+            return Ok(());
+        }
+        if path.starts_with(LOG_DIR) {
+            // The transaction never deletes the table's own log.
+            return Ok(());
+        }
+        self.inner.delete(path).await
+    }
+
+    async fn size(&self, path: &str) -> Result<u64> {
+        if let Some(bytes) = self.staged().get(path) {
+            return Ok(bytes.len() as u64);
+        }
+        if self.hidden(path) {
+            return Err(Error::NotFound {
+                path: path.to_owned(),
+            });
+        }
+        self.inner.size(path).await
+    }
+}
+
+/// An open transaction on one table.
+#[derive(Debug, Clone)]
+pub struct StagedTransaction {
+    table: Table,
+    staged: Arc<StagedLog>,
+}
+
+/// What a committed transaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionOutcome {
+    /// The version committed; `None` when the transaction changed nothing.
+    pub version: Option<i64>,
+    /// Data files added and removed, net.
+    pub files_added: usize,
+    /// Data files removed, net.
+    pub files_removed: usize,
+}
+
+impl StagedTransaction {
+    /// Begins a transaction on `table` at its latest version.
+    pub async fn begin(table: &Table) -> Result<Self> {
+        let base = table.snapshot().await?.version();
+        let staged = Arc::new(StagedLog::new(table.storage().clone(), base));
+        Ok(Self {
+            table: table.clone(),
+            staged,
+        })
+    }
+
+    /// The version the transaction began at.
+    pub fn base_version(&self) -> i64 {
+        self.staged.base
+    }
+
+    /// The storage the transaction's statements run against.
+    pub fn storage(&self) -> StorageRef {
+        self.staged.clone()
+    }
+
+    /// The table as the transaction sees it.
+    pub fn staged_table(&self) -> Result<Table> {
+        Table::new(self.storage())
+    }
+
+    /// Commits what every statement staged as one commit on top of the
+    /// version the transaction began at; a concurrent commit that changed
+    /// what the transaction read is a [`Error::CommitConflict`] (and its
+    /// files are deleted).
+    pub async fn commit(&self, statements: &[String], now_ms: i64) -> Result<TransactionOutcome> {
+        let commits = self.staged.staged_commits()?;
+        if commits.is_empty() {
+            return Ok(TransactionOutcome {
+                version: None,
+                files_added: 0,
+                files_removed: 0,
+            });
+        }
+        let base = self.table.snapshot_at(Some(self.staged.base)).await?;
+        let last = self.staged_table()?.snapshot_at(None).await?;
+        let before: HashSet<FileKey> = base.files().iter().map(Add::replay_key).collect();
+        let after: HashSet<FileKey> = last.files().iter().map(Add::replay_key).collect();
+        let removes: Vec<_> = base
+            .files()
+            .iter()
+            .filter(|add| !after.contains(&add.replay_key()))
+            .map(|add| crate::remove_of(add, now_ms, true))
+            .collect();
+        let adds: Vec<Add> = last
+            .files()
+            .iter()
+            .filter(|add| !before.contains(&add.replay_key()))
+            .cloned()
+            .map(|add| Add {
+                data_change: true,
+                ..add
+            })
+            .collect();
+        let change_files: Vec<AddCdc> = commits
+            .iter()
+            .flat_map(|(_, batch)| batch.cdcs.iter().cloned())
+            .collect();
+        let appends_only = commits.iter().all(|(_, batch)| {
+            batch.removes.is_empty() && batch.metadata.is_none() && batch.protocol.is_none()
+        });
+        let plain_appends = commits
+            .iter()
+            .any(|(_, batch)| batch.cdcs.is_empty() && batch.adds.iter().any(|a| a.data_change));
+        if !change_files.is_empty() && plain_appends {
+            self.rollback().await;
+            return Err(Error::UnsupportedFeature {
+                feature: "a transaction that both appends rows and changes rows of a table that \
+                          records its change data feed (commit them separately)"
+                    .into(),
+            });
+        }
+        let (files_added, files_removed) = (adds.len(), removes.len());
+        let mut transaction = Transaction::new(Some(self.staged.base), "TRANSACTION")
+            .checkpoint_interval_of(last.metadata())
+            .isolation(IsolationLevel::of(last.metadata())?)
+            .parameter("statements", serde_json::json!(statements))
+            .metric("numAddedFiles", files_added.to_string())
+            .metric("numRemovedFiles", files_removed.to_string());
+        if !appends_only {
+            transaction = transaction.read(ReadScope::WholeTable);
+        }
+        if last.metadata() != base.metadata() {
+            transaction = transaction.metadata(last.metadata().clone());
+        }
+        if last.protocol() != base.protocol() {
+            transaction = transaction.protocol(last.protocol().clone());
+        }
+        let transaction = transaction
+            .remove_files(removes)
+            .add_files(adds)
+            .change_files(change_files);
+        match transaction
+            .commit(self.table.storage().as_ref(), now_ms)
+            .await
+        {
+            Ok(committed) => Ok(TransactionOutcome {
+                version: Some(committed.version),
+                files_added,
+                files_removed,
+            }),
+            Err(e) => {
+                if !e.commit_may_have_landed() {
+                    self.rollback().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes every file the transaction's statements wrote (data,
+    /// deletion vector and change data files); the table is as it was.
+    pub async fn rollback(&self) {
+        let Ok(commits) = self.staged.staged_commits() else {
+            return;
+        };
+        let Ok(base) = self.table.snapshot_at(Some(self.staged.base)).await else {
+            return;
+        };
+        let kept: HashSet<String> = base.files().iter().map(|a| a.path.clone()).collect();
+        let kept_vectors: HashSet<String> = base
+            .files()
+            .iter()
+            .filter_map(|a| a.deletion_vector.as_ref())
+            .map(|dv| dv.path_or_inline_dv.clone())
+            .collect();
+        let root = self.table.root().clone();
+        for (_, batch) in commits {
+            let mut paths: Vec<String> = batch
+                .adds
+                .iter()
+                .filter(|a| !kept.contains(&a.path))
+                .map(|a| a.path.clone())
+                .collect();
+            paths.extend(batch.cdcs.iter().map(|c| c.path.clone()));
+            for path in paths {
+                let _ = self
+                    .table
+                    .storage()
+                    .delete(&crate::storage::resolve_data_path(&root, &path))
+                    .await;
+            }
+            for add in &batch.adds {
+                if let Some(dv) = &add.deletion_vector
+                    && !kept_vectors.contains(&dv.path_or_inline_dv)
+                    && let Ok(crate::protocol::DvLocation::File { path, .. }) = dv.location()
+                {
+                    let _ = self.table.storage().delete(&path).await;
+                }
+            }
+        }
+        self.staged.staged().clear();
+    }
+}
