@@ -107,6 +107,7 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
     recover_buffers(&state).await?;
     tokio::spawn(crate::background::run(state.clone()));
     tokio::spawn(sync_with_other_servers(state.clone()));
+    tokio::spawn(expire_idle_transactions(state.clone()));
     let router = router::router(state.clone());
     // One shutdown signal stops both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -181,6 +182,16 @@ async fn recover_buffers(state: &AppState) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Rolls back transactions left idle (their clients went away), so the
+/// files they wrote do not wait for the next transaction to be deleted.
+async fn expire_idle_transactions(state: Arc<AppState>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        ticker.tick().await;
+        state.transactions.expire().await;
+    }
 }
 
 /// Reads the tokens and shares other servers on the root changed, every
