@@ -9,6 +9,7 @@ mod rows;
 pub(crate) mod sql;
 mod tables;
 mod tokens;
+pub(crate) mod transactions;
 mod upload;
 
 use std::sync::Arc;

@@ -135,8 +135,8 @@ pub async fn run_sql(
 ) -> Result<Response, ApiError> {
     if crate::sharing::sql::parse(&request.sql).is_none() {
         let statement = Statement::parse(&request.sql)?;
-        if crate::transactions::handles(request.transaction.as_deref(), &statement) {
-            let (batches, truncated) = crate::transactions::run(
+        if super::transactions::handles(request.transaction.as_deref(), &statement) {
+            let (batches, truncated) = super::transactions::run(
                 &state,
                 &principal,
                 request.namespace.as_deref(),
