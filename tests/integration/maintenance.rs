@@ -268,3 +268,56 @@ async fn vacuum_keeps_what_retention_protects_and_restore_goes_back() {
     )
     .await;
 }
+
+/// Change data files are no snapshot's: VACUUM deletes them once they are
+/// older than the retention, and keeps them before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_deletes_change_data_files_past_the_retention() {
+    let root = tempfile::tempdir().unwrap();
+    let engine = wavelake_write::session_with(wavelake_engine::SqlSessionOptions {
+        minimum_retention_ms: Some(0),
+        ..Default::default()
+    })
+    .with_storage_opener(std::sync::Arc::new(|location: &str| {
+        Ok(
+            std::sync::Arc::new(wavelake_engine::storage::ObjectStoreStorage::open(
+                location,
+            )?) as _,
+        )
+    }));
+    engine
+        .register_root(root.path().to_str().unwrap())
+        .await
+        .unwrap();
+    text(
+        &engine,
+        "CREATE TABLE feed (id BIGINT) TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')",
+    )
+    .await;
+    text(&engine, "INSERT INTO feed VALUES (1), (2)").await;
+    text(&engine, "DELETE FROM feed WHERE id = 1").await;
+    let change_files = || {
+        std::fs::read_dir(root.path().join("feed/_change_data"))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(change_files(), 1, "the DELETE wrote its change data");
+    text(&engine, "VACUUM feed").await;
+    assert_eq!(change_files(), 1, "within the retention it stays");
+    text(
+        &engine,
+        "SET spark.databricks.delta.retentionDurationCheck.enabled = false",
+    )
+    .await;
+    let listed = text(&engine, "VACUUM feed RETAIN 0 HOURS DRY RUN").await;
+    assert!(listed.contains("_change_data/cdc-"), "{listed}");
+    text(&engine, "VACUUM feed RETAIN 0 HOURS").await;
+    assert_eq!(change_files(), 0);
+    assert_eq!(
+        text(&engine, "SELECT count(*) AS n FROM feed")
+            .await
+            .matches('1')
+            .count(),
+        1
+    );
+}

@@ -2,7 +2,8 @@
 //! the retention window needs: not active now, not removed recently
 //! (tombstones newer than the retention), not written recently (a writer
 //! may be about to commit them), and not in `_delta_log/` or other hidden
-//! directories.
+//! directories. Change data files (`_change_data/`), which no snapshot
+//! references, go once they are older than the retention, as in Delta.
 
 use std::collections::HashSet;
 
@@ -15,6 +16,7 @@ use crate::log::LogSegment;
 use crate::protocol::{DeletionVectorDescriptor, DvLocation};
 use crate::storage::resolve_data_path;
 use crate::table::Table;
+use crate::target::CHANGE_DATA_DIR;
 use crate::{Error, Result};
 
 /// Deletes issued at once.
@@ -149,7 +151,7 @@ pub async fn vacuum(table: &Table, options: &VacuumOptions) -> Result<VacuumOutc
     let listed = storage.list("", None).await?.unwrap_or_default();
     let mut doomed: Vec<(String, u64)> = listed
         .into_iter()
-        .filter(|file| !is_hidden(&file.path))
+        .filter(|file| !is_hidden(&file.path) || file.path.starts_with(CHANGE_DATA_DIR))
         .filter(|file| file.last_modified < cutoff)
         .filter(|file| !keep.contains(&file.path))
         .map(|file| (file.path, file.size))
