@@ -111,3 +111,72 @@ async fn check_version(engine: &SqlSession, root: &Path, version: i64) -> Result
     }
     Ok(())
 }
+
+/// CHECK constraints mean the same to both writers: Wavelake refuses rows
+/// that break a constraint deltalake added, and deltalake refuses rows
+/// that break one Wavelake added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_constraints_hold_across_writers() {
+    let test = "check_constraints_hold_across_writers";
+    let Some(python) = venv_python_with(test, "deltalake") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = dir.path().join("theirs");
+    run_python(
+        &python,
+        "constraints.py",
+        &["make", theirs.to_str().unwrap()],
+    );
+    let engine = wavelake_write::session();
+    let storage = ObjectStoreStorage::open(theirs.to_str().unwrap()).unwrap();
+    engine.register("theirs", Arc::new(storage)).await.unwrap();
+    let err = engine
+        .query("INSERT INTO theirs VALUES (2, -1.0)")
+        .await
+        .expect_err("deltalake's constraint holds");
+    assert_eq!(err.code(), "CONSTRAINT_VIOLATION", "{err}");
+    assert!(err.to_string().contains("positive"), "{err}");
+    engine
+        .query("INSERT INTO theirs VALUES (3, 2.0)")
+        .await
+        .unwrap();
+
+    // Ours, read by deltalake's writer.
+    let lake = dir.path().join("lake");
+    std::fs::create_dir_all(&lake).unwrap();
+    let engine = wavelake_write::session().with_storage_opener(Arc::new(|location: &str| {
+        Ok(Arc::new(ObjectStoreStorage::open(location)?) as _)
+    }));
+    engine.register_root(lake.to_str().unwrap()).await.unwrap();
+    engine
+        .query("CREATE TABLE ours (id BIGINT, value DOUBLE)")
+        .await
+        .unwrap();
+    let ours = lake.join("ours");
+    engine
+        .query("INSERT INTO ours VALUES (1, 1.0)")
+        .await
+        .unwrap();
+    engine
+        .query("ALTER TABLE ours ADD CONSTRAINT small CHECK (value < 3)")
+        .await
+        .unwrap();
+    let write = |table: &std::path::Path, value: &str| {
+        run_python(
+            &python,
+            "constraints.py",
+            &["write", table.to_str().unwrap(), value],
+        )
+        .trim()
+        .to_owned()
+    };
+    let refused = write(&ours, "5.0");
+    assert!(
+        refused.starts_with("refused"),
+        "deltalake keeps our constraint: {refused}"
+    );
+    assert_eq!(write(&ours, "2.0"), "written");
+    assert!(write(&theirs, "-5.0").starts_with("refused"));
+    assert_eq!(write(&theirs, "5.0"), "written");
+}
