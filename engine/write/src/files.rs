@@ -13,7 +13,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use super::conform::conform;
 use super::target::{CHANGE_DATA_DIR, FileKind, WriteTarget};
-use crate::data_file::DataFileWriter;
+use crate::encoder::FileEncoder;
 use crate::protocol::Add;
 use crate::storage::Storage;
 use crate::{Error, Result};
@@ -72,13 +72,22 @@ pub const MAX_OPEN_FILES: usize = 128;
 /// entries no reader could list in reasonable time.
 pub const MAX_PARTITIONS_PER_WRITE: usize = 100_000;
 
+/// Files the rows of an unpartitioned table's write are spread over at
+/// most, so that a large write encodes on that many cores (one file each).
+pub const MAX_STRIPES: usize = 4;
+
 /// Writes rows of one table into new data files.
 pub struct TableFileWriter<'a> {
     target: &'a WriteTarget,
     storage: &'a dyn Storage,
     now_ms: i64,
     data_change: bool,
-    open: HashMap<Vec<u8>, OpenFile>,
+    /// Files being written, by partition key and stripe.
+    open: HashMap<(Vec<u8>, usize), OpenFile>,
+    /// Files each partition's rows are spread over, encoded at once.
+    stripes: usize,
+    /// The stripe each partition's next rows go to.
+    next_stripe: HashMap<Vec<u8>, usize>,
     done: Vec<Add>,
     stored: Vec<String>,
     partition_converter: Option<RowConverter>,
@@ -90,7 +99,7 @@ pub struct TableFileWriter<'a> {
 }
 
 struct OpenFile {
-    writer: DataFileWriter,
+    writer: FileEncoder,
     partition_values: HashMap<String, Option<String>>,
     directory: String,
 }
@@ -131,6 +140,16 @@ impl<'a> TableFileWriter<'a> {
             now_ms,
             data_change,
             open: HashMap::new(),
+            // A partitioned write's partitions encode at once already, and
+            // compaction (no data change) is there to make fewer files.
+            stripes: if data_change && target.schemas.partition_logical.is_empty() {
+                std::thread::available_parallelism()
+                    .map_or(1, std::num::NonZero::get)
+                    .clamp(1, MAX_STRIPES)
+            } else {
+                1
+            },
+            next_stripe: HashMap::new(),
             done: Vec::new(),
             stored: Vec::new(),
             partition_converter,
@@ -258,7 +277,9 @@ impl<'a> TableFileWriter<'a> {
     }
 
     /// Writes one partition's rows, in slices small enough that a file
-    /// rolls over near the target size even within one large batch.
+    /// rolls over near the target size even within one large batch. The
+    /// partition's batches go to its stripes in turn, each stripe a file
+    /// encoded by a task of its own.
     async fn write_to_partition(&mut self, key: Vec<u8>, rows: RecordBatch) -> Result<()> {
         let count = rows.num_rows();
         let per_row = (rows.get_array_memory_size() / count.max(1)).max(1);
@@ -267,19 +288,22 @@ impl<'a> TableFileWriter<'a> {
         while offset < count {
             let slice = rows.slice(offset, slice_rows.min(count - offset));
             offset += slice.num_rows();
-            if !self.open.contains_key(&key) {
+            let stripe = self.next_stripe.entry(key.clone()).or_insert(0);
+            let file_key = (key.clone(), *stripe);
+            *stripe = (*stripe + 1) % self.stripes;
+            if !self.open.contains_key(&file_key) {
                 let file = self.start_file(&slice)?;
-                self.open.insert(key.clone(), file);
+                self.open.insert(file_key.clone(), file);
             }
             let physical = self.physical_batch(&slice)?;
-            let full = match self.open.get_mut(&key) {
+            let full = match self.open.get_mut(&file_key) {
                 Some(file) => {
-                    file.writer.write(&physical)?;
+                    file.writer.write(physical).await?;
                     file.writer.estimated_size() >= self.target.target_file_size
                 }
                 None => false,
             };
-            if full && let Some(file) = self.open.remove(&key) {
+            if full && let Some(file) = self.open.remove(&file_key) {
                 self.store(file).await?;
             }
         }
@@ -307,7 +331,7 @@ impl<'a> TableFileWriter<'a> {
             partition_values.insert(physical.clone(), value);
         }
         Ok(OpenFile {
-            writer: DataFileWriter::try_new(&schemas.file_physical, &self.target.file_options)?,
+            writer: FileEncoder::start(&schemas.file_physical, &self.target.file_options)?,
             partition_values,
             directory,
         })
@@ -358,7 +382,7 @@ impl<'a> TableFileWriter<'a> {
         );
         self.files_started += 1;
         let path = format!("{root}{}{name}", file.directory);
-        let written = file.writer.finish()?;
+        let written = file.writer.finish().await?;
         let size = written.bytes.len() as i64;
         self.storage.put(&path, written.bytes).await?;
         self.stored.push(path.clone());

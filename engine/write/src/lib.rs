@@ -21,6 +21,7 @@ pub mod constraints;
 pub mod create;
 pub mod data_file;
 pub mod dml;
+pub mod encoder;
 pub mod files;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
