@@ -89,6 +89,17 @@ def main():
             ["id", "null", "NULL"],
         )
 
+        # An append larger than the server's flush_rows commits at once;
+        # one over its upload limit is refused whole.
+        assert cursor.adbc_ingest("bulk", pa.table({"n": pa.array(range(3), pa.int64())}), mode="create") == 3
+        assert cursor.adbc_ingest("bulk", pa.table({"n": pa.array(range(3, 23), pa.int64())}), mode="append") == 20
+        refused(
+            lambda: cursor.adbc_ingest("bulk", pa.table({"n": pa.array(range(100_000), pa.int64())}), mode="append"),
+            ["PAYLOAD_TOO_LARGE", "RESOURCE_EXHAUSTED"],
+        )
+        cursor.execute("SELECT count(*) FROM bulk")
+        results["bulk"] = cursor.fetchone()[0]
+
         # A prepared statement, run twice.
         cursor.adbc_prepare("SELECT count(*) AS n FROM flights")
         for _ in range(2):

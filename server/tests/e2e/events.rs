@@ -438,3 +438,49 @@ fn the_engine_client_resumes_a_dropped_subscription_without_gaps() {
     subscription.close();
     assert_eq!(runtime.block_on(subscription.next()).unwrap(), None);
 }
+
+/// A subscription that asks for a version the log no longer holds ends
+/// with an `error` event that says so, instead of skipping it.
+#[test]
+fn a_version_gone_from_the_log_ends_the_subscription_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let server = Server::start(
+        dir.path(),
+        &format!(
+            "root = {:?}\n[events]\npoll_interval_ms = 50\n",
+            root.to_str().unwrap()
+        ),
+    );
+    sql_ok(&server, "CREATE TABLE old (id BIGINT)");
+    for i in 0..10 {
+        sql_ok(&server, &format!("INSERT INTO old VALUES ({i})"));
+    }
+    // Version 10 has a checkpoint: the first commit can go, as log
+    // retention would take it.
+    let log = root.join("default/old/_delta_log");
+    assert!(log.join("00000000000000000010.checkpoint.parquet").exists());
+    std::fs::remove_file(log.join("00000000000000000000.json")).unwrap();
+    let subscription = Subscription::open(
+        &format!(
+            "{}/api/v1/tables/default/old/events?from_version=0",
+            server.url
+        ),
+        ADMIN,
+        None,
+    );
+    let event = subscription.next();
+    assert_eq!(event.kind, "error", "{event:?}");
+    assert_eq!(event.data["code"], "VERSION_NOT_FOUND", "{event:?}");
+    // From a version still there, commits arrive.
+    let subscription = Subscription::open(
+        &format!(
+            "{}/api/v1/tables/default/old/events?from_version=9",
+            server.url
+        ),
+        ADMIN,
+        None,
+    );
+    assert_eq!(subscription.next().data["version"], 9);
+    assert_eq!(subscription.next().data["version"], 10);
+}

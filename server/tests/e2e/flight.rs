@@ -21,7 +21,8 @@ fn adbc_flight_sql_client_reads_writes_and_is_refused_where_it_must_be() {
     let server = Server::start(
         dir.path(),
         &format!(
-            "root = {:?}\nflight_listen = \"127.0.0.1:0\"\n[ingest]\nflush_interval_ms = 600000\n",
+            "root = {:?}\nflight_listen = \"127.0.0.1:0\"\n[limits]\nmax_upload_bytes = 200000\n\
+             [ingest]\nflush_interval_ms = 600000\nflush_rows = 10\n",
             root.to_str().unwrap()
         ),
     );
@@ -40,6 +41,15 @@ fn adbc_flight_sql_client_reads_writes_and_is_refused_where_it_must_be() {
     ]);
     assert_eq!(results["rows"], expected);
     assert_eq!(results["count"], 2);
+    assert_eq!(results["bulk"], 23, "the refused ingest left nothing");
+    // The 20-row append was a commit of its own (version 1 after the
+    // create), visible to any reader, not buffered.
+    let (status, body) = server.sql(
+        ADMIN,
+        "SELECT max(version) AS v, count(*) AS commits FROM delta_history('bulk')",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"][0]["v"], 1, "{body}");
 
     // The HTTP API sees what Flight SQL wrote.
     let (status, body) = server.sql(ADMIN, "SELECT id, name, score FROM flights ORDER BY id");
