@@ -200,6 +200,15 @@ impl Storage for StagedLog {
     }
 }
 
+/// The table's column names, in order.
+fn metadata_columns(metadata: &crate::protocol::Metadata) -> Result<Vec<String>> {
+    Ok(crate::schema::StructType::parse(&metadata.schema_string)?
+        .fields
+        .into_iter()
+        .map(|f| f.name)
+        .collect())
+}
+
 /// An open transaction on one table.
 #[derive(Debug, Clone)]
 pub struct StagedTransaction {
@@ -277,23 +286,38 @@ impl StagedTransaction {
                 ..add
             })
             .collect();
-        let change_files: Vec<AddCdc> = commits
+        // Change files written at COMMIT (not by a statement).
+        let mut written_here: Vec<String> = Vec::new();
+        let mut change_files: Vec<AddCdc> = commits
             .iter()
             .flat_map(|(_, batch)| batch.cdcs.iter().cloned())
             .collect();
         let appends_only = commits.iter().all(|(_, batch)| {
             batch.removes.is_empty() && batch.metadata.is_none() && batch.protocol.is_none()
         });
-        let plain_appends = commits
-            .iter()
-            .any(|(_, batch)| batch.cdcs.is_empty() && batch.adds.iter().any(|a| a.data_change));
-        if !change_files.is_empty() && plain_appends {
-            self.rollback().await;
-            return Err(Error::UnsupportedFeature {
-                feature: "a transaction that both appends rows and changes rows of a table that \
-                          records its change data feed (commit them separately)"
-                    .into(),
-            });
+        if !change_files.is_empty() {
+            // Readers take a commit with change files from those alone:
+            // the statements that only appended need change files too.
+            let appended: Vec<i64> = commits
+                .iter()
+                .filter(|(_, batch)| {
+                    batch.cdcs.is_empty() && batch.adds.iter().any(|a| a.data_change)
+                })
+                .map(|(version, _)| *version)
+                .collect();
+            for version in appended {
+                match self.inserts_as_change_files(version, now_ms).await {
+                    Ok(files) => {
+                        written_here.extend(files.iter().map(|f| f.path.clone()));
+                        change_files.extend(files);
+                    }
+                    Err(e) => {
+                        self.delete(&written_here).await;
+                        self.rollback().await;
+                        return Err(e);
+                    }
+                }
+            }
         }
         let (files_added, files_removed) = (adds.len(), removes.len());
         let mut transaction = Transaction::new(Some(self.staged.base), "TRANSACTION")
@@ -326,11 +350,72 @@ impl StagedTransaction {
             }),
             Err(e) => {
                 if !e.commit_may_have_landed() {
+                    self.delete(&written_here).await;
                     self.rollback().await;
                 }
                 Err(e)
             }
         }
+    }
+
+    /// Deletes files of the table by their `add`/`cdc` paths.
+    async fn delete(&self, paths: &[String]) {
+        let root = self.table.root().clone();
+        for path in paths {
+            let _ = self
+                .table
+                .storage()
+                .delete(&crate::storage::resolve_data_path(&root, path))
+                .await;
+        }
+    }
+
+    /// The rows staged version `version` appended, written as change data
+    /// files of inserts.
+    async fn inserts_as_change_files(&self, version: i64, now_ms: i64) -> Result<Vec<AddCdc>> {
+        use futures::StreamExt;
+        let staged = self.staged_table()?;
+        let feed = staged.changes(version, Some(version)).await?;
+        let metadata = feed.snapshot.metadata().clone();
+        let ctx = datafusion::prelude::SessionContext::new();
+        let frame = wavelake_engine::change_feed::feed_frame(&ctx, &staged, feed).await?;
+        let mut columns: Vec<datafusion::logical_expr::Expr> = metadata_columns(&metadata)?
+            .into_iter()
+            .map(|name| {
+                datafusion::logical_expr::Expr::Column(datafusion::common::Column::new_unqualified(
+                    name,
+                ))
+            })
+            .collect();
+        columns.push(datafusion::logical_expr::Expr::Column(
+            datafusion::common::Column::new_unqualified(crate::target::CHANGE_TYPE_COLUMN),
+        ));
+        let mut rows = frame.select(columns)?.execute_stream().await?;
+        let target = crate::target::WriteTarget::change_data(&metadata)?;
+        let storage = self.table.storage().as_ref();
+        let mut writer = crate::TableFileWriter::new(&target, storage, now_ms, false)?;
+        while let Some(batch) = rows.next().await {
+            let written = match batch {
+                Ok(batch) => writer.write(&batch).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = written {
+                writer.abandon().await;
+                return Err(e);
+            }
+        }
+        Ok(writer
+            .finish()
+            .await?
+            .into_iter()
+            .map(|file| AddCdc {
+                path: file.path,
+                partition_values: file.partition_values,
+                size: file.size,
+                data_change: false,
+                tags: None,
+            })
+            .collect())
     }
 
     /// Deletes every file the transaction's statements wrote (data,

@@ -222,3 +222,47 @@ fn what_a_transaction_may_not_hold_is_refused() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["rows"][0]["n"], 1);
 }
+
+/// A transaction on a table that records its change data feed commits
+/// the feed of every statement: its appends as inserts too.
+#[test]
+fn a_transaction_records_the_change_data_feed_of_all_its_statements() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let server = Server::start(
+        dir.path(),
+        &format!("root = {:?}\n", root.to_str().unwrap()),
+    );
+    ok(
+        &server,
+        "CREATE TABLE accounts (id BIGINT, balance DOUBLE) TBLPROPERTIES \
+         ('delta.enableChangeDataFeed' = 'true')",
+        None,
+    );
+    ok(&server, "INSERT INTO accounts VALUES (1, 10.0)", None);
+    let id = begin(&server, ADMIN);
+    ok(&server, "INSERT INTO accounts VALUES (2, 20.0)", Some(&id));
+    ok(
+        &server,
+        "UPDATE accounts SET balance = 11.0 WHERE id = 1",
+        Some(&id),
+    );
+    let committed = ok(&server, "COMMIT", Some(&id));
+    let version = committed["rows"][0]["version"].as_i64().unwrap();
+    let feed = ok(
+        &server,
+        &format!(
+            "SELECT id, balance, _change_type FROM table_changes('accounts', {version}) \
+             ORDER BY _change_type, id"
+        ),
+        None,
+    );
+    assert_eq!(
+        feed["rows"],
+        json!([
+            {"id": 2, "balance": 20.0, "_change_type": "insert"},
+            {"id": 1, "balance": 11.0, "_change_type": "update_postimage"},
+            {"id": 1, "balance": 10.0, "_change_type": "update_preimage"},
+        ])
+    );
+}
