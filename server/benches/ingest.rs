@@ -139,6 +139,7 @@ fn run(path: Path, rows_per_request: i64, seconds: u64, clients: u64) -> Outcome
     admin_sql("CREATE TABLE acme.events (id BIGINT NOT NULL, v BIGINT)");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let next_id = Arc::new(AtomicI64::new(0));
+    let cpu_before = cpu_seconds(server.id());
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
     let tallies: Vec<Tally> = runtime.block_on(async {
@@ -160,7 +161,9 @@ fn run(path: Path, rows_per_request: i64, seconds: u64, clients: u64) -> Outcome
         tallies
     });
     let elapsed = started.elapsed().as_secs_f64();
+    let server_cpu = cpu_seconds(server.id()) - cpu_before;
     let rows: u64 = tallies.iter().map(|t| t.rows).sum();
+    let cpu_us_per_row = server_cpu * 1e6 / rows.max(1) as f64;
     let refused: u64 = tallies.iter().map(|t| t.refused).sum();
     let failed: u64 = tallies.iter().map(|t| t.failed).sum();
     let mut latencies: Vec<f64> = tallies
@@ -190,9 +193,31 @@ fn run(path: Path, rows_per_request: i64, seconds: u64, clients: u64) -> Outcome
     Outcome {
         rows_per_sec,
         line: format!(
-            "| {label} | {rows_per_request} | {rows_per_sec:.0} | {p50:.1} ms | {p99:.1} ms | {refused} | {failed} | {commits} |"
+            "| {label} | {rows_per_request} | {rows_per_sec:.0} | {p50:.1} ms | {p99:.1} ms | {refused} | {failed} | {commits} | {cpu_us_per_row:.1} |"
         ),
     }
+}
+
+/// CPU seconds (user and system) the process `pid` has used so far, from
+/// `/proc` (Linux); 0 where it cannot be read.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let Some((_, rest)) = stat.rsplit_once(") ") else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 11 and 12 here;
+    // Linux counts them in ticks of 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn main() {
@@ -201,9 +226,9 @@ fn main() {
     println!("## Ingest: {clients} concurrent clients, {seconds} s per case, loopback");
     println!();
     println!(
-        "| path | rows per request | acknowledged rows/s | p50 | p99 | refused (429) | failed | commits |"
+        "| path | rows per request | acknowledged rows/s | p50 | p99 | refused (429) | failed | commits | server CPU µs per row |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut ratios = Vec::new();
     for rows_per_request in [1, 100] {
         let buffered = run(Path::Buffered, rows_per_request, seconds, clients);
