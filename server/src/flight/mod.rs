@@ -179,7 +179,7 @@ impl FlightSql {
             let schema = batches
                 .first()
                 .map_or_else(|| Arc::new(Schema::empty()), |b| b.schema());
-            let id = self.results.keep(&principal.id, schema.clone(), batches);
+            let id = self.results.keep(&principal.id, schema.clone(), batches)?;
             (schema, Handle::Result { id })
         };
         let ticket = TicketStatementQuery {

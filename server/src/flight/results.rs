@@ -80,9 +80,13 @@ pub struct ResultStore {
 impl ResultStore {
     /// Keeps a result for `owner`; its key. The oldest results go when
     /// the store is full.
-    pub fn keep(&self, owner: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> String {
-        let id =
-            random_id().unwrap_or_else(|_| format!("{:x}", Instant::now().elapsed().as_nanos()));
+    pub fn keep(
+        &self,
+        owner: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<String, Status> {
+        let id = random_id()?;
         let mut kept = self
             .kept
             .lock()
@@ -107,7 +111,7 @@ impl ResultStore {
                 since: Instant::now(),
             },
         );
-        id
+        Ok(id)
     }
 
     /// Takes the result `id`, if `owner` made it and it has not expired.
