@@ -54,13 +54,13 @@ impl LogSegment {
         let start = usable_hint.as_ref().map(|h| h.version);
         match list_log(storage, start).await? {
             Some(files) => {
-                let segment = Self::from_listing(storage, files, version);
+                let segment = Self::from_listing(storage, files, version).await;
                 match (segment, start) {
                     // The hint may point at a checkpoint that is gone or
                     // incomplete: list the whole log before giving up.
                     (Err(_), Some(_)) => {
                         let all = list_log(storage, None).await?.unwrap_or_default();
-                        Self::from_listing(storage, all, version)
+                        Self::from_listing(storage, all, version).await
                     }
                     (result, _) => result,
                 }
@@ -94,11 +94,12 @@ impl LogSegment {
             }
             None => probe_commits(storage, first, None).await?,
         };
+        let commits = fill_listing_gaps(storage, first, commits).await?;
         check_contiguous(first, &commits, None)?;
         Ok(Some(commits))
     }
 
-    fn from_listing(
+    async fn from_listing(
         storage: &dyn Storage,
         files: Vec<LogFile>,
         version: Option<i64>,
@@ -160,6 +161,7 @@ impl LogSegment {
             .filter(|(v, _)| *v >= after)
             .map(|(_, file)| CommitFile { file, bytes: None })
             .collect();
+        let commits = fill_listing_gaps(storage, after, commits).await?;
         check_contiguous(after, &commits, version)?;
         Ok(Self {
             version: newest,
@@ -282,6 +284,41 @@ fn complete_checkpoint(mut parts: Vec<LogFile>) -> Option<Vec<LogFile>> {
     (parts.len() == expected as usize).then_some(parts)
 }
 
+/// A listing taken while other writers commit can miss a commit that was
+/// created during it and show a later one (a directory is not listed
+/// atomically): each version missing between `first` and the last one
+/// listed is asked for directly, and kept when it is there. Only a commit
+/// that is really gone leaves a gap.
+async fn fill_listing_gaps(
+    storage: &dyn Storage,
+    first: i64,
+    mut commits: Vec<CommitFile>,
+) -> Result<Vec<CommitFile>> {
+    let Some(last) = commits.last().map(|c| c.file.version) else {
+        return Ok(commits);
+    };
+    let listed: std::collections::HashSet<i64> = commits.iter().map(|c| c.file.version).collect();
+    if listed.len() as i64 == last - first + 1 {
+        return Ok(commits);
+    }
+    for version in first..last {
+        if listed.contains(&version) {
+            continue;
+        }
+        let path = commit_path(version);
+        match storage.get(&path).await {
+            Ok(bytes) => commits.push(CommitFile {
+                file: LogFile::unlisted(version, LogFileKind::Commit, path),
+                bytes: Some(bytes),
+            }),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    commits.sort_by_key(|c| c.file.version);
+    Ok(commits)
+}
+
 fn check_contiguous(first: i64, commits: &[CommitFile], version: Option<i64>) -> Result<()> {
     for (expected, commit) in (first..).zip(commits) {
         if commit.file.version != expected {
@@ -340,5 +377,79 @@ pub async fn read_last_checkpoint(storage: &dyn Storage) -> Result<Option<LastCh
         },
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Range;
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::storage::{FileMeta, MemoryStorage};
+
+    /// A store whose listings miss one file that exists, as a listing
+    /// taken while another writer commits can.
+    #[derive(Debug)]
+    struct RacingListing {
+        inner: MemoryStorage,
+        missed: String,
+    }
+
+    #[async_trait]
+    impl Storage for RacingListing {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        async fn get(&self, path: &str) -> Result<Bytes> {
+            self.inner.get(path).await
+        }
+        async fn get_ranges(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+            self.inner.get_ranges(path, ranges).await
+        }
+        async fn list(&self, prefix: &str, after: Option<&str>) -> Result<Option<Vec<FileMeta>>> {
+            Ok(self.inner.list(prefix, after).await?.map(|files| {
+                files
+                    .into_iter()
+                    .filter(|f| f.path != self.missed)
+                    .collect()
+            }))
+        }
+    }
+
+    async fn log_of(versions: &[i64], missed: i64) -> RacingListing {
+        let inner = MemoryStorage::new("memory:///t/");
+        for version in versions {
+            inner
+                .put(&commit_path(*version), Bytes::from_static(b"{}\n"))
+                .await
+                .unwrap();
+        }
+        RacingListing {
+            inner,
+            missed: commit_path(missed),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_commit_a_racing_listing_missed_is_found() {
+        let storage = log_of(&[0, 1, 2, 3], 2).await;
+        let segment = LogSegment::load(&storage, None).await.unwrap();
+        let versions: Vec<i64> = segment.commits.iter().map(|c| c.file.version).collect();
+        assert_eq!(versions, [0, 1, 2, 3]);
+        let after = LogSegment::commits_after(&storage, 0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_commit_really_missing_is_still_an_error() {
+        let storage = log_of(&[0, 1, 3], 2).await;
+        let err = LogSegment::load(&storage, None).await.unwrap_err();
+        assert!(err.to_string().contains("not contiguous"), "{err}");
     }
 }
