@@ -16,6 +16,31 @@ pub struct BufferedBatches {
     /// committed: a snapshot that has not recorded it lacks rows that are
     /// no longer buffered, and a newer one must be read with these rows.
     pub flushed: Option<(String, i64)>,
+    /// The application id the buffer's flushes record, and each batch's
+    /// sequence number (as many as `batches`): a batch whose number a
+    /// snapshot's transaction for that id has reached is in the snapshot
+    /// already (a flush committed it and has not yet let go of it), so a
+    /// scan of that snapshot leaves it out.
+    pub sequences: Option<(String, Vec<i64>)>,
+}
+
+impl BufferedBatches {
+    /// The batches a snapshot whose transaction for the buffer's
+    /// application id is at `recorded` (-1: none) does not hold yet.
+    pub fn not_recorded_by(&self, recorded: impl Fn(&str) -> i64) -> Vec<RecordBatch> {
+        match &self.sequences {
+            Some((app_id, sequences)) if sequences.len() == self.batches.len() => {
+                let through = recorded(app_id);
+                self.batches
+                    .iter()
+                    .zip(sequences)
+                    .filter(|(_, sequence)| **sequence > through)
+                    .map(|(batch, _)| batch.clone())
+                    .collect()
+            }
+            _ => self.batches.clone(),
+        }
+    }
 }
 
 /// Acknowledged rows not yet in their tables, by table location.

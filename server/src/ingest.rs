@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use wavelake_engine::buffered::{BufferedBatches, BufferedRows};
 use wavelake_engine::{Error, Result, Table};
-use wavelake_write::buffer::{APP_ID, BufferSettings, TableBuffer};
+use wavelake_write::buffer::{BufferSettings, TableBuffer};
 
 /// The open buffers, by `namespace.table`.
 #[derive(Debug)]
@@ -134,11 +134,7 @@ impl BufferedRows for Buffers {
         let Some(buffer) = buffer else {
             return BufferedBatches::default();
         };
-        let (batches, committed_through) = buffer.pending_since_flush();
-        BufferedBatches {
-            batches,
-            flushed: (committed_through >= 0).then(|| (APP_ID.to_owned(), committed_through)),
-        }
+        buffer.buffered_batches()
     }
 }
 

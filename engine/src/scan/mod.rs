@@ -582,16 +582,19 @@ impl TableProvider for DeltaTableProvider {
         {
             let latest = Table::new(self.storage.clone())?.load_latest().await?;
             if latest.arrow_schema() == self.snapshot.arrow_schema() {
+                let rows =
+                    buffered.not_recorded_by(|app| latest.txn(app).map_or(-1, |t| t.version));
                 let newer = Self {
                     snapshot: Arc::new(latest),
                     ..self.clone()
                 };
                 return newer
-                    .scan_with(state, projection, filters, limit, buffered.batches)
+                    .scan_with(state, projection, filters, limit, rows)
                     .await;
             }
         }
-        self.scan_with(state, projection, filters, limit, buffered.batches)
+        let rows = buffered.not_recorded_by(|app| self.snapshot.txn(app).map_or(-1, |t| t.version));
+        self.scan_with(state, projection, filters, limit, rows)
             .await
     }
 

@@ -209,15 +209,26 @@ impl TableBuffer {
     /// every row up to which the table holds (recorded under [`APP_ID`]),
     /// read at one moment: a snapshot recording that number, merged with
     /// these rows, holds every acknowledged row once.
-    pub fn pending_since_flush(&self) -> (Vec<RecordBatch>, i64) {
+    pub fn pending_since_flush(&self) -> (Vec<(i64, RecordBatch)>, i64) {
         let pending = lock(&self.pending);
         let batches = pending
             .records
             .iter()
             .filter(|(sequence, _)| *sequence as i64 > pending.committed_through)
-            .map(|(_, batch)| batch.clone())
+            .map(|(sequence, batch)| (*sequence as i64, batch.clone()))
             .collect();
         (batches, pending.committed_through)
+    }
+
+    /// [`Self::pending_since_flush`] as a session reads it.
+    pub fn buffered_batches(&self) -> wavelake_engine::buffered::BufferedBatches {
+        let (records, through) = self.pending_since_flush();
+        let (sequences, batches) = records.into_iter().unzip();
+        wavelake_engine::buffered::BufferedBatches {
+            batches,
+            flushed: (through >= 0).then(|| (APP_ID.to_owned(), through)),
+            sequences: Some((APP_ID.to_owned(), sequences)),
+        }
     }
 
     /// Appends `batch` once it fits the table (columns, types, NOT NULL):
@@ -577,7 +588,7 @@ mod tests {
                 .pending_since_flush()
                 .0
                 .iter()
-                .map(RecordBatch::num_rows)
+                .map(|(_, batch)| batch.num_rows())
                 .sum::<usize>(),
             200
         );
@@ -773,11 +784,7 @@ mod tests {
 
     impl wavelake_engine::buffered::BufferedRows for OneBuffer {
         fn rows(&self, _location: &str) -> wavelake_engine::buffered::BufferedBatches {
-            let (batches, through) = self.0.pending_since_flush();
-            wavelake_engine::buffered::BufferedBatches {
-                batches,
-                flushed: (through >= 0).then(|| (APP_ID.to_owned(), through)),
-            }
+            self.0.buffered_batches()
         }
     }
 
@@ -821,6 +828,42 @@ mod tests {
             .downcast_ref::<Int64Array>()
             .unwrap();
         assert_eq!(max.value(0), 6, "filters apply to buffered rows");
+    }
+
+    /// What a session sees between a flush's commit and the flush letting
+    /// go of the rows it committed.
+    #[derive(Debug)]
+    struct NotYetTrimmed {
+        through: i64,
+    }
+
+    impl wavelake_engine::buffered::BufferedRows for NotYetTrimmed {
+        fn rows(&self, _location: &str) -> wavelake_engine::buffered::BufferedBatches {
+            wavelake_engine::buffered::BufferedBatches {
+                batches: vec![rows(0..5), rows(5..7)],
+                flushed: None,
+                sequences: Some((APP_ID.to_owned(), vec![self.through, self.through + 1])),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn rows_a_flush_committed_are_read_once_before_it_lets_go_of_them() {
+        let (storage, _dir, buffer) = new_buffer(quiet()).await;
+        buffer.append(&rows(0..5)).await.unwrap();
+        buffer.flush().await.unwrap();
+        let through = buffer.pending_since_flush().1;
+        assert!(through >= 0);
+        let session = crate::session_with(wavelake_engine::SqlSessionOptions {
+            buffered_rows: Some(Arc::new(NotYetTrimmed { through })),
+            ..wavelake_engine::SqlSessionOptions::default()
+        });
+        session.register("t", storage.clone()).await.unwrap();
+        assert_eq!(
+            count(&session).await,
+            7,
+            "the committed rows once, the rows after them once"
+        );
     }
 
     #[tokio::test]
