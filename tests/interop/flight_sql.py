@@ -152,6 +152,22 @@ def main():
         )
         cursor.close()
 
+    # The namespace header routes unqualified names, ingest included.
+    with connect(url, admin, namespace="sales") as conn:
+        cursor = conn.cursor()
+        cursor.execute("CREATE TABLE orders (id BIGINT)")
+        cursor.fetchall()
+        assert cursor.adbc_ingest("orders", pa.table({"id": pa.array([1, 2, 3], pa.int64())}), mode="append") == 3
+        cursor.execute("SELECT count(*) FROM orders")
+        assert cursor.fetchone()[0] == 3
+        cursor.close()
+    with connect(url, admin) as conn:
+        cursor = conn.cursor()
+        cursor.execute("SELECT count(*) FROM sales.orders")
+        results["sales"] = cursor.fetchone()[0]
+        refused(lambda: cursor.execute("SELECT count(*) FROM orders"), ["orders", "NOT_FOUND", "not found"])
+        cursor.close()
+
     # A wrong token is refused.
     with connect(url, "not-a-token") as conn:
         cursor = conn.cursor()

@@ -21,11 +21,12 @@ use crate::names::check_name;
 use crate::state::AppState;
 use wavelake_write::{SaveMode, WriteOptions};
 
-/// Ingests the rows of `stream` into the table `command` names; the rows
-/// written.
+/// Ingests the rows of `stream` into the table `command` names (in its
+/// schema, else the call's namespace); the rows written.
 pub async fn ingest(
     state: &AppState,
     principal: &Principal,
+    namespace: Option<String>,
     command: CommandStatementIngest,
     stream: PeekableFlightDataStream,
 ) -> Result<i64, Status> {
@@ -40,7 +41,10 @@ pub async fn ingest(
         ));
     }
     let namespace = state
-        .namespace_for(principal, command.schema.as_deref())
+        .namespace_for(
+            principal,
+            command.schema.as_deref().or(namespace.as_deref()),
+        )
         .map_err(status)?;
     check_name("table", &command.table).map_err(status)?;
     state.may_write(principal, &namespace).map_err(status)?;

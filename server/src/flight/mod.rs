@@ -525,7 +525,8 @@ impl FlightSqlService for FlightSql {
         let (metadata, _, stream) = request.into_parts();
         let principal = self.principal(&metadata)?;
         let _admitted = self.admit(&principal)?;
-        ingest::ingest(&self.state, &principal, command, stream).await
+        let namespace = namespace(&metadata);
+        ingest::ingest(&self.state, &principal, namespace, command, stream).await
     }
 
     async fn do_put_prepared_statement_query(

@@ -42,6 +42,7 @@ fn adbc_flight_sql_client_reads_writes_and_is_refused_where_it_must_be() {
     assert_eq!(results["rows"], expected);
     assert_eq!(results["count"], 2);
     assert_eq!(results["bulk"], 23, "the refused ingest left nothing");
+    assert_eq!(results["sales"], 3, "ingested into the header's namespace");
     // The 20-row append was a commit of its own (version 1 after the
     // create), visible to any reader, not buffered.
     let (status, body) = server.sql(
