@@ -29,7 +29,7 @@ use roaring::RoaringTreemap;
 
 use crate::changes::{ChangeAction, ChangeFeed, ChangeType};
 use crate::log::TableState;
-use crate::protocol::{Add, AddCdc, DeletionVectorDescriptor, Remove};
+use crate::protocol::{Add, DeletionVectorDescriptor};
 use crate::scan::DeltaTableProvider;
 use crate::schema::{DataType as DeltaType, StructField, StructType};
 use crate::snapshot::Snapshot;
@@ -332,10 +332,10 @@ async fn feed_files(table: &Table, feed: &ChangeFeed) -> Result<Vec<Add>> {
             add
         };
         match &file.action {
-            ChangeAction::Cdc(cdc) => files.push(tagged(change_file(cdc), None)),
+            ChangeAction::Cdc(cdc) => files.push(tagged(cdc.as_add(), None)),
             ChangeAction::Add(add) => files.push(tagged(add.clone(), Some(ChangeType::Insert))),
             ChangeAction::Remove(remove) => {
-                files.push(tagged(removed_file(remove), Some(ChangeType::Delete)));
+                files.push(tagged(remove.as_add(), Some(ChangeType::Delete)));
             }
             ChangeAction::DeletionVectorChange { remove, add } => {
                 let rows = table.changed_rows(remove, add).await?;
@@ -356,41 +356,6 @@ async fn feed_files(table: &Table, feed: &ChangeFeed) -> Result<Vec<Add>> {
         }
     }
     Ok(files)
-}
-
-/// A change data file, described as a data file to scan.
-fn change_file(cdc: &AddCdc) -> Add {
-    Add {
-        path: cdc.path.clone(),
-        partition_values: cdc.partition_values.clone(),
-        size: cdc.size,
-        modification_time: 0,
-        data_change: false,
-        stats: None,
-        tags: None,
-        deletion_vector: None,
-        base_row_id: None,
-        default_row_commit_version: None,
-        clustering_provider: None,
-    }
-}
-
-/// A removed file (its rows, less those its deletion vector already
-/// marked, are the deleted ones), described as a data file to scan.
-fn removed_file(remove: &Remove) -> Add {
-    Add {
-        path: remove.path.clone(),
-        partition_values: remove.partition_values.clone().unwrap_or_default(),
-        size: remove.size.unwrap_or_default(),
-        modification_time: 0,
-        data_change: true,
-        stats: remove.stats.clone(),
-        tags: None,
-        deletion_vector: remove.deletion_vector.clone(),
-        base_row_id: None,
-        default_row_commit_version: None,
-        clustering_provider: None,
-    }
 }
 
 /// A deletion vector that leaves exactly `rows` of a file of `num_rows`.

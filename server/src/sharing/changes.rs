@@ -29,7 +29,7 @@ use crate::state::AppState;
 use roaring::RoaringTreemap;
 use wavelake_engine::changes::{ChangeAction, ChangeFeed, ChangeFile};
 use wavelake_engine::log::TableState;
-use wavelake_engine::protocol::{Add, AddCdc, DeletionVectorDescriptor, Metadata, Remove};
+use wavelake_engine::protocol::{Add, DeletionVectorDescriptor, Metadata, Remove};
 use wavelake_engine::schema::ColumnMappingMode;
 use wavelake_engine::{Snapshot, Table};
 
@@ -133,10 +133,10 @@ async fn parquet_lines(
     snapshots: &mut HashMap<i64, Snapshot>,
 ) -> Answer<Vec<ResponseLine<'static>>> {
     let line = match &file.action {
-        ChangeAction::Cdc(cdc) if needs_copy(&feed.snapshot, &cdc_as_add(cdc)) => {
+        ChangeAction::Cdc(cdc) if needs_copy(&feed.snapshot, &cdc.as_add()) => {
             // Physical column names: a copy under logical names, read
             // through a one-file snapshot whose schema has the change type.
-            let add = cdc_as_add(cdc);
+            let add = cdc.as_add();
             let metadata = with_change_type(&feed.snapshot)?;
             let snapshot = one_file_snapshot(&feed.snapshot, metadata, add.clone())?;
             let copy = materialize::materialize(table, &snapshot, &add).await?;
@@ -164,7 +164,7 @@ async fn parquet_lines(
             .await?
         }
         ChangeAction::Remove(remove) => {
-            let add = removed_file(remove);
+            let add = remove.as_add();
             let snapshot = holding(table, feed, &add, file.version - 1, snapshots).await?;
             plain_line(
                 state,
@@ -227,23 +227,6 @@ async fn holding(
     Ok(snapshot)
 }
 
-/// A change file as an `add`, to read it like a data file.
-fn cdc_as_add(cdc: &AddCdc) -> Add {
-    Add {
-        path: cdc.path.clone(),
-        partition_values: cdc.partition_values.clone(),
-        size: cdc.size,
-        modification_time: 0,
-        data_change: false,
-        stats: None,
-        tags: None,
-        deletion_vector: None,
-        base_row_id: None,
-        default_row_commit_version: None,
-        clustering_provider: None,
-    }
-}
-
 /// `snapshot`'s metadata with the `_change_type` column change files carry
 /// added to its schema (under column mapping, with its own name as physical
 /// name).
@@ -273,23 +256,6 @@ fn with_change_type(snapshot: &Snapshot) -> Answer<Metadata> {
     let mut metadata = snapshot.metadata().clone();
     metadata.schema_string = schema.to_string();
     Ok(metadata)
-}
-
-/// A removed file as the `add` it was.
-fn removed_file(remove: &Remove) -> Add {
-    Add {
-        path: remove.path.clone(),
-        partition_values: remove.partition_values.clone().unwrap_or_default(),
-        size: remove.size.unwrap_or_default(),
-        modification_time: 0,
-        data_change: true,
-        stats: remove.stats.clone(),
-        tags: None,
-        deletion_vector: remove.deletion_vector.clone(),
-        base_row_id: None,
-        default_row_commit_version: None,
-        clustering_provider: None,
-    }
 }
 
 /// `template`'s table, with `metadata`, and `add` as its only file.

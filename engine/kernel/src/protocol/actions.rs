@@ -95,6 +95,24 @@ impl Remove {
     pub fn replay_key(&self) -> FileKey {
         FileKey::new(&self.path, self.deletion_vector.as_ref())
     }
+
+    /// The `add` the file was, to read its rows (less those its deletion
+    /// vector marked) like any data file's.
+    pub fn as_add(&self) -> Add {
+        Add {
+            path: self.path.clone(),
+            partition_values: self.partition_values.clone().unwrap_or_default(),
+            size: self.size.unwrap_or_default(),
+            modification_time: 0,
+            data_change: true,
+            stats: self.stats.clone(),
+            tags: None,
+            deletion_vector: self.deletion_vector.clone(),
+            base_row_id: None,
+            default_row_commit_version: None,
+            clustering_provider: None,
+        }
+    }
 }
 
 /// The identity of a logical file during log replay: a canonical path plus
@@ -243,6 +261,25 @@ pub struct AddCdc {
     /// Free-form tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<HashMap<String, Option<String>>>,
+}
+
+impl AddCdc {
+    /// The change file as an `add`, to read it like a data file.
+    pub fn as_add(&self) -> Add {
+        Add {
+            path: self.path.clone(),
+            partition_values: self.partition_values.clone(),
+            size: self.size,
+            modification_time: 0,
+            data_change: false,
+            stats: None,
+            tags: None,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+            clustering_provider: None,
+        }
+    }
 }
 
 /// Configuration of a named metadata domain (`domainMetadata`).
