@@ -422,28 +422,35 @@ impl SqlSession {
     /// `namespace.table`), at its latest version.
     pub async fn register(&self, name: &str, storage: StorageRef) -> Result<Snapshot> {
         let table = Table::new(storage)?.with_cache(self.options.snapshot_cache.clone());
-        let snapshot = table.snapshot().await?;
-        let provider = DeltaTableProvider::new(snapshot.clone(), table.storage().clone())?
-            .with_write_path(self.options.write_path.clone())
-            .with_buffered_rows(self.options.buffered_rows.clone());
-        let reference = self.table_reference(name)?;
-        self.ctx.deregister_table(reference.clone())?;
-        self.ctx.register_table(reference, Arc::new(provider))?;
-        self.tables
-            .write()
-            .map_err(|_| Error::InvalidArgument("table registry is poisoned".into()))?
-            .insert(name.to_owned(), table);
-        Ok(snapshot)
+        self.register_table(name, table, self.options.buffered_rows.clone())
+            .await
     }
 
     /// Registers the table in `storage` as `name` for this session alone:
     /// a transaction's view of a table, whose uncommitted versions must
     /// reach no shared snapshot cache and no write buffer.
     pub async fn register_private(&self, name: &str, storage: StorageRef) -> Result<Snapshot> {
-        let table = Table::new(storage)?;
+        let snapshot = self
+            .register_table(name, Table::new(storage)?, None)
+            .await?;
+        if let Ok(mut private) = self.private.lock() {
+            private.insert(name.to_owned());
+        }
+        Ok(snapshot)
+    }
+
+    /// Registers `table` at its latest version as `name`, reading the rows
+    /// `buffered` holds for it too.
+    async fn register_table(
+        &self,
+        name: &str,
+        table: Table,
+        buffered: Option<crate::buffered::BufferedRowsRef>,
+    ) -> Result<Snapshot> {
         let snapshot = table.snapshot().await?;
         let provider = DeltaTableProvider::new(snapshot.clone(), table.storage().clone())?
-            .with_write_path(self.options.write_path.clone());
+            .with_write_path(self.options.write_path.clone())
+            .with_buffered_rows(buffered);
         let reference = self.table_reference(name)?;
         self.ctx.deregister_table(reference.clone())?;
         self.ctx.register_table(reference, Arc::new(provider))?;
@@ -451,9 +458,6 @@ impl SqlSession {
             .write()
             .map_err(|_| Error::InvalidArgument("table registry is poisoned".into()))?
             .insert(name.to_owned(), table);
-        if let Ok(mut private) = self.private.lock() {
-            private.insert(name.to_owned());
-        }
         Ok(snapshot)
     }
 

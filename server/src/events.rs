@@ -117,13 +117,44 @@ async fn poll(watchers: Arc<Watchers>, key: String, table: Table, sender: watch:
     }
 }
 
+/// The response of a subscription to `table` by `caller`: its event
+/// stream, or why there is none (`?changes=true` on a table without a
+/// change data feed, a bad `Last-Event-ID`, too many subscriptions).
+pub async fn open(
+    watchers: &Arc<Watchers>,
+    subscriptions: &Arc<crate::admission::Admission>,
+    caller: &str,
+    table: Table,
+    query: &EventsQuery,
+    headers: &HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let snapshot = table.snapshot().await?;
+    if query.changes && !wavelake_engine::changes::records_changes(snapshot.metadata()) {
+        return Err(wavelake_engine::Error::ChangeDataNotRecorded {
+            version: snapshot.version(),
+            reason: "the table does not record its change data feed \
+                     (delta.enableChangeDataFeed is not true), so ?changes=true has no rows"
+                .into(),
+        }
+        .into());
+    }
+    let next = first_version(headers, query, snapshot.version())?;
+    let slot = subscriptions.admit(caller).map_err(ApiError::too_many)?;
+    Ok(subscribe(
+        watchers,
+        table,
+        snapshot.version(),
+        next,
+        query.changes,
+        slot,
+    )
+    .into_response())
+}
+
 /// Where a subscription starts: after `Last-Event-ID`, at `from_version`,
 /// else after `latest`.
-pub fn first_version(
-    headers: &HeaderMap,
-    query: &EventsQuery,
-    latest: i64,
-) -> Result<i64, ApiError> {
+fn first_version(headers: &HeaderMap, query: &EventsQuery, latest: i64) -> Result<i64, ApiError> {
     if let Some(id) = headers.get("last-event-id") {
         let id = id
             .to_str()
@@ -151,7 +182,7 @@ struct Follow {
 }
 
 /// The events of `table` from version `next` on, as an SSE response.
-pub fn subscribe(
+fn subscribe(
     watchers: &Arc<Watchers>,
     table: Table,
     latest: i64,

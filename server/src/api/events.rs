@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::events::{EventsQuery, first_version, subscribe};
+use crate::events::EventsQuery;
 use crate::names::check_name;
 use crate::state::AppState;
 
@@ -25,28 +25,13 @@ pub async fn table_events(
     let namespace = state.namespace_for(&principal, Some(&namespace))?;
     check_name("table", &table)?;
     let table = state.table(&state.table_location(&namespace, &table))?;
-    let snapshot = table.snapshot().await?;
-    if query.changes && !wavelake_engine::changes::records_changes(snapshot.metadata()) {
-        return Err(wavelake_engine::Error::ChangeDataNotRecorded {
-            version: snapshot.version(),
-            reason: "delta.enableChangeDataFeed is not true, so ?changes=true has no rows to \
-                     send"
-                .into(),
-        }
-        .into());
-    }
-    let next = first_version(&headers, &query, snapshot.version())?;
-    let slot = state
-        .subscriptions
-        .admit(&principal.id)
-        .map_err(ApiError::too_many)?;
-    Ok(subscribe(
+    crate::events::open(
         &state.watchers,
+        &state.subscriptions,
+        &principal.id,
         table,
-        snapshot.version(),
-        next,
-        query.changes,
-        slot,
+        &query,
+        &headers,
     )
-    .into_response())
+    .await
 }

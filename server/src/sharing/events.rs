@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::{Answer, open_shared};
 use crate::auth::Principal;
-use crate::error::ApiError;
-use crate::events::{EventsQuery, first_version, subscribe};
+use crate::events::EventsQuery;
 use crate::state::AppState;
 
 /// Subscribes a recipient to a shared table's commits.
@@ -24,26 +23,13 @@ pub async fn table_events(
     headers: HeaderMap,
 ) -> Answer<Response> {
     let (_, table) = open_shared(&state, &principal, &share, &schema, &name).await?;
-    let snapshot = table.snapshot().await?;
-    if query.changes && !wavelake_engine::changes::records_changes(snapshot.metadata()) {
-        return Err(wavelake_engine::Error::ChangeDataNotRecorded {
-            version: snapshot.version(),
-            reason: "the table does not record its change data feed".into(),
-        }
-        .into());
-    }
-    let next = first_version(&headers, &query, snapshot.version())?;
-    let slot = state
-        .subscriptions
-        .admit(&principal.id)
-        .map_err(ApiError::too_many)?;
-    Ok(subscribe(
+    Ok(crate::events::open(
         &state.watchers,
+        &state.subscriptions,
+        &principal.id,
         table,
-        snapshot.version(),
-        next,
-        query.changes,
-        slot,
+        &query,
+        &headers,
     )
-    .into_response())
+    .await?)
 }
