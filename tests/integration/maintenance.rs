@@ -224,21 +224,7 @@ async fn vacuum_keeps_what_retention_protects_and_restore_goes_back() {
         );
         assert!(engine.query(&sql).await.is_err(), "{sql}");
     }
-    let engine = wavelake_write::session_with(wavelake_engine::SqlSessionOptions {
-        minimum_retention_ms: Some(0),
-        ..Default::default()
-    })
-    .with_storage_opener(std::sync::Arc::new(|location: &str| {
-        Ok(
-            std::sync::Arc::new(wavelake_engine::storage::ObjectStoreStorage::open(
-                location,
-            )?) as _,
-        )
-    }));
-    engine
-        .register_root(root.path().to_str().unwrap())
-        .await
-        .unwrap();
+    let engine = operator_engine(root.path()).await;
     text(
         &engine,
         "SET spark.databricks.delta.retentionDurationCheck.enabled = false",
@@ -269,11 +255,9 @@ async fn vacuum_keeps_what_retention_protects_and_restore_goes_back() {
     .await;
 }
 
-/// Change data files are no snapshot's: VACUUM deletes them once they are
-/// older than the retention, and keeps them before.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vacuum_deletes_change_data_files_past_the_retention() {
-    let root = tempfile::tempdir().unwrap();
+/// A session over the tables under `root` whose operator lowered the
+/// minimum retention to nothing (`[limits] minimum_retention_secs = 0`).
+async fn operator_engine(root: &Path) -> SqlSession {
     let engine = wavelake_write::session_with(wavelake_engine::SqlSessionOptions {
         minimum_retention_ms: Some(0),
         ..Default::default()
@@ -285,10 +269,16 @@ async fn vacuum_deletes_change_data_files_past_the_retention() {
             )?) as _,
         )
     }));
+    engine.register_root(root.to_str().unwrap()).await.unwrap();
     engine
-        .register_root(root.path().to_str().unwrap())
-        .await
-        .unwrap();
+}
+
+/// Change data files are no snapshot's: VACUUM deletes them once they are
+/// older than the retention, and keeps them before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_deletes_change_data_files_past_the_retention() {
+    let root = tempfile::tempdir().unwrap();
+    let engine = operator_engine(root.path()).await;
     text(
         &engine,
         "CREATE TABLE feed (id BIGINT) TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')",
