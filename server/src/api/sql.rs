@@ -88,7 +88,16 @@ pub(crate) async fn start(
         let batch = crate::sharing::sql::run(state, principal, statement?).await?;
         return Ok(Started::Answered(batch));
     }
-    let statement = Statement::parse(sql)?;
+    start_parsed(state, principal, namespace, Statement::parse(sql)?).await
+}
+
+/// [`start`] for a statement parsed already (and not a sharing statement).
+async fn start_parsed(
+    state: &AppState,
+    principal: &Principal,
+    namespace: Option<&str>,
+    statement: Statement,
+) -> Result<Started, ApiError> {
     if state.config.ingest.buffer_inserts
         && statement.inserts()
         && principal.recipient_only().is_none()
@@ -133,37 +142,33 @@ pub async fn run_sql(
     headers: HeaderMap,
     Json(request): Json<SqlRequest>,
 ) -> Result<Response, ApiError> {
-    if crate::sharing::sql::parse(&request.sql).is_none() {
-        let statement = Statement::parse(&request.sql)?;
-        if super::transactions::handles(request.transaction.as_deref(), &statement) {
-            let (batches, truncated) = super::transactions::run(
-                &state,
-                &principal,
-                request.namespace.as_deref(),
-                request.transaction.as_deref(),
-                statement,
-            )
-            .await?;
-            let schema = batches.first().map_or_else(
-                || Arc::new(arrow::datatypes::Schema::empty()),
-                RecordBatch::schema,
-            );
-            return respond(&headers, &schema, &batches, truncated);
-        }
+    if let Some(statement) = crate::sharing::sql::parse(&request.sql) {
+        let batch = crate::sharing::sql::run(&state, &principal, statement?).await?;
+        return respond(&headers, &batch.schema(), &[batch], false);
     }
-    let (engine, statement) = match start(
-        &state,
-        &principal,
-        request.namespace.as_deref(),
-        &request.sql,
-    )
-    .await?
-    {
-        Started::Answered(batch) => {
-            return respond(&headers, &batch.schema(), &[batch], false);
-        }
-        Started::Session(engine, statement) => (engine, statement),
-    };
+    let statement = Statement::parse(&request.sql)?;
+    if super::transactions::handles(request.transaction.as_deref(), &statement) {
+        let (batches, truncated) = super::transactions::run(
+            &state,
+            &principal,
+            request.namespace.as_deref(),
+            request.transaction.as_deref(),
+            statement,
+        )
+        .await?;
+        let schema = batches.first().map_or_else(
+            || Arc::new(arrow::datatypes::Schema::empty()),
+            RecordBatch::schema,
+        );
+        return respond(&headers, &schema, &batches, truncated);
+    }
+    let (engine, statement) =
+        match start_parsed(&state, &principal, request.namespace.as_deref(), statement).await? {
+            Started::Answered(batch) => {
+                return respond(&headers, &batch.schema(), &[batch], false);
+            }
+            Started::Session(engine, statement) => (engine, statement),
+        };
     let limits = state.config.limits.clone();
     let started = Instant::now();
     let result_limits = ResultLimits {
