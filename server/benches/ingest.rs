@@ -7,7 +7,10 @@
 //! 100 rows per request, in one run against one server per case:
 //! acknowledged rows per second, p50 and p99 acknowledgement latency, and
 //! the rows the table holds afterwards (checked equal to those
-//! acknowledged).
+//! acknowledged). `GET /health` under the same load is the ceiling: what
+//! one request costs this client and server on this machine with no work.
+//! The clients are lean HTTP/1.1 connections (hyper's client, one
+//! keep-alive connection each), since they share the server's cores.
 //!
 //! `cargo bench --profile release -p wavelake-server --bench ingest`
 //! (`scripts/bench.sh ingest`).
@@ -17,6 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, StatusCode};
 use serde_json::json;
 
 mod common;
@@ -36,6 +43,9 @@ enum Path {
     BufferedInsert,
     /// `INSERT … VALUES`, one commit each.
     Direct,
+    /// `GET /health`: no work at all, the ceiling this client and server
+    /// reach for one request on this machine.
+    Health,
 }
 
 #[derive(Default)]
@@ -46,6 +56,22 @@ struct Tally {
     failed: u64,
 }
 
+/// One connection of a lean HTTP/1.1 client (hyper's, with requests built
+/// from prepared parts, as load generators do), so that the client's own
+/// CPU time, on the same cores as the server, is as small as it can be.
+type Connection = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(address: &str) -> Option<Connection> {
+    let stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    stream.set_nodelay(true).ok()?;
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .ok()?;
+    tokio::spawn(connection);
+    Some(sender)
+}
+
 async fn client(
     url: String,
     path: Path,
@@ -53,44 +79,82 @@ async fn client(
     next_id: Arc<AtomicI64>,
     until: Instant,
 ) -> Tally {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap();
+    let address = url.trim_start_matches("http://").to_owned();
+    let host = HeaderValue::from_str(&address).unwrap();
+    let bearer = HeaderValue::from_str(&format!("Bearer {ADMIN}")).unwrap();
     let mut tally = Tally::default();
+    let mut connection: Option<Connection> = None;
     while Instant::now() < until {
+        let usable = match &mut connection {
+            Some(sender) => sender.ready().await.is_ok(),
+            None => false,
+        };
+        if !usable {
+            connection = connect(&address).await;
+        }
+        let Some(sender) = connection.as_mut() else {
+            tally.failed += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
         let first = next_id.fetch_add(rows_per_request, Ordering::Relaxed);
         let ids = first..first + rows_per_request;
-        let request = match path {
+        let (method, target, content_type, body) = match path {
             Path::Buffered => {
                 let body: String = ids
                     .map(|id| format!("{{\"id\":{id},\"v\":{}}}\n", id % 1000))
                     .collect();
-                http.post(format!("{url}/api/v1/tables/acme/events/rows"))
-                    .header("content-type", "application/x-ndjson")
-                    .body(body)
+                (
+                    Method::POST,
+                    "/api/v1/tables/acme/events/rows",
+                    "application/x-ndjson",
+                    body,
+                )
             }
+            Path::Health => (Method::GET, "/health", "text/plain", String::new()),
             Path::Direct | Path::BufferedInsert => {
                 let values: Vec<String> = ids.map(|id| format!("({id}, {})", id % 1000)).collect();
                 let sql = format!("INSERT INTO acme.events VALUES {}", values.join(", "));
-                http.post(format!("{url}/api/v1/sql"))
-                    .json(&json!({"sql": sql}))
+                let body = json!({"sql": sql}).to_string();
+                (Method::POST, "/api/v1/sql", "application/json", body)
             }
         };
+        let request = Request::builder()
+            .method(method)
+            .uri(target)
+            .header(header::HOST, host.clone())
+            .header(header::AUTHORIZATION, bearer.clone())
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
         let started = Instant::now();
-        match request.bearer_auth(ADMIN).send().await {
-            Ok(response) if response.status().is_success() => {
-                let _ = response.bytes().await;
+        let answered = match sender.send_request(request).await {
+            Ok(response) => {
+                let status = response.status();
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .is_ok()
+                    .then_some(status)
+            }
+            Err(_) => None,
+        };
+        match answered {
+            Some(status) if status.is_success() => {
                 tally.rows += rows_per_request as u64;
                 tally
                     .latencies_ms
                     .push(started.elapsed().as_secs_f64() * 1000.0);
             }
-            Ok(response) if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
+            Some(StatusCode::TOO_MANY_REQUESTS) => {
                 tally.refused += 1;
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            _ => tally.failed += 1,
+            _ => {
+                tally.failed += 1;
+                connection = None;
+            }
         }
     }
     tally
@@ -106,6 +170,7 @@ fn run(path: Path, rows_per_request: i64, seconds: u64, clients: u64) -> Outcome
         Path::Buffered => ("buffered rows", false),
         Path::BufferedInsert => ("buffered INSERT", true),
         Path::Direct => ("direct INSERT", false),
+        Path::Health => ("GET /health (no work)", false),
     };
     let dir =
         wavelake_tests::scratch_dir().join(format!("ingest-bench-{label}-{rows_per_request}"));
@@ -180,7 +245,7 @@ fn run(path: Path, rows_per_request: i64, seconds: u64, clients: u64) -> Outcome
         .as_u64()
         .unwrap();
     assert!(
-        counted >= rows,
+        counted >= rows || path == Path::Health,
         "{label}: {counted} rows in the table, {rows} acknowledged"
     );
     let commits =
@@ -223,30 +288,53 @@ fn cpu_seconds(pid: u32) -> f64 {
 fn main() {
     let seconds = env_or("WAVELAKE_INGEST_SECS", 20);
     let clients = env_or("WAVELAKE_INGEST_CLIENTS", 64);
+    // `WAVELAKE_INGEST_CASES=health,rows,insert,direct` (all by default)
+    // runs some cases only, e.g. one to profile the server under it.
+    let cases = std::env::var("WAVELAKE_INGEST_CASES")
+        .unwrap_or_else(|_| "health,rows,insert,direct".into());
+    let selected = |name: &str| cases.split(',').any(|c| c.trim() == name);
+    let case = |path: Path, rows_per_request: i64| {
+        let name = match path {
+            Path::Health => "health",
+            Path::Buffered => "rows",
+            Path::BufferedInsert => "insert",
+            Path::Direct => "direct",
+        };
+        selected(name).then(|| run(path, rows_per_request, seconds, clients))
+    };
     println!("## Ingest: {clients} concurrent clients, {seconds} s per case, loopback");
     println!();
     println!(
         "| path | rows per request | acknowledged rows/s | p50 | p99 | refused (429) | failed | commits | server CPU µs per row |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
+    if let Some(health) = case(Path::Health, 1) {
+        println!("{}", health.line);
+    }
     let mut ratios = Vec::new();
     for rows_per_request in [1, 100] {
-        let buffered = run(Path::Buffered, rows_per_request, seconds, clients);
-        let insert = run(Path::BufferedInsert, rows_per_request, seconds, clients);
-        let direct = run(Path::Direct, rows_per_request, seconds, clients);
-        println!("{}", buffered.line);
-        println!("{}", insert.line);
-        println!("{}", direct.line);
-        ratios.push((
-            rows_per_request,
-            buffered.rows_per_sec / direct.rows_per_sec,
-            insert.rows_per_sec / direct.rows_per_sec,
-        ));
+        let buffered = case(Path::Buffered, rows_per_request);
+        let insert = case(Path::BufferedInsert, rows_per_request);
+        let direct = case(Path::Direct, rows_per_request);
+        for outcome in [&buffered, &insert, &direct].into_iter().flatten() {
+            println!("{}", outcome.line);
+        }
+        if let Some(direct) = &direct {
+            let ratio =
+                |o: &Option<Outcome>| o.as_ref().map(|o| o.rows_per_sec / direct.rows_per_sec);
+            ratios.push((rows_per_request, ratio(&buffered), ratio(&insert)));
+        }
     }
     println!();
+    println!(
+        "(the GET /health row counts requests: the most one-row requests/s this client and server reach here)"
+    );
     for (rows_per_request, rows, insert) in ratios {
+        let shown = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.1}x"));
         println!(
-            "{rows_per_request} row(s) per request: buffered rows {rows:.1}x, buffered INSERT {insert:.1}x the rows/s of direct INSERTs"
+            "{rows_per_request} row(s) per request: buffered rows {}, buffered INSERT {} the rows/s of direct INSERTs",
+            shown(rows),
+            shown(insert)
         );
     }
 }
