@@ -36,6 +36,12 @@ mod transactions;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: a server allocates and frees
+/// small buffers on every request and every batch from several threads,
+/// where glibc's arenas spent a sixth of a one-row append's CPU time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
