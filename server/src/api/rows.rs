@@ -57,7 +57,7 @@ pub async fn append_rows(
         return Err(ApiError::bad_request("the body holds no rows"));
     }
     let buffer = state.buffer(&namespace, &table).await?;
-    let schema = buffer.schema().clone();
+    let schema = buffer.decode_schema().clone();
     let batch = if body.len() <= INLINE_DECODE_BYTES {
         decode(&body, format, schema)?
     } else {
@@ -77,24 +77,20 @@ pub async fn append_rows(
     ))
 }
 
-/// The body's rows as one batch, so that they are appended whole.
+/// The body's rows (decoded as `schema`, the table's with every column
+/// nullable) as one batch, so that they are appended whole.
 fn decode(
     body: &Bytes,
     format: UploadFormat,
     schema: arrow::datatypes::SchemaRef,
 ) -> wavelake_engine::Result<RecordBatch> {
-    // Decoded as nullable, so that a null in a NOT NULL column is refused
-    // by the table's check, which names the column and the row.
-    let nullable = Arc::new(arrow::datatypes::Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect::<Vec<_>>(),
-    ));
-    let batches: Vec<RecordBatch> =
-        ingest::decode(body, format, nullable.clone())?.collect::<wavelake_engine::Result<_>>()?;
-    let schema = nullable;
+    let mut batches: Vec<RecordBatch> =
+        ingest::decode(body, format, schema.clone())?.collect::<wavelake_engine::Result<_>>()?;
+    if batches.len() == 1
+        && let Some(batch) = batches.pop()
+    {
+        return Ok(batch);
+    }
     let schema = batches.first().map_or(schema, RecordBatch::schema);
     arrow::compute::concat_batches(&schema, &batches)
         .map_err(|e| wavelake_engine::Error::Arrow(Arc::new(e)))

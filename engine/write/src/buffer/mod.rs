@@ -125,6 +125,8 @@ pub struct TableBuffer {
     name: String,
     table: Table,
     schema: SchemaRef,
+    /// [`Self::schema`] with every column nullable, for decoding bodies.
+    decode_schema: SchemaRef,
     /// Checked at append, so that no row is acknowledged that the flush
     /// could not commit.
     constraints: crate::constraints::CheckConstraints,
@@ -172,6 +174,7 @@ impl TableBuffer {
         let buffer = Arc::new(Self {
             name,
             table,
+            decode_schema: all_nullable(&schema),
             schema,
             constraints,
             dir: dir.to_owned(),
@@ -198,6 +201,13 @@ impl TableBuffer {
     /// The table's schema, which appended rows must fit.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
+    }
+
+    /// The table's schema with every column nullable: what bodies are
+    /// decoded as, so that a null in a NOT NULL column reaches
+    /// [`Self::append`]'s check, which names the column and the row.
+    pub fn decode_schema(&self) -> &SchemaRef {
+        &self.decode_schema
     }
 
     /// Rows acknowledged and not yet in the table.
@@ -343,6 +353,16 @@ impl TableBuffer {
         self.wake.notify_one();
         self.flush().await
     }
+}
+
+fn all_nullable(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(arrow::datatypes::Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Locks `mutex`, also after a panic elsewhere (every update under these

@@ -158,19 +158,20 @@ pub fn decode(
     format: UploadFormat,
     schema: SchemaRef,
 ) -> Result<Batches> {
+    let (text_rows, text_buffer) = text_batch_size(source.len());
     let arrow_batches = contain_panics(format, || -> Result<ArrowBatches> {
         Ok(match format {
             UploadFormat::Csv => Box::new(
                 arrow::csv::ReaderBuilder::new(schema)
                     .with_header(true)
-                    .with_batch_size(BATCH_ROWS)
-                    .build(BufReader::new(source.reader()?))
+                    .with_batch_size(text_rows)
+                    .build(BufReader::with_capacity(text_buffer, source.reader()?))
                     .map_err(|e| format.invalid(e))?,
             ),
             UploadFormat::Json => Box::new(
                 arrow::json::ReaderBuilder::new(schema)
-                    .with_batch_size(BATCH_ROWS)
-                    .build(BufReader::new(source.reader()?))
+                    .with_batch_size(text_rows)
+                    .build(BufReader::with_capacity(text_buffer, source.reader()?))
                     .map_err(|e| format.invalid(e))?,
             ),
             UploadFormat::Arrow => Box::new(
@@ -189,6 +190,18 @@ pub fn decode(
         format,
         batches: Some(arrow_batches),
     }))
+}
+
+/// Rows per batch and read buffer bytes for a CSV or JSON upload of
+/// `len` bytes: a row takes at least two bytes (a value or `{}`, and a
+/// line end), so a small body never gets decoders sized for
+/// [`BATCH_ROWS`] rows (a one-row append would otherwise allocate and
+/// free hundreds of kilobytes).
+fn text_batch_size(len: u64) -> (usize, usize) {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let rows = (len / 2).saturating_add(1).min(BATCH_ROWS);
+    let buffer = len.clamp(64, 64 * 1024);
+    (rows, buffer)
 }
 
 type ArrowBatches =
@@ -277,6 +290,30 @@ mod tests {
             ),
         ])
         .unwrap()
+    }
+
+    #[test]
+    fn small_bodies_get_small_batches_and_every_row_is_read() {
+        assert_eq!(text_batch_size(0), (1, 64));
+        assert_eq!(text_batch_size(20), (11, 64));
+        assert_eq!(text_batch_size(1 << 30), (BATCH_ROWS, 64 * 1024));
+        // The tightest rows there are: `{}` and a line end, the last
+        // without one. Every row is read, however the batches fall.
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        for rows in [1, 2, 3, 50, 10_000] {
+            let body = Bytes::from(vec!["{}"; rows].join("\n"));
+            let read: usize = decode(&body, UploadFormat::Json, schema.clone())
+                .unwrap()
+                .map(|b| b.unwrap().num_rows())
+                .sum();
+            assert_eq!(read, rows);
+        }
+        let body = Bytes::from(format!("a\n{}", vec!["1"; 5000].join("\n")));
+        let read: usize = decode(&body, UploadFormat::Csv, schema)
+            .unwrap()
+            .map(|b| b.unwrap().num_rows())
+            .sum();
+        assert_eq!(read, 5000);
     }
 
     fn encoded(format: UploadFormat) -> Bytes {
