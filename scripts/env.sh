@@ -6,6 +6,22 @@ export WAVELAKE_VENV="${WAVELAKE_VENV:-$HOME/.cache/wavelake/venv}"
 export WAVELAKE_TEST_SCRATCH="${WAVELAKE_TEST_SCRATCH:-$HOME/.cache/wavelake/scratch}"
 mkdir -p "$CARGO_TARGET_DIR" "$WAVELAKE_TEST_SCRATCH"
 
+# Every clone shares that target dir, but Cargo fingerprints the project's
+# own crates by relative path while their code embeds the absolute one
+# (`CARGO_MANIFEST_DIR`: fixture paths, wasm-bindgen's package.json): a
+# build another clone left (CI's) looks fresh here and reads that clone's
+# files. When the last build came from another clone, the project's own
+# targets are recompiled (their dependencies stay warm).
+wavelake_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [[ "$(cat "$CARGO_TARGET_DIR/.checkout" 2>/dev/null)" != "$wavelake_root" ]]; then
+  (cd "$wavelake_root" && cargo metadata --no-deps --format-version 1 2>/dev/null |
+    python3 -c 'import json, os, sys
+for package in json.load(sys.stdin)["packages"]:
+    for target in package["targets"]:
+        os.utime(target["src_path"])') || true
+  echo "$wavelake_root" > "$CARGO_TARGET_DIR/.checkout"
+fi
+
 # Installs the Rust components the checks use (safe to repeat).
 # Deletes the test and bench executables of earlier builds from the shared
 # debug target dir, keeping the newest of each name: each is hundreds of
