@@ -9,6 +9,7 @@
 //! JSON number cannot hold exactly, floats with NaN, booleans, binary and
 //! nested lists or maps get null counts only.
 
+mod footer;
 mod statistics;
 
 pub use crate::parquet_guard::{
@@ -122,6 +123,7 @@ impl DataFileWriter {
     pub fn try_new(schema: &SchemaRef, options: &DataFileOptions) -> Result<Self> {
         let mut properties = WriterProperties::builder()
             .set_compression(options.compression)
+            .set_statistics_truncate_length(Some(footer::TRUNCATE_BYTES))
             .set_max_row_group_row_count(Some(options.max_row_group_rows.max(1)));
         for column in &options.bloom_filter_columns {
             if schema.field_with_name(column).is_err() {
@@ -135,7 +137,7 @@ impl DataFileWriter {
             .map_err(parquet_error)?;
         Ok(Self {
             writer,
-            stats: StatisticsAccumulator::new(schema),
+            stats: StatisticsAccumulator::leaving_bounds_to_parquet(schema),
         })
     }
 
@@ -158,7 +160,10 @@ impl DataFileWriter {
 
     /// Closes the file.
     pub fn finish(mut self) -> Result<WrittenFile> {
-        let stats = self.stats.finish()?;
+        self.writer.flush().map_err(parquet_error)?;
+        let stats = self
+            .stats
+            .finish_with_footer(self.writer.flushed_row_groups())?;
         let num_records = self.stats.rows();
         let bytes = self.writer.into_inner().map_err(parquet_error)?;
         Ok(WrittenFile {
@@ -192,6 +197,135 @@ mod tests {
             &file_statistics(&batch.schema(), std::slice::from_ref(batch)).unwrap(),
         )
         .unwrap()
+    }
+
+    /// Numbers compared as numbers (Parquet keeps a zero minimum as -0.0).
+    fn same_statistics(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+        use serde_json::Value;
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len()
+                    && x.iter()
+                        .all(|(k, v)| y.get(k).is_some_and(|w| same_statistics(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+
+    fn mixed_batch(
+        ints: &[Option<i64>],
+        floats: &[Option<f64>],
+        texts: &[Option<String>],
+    ) -> RecordBatch {
+        use arrow::array::{Date32Array, Float32Array, Int8Array, Int16Array, Int32Array};
+        let rows = ints.len();
+        let inner = Fields::from(vec![
+            Field::new("n", DataType::Int64, true),
+            Field::new("t", DataType::Utf8, true),
+        ]);
+        let parent_nulls = NullBuffer::from((0..rows).map(|i| i % 4 != 3).collect::<Vec<_>>());
+        let nested = StructArray::new(
+            inner.clone(),
+            vec![
+                Arc::new(Int64Array::from(ints.to_vec())),
+                Arc::new(StringArray::from(texts.to_vec())),
+            ],
+            Some(parent_nulls),
+        );
+        let narrow = |v: &Option<i64>, m: i64| v.map(|v| v % m);
+        RecordBatch::try_from_iter(vec![
+            (
+                "i8",
+                Arc::new(Int8Array::from_iter(
+                    ints.iter().map(|v| narrow(v, 100).map(|v| v as i8)),
+                )) as arrow::array::ArrayRef,
+            ),
+            (
+                "i16",
+                Arc::new(Int16Array::from_iter(
+                    ints.iter().map(|v| narrow(v, 30000).map(|v| v as i16)),
+                )),
+            ),
+            (
+                "i32",
+                Arc::new(Int32Array::from_iter(
+                    ints.iter().map(|v| v.map(|v| v as i32)),
+                )),
+            ),
+            ("i64", Arc::new(Int64Array::from(ints.to_vec()))),
+            (
+                "f32",
+                Arc::new(Float32Array::from_iter(
+                    floats.iter().map(|v| v.map(|v| v as f32)),
+                )),
+            ),
+            ("f64", Arc::new(Float64Array::from(floats.to_vec()))),
+            (
+                "day",
+                Arc::new(Date32Array::from_iter(
+                    ints.iter().map(|v| narrow(v, 100_000).map(|v| v as i32)),
+                )),
+            ),
+            (
+                "at",
+                Arc::new(TimestampMicrosecondArray::from(ints.to_vec()).with_timezone("UTC")),
+            ),
+            (
+                "amount",
+                Arc::new(
+                    Decimal128Array::from(
+                        ints.iter().map(|v| v.map(i128::from)).collect::<Vec<_>>(),
+                    )
+                    .with_precision_and_scale(20, 2)
+                    .unwrap(),
+                ),
+            ),
+            ("text", Arc::new(StringArray::from(texts.to_vec()))),
+            ("nested", Arc::new(nested)),
+        ])
+        .unwrap()
+    }
+
+    proptest::proptest! {
+        /// The bounds taken from the Parquet footer are the ones the rows
+        /// give, whatever the row groups, nulls, NaN, zeros and strings
+        /// (long, and of characters up to four bytes).
+        #[test]
+        fn footer_bounds_equal_the_bounds_of_the_rows(
+            rows in proptest::collection::vec(
+                (
+                    proptest::option::weighted(0.8, -1_000_000_000_000i64..1_000_000_000_000),
+                    proptest::option::weighted(0.8, proptest::prop_oneof![
+                        -1.0e9f64..1.0e9,
+                        proptest::strategy::Just(0.0),
+                        proptest::strategy::Just(-0.0),
+                        proptest::strategy::Just(f64::NAN),
+                    ]),
+                    proptest::option::weighted(0.8, "[a-zé€😀]{0,60}"),
+                ),
+                1..40,
+            ),
+            row_group_rows in 1usize..12,
+        ) {
+            let ints: Vec<_> = rows.iter().map(|r| r.0).collect();
+            let floats: Vec<_> = rows.iter().map(|r| r.1).collect();
+            let texts: Vec<_> = rows.iter().map(|r| r.2.clone()).collect();
+            let batch = mixed_batch(&ints, &floats, &texts);
+            let options = DataFileOptions {
+                max_row_group_rows: row_group_rows,
+                ..DataFileOptions::default()
+            };
+            let half = batch.num_rows() / 2;
+            let parts = [batch.slice(0, half), batch.slice(half, batch.num_rows() - half)];
+            let written = write_data_file(&batch.schema(), &parts, &options).unwrap();
+            let from_footer: serde_json::Value = serde_json::from_str(&written.stats).unwrap();
+            let from_rows = stats_of(&batch);
+            proptest::prop_assert!(
+                same_statistics(&from_footer, &from_rows),
+                "footer {from_footer}\nrows {from_rows}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Delta file statistics accumulated batch by batch while a file is written:
 //! `numRecords`, and per leaf column (nested through structs) `nullCount`
-//! and, for types that get bounds, `minValues` and `maxValues`.
+//! and, for types that get bounds, `minValues` and `maxValues` — from the
+//! rows, or for the common types from the Parquet writer's own column chunk
+//! statistics ([`super::footer`]).
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::buffer::NullBuffer;
@@ -8,6 +10,7 @@ use arrow::datatypes::{DataType, Decimal128Type, DecimalType, Field, SchemaRef, 
 use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::Accumulator;
+use parquet::file::metadata::RowGroupMetaData;
 use serde_json::{Map, Number, Value};
 
 use super::STRING_PREFIX_LENGTH;
@@ -33,16 +36,38 @@ enum ColumnNode {
 #[derive(Debug)]
 struct LeafStats {
     name: String,
+    /// Names from the top-level column down to this one.
+    path: Vec<String>,
+    data_type: DataType,
     nulls: u64,
+    /// Bounds gathered from the rows, for leaves whose bounds do not come
+    /// from the Parquet footer.
     bounds: Option<(MinAccumulator, MaxAccumulator)>,
+    /// The bounds are read from the Parquet footer at the end.
+    footer_bounds: bool,
     saw_nan: bool,
 }
 
 impl StatisticsAccumulator {
-    /// An accumulator for batches of `schema`.
+    /// An accumulator for batches of `schema`, bounds from the rows.
     pub fn new(schema: &SchemaRef) -> Self {
+        Self::with_footer_bounds(schema, false)
+    }
+
+    /// An accumulator for a file the Parquet writer writes: the bounds of
+    /// the types [`super::footer::bounds_from_footer`] names are left to
+    /// [`Self::finish_with_footer`].
+    pub fn leaving_bounds_to_parquet(schema: &SchemaRef) -> Self {
+        Self::with_footer_bounds(schema, true)
+    }
+
+    fn with_footer_bounds(schema: &SchemaRef, footer: bool) -> Self {
         Self {
-            columns: schema.fields().iter().map(|f| ColumnNode::new(f)).collect(),
+            columns: schema
+                .fields()
+                .iter()
+                .map(|f| ColumnNode::new(f, &[], footer))
+                .collect(),
             rows: 0,
         }
     }
@@ -63,9 +88,15 @@ impl StatisticsAccumulator {
 
     /// The `add.stats` JSON document.
     pub fn finish(&mut self) -> Result<String> {
+        self.finish_with_footer(&[])
+    }
+
+    /// The `add.stats` JSON document, with the bounds left to Parquet read
+    /// from the statistics of the file's `row_groups`.
+    pub fn finish_with_footer(&mut self, row_groups: &[RowGroupMetaData]) -> Result<String> {
         let (mut min, mut max, mut nulls) = (Map::new(), Map::new(), Map::new());
         for node in &mut self.columns {
-            node.finish(&mut min, &mut max, &mut nulls)?;
+            node.finish(row_groups, &mut min, &mut max, &mut nulls)?;
         }
         let mut doc = Map::new();
         doc.insert("numRecords".into(), self.rows.into());
@@ -77,25 +108,36 @@ impl StatisticsAccumulator {
 }
 
 impl ColumnNode {
-    fn new(field: &Field) -> Self {
+    fn new(field: &Field, parents: &[String], footer: bool) -> Self {
+        let mut path = parents.to_vec();
+        path.push(field.name().clone());
         match field.data_type() {
             DataType::Struct(children) => ColumnNode::Struct {
                 name: field.name().clone(),
-                children: children.iter().map(|c| ColumnNode::new(c)).collect(),
+                children: children
+                    .iter()
+                    .map(|c| ColumnNode::new(c, &path, footer))
+                    .collect(),
             },
-            data_type => ColumnNode::Leaf(Box::new(LeafStats {
-                name: field.name().clone(),
-                nulls: 0,
-                bounds: gets_bounds(data_type)
-                    .then(|| {
-                        Some((
-                            MinAccumulator::try_new(data_type).ok()?,
-                            MaxAccumulator::try_new(data_type).ok()?,
-                        ))
-                    })
-                    .flatten(),
-                saw_nan: false,
-            })),
+            data_type => {
+                let footer_bounds = footer && super::footer::bounds_from_footer(data_type);
+                ColumnNode::Leaf(Box::new(LeafStats {
+                    name: field.name().clone(),
+                    path,
+                    data_type: data_type.clone(),
+                    nulls: 0,
+                    footer_bounds,
+                    bounds: (gets_bounds(data_type) && !footer_bounds)
+                        .then(|| {
+                            Some((
+                                MinAccumulator::try_new(data_type).ok()?,
+                                MaxAccumulator::try_new(data_type).ok()?,
+                            ))
+                        })
+                        .flatten(),
+                    saw_nan: false,
+                }))
+            }
         }
     }
 
@@ -112,6 +154,10 @@ impl ColumnNode {
             ColumnNode::Leaf(leaf) => {
                 let null_count = combined.as_ref().map_or(0, NullBuffer::null_count);
                 leaf.nulls += null_count as u64;
+                let floats = matches!(leaf.data_type, DataType::Float32 | DataType::Float64);
+                if leaf.bounds.is_none() && !floats {
+                    return Ok(());
+                }
                 // Bounds over the rows valid here and in every parent.
                 let column = match &combined {
                     Some(valid) if null_count > 0 => with_nulls(column, valid),
@@ -129,6 +175,7 @@ impl ColumnNode {
 
     fn finish(
         &mut self,
+        row_groups: &[RowGroupMetaData],
         min: &mut Map<String, Value>,
         max: &mut Map<String, Value>,
         nulls: &mut Map<String, Value>,
@@ -137,7 +184,7 @@ impl ColumnNode {
             ColumnNode::Struct { name, children } => {
                 let (mut cmin, mut cmax, mut cnulls) = (Map::new(), Map::new(), Map::new());
                 for child in children {
-                    child.finish(&mut cmin, &mut cmax, &mut cnulls)?;
+                    child.finish(row_groups, &mut cmin, &mut cmax, &mut cnulls)?;
                 }
                 min.insert(name.clone(), Value::Object(cmin));
                 max.insert(name.clone(), Value::Object(cmax));
@@ -146,6 +193,17 @@ impl ColumnNode {
             ColumnNode::Leaf(leaf) => {
                 nulls.insert(leaf.name.clone(), leaf.nulls.into());
                 if leaf.saw_nan {
+                    return Ok(());
+                }
+                if leaf.footer_bounds {
+                    let bounds =
+                        super::footer::column_bounds(row_groups, &leaf.path, &leaf.data_type);
+                    if let Some((lo, hi)) = bounds
+                        && let (Some(lo), Some(hi)) = (lower_json(&lo), upper_json(&hi))
+                    {
+                        min.insert(leaf.name.clone(), lo);
+                        max.insert(leaf.name.clone(), hi);
+                    }
                     return Ok(());
                 }
                 if let Some((lo, hi)) = &mut leaf.bounds
@@ -183,17 +241,25 @@ fn gets_bounds(data_type: &DataType) -> bool {
 
 fn has_nan(column: &ArrayRef) -> bool {
     use arrow::datatypes::{Float32Type, Float64Type};
+    // Without nulls the values are read directly, not as options.
+    let dense = column.logical_null_count() == 0;
     match column.data_type() {
-        DataType::Float32 => column
-            .as_primitive::<Float32Type>()
-            .iter()
-            .flatten()
-            .any(f32::is_nan),
-        DataType::Float64 => column
-            .as_primitive::<Float64Type>()
-            .iter()
-            .flatten()
-            .any(f64::is_nan),
+        DataType::Float32 => {
+            let floats = column.as_primitive::<Float32Type>();
+            if dense {
+                floats.values().iter().any(|v| v.is_nan())
+            } else {
+                floats.iter().flatten().any(f32::is_nan)
+            }
+        }
+        DataType::Float64 => {
+            let floats = column.as_primitive::<Float64Type>();
+            if dense {
+                floats.values().iter().any(|v| v.is_nan())
+            } else {
+                floats.iter().flatten().any(f64::is_nan)
+            }
+        }
         _ => false,
     }
 }
