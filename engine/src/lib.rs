@@ -56,7 +56,7 @@ pub mod storage {
 pub use profile::{QueryProfile, QueryProgress, ScanProfile};
 pub use read_estimate::ReadEstimate;
 pub use session::{PlannedQuery, SqlSession, SqlSessionOptions};
-pub use statement::{Access, Statement, TransactionControl};
+pub use statement::{Access, Statement, TransactionControl, bind_parameters, has_placeholders};
 
 /// Compile-time proof that the engine's futures are `Send` on native
 /// targets, so servers can run them on a multi-threaded runtime. Never

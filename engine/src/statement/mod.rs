@@ -9,8 +9,10 @@
 //! write) is a write.
 
 mod dialect;
+mod parameters;
 
 pub use dialect::WavelakeDialect;
+pub use parameters::{bind_parameters, has_placeholders};
 
 use std::ops::ControlFlow;
 
