@@ -106,6 +106,29 @@ def main():
             cursor.execute("SELECT count(*) AS n FROM flights")
             assert cursor.fetchone()[0] == 3
 
+        # Parameters bound to prepared statements: ? and $n, rows of an
+        # update (executemany, one DoPut), a hostile string kept one value,
+        # and a missing parameter refused.
+        hostile = "x' OR 1=1; DROP TABLE params; --"
+        cursor.execute("CREATE TABLE params (id BIGINT, name STRING, score DOUBLE)")
+        cursor.executemany(
+            "INSERT INTO params VALUES (?, ?, ?)",
+            [(1, "one", 1.5), (2, hostile, None), (3, "three", 3.25)],
+        )
+        cursor.execute("SELECT name FROM params WHERE id = ?", parameters=(2,))
+        assert cursor.fetchall() == [(hostile,)]
+        cursor.execute("SELECT id FROM params WHERE name = $1 OR id = $2 ORDER BY id", parameters=(hostile, 3))
+        assert cursor.fetchall() == [(2,), (3,)]
+        cursor.execute("SELECT count(*) FROM params WHERE name = ?", parameters=("nobody' OR '1'='1",))
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("UPDATE params SET score = ? WHERE id = ?", parameters=(9.5, 2))
+        cursor.execute("SELECT score FROM params WHERE id = 2")
+        assert cursor.fetchone()[0] == 9.5
+        refused(lambda: cursor.execute("SELECT ?, ?", parameters=(1,)), ["parameter", "INVALID_ARGUMENT", "InvalidArgument"])
+        cursor.execute("SELECT count(*) FROM params")
+        assert cursor.fetchone()[0] == 3
+        results["parameters"] = 3
+
         # DML through DoPut (execute_update) and through a query.
         from adbc_driver_manager import AdbcStatement
 
@@ -146,6 +169,12 @@ def main():
         cursor.execute("SELECT count(*) FROM flights")
         results["count"] = cursor.fetchone()[0]
         refused(lambda: cursor.execute("DELETE FROM flights"), ["PERMISSION_DENIED", "Forbidden", "NOT_ALLOWED", "cannot write", "may not"])
+        refused(
+            lambda: cursor.executemany("INSERT INTO params VALUES (?, ?, ?)", [(9, "x", 1.0)]),
+            ["PERMISSION_DENIED", "Forbidden", "NOT_ALLOWED", "cannot write", "may not"],
+        )
+        cursor.execute("SELECT count(*) FROM params WHERE id = ?", parameters=(1,))
+        assert cursor.fetchone()[0] == 1
         refused(
             lambda: cursor.adbc_ingest("flights", pa.table({"id": pa.array([7], pa.int64()), "name": ["x"], "score": [1.0]}), mode="append"),
             ["PERMISSION_DENIED", "Forbidden", "NOT_ALLOWED", "cannot write", "may not"],

@@ -6,7 +6,10 @@
 //!   query for its schema and hands out a ticket that `DoGet` runs (and
 //!   streams); a statement that changes something runs at
 //!   `GetFlightInfo`, once, and its ticket fetches the result. `DoPut` runs
-//!   updates (the count of rows changed).
+//!   updates (the count of rows changed). Parameters bound to a prepared
+//!   statement fill its `?` and `$n` placeholders as literals (the engine's
+//!   `bind_parameters`) before the statement is classified and run: one
+//!   row for a query, one execution per row for an update.
 //! - Catalog metadata: catalogs, schemas (namespaces the token reads),
 //!   tables (with their Arrow schemas), table types and SQL info.
 //! - Bulk ingest (`CommandStatementIngest`, ADBC's `adbc_ingest`):
@@ -21,6 +24,7 @@
 
 mod catalog;
 mod ingest;
+mod parameters;
 mod results;
 
 use std::pin::Pin;
@@ -72,12 +76,29 @@ pub struct FlightSql {
     prepared: Arc<std::sync::Mutex<std::collections::HashMap<String, Prepared>>>,
 }
 
-/// A prepared statement: its text, for its owner.
+/// A prepared statement: its text and the parameters last bound to it, for
+/// its owner.
 #[derive(Debug, Clone)]
 struct Prepared {
     owner: String,
     namespace: Option<String>,
     sql: String,
+    parameters: Vec<Vec<datafusion::common::ScalarValue>>,
+}
+
+impl Prepared {
+    /// The statement to run: its text with one row of parameters bound.
+    fn bound(&self, row: Option<&[datafusion::common::ScalarValue]>) -> Result<String, Status> {
+        match row {
+            Some(values) => {
+                wavelake_engine::bind_parameters(&self.sql, values).map_err(engine_status)
+            }
+            None if wavelake_engine::has_placeholders(&self.sql) => Err(Status::invalid_argument(
+                "the prepared statement has placeholders and no parameters are bound",
+            )),
+            None => Ok(self.sql.clone()),
+        }
+    }
 }
 
 /// Serves Flight SQL on `listener` until `shutdown` resolves.
@@ -288,6 +309,25 @@ impl FlightSql {
         Ok(results::count(&batches))
     }
 
+    /// Binds `parameters` to the prepared statement `handle` of `principal`.
+    fn bind(
+        &self,
+        principal: &Principal,
+        handle: &[u8],
+        parameters: Vec<Vec<datafusion::common::ScalarValue>>,
+    ) -> Result<(), Status> {
+        self.prepared(principal, handle)?;
+        let key = String::from_utf8_lossy(handle).into_owned();
+        let mut prepared = self
+            .prepared
+            .lock()
+            .map_err(|_| Status::internal("prepared statements are unavailable"))?;
+        if let Some(statement) = prepared.get_mut(&key) {
+            statement.parameters = parameters;
+        }
+        Ok(())
+    }
+
     /// The prepared statement `handle`, if `principal` prepared it.
     fn prepared(&self, principal: &Principal, handle: &[u8]) -> Result<Prepared, Status> {
         let key = String::from_utf8_lossy(handle).into_owned();
@@ -381,9 +421,17 @@ impl FlightSqlService for FlightSql {
         {
             metadata.insert(NAMESPACE_HEADER, value);
         }
-        let info = self
-            .flight_info(&metadata, &prepared.sql, descriptor)
-            .await?;
+        let sql = match prepared.parameters.as_slice() {
+            [] => prepared.bound(None)?,
+            [row] => prepared.bound(Some(row))?,
+            rows => {
+                return Err(Status::invalid_argument(format!(
+                    "a query runs with one row of parameters; {} are bound",
+                    rows.len()
+                )));
+            }
+        };
+        let info = self.flight_info(&metadata, &sql, descriptor).await?;
         Ok(Response::new(info))
     }
 
@@ -536,27 +584,8 @@ impl FlightSqlService for FlightSql {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let (metadata, _, stream) = request.into_parts();
         let principal = self.principal(&metadata)?;
-        self.prepared(&principal, &query.prepared_statement_handle)?;
-        // Parameters: none can be bound (the statement has no
-        // placeholders to bind them to); an empty binding is accepted.
-        let bound: Vec<arrow::array::RecordBatch> =
-            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
-                stream
-                    .into_inner()
-                    .map_err(arrow_flight::error::FlightError::from),
-            )
-            .try_collect()
-            .await
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        if bound
-            .iter()
-            .any(|b| b.num_columns() > 0 && b.num_rows() > 0)
-        {
-            return Err(Status::unimplemented(
-                "binding parameters to a prepared statement is not supported; write the values \
-                 into the statement",
-            ));
-        }
+        let parameters = parameters::read(stream).await?;
+        self.bind(&principal, &query.prepared_statement_handle, parameters)?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(query.prepared_statement_handle),
         })
@@ -567,15 +596,36 @@ impl FlightSqlService for FlightSql {
         query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let principal = self.principal(request.metadata())?;
+        let (metadata, _, stream) = request.into_parts();
+        let principal = self.principal(&metadata)?;
         let prepared = self.prepared(&principal, &query.prepared_statement_handle)?;
-        let mut metadata = request.metadata().clone();
+        let mut metadata = metadata;
         if let Some(namespace) = &prepared.namespace
             && let Ok(value) = namespace.parse()
         {
             metadata.insert(NAMESPACE_HEADER, value);
         }
-        self.update(&metadata, &prepared.sql).await
+        // Each row of parameters is one execution (a batch of INSERTs
+        // from `executemany`); the count is their sum. Statements bound
+        // before any runs, so a bad row runs none.
+        let rows = parameters::read(stream).await?;
+        let statements = if rows.is_empty() {
+            vec![prepared.bound(None)?]
+        } else {
+            rows.iter()
+                .map(|row| prepared.bound(Some(row)))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let mut changed = 0;
+        for sql in &statements {
+            let count = self.update(&metadata, sql).await?;
+            changed = if count < 0 || changed < 0 {
+                -1
+            } else {
+                changed + count
+            };
+        }
+        Ok(changed)
     }
 
     async fn do_action_create_prepared_statement(
@@ -589,7 +639,9 @@ impl FlightSqlService for FlightSql {
             && wavelake_engine::Statement::parse(&query.query)
                 .map(|s| s.access() == Access::Read)
                 .map_err(engine_status)?;
-        let schema = if is_query {
+        // A query with placeholders is planned once its parameters are
+        // bound; its schema is then in the FlightInfo.
+        let schema = if is_query && !wavelake_engine::has_placeholders(&query.query) {
             self.query_schema(&principal, namespace.as_deref(), &query.query)
                 .await?
         } else {
@@ -612,6 +664,7 @@ impl FlightSqlService for FlightSql {
                     owner: principal.id.clone(),
                     namespace,
                     sql: query.query,
+                    parameters: Vec::new(),
                 },
             );
         }

@@ -43,6 +43,10 @@ fn adbc_flight_sql_client_reads_writes_and_is_refused_where_it_must_be() {
     assert_eq!(results["count"], 2);
     assert_eq!(results["bulk"], 23, "the refused ingest left nothing");
     assert_eq!(results["sales"], 3, "ingested into the header's namespace");
+    assert_eq!(
+        results["parameters"], 3,
+        "the parameter checks ran to the end"
+    );
     // The 20-row append was a commit of its own (version 1 after the
     // create), visible to any reader, not buffered.
     let (status, body) = server.sql(
