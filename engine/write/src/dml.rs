@@ -583,16 +583,8 @@ impl<'a> Change<'a> {
             transaction = transaction.protocol(protocol).metadata(metadata);
         }
         let files_added = adds.len();
-        let change_files: Vec<AddCdc> = change_files
-            .into_iter()
-            .map(|file| AddCdc {
-                path: file.path,
-                partition_values: file.partition_values,
-                size: file.size,
-                data_change: false,
-                tags: None,
-            })
-            .collect();
+        let change_files: Vec<AddCdc> =
+            change_files.into_iter().map(AddCdc::from_written).collect();
         if !change_files.is_empty() {
             transaction = transaction.metric("numCdcFiles", change_files.len().to_string());
         }

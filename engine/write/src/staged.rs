@@ -408,13 +408,7 @@ impl StagedTransaction {
             .finish()
             .await?
             .into_iter()
-            .map(|file| AddCdc {
-                path: file.path,
-                partition_values: file.partition_values,
-                size: file.size,
-                data_change: false,
-                tags: None,
-            })
+            .map(AddCdc::from_written)
             .collect())
     }
 

@@ -264,6 +264,17 @@ pub struct AddCdc {
 }
 
 impl AddCdc {
+    /// The change file a file writer wrote (and described as an `add`).
+    pub fn from_written(file: Add) -> Self {
+        Self {
+            path: file.path,
+            partition_values: file.partition_values,
+            size: file.size,
+            data_change: false,
+            tags: None,
+        }
+    }
+
     /// The change file as an `add`, to read it like a data file.
     pub fn as_add(&self) -> Add {
         Add {
