@@ -18,24 +18,6 @@ use super::STRING_PREFIX_LENGTH;
 /// Delta's prefix, at four bytes each.
 pub const TRUNCATE_BYTES: usize = (STRING_PREFIX_LENGTH + 1) * 4;
 
-/// Whether a leaf column of `data_type` takes its bounds from the footer.
-pub fn bounds_from_footer(data_type: &DataType) -> bool {
-    matches!(
-        data_type,
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::Float32
-            | DataType::Float64
-            | DataType::Date32
-            | DataType::Timestamp(TimeUnit::Microsecond, _)
-            | DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Utf8View
-    )
-}
-
 /// The least minimum and greatest maximum of the leaf column at `path`
 /// over `row_groups`; `None` when a row group holding values has no
 /// statistics for it (the file then gets no bounds for the column).

@@ -55,7 +55,7 @@ impl StatisticsAccumulator {
     }
 
     /// An accumulator for a file the Parquet writer writes: the bounds of
-    /// the types [`super::footer::bounds_from_footer`] names are left to
+    /// the types [`bounds_from_footer`] names are left to
     /// [`Self::finish_with_footer`].
     pub fn leaving_bounds_to_parquet(schema: &SchemaRef) -> Self {
         Self::with_footer_bounds(schema, true)
@@ -120,7 +120,7 @@ impl ColumnNode {
                     .collect(),
             },
             data_type => {
-                let footer_bounds = footer && super::footer::bounds_from_footer(data_type);
+                let footer_bounds = footer && bounds_from_footer(data_type);
                 ColumnNode::Leaf(Box::new(LeafStats {
                     name: field.name().clone(),
                     path,
@@ -237,6 +237,12 @@ fn gets_bounds(data_type: &DataType) -> bool {
             | DataType::LargeUtf8
             | DataType::Utf8View
     )
+}
+
+/// Types whose bounds the Parquet footer gives as the rows would: all
+/// that get bounds but decimals (stored in one of three physical types).
+fn bounds_from_footer(data_type: &DataType) -> bool {
+    gets_bounds(data_type) && !matches!(data_type, DataType::Decimal128(_, _))
 }
 
 fn has_nan(column: &ArrayRef) -> bool {
