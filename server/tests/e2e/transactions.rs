@@ -65,19 +65,22 @@ fn data_files(root: &std::path::Path) -> usize {
         .count()
 }
 
-#[test]
-fn statements_in_a_transaction_commit_once_and_are_seen_only_then() {
+/// A server on a new root (kept while the returned directory lives) with
+/// the table `create` makes.
+fn server_with(create: &str) -> (tempfile::TempDir, std::path::PathBuf, Server) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("lake");
     let server = Server::start(
         dir.path(),
         &format!("root = {:?}\n", root.to_str().unwrap()),
     );
-    ok(
-        &server,
-        "CREATE TABLE accounts (id BIGINT, balance DOUBLE)",
-        None,
-    );
+    ok(&server, create, None);
+    (dir, root, server)
+}
+
+#[test]
+fn statements_in_a_transaction_commit_once_and_are_seen_only_then() {
+    let (_dir, root, server) = server_with("CREATE TABLE accounts (id BIGINT, balance DOUBLE)");
     ok(
         &server,
         "INSERT INTO accounts VALUES (1, 100.0), (2, 50.0)",
@@ -171,17 +174,7 @@ fn statements_in_a_transaction_commit_once_and_are_seen_only_then() {
 
 #[test]
 fn what_a_transaction_may_not_hold_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("lake");
-    let server = Server::start(
-        dir.path(),
-        &format!("root = {:?}\n", root.to_str().unwrap()),
-    );
-    ok(
-        &server,
-        "CREATE TABLE accounts (id BIGINT, balance DOUBLE)",
-        None,
-    );
+    let (_dir, _root, server) = server_with("CREATE TABLE accounts (id BIGINT, balance DOUBLE)");
     ok(&server, "CREATE TABLE other (id BIGINT)", None);
     let id = begin(&server, ADMIN);
     ok(&server, "INSERT INTO accounts VALUES (1, 1.0)", Some(&id));
@@ -227,17 +220,9 @@ fn what_a_transaction_may_not_hold_is_refused() {
 /// the feed of every statement: its appends as inserts too.
 #[test]
 fn a_transaction_records_the_change_data_feed_of_all_its_statements() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("lake");
-    let server = Server::start(
-        dir.path(),
-        &format!("root = {:?}\n", root.to_str().unwrap()),
-    );
-    ok(
-        &server,
+    let (_dir, _root, server) = server_with(
         "CREATE TABLE accounts (id BIGINT, balance DOUBLE) TBLPROPERTIES \
          ('delta.enableChangeDataFeed' = 'true')",
-        None,
     );
     ok(&server, "INSERT INTO accounts VALUES (1, 10.0)", None);
     let id = begin(&server, ADMIN);
