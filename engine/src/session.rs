@@ -564,6 +564,21 @@ impl SqlSession {
         self.tables.read().ok()?.get(&key).cloned()
     }
 
+    /// The version of the table registered as `name` that this session's
+    /// queries read (the one it loaded; a commit of its own reloads it).
+    pub async fn registered_version(&self, name: &str) -> Option<i64> {
+        let key = self.resolve_name(name)?;
+        let provider = self
+            .ctx
+            .table_provider(self.table_reference(&key).ok()?)
+            .await
+            .ok()?;
+        provider
+            .as_ref()
+            .downcast_ref::<DeltaTableProvider>()
+            .map(|delta| delta.snapshot().version())
+    }
+
     /// Plans one SQL statement. DDL and DML (CREATE, DROP, INSERT, DELETE,
     /// UPDATE) run here, before the frame is returned; the frame then holds
     /// their result, one row with the number of rows affected.

@@ -27,6 +27,9 @@ pub struct Open {
     pub staged: Option<(String, StagedTransaction)>,
     /// The statements that changed the table, in order.
     pub statements: Vec<String>,
+    /// Whether a query ran before its first change (and read the tables
+    /// as they were at BEGIN).
+    pub queried: bool,
     /// When it was last used.
     pub last_used: Instant,
 }

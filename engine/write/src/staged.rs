@@ -18,7 +18,7 @@ use crate::log::{LOG_DIR, LogFile};
 use crate::protocol::{ActionBatch, Add, AddCdc, FileKey};
 use crate::storage::{FileMeta, Storage, StorageRef};
 use crate::table::Table;
-use crate::transaction::{IsolationLevel, ReadScope, Transaction};
+use crate::transaction::{IsolationLevel, ReadScope, StagedReads, Transaction};
 use crate::{Error, Result};
 
 /// A table's storage whose log is the table's up to `base`, then commits
@@ -28,6 +28,8 @@ pub struct StagedLog {
     inner: StorageRef,
     base: i64,
     staged: Mutex<BTreeMap<String, Bytes>>,
+    /// What the staged commits (and the transaction's queries) read.
+    reads: StagedReads,
 }
 
 impl StagedLog {
@@ -37,6 +39,7 @@ impl StagedLog {
             inner,
             base,
             staged: Mutex::default(),
+            reads: StagedReads::default(),
         }
     }
 
@@ -198,6 +201,10 @@ impl Storage for StagedLog {
         }
         self.inner.size(path).await
     }
+
+    fn extension(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        Some(&self.reads)
+    }
 }
 
 /// The table's column names, in order.
@@ -228,10 +235,26 @@ pub struct TransactionOutcome {
 }
 
 impl StagedTransaction {
-    /// Begins a transaction on `table` at its latest version.
-    pub async fn begin(table: &Table) -> Result<Self> {
-        let base = table.snapshot().await?.version();
+    /// Begins a transaction on `table` at its latest version. `read_at`:
+    /// the version its queries read the table at before its first change
+    /// (the transaction's snapshot); a commit since then that changed data
+    /// they read is a [`Error::CommitConflict`] now, and one that lands
+    /// later one at COMMIT.
+    pub async fn begin(table: &Table, read_at: Option<i64>) -> Result<Self> {
+        let latest = table.snapshot().await?;
+        let base = latest.version();
         let staged = Arc::new(StagedLog::new(table.storage().clone(), base));
+        if let Some(read_at) = read_at {
+            let reader = Transaction::new(Some(read_at), "TRANSACTION")
+                .isolation(IsolationLevel::of(latest.metadata())?)
+                .read(ReadScope::WholeTable);
+            for version in read_at + 1..=base {
+                let path = crate::log::commit_path(version);
+                let bytes = table.storage().get(&path).await?;
+                reader.check_conflict(version, &ActionBatch::from_json_lines(&path, &bytes)?)?;
+            }
+            staged.reads.note_whole_table();
+        }
         Ok(Self {
             table: table.clone(),
             staged,
@@ -246,6 +269,14 @@ impl StagedTransaction {
     /// The storage the transaction's statements run against.
     pub fn storage(&self) -> StorageRef {
         self.staged.clone()
+    }
+
+    /// Notes that a statement of the transaction read the table without
+    /// committing (a query): a concurrent change to the table's data then
+    /// conflicts with the transaction, since what it wrote may rest on
+    /// what it read.
+    pub fn note_query(&self) {
+        self.staged.reads.note_whole_table();
     }
 
     /// The table as the transaction sees it.
@@ -292,9 +323,6 @@ impl StagedTransaction {
             .iter()
             .flat_map(|(_, batch)| batch.cdcs.iter().cloned())
             .collect();
-        let appends_only = commits.iter().all(|(_, batch)| {
-            batch.removes.is_empty() && batch.metadata.is_none() && batch.protocol.is_none()
-        });
         if !change_files.is_empty() {
             // Readers take a commit with change files from those alone:
             // the statements that only appended need change files too.
@@ -325,10 +353,8 @@ impl StagedTransaction {
             .isolation(IsolationLevel::of(last.metadata())?)
             .parameter("statements", serde_json::json!(statements))
             .metric("numAddedFiles", files_added.to_string())
-            .metric("numRemovedFiles", files_removed.to_string());
-        if !appends_only {
-            transaction = transaction.read(ReadScope::WholeTable);
-        }
+            .metric("numRemovedFiles", files_removed.to_string())
+            .read(self.staged.reads.union());
         if last.metadata() != base.metadata() {
             transaction = transaction.metadata(last.metadata().clone());
         }
@@ -454,5 +480,6 @@ impl StagedTransaction {
             }
         }
         self.staged.staged().clear();
+        self.staged.reads.clear();
     }
 }

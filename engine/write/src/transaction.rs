@@ -58,6 +58,63 @@ pub enum ReadScope {
     /// Read the whole table (an overwrite, a MERGE's join, a change with
     /// no condition).
     WholeTable,
+    /// Read what each of these scopes read (the statements of a
+    /// multi-statement transaction); see [`ReadScope::union`].
+    Each(Vec<ReadScope>),
+}
+
+impl ReadScope {
+    /// What `scopes` read together: nothing when none read anything, the
+    /// whole table when one did, else each of them.
+    pub fn union(scopes: impl IntoIterator<Item = ReadScope>) -> Self {
+        let mut each = Vec::new();
+        for scope in scopes {
+            match scope {
+                Self::Nothing => {}
+                Self::WholeTable => return Self::WholeTable,
+                Self::Each(inner) => each.extend(inner),
+                other => each.push(other),
+            }
+        }
+        match each.len() {
+            0 => Self::Nothing,
+            1 => each.pop().unwrap_or_default(),
+            _ => Self::Each(each),
+        }
+    }
+}
+
+/// What the commits staged in a transaction's log read, kept for its
+/// COMMIT: a storage offers it as its [`Storage::extension`], and every
+/// commit made through that storage leaves its read scope here.
+#[derive(Debug, Default)]
+pub struct StagedReads(std::sync::Mutex<Vec<ReadScope>>);
+
+impl StagedReads {
+    fn note(&self, scope: &ReadScope) {
+        self.lock().push(scope.clone());
+    }
+
+    /// Notes that the transaction read the whole table (a query).
+    pub fn note_whole_table(&self) {
+        self.lock().push(ReadScope::WholeTable);
+    }
+
+    /// What every staged commit read, together.
+    pub fn union(&self) -> ReadScope {
+        ReadScope::union(self.lock().iter().cloned())
+    }
+
+    /// Forgets every scope (the transaction rolled back).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ReadScope>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// How strictly concurrent commits are kept apart, as Delta's
@@ -322,6 +379,7 @@ impl Transaction {
                 .await
             {
                 Ok(()) => {
+                    self.leave_read_scope(storage);
                     self.checkpoint_if_due(storage, version, now_ms).await;
                     return Ok(Committed { version, retries });
                 }
@@ -357,6 +415,7 @@ impl Transaction {
                             // The store wrote it and then answered that the
                             // file exists (a retried request whose first
                             // answer was lost): this commit is in.
+                            self.leave_read_scope(storage);
                             self.checkpoint_if_due(storage, version, now_ms).await;
                             return Ok(Committed { version, retries });
                         }
@@ -377,6 +436,17 @@ impl Transaction {
             version,
             reason: format!("lost {MAX_COMMIT_ATTEMPTS} races in a row"),
         })
+    }
+
+    /// Leaves what this commit read with the storage it committed to, when
+    /// that keeps track ([`StagedReads`]).
+    fn leave_read_scope(&self, storage: &dyn Storage) {
+        if let Some(reads) = storage
+            .extension()
+            .and_then(|e| e.downcast_ref::<StagedReads>())
+        {
+            reads.note(&self.read_scope);
+        }
     }
 
     /// Whether `commit` is this transaction's own (its `txnId`).
@@ -417,18 +487,6 @@ impl Transaction {
         {
             return conflict(format!("a concurrent commit also removed {}", both.path));
         }
-        let removed_read = |read: &HashSet<FileKey>| {
-            winner
-                .removes
-                .iter()
-                .find(|r| read.contains(&r.replay_key()))
-                .map_or(Ok(()), |r| {
-                    conflict(format!(
-                        "a concurrent commit removed {}, which this one read",
-                        r.path
-                    ))
-                })
-        };
         // Files the winner added that this commit should have read: its
         // data changes, and under Serializable its blind appends too.
         let winner_blind = winner
@@ -443,32 +501,58 @@ impl Transaction {
             } else {
                 winner.adds.iter().filter(|a| a.data_change).collect()
             };
-        match &self.read_scope {
-            ReadScope::Nothing => Ok(()),
-            ReadScope::Files(read) => removed_read(read),
-            ReadScope::Predicate { files, matches } => {
-                removed_read(files)?;
-                let matching = match matches {
-                    Some(pruner) => pruner.files(&added),
-                    None => vec![true; added.len()],
-                };
-                match added.iter().zip(matching).find(|(_, m)| *m) {
-                    Some((add, _)) => conflict(format!(
-                        "a concurrent commit added {}, which may hold rows this one's \
-                         condition matches",
-                        add.path
-                    )),
-                    None => Ok(()),
-                }
-            }
-            ReadScope::WholeTable => {
-                if !added.is_empty() || winner.removes.iter().any(|r| r.data_change) {
-                    conflict("a concurrent commit changed data this one read".into())
-                } else {
-                    Ok(())
-                }
-            }
+        match read_conflict(&self.read_scope, winner, &added) {
+            Some(reason) => conflict(reason),
+            None => Ok(()),
         }
+    }
+}
+
+/// Why the winning commit `winner`, which added `added` (the files it adds
+/// that a reader must have seen), changed what `scope` read; `None` when
+/// it did not.
+fn read_conflict(scope: &ReadScope, winner: &ActionBatch, added: &[&Add]) -> Option<String> {
+    let removed_read = |read: &HashSet<FileKey>| {
+        winner
+            .removes
+            .iter()
+            .find(|r| read.contains(&r.replay_key()))
+            .map(|r| {
+                format!(
+                    "a concurrent commit removed {}, which this one read",
+                    r.path
+                )
+            })
+    };
+    match scope {
+        ReadScope::Nothing => None,
+        ReadScope::Files(read) => removed_read(read),
+        ReadScope::Predicate { files, matches } => {
+            if let Some(reason) = removed_read(files) {
+                return Some(reason);
+            }
+            let matching = match matches {
+                Some(pruner) => pruner.files(added),
+                None => vec![true; added.len()],
+            };
+            added
+                .iter()
+                .zip(matching)
+                .find(|(_, m)| *m)
+                .map(|(add, _)| {
+                    format!(
+                        "a concurrent commit added {}, which may hold rows this one's \
+                     condition matches",
+                        add.path
+                    )
+                })
+        }
+        ReadScope::WholeTable => (!added.is_empty()
+            || winner.removes.iter().any(|r| r.data_change))
+        .then(|| "a concurrent commit changed data this one read".to_owned()),
+        ReadScope::Each(scopes) => scopes
+            .iter()
+            .find_map(|scope| read_conflict(scope, winner, added)),
     }
 }
 
@@ -746,6 +830,77 @@ mod tests {
             }
         );
         assert_eq!(active_files(&storage).await, (3, vec![]));
+    }
+
+    #[test]
+    fn a_union_of_scopes_keeps_each_and_the_whole_table_absorbs_them() {
+        let files = |path: &str| ReadScope::Files(HashSet::from([remove(path).replay_key()]));
+        assert!(matches!(
+            ReadScope::union([ReadScope::Nothing, ReadScope::Nothing]),
+            ReadScope::Nothing
+        ));
+        assert!(matches!(
+            ReadScope::union([ReadScope::Nothing, files("a.parquet")]),
+            ReadScope::Files(read) if read.len() == 1
+        ));
+        assert!(matches!(
+            ReadScope::union([
+                files("a.parquet"),
+                ReadScope::WholeTable,
+                files("b.parquet")
+            ]),
+            ReadScope::WholeTable
+        ));
+        let each = ReadScope::union([
+            files("a.parquet"),
+            ReadScope::union([files("b.parquet"), files("c.parquet")]),
+        ]);
+        assert!(
+            matches!(&each, ReadScope::Each(scopes) if scopes.len() == 3),
+            "{each:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_union_conflicts_with_what_any_of_its_scopes_read() {
+        let storage = storage();
+        create().commit(storage.as_ref(), 1).await.unwrap();
+        Transaction::new(Some(0), "WRITE")
+            .add_files([add("a.parquet"), add("b.parquet"), add("c.parquet")])
+            .commit(storage.as_ref(), 2)
+            .await
+            .unwrap();
+        let files = |path: &str| ReadScope::Files(HashSet::from([remove(path).replay_key()]));
+        let reader = || {
+            Transaction::new(Some(1), "TRANSACTION")
+                .read(ReadScope::union([files("a.parquet"), files("b.parquet")]))
+                .add_files([add("d.parquet")])
+        };
+        let remove_one = |path: &str, read_version| {
+            Transaction::new(Some(read_version), "DELETE")
+                .read(files(path))
+                .remove_files([remove(path)])
+        };
+        // c.parquet was read by neither scope.
+        remove_one("c.parquet", 1)
+            .commit(storage.as_ref(), 3)
+            .await
+            .unwrap();
+        reader().commit(storage.as_ref(), 4).await.unwrap();
+        // b.parquet was read by the second.
+        remove_one("b.parquet", 3)
+            .commit(storage.as_ref(), 5)
+            .await
+            .unwrap();
+        let err = Transaction::new(Some(3), "TRANSACTION")
+            .read(ReadScope::union([files("a.parquet"), files("b.parquet")]))
+            .commit(storage.as_ref(), 6)
+            .await
+            .expect_err("b.parquet was removed after it was read");
+        assert!(
+            matches!(&err, Error::CommitConflict { version: 4, reason } if reason.contains("b.parquet")),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]

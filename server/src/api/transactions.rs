@@ -3,7 +3,8 @@
 //! (INSERT, UPDATE, DELETE, MERGE) and read their own changes, which
 //! nobody else sees; `COMMIT` makes them one Delta commit (refused with
 //! `409 COMMIT_CONFLICT` when a concurrent commit changed what they
-//! read); `ROLLBACK`, an idle timeout or a failed COMMIT leave the table
+//! read: each statement's files and condition, the whole table for a
+//! query); `ROLLBACK`, an idle timeout or a failed COMMIT leave the table
 //! as it was, deleting the files they wrote.
 
 use std::sync::Arc;
@@ -93,6 +94,7 @@ async fn begin(
             engine,
             staged: None,
             statements: Vec::new(),
+            queried: false,
             last_used: Instant::now(),
         })),
     );
@@ -163,12 +165,24 @@ async fn within(
             None => {
                 state.buffers.flush(&namespace, &name).await?;
                 let table = state.table(&state.table_location(&namespace, &name))?;
-                let staged = StagedTransaction::begin(&table).await?;
+                // Queries before the first change read the table as it was
+                // at BEGIN: what changed since conflicts with them.
+                let read_at = match open.queried {
+                    true => open.engine.registered_version(&key).await,
+                    false => None,
+                };
+                let staged = StagedTransaction::begin(&table, read_at).await?;
                 open.engine.register_private(&key, staged.storage()).await?;
                 open.staged = Some((key, staged));
             }
         }
         open.statements.push(statement.sql().to_owned());
+    } else {
+        // What the transaction writes may rest on what a query read.
+        match &open.staged {
+            Some((_, staged)) => staged.note_query(),
+            None => open.queried = true,
+        }
     }
     let limit = state.config.limits.max_result_rows;
     let work = async {

@@ -165,11 +165,97 @@ fn statements_in_a_transaction_commit_once_and_are_seen_only_then() {
         "UPDATE accounts SET balance = 0 WHERE id = 1",
         Some(&id),
     );
-    ok(&server, "DELETE FROM accounts WHERE id = 2", None);
+    ok(&server, "DELETE FROM accounts WHERE id = 1", None);
     let (status, body) = sql_in(&server, ADMIN, "COMMIT", Some(&id));
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "COMMIT_CONFLICT", "{body}");
-    assert_eq!(balances(&server), json!([{"id": 1, "balance": 70.0}]));
+    assert_eq!(balances(&server), json!([{"id": 2, "balance": 80.0}]));
+}
+
+/// COMMIT checks what each statement read, not the whole table: a
+/// concurrent change elsewhere in the table lets it land, and a query in
+/// the transaction counts as reading the whole table (what the
+/// transaction writes may rest on it), also a query before its first
+/// change.
+#[test]
+fn a_transaction_conflicts_only_with_changes_to_what_it_read() {
+    // Deletion vectors from the start: the first change that writes one
+    // would otherwise change the protocol, which conflicts with everything.
+    let (_dir, _root, server) = server_with(
+        "CREATE TABLE accounts (id BIGINT, balance DOUBLE) \
+         TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')",
+    );
+    // Two files whose id ranges do not overlap.
+    ok(
+        &server,
+        "INSERT INTO accounts VALUES (1, 100.0), (2, 50.0)",
+        None,
+    );
+    ok(
+        &server,
+        "INSERT INTO accounts VALUES (101, 10.0), (102, 20.0)",
+        None,
+    );
+
+    // The UPDATE reads the first file only; the concurrent DELETE changes
+    // the second.
+    let id = begin(&server, ADMIN);
+    ok(
+        &server,
+        "UPDATE accounts SET balance = 0 WHERE id = 1",
+        Some(&id),
+    );
+    ok(&server, "DELETE FROM accounts WHERE id = 102", None);
+    let committed = ok(&server, "COMMIT", Some(&id));
+    assert!(committed["rows"][0]["version"].is_i64(), "{committed}");
+    assert_eq!(
+        balances(&server),
+        json!([
+            {"id": 1, "balance": 0.0},
+            {"id": 2, "balance": 50.0},
+            {"id": 101, "balance": 10.0}
+        ])
+    );
+
+    // A query, then a blind INSERT: a concurrent DELETE changed what the
+    // query read.
+    let id = begin(&server, ADMIN);
+    ok(&server, "INSERT INTO accounts VALUES (3, 1.0)", Some(&id));
+    ok(
+        &server,
+        "SELECT sum(balance) AS total FROM accounts",
+        Some(&id),
+    );
+    ok(&server, "INSERT INTO accounts VALUES (4, 1.0)", Some(&id));
+    ok(&server, "DELETE FROM accounts WHERE id = 101", None);
+    let (status, body) = sql_in(&server, ADMIN, "COMMIT", Some(&id));
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // The same, the query before the transaction's first change: the
+    // change since BEGIN is found at that first change.
+    let id = begin(&server, ADMIN);
+    ok(
+        &server,
+        "SELECT sum(balance) AS total FROM accounts",
+        Some(&id),
+    );
+    ok(&server, "DELETE FROM accounts WHERE id = 2", None);
+    let (status, body) = sql_in(
+        &server,
+        ADMIN,
+        "INSERT INTO accounts VALUES (5, 1.0)",
+        Some(&id),
+    );
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "COMMIT_CONFLICT", "{body}");
+    ok(&server, "ROLLBACK", Some(&id));
+
+    // Blind appends alone still land beside a concurrent DELETE.
+    let id = begin(&server, ADMIN);
+    ok(&server, "INSERT INTO accounts VALUES (6, 1.0)", Some(&id));
+    ok(&server, "DELETE FROM accounts WHERE id = 1", None);
+    ok(&server, "COMMIT", Some(&id));
+    assert_eq!(balances(&server), json!([{"id": 6, "balance": 1.0}]));
 }
 
 #[test]

@@ -127,6 +127,13 @@ pub trait Storage: Send + Sync + Debug {
         let _ = (path, expires_in);
         Ok(None)
     }
+
+    /// Something this storage offers those who write through it besides
+    /// files, found by its type (a transaction's staged log takes what
+    /// each statement read); `None` by default.
+    fn extension(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        None
+    }
 }
 
 /// A shared, type-erased storage.
