@@ -205,6 +205,8 @@ fn run(path: Path, rows_per_request: i64, seconds: u64, clients: u64) -> Outcome
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let next_id = Arc::new(AtomicI64::new(0));
     let cpu_before = cpu_seconds(server.id());
+    let client_cpu_before = cpu_seconds(std::process::id());
+    let idle_before = idle_cpu_seconds();
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
     let tallies: Vec<Tally> = runtime.block_on(async {
@@ -227,8 +229,12 @@ fn run(path: Path, rows_per_request: i64, seconds: u64, clients: u64) -> Outcome
     });
     let elapsed = started.elapsed().as_secs_f64();
     let server_cpu = cpu_seconds(server.id()) - cpu_before;
+    let client_cpu = cpu_seconds(std::process::id()) - client_cpu_before;
+    let idle_share = (idle_cpu_seconds() - idle_before) / (elapsed * cores());
     let rows: u64 = tallies.iter().map(|t| t.rows).sum();
     let cpu_us_per_row = server_cpu * 1e6 / rows.max(1) as f64;
+    let requests = (rows / rows_per_request as u64).max(1) as f64;
+    let client_us_per_request = client_cpu * 1e6 / requests;
     let refused: u64 = tallies.iter().map(|t| t.refused).sum();
     let failed: u64 = tallies.iter().map(|t| t.failed).sum();
     let mut latencies: Vec<f64> = tallies
@@ -258,9 +264,33 @@ fn run(path: Path, rows_per_request: i64, seconds: u64, clients: u64) -> Outcome
     Outcome {
         rows_per_sec,
         line: format!(
-            "| {label} | {rows_per_request} | {rows_per_sec:.0} | {p50:.1} ms | {p99:.1} ms | {refused} | {failed} | {commits} | {cpu_us_per_row:.1} |"
+            "| {label} | {rows_per_request} | {rows_per_sec:.0} | {p50:.1} ms | {p99:.1} ms | {refused} | {failed} | {commits} | {cpu_us_per_row:.1} | {client_us_per_request:.1} | {:.0}% |",
+            idle_share * 100.0
         ),
     }
+}
+
+/// Seconds all cores of the machine have been idle (or waiting for the
+/// disk) so far, from `/proc/stat` (Linux); 0 where it cannot be read.
+fn idle_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let Some(line) = stat.lines().next() else {
+        return 0.0;
+    };
+    // `cpu user nice system idle iowait ...`, in ticks of 1/100 s.
+    line.split_whitespace()
+        .skip(4)
+        .take(2)
+        .filter_map(|f| f.parse::<f64>().ok())
+        .sum::<f64>()
+        / 100.0
+}
+
+/// The cores this machine has.
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }
 
 /// CPU seconds (user and system) the process `pid` has used so far, from
@@ -305,9 +335,9 @@ fn main() {
     println!("## Ingest: {clients} concurrent clients, {seconds} s per case, loopback");
     println!();
     println!(
-        "| path | rows per request | acknowledged rows/s | p50 | p99 | refused (429) | failed | commits | server CPU µs per row |"
+        "| path | rows per request | acknowledged rows/s | p50 | p99 | refused (429) | failed | commits | server CPU µs per row | client CPU µs per request | machine idle |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     if let Some(health) = case(Path::Health, 1) {
         println!("{}", health.line);
     }
@@ -327,7 +357,8 @@ fn main() {
     }
     println!();
     println!(
-        "(the GET /health row counts requests: the most one-row requests/s this client and server reach here)"
+        "(the GET /health row counts requests: the most one-row requests/s this client and server reach here; \
+         the clients run on the server's cores, so client CPU per request is what the server cannot have)"
     );
     for (rows_per_request, rows, insert) in ratios {
         let shown = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.1}x"));
