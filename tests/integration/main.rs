@@ -16,6 +16,7 @@ mod npm_package;
 mod plan_codec;
 mod profile;
 mod read_estimate;
+mod scan_statistics;
 mod slt;
 mod snapshot_cache;
 mod sql_writes;

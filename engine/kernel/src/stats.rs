@@ -7,7 +7,8 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, UInt64Array};
 use arrow::datatypes::DataType;
 use datafusion_common::pruning::PruningStatistics;
-use datafusion_common::{Column, ScalarValue};
+use datafusion_common::stats::Precision;
+use datafusion_common::{Column, ColumnStatistics, ScalarValue, Statistics};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -123,6 +124,68 @@ impl FilesStatistics {
         }
         stats
     }
+}
+
+/// What a query planner may know of one file before reading it, from its
+/// log statistics: its rows, and per column of `schemas.file_physical` and
+/// then per partition column (`partition_values`) its null count and
+/// bounds. Bounds are inexact (Delta truncates strings and timestamps);
+/// with a deletion vector every figure is, the rows counted less those
+/// deleted. `None` for a file without statistics.
+pub fn scan_statistics(
+    add: &Add,
+    schemas: &TableSchemas,
+    partition_values: &[ScalarValue],
+) -> Option<Statistics> {
+    let stats = FileStats::of(add)?;
+    let records = usize::try_from(stats.num_records?).ok()?;
+    let deleted = add
+        .deletion_vector
+        .as_ref()
+        .map_or(0, |dv| usize::try_from(dv.cardinality).unwrap_or(0));
+    let exact = |n: usize| match deleted {
+        0 => Precision::Exact(n),
+        _ => Precision::Inexact(n),
+    };
+    let mut columns = Vec::with_capacity(schemas.file_physical.fields().len());
+    for field in schemas.file_physical.fields() {
+        let mut column = ColumnStatistics::new_unknown();
+        let name = field.name();
+        if let Some(nulls) = stats.null_count.get(name).and_then(Value::as_u64) {
+            column.null_count = usize::try_from(nulls).map_or(Precision::Absent, exact);
+        }
+        if is_prunable(field.data_type()) {
+            let bound = |values: &HashMap<String, Value>, upper: bool| {
+                values
+                    .get(name)
+                    .map(|v| json_to_scalar(v, field.data_type(), upper))
+                    .filter(|v| !v.is_null())
+                    .map_or(Precision::Absent, Precision::Inexact)
+            };
+            column.min_value = bound(&stats.min_values, false);
+            column.max_value = bound(&stats.max_values, true);
+        }
+        columns.push(column);
+    }
+    for value in partition_values {
+        let mut column = ColumnStatistics::new_unknown();
+        column.null_count = exact(if value.is_null() { records } else { 0 });
+        // A bound of rows that are all deleted (or none) is no bound.
+        if !value.is_null() && records > deleted {
+            let bound = match deleted {
+                0 => Precision::Exact(value.clone()),
+                _ => Precision::Inexact(value.clone()),
+            };
+            column.min_value = bound.clone();
+            column.max_value = bound;
+        }
+        columns.push(column);
+    }
+    Some(Statistics {
+        num_rows: exact(records.saturating_sub(deleted)),
+        total_byte_size: Precision::Absent,
+        column_statistics: columns,
+    })
 }
 
 /// Physical names of the logical columns, `None` for partition columns.

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, ListArray, MapArray, RecordBatch, StructArray};
 use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::Statistics;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -15,6 +17,7 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, Metric, MetricBuilder, MetricValue, MetricsSet,
 };
+use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
@@ -196,6 +199,41 @@ impl ExecutionPlan for DeltaScanExec {
                 "DeltaScanExec takes exactly one child".into(),
             )),
         }
+    }
+
+    /// The Parquet scan's statistics (from the log), under this scan's
+    /// column types: a bound whose type the scan changes is left unknown.
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> DfResult<Arc<Statistics>> {
+        let unknown = || Arc::new(Statistics::new_unknown(&self.schema));
+        let Some(inner) = input_stats.first() else {
+            return Ok(unknown());
+        };
+        if inner.column_statistics.len() != self.schema.fields().len() {
+            return Ok(unknown());
+        }
+        let mut statistics = inner.as_ref().clone();
+        let input_schema = self.input.schema();
+        for ((column, ours), theirs) in statistics
+            .column_statistics
+            .iter_mut()
+            .zip(self.schema.fields())
+            .zip(input_schema.fields())
+        {
+            if ours.data_type() != theirs.data_type() {
+                column.min_value = Precision::Absent;
+                column.max_value = Precision::Absent;
+                column.sum_value = Precision::Absent;
+            }
+        }
+        Ok(Arc::new(statistics))
+    }
+
+    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
+        vec![ChildStats::At(partition)]
     }
 
     fn execute(

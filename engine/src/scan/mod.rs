@@ -32,6 +32,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::object_store::ObjectMeta;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
+use datafusion_datasource::compute_all_files_statistics;
 use datafusion_datasource::file_groups::FileGroup;
 use datafusion_datasource::file_scan_config::FileScanConfigBuilder;
 use datafusion_datasource::source::DataSourceExec;
@@ -49,8 +50,9 @@ pub use pruning::FilePruner;
 pub use reader::DeltaParquetReaderFactory;
 
 use crate::protocol::Add;
+use crate::schema::TableSchemas;
 use crate::snapshot::Snapshot;
-use crate::stats::FileStats;
+use crate::stats::{FileStats, scan_statistics};
 use crate::storage::{
     CachedStorage, MeteredStorage, RangeCache, Storage, StorageObjectStore, StorageRef,
     WholeSmallFiles, as_object_store,
@@ -310,9 +312,26 @@ impl DeltaTableProvider {
         let output_fields: Vec<Field> = wanted.iter().map(|i| logical.field(*i).clone()).collect();
         let output_schema = Arc::new(Schema::new(output_fields));
 
-        let groups = file_groups(files, state.config().target_partitions().max(1));
-        let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
-            .with_file_groups(groups)
+        let mut groups = file_groups(files, state.config().target_partitions().max(1));
+        // The log's statistics of every file, for the optimizer (join
+        // order, selectivity); none at all unless every file has them.
+        let mut statistics = None;
+        let described = groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .all(|f| f.statistics.is_some());
+        if described && !self.row_ids {
+            let (with_statistics, summary) =
+                compute_all_files_statistics(groups.clone(), scan_schema.clone(), true, false)?;
+            groups = with_statistics;
+            statistics = Some(summary);
+        }
+        let mut config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+            .with_file_groups(groups);
+        if let Some(statistics) = statistics {
+            config = config.with_statistics(statistics);
+        }
+        let config = config
             .with_limit(limit)
             .with_projection_indices(Some(scan_projection))?
             .build();
@@ -416,7 +435,9 @@ impl DeltaTableProvider {
         if self.defer_deletion_vectors {
             let planned = kept
                 .into_iter()
-                .map(|(add, path, values)| partitioned_file(&add, path, values))
+                .map(|(add, path, values)| {
+                    partitioned_file(&add, path, values, self.statistics_schemas())
+                })
                 .collect::<Result<_>>()?;
             return Ok((planned, figures, deletion_vectors));
         }
@@ -439,6 +460,12 @@ impl DeltaTableProvider {
         Ok((planned, figures, deletion_vectors))
     }
 
+    /// The schemas file statistics are given for; `None` when the scan
+    /// adds row ids (whose columns statistics do not describe).
+    fn statistics_schemas(&self) -> Option<&TableSchemas> {
+        (!self.row_ids).then(|| self.snapshot.schemas())
+    }
+
     /// Which files may hold rows matching `filters` (true = read it).
     fn prune(&self, state: &dyn Session, filters: &[Expr], file_count: usize) -> Vec<bool> {
         match FilePruner::new(&self.snapshot, state, filters) {
@@ -455,7 +482,12 @@ impl DeltaTableProvider {
         path: String,
         partition_values: Vec<ScalarValue>,
     ) -> Result<PartitionedFile> {
-        let file = partitioned_file(add, path.clone(), partition_values)?;
+        let file = partitioned_file(
+            add,
+            path.clone(),
+            partition_values,
+            self.statistics_schemas(),
+        )?;
         let Some(dv) = &add.deletion_vector else {
             return Ok(file);
         };
@@ -696,7 +728,9 @@ fn partitioned_file(
     add: &Add,
     path: String,
     partition_values: Vec<ScalarValue>,
+    schemas: Option<&TableSchemas>,
 ) -> Result<PartitionedFile> {
+    let statistics = schemas.and_then(|schemas| scan_statistics(add, schemas, &partition_values));
     let size = u64::try_from(add.size).map_err(|_| {
         Error::corrupt(
             path.clone(),
@@ -711,7 +745,11 @@ fn partitioned_file(
         e_tag: None,
         version: None,
     };
-    Ok(PartitionedFile::new_from_meta(meta).with_partition_values(partition_values))
+    let file = PartitionedFile::new_from_meta(meta).with_partition_values(partition_values);
+    Ok(match statistics {
+        Some(statistics) => file.with_statistics(Arc::new(statistics)),
+        None => file,
+    })
 }
 
 /// Rows in a data file whose statistics do not say, from its footer.

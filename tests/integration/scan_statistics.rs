@@ -1,0 +1,136 @@
+//! What a scan tells DataFusion's optimizer before it reads a byte: rows,
+//! null counts and bounds from the log's file statistics, so that joins
+//! build their hash table on the smaller side whatever order the query
+//! names the tables in.
+
+use std::sync::Arc;
+
+use datafusion::common::ScalarValue;
+use datafusion::common::Statistics;
+use datafusion::common::stats::Precision;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::joins::HashJoinExec;
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
+use wavelake_engine::SqlSession;
+use wavelake_engine::scan::DeltaScanExec;
+
+async fn session_with(statements: &[&str]) -> (tempfile::TempDir, SqlSession) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = wavelake_write::session().with_storage_opener(Arc::new(|location: &str| {
+        wavelake_engine::storage::open(location)
+    }));
+    engine
+        .register_root(dir.path().to_str().unwrap())
+        .await
+        .unwrap();
+    for sql in statements {
+        engine.query(sql).await.unwrap();
+    }
+    (dir, engine)
+}
+
+async fn physical_plan(engine: &SqlSession, sql: &str) -> Arc<dyn ExecutionPlan> {
+    engine
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap()
+}
+
+/// What DataFusion's optimizer knows of `plan`'s output.
+fn statistics_of(plan: &Arc<dyn ExecutionPlan>) -> Arc<Statistics> {
+    StatisticsContext::new()
+        .compute(plan.as_ref(), &StatisticsArgs::new())
+        .unwrap()
+}
+
+/// The first node of `plan` (depth first) that is a `T`.
+fn find<T: ExecutionPlan + 'static>(
+    plan: &Arc<dyn ExecutionPlan>,
+) -> Option<Arc<dyn ExecutionPlan>> {
+    if plan.downcast_ref::<T>().is_some() {
+        return Some(plan.clone());
+    }
+    plan.children().into_iter().find_map(find::<T>)
+}
+
+#[tokio::test]
+async fn a_scan_states_the_rows_nulls_and_bounds_the_log_records() {
+    let (_dir, engine) = session_with(&[
+        "CREATE TABLE t (id BIGINT, note STRING, part STRING) PARTITIONED BY (part)",
+        "INSERT INTO t SELECT value AS id, CASE WHEN value % 10 = 0 THEN NULL ELSE 'n' END AS note, \
+         CAST(value % 2 AS STRING) AS part FROM range(1000)",
+        "INSERT INTO t SELECT value + 1000 AS id, 'm' AS note, 'x' AS part FROM range(10)",
+    ])
+    .await;
+    let plan = physical_plan(&engine, "SELECT id, note, part FROM t").await;
+    let scan = find::<DeltaScanExec>(&plan).expect("a Delta scan");
+    let statistics = statistics_of(&scan);
+    assert_eq!(statistics.num_rows, Precision::Exact(1010));
+    let [id, note, part] = &statistics.column_statistics[..] else {
+        panic!("{statistics:?}");
+    };
+    assert_eq!(id.null_count, Precision::Exact(0));
+    assert_eq!(
+        id.min_value,
+        Precision::Inexact(ScalarValue::Int64(Some(0)))
+    );
+    assert_eq!(
+        id.max_value,
+        Precision::Inexact(ScalarValue::Int64(Some(1009)))
+    );
+    assert_eq!(note.null_count, Precision::Exact(100));
+    assert_eq!(part.null_count, Precision::Exact(0));
+    assert_eq!(
+        part.max_value,
+        Precision::Exact(ScalarValue::Utf8(Some("x".into())))
+    );
+
+    // Deleted rows: the count is an estimate, less those deleted.
+    engine.query("DELETE FROM t WHERE id < 5").await.unwrap();
+    let plan = physical_plan(&engine, "SELECT id FROM t").await;
+    let scan = find::<DeltaScanExec>(&plan).expect("a Delta scan");
+    let statistics = statistics_of(&scan);
+    assert_eq!(statistics.num_rows, Precision::Inexact(1005));
+}
+
+#[tokio::test]
+async fn a_join_builds_on_the_smaller_table_whatever_the_query_order() {
+    let (_dir, engine) = session_with(&[
+        "CREATE TABLE big (id BIGINT, v BIGINT)",
+        "INSERT INTO big SELECT value AS id, value * 2 AS v FROM range(200000)",
+        "CREATE TABLE small (id BIGINT, name STRING)",
+        "INSERT INTO small SELECT value * 1000 AS id, 'row' AS name FROM range(10)",
+    ])
+    .await;
+    for sql in [
+        "SELECT count(*) FROM big JOIN small ON big.id = small.id",
+        "SELECT count(*) FROM small JOIN big ON big.id = small.id",
+    ] {
+        let plan = physical_plan(&engine, sql).await;
+        let join = find::<HashJoinExec>(&plan).expect("a hash join");
+        let join = join.downcast_ref::<HashJoinExec>().unwrap();
+        let build = statistics_of(join.left());
+        assert_eq!(
+            build.num_rows.get_value(),
+            Some(&10),
+            "{sql}: the hash table is built on {:?} rows",
+            build.num_rows
+        );
+    }
+    let answer = engine
+        .query("SELECT count(*) AS n FROM big JOIN small ON big.id = small.id")
+        .await
+        .unwrap();
+    assert_eq!(
+        answer[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0),
+        10
+    );
+}
