@@ -201,7 +201,7 @@ impl SqlSession {
 
     /// A new session set up by `options`.
     pub fn with_options(options: SqlSessionOptions) -> Self {
-        let mut config = SessionConfig::new().with_information_schema(true);
+        let mut config = base_config().with_information_schema(true);
         if cfg!(target_arch = "wasm32") {
             config = config.with_target_partitions(1);
         }
@@ -1062,6 +1062,19 @@ fn check_dml_condition(dml: &datafusion::logical_expr::DmlStatement) -> Result<(
 /// sandbox refuses both). Other builds (the page, the edge) get Parquet,
 /// the one format a Delta table holds, and no factories, so they link
 /// neither the CSV, JSON nor Arrow file readers and writers.
+/// DataFusion's settings before the session's own: natively those of
+/// `DATAFUSION_*` environment variables over the defaults (as DataFusion's
+/// own CLI reads them, e.g. `DATAFUSION_EXECUTION_TARGET_PARTITIONS`); a
+/// variable DataFusion cannot read is reported and the defaults kept.
+fn base_config() -> SessionConfig {
+    #[cfg(not(target_arch = "wasm32"))]
+    match SessionConfig::from_env() {
+        Ok(config) => return config,
+        Err(e) => tracing::warn!(error = %e, "DATAFUSION_* settings ignored"),
+    }
+    SessionConfig::new()
+}
+
 fn session_state(
     config: SessionConfig,
     runtime: Option<Arc<datafusion::execution::runtime_env::RuntimeEnv>>,
