@@ -27,10 +27,14 @@ is_selected() { [ ${#selected[@]} -eq 0 ] || [[ " ${selected[*]} " == *" $1 "* ]
 
 engine_benches=()
 is_selected snapshot && engine_benches+=(snapshot)
-is_selected tpch && engine_benches+=(tpch)
 if [ ${#engine_benches[@]} -gt 0 ]; then
   # The release profile (not "bench") shares its build with scripts/demo.sh.
   cargo bench --profile release -p wavelake-tests --bench engine -- "${engine_benches[@]}"
+fi
+
+if is_selected tpch; then
+  # WAVELAKE_TPCH_SF (default 1), WAVELAKE_BENCH_RUNS (3), WAVELAKE_TPCH_QUERIES (all).
+  cargo bench --profile release -p wavelake-server --bench tpch
 fi
 
 if is_selected writes; then
@@ -179,7 +183,7 @@ if is_selected browser; then
   (cd pkg/bench && { npm ls --silent >/dev/null 2>&1 || npm ci --no-audit --no-fund --loglevel=error; })
   scripts/build-pkg.sh >/dev/null
   scale="${WAVELAKE_TPCH_SF:-1}"
-  data="$WAVELAKE_TEST_SCRATCH/tpch-browser-sf$scale"
+  data="$WAVELAKE_TEST_SCRATCH/tpch-all-sf$scale"
   "$WAVELAKE_VENV/bin/python" tests/interop/bench_peers.py tpch-all "$data" "$scale" >/dev/null
   cargo build --release -p wavelake-tests --bin answer-pages
   selective="SELECT * FROM lineitem WHERE l_orderkey = 3000000"

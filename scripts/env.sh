@@ -57,7 +57,7 @@ ensure_venv() {
 PYTHON_ORACLES=("deltalake==1.6.6" "pyarrow==23.0.1" "duckdb==1.5.5"
   "duckdb-extension-delta==1.5.5" "duckdb-extension-httpfs==1.5.5" "moto[server]==5.2.5"
   "delta-sharing==1.4.2" "schemathesis==4.32.5" "tpchgen-cli==4.0.0"
-  "adbc-driver-flightsql==1.13.0" "adbc-driver-manager==1.13.0")
+  "adbc-driver-flightsql==1.13.0" "adbc-driver-manager==1.13.0" "datafusion==55.0.0")
 
 # Installs Debian packages that are missing (safe to repeat; needs root).
 ensure_apt() {

@@ -15,7 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,28 +57,6 @@ fn spawn_ready(args: &[&str]) -> Child {
         "unexpected first line {line:?}"
     );
     child
-}
-
-/// TPC-H at `scale` as Delta tables under `DIR/delta`, once.
-fn tpch_data(scale: &str) -> PathBuf {
-    let venv = PathBuf::from(env_or(
-        "WAVELAKE_VENV",
-        &format!("{}/.cache/wavelake/venv", env_or("HOME", "/root")),
-    ));
-    let scratch = PathBuf::from(env_or(
-        "WAVELAKE_TEST_SCRATCH",
-        &format!("{}/.cache/wavelake/scratch", env_or("HOME", "/root")),
-    ));
-    let data = scratch.join(format!("tpch-distributed-sf{scale}"));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/bench_peers.py");
-    let status = Command::new(venv.join("bin/python"))
-        .arg(script)
-        .args(["tpch-all", data.to_str().unwrap(), scale])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "generating TPC-H SF{scale} failed");
-    data
 }
 
 struct Server {
@@ -296,7 +274,7 @@ fn main() {
 fn tpch() {
     let scale = env_or("WAVELAKE_TPCH_SF", "1");
     let runs: usize = env_or("WAVELAKE_BENCH_RUNS", "3").parse().unwrap();
-    let data = tpch_data(&scale);
+    let data = common::tpch_data(&scale);
     let dir = tempfile::tempdir().unwrap();
     let queries_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/benches/tpch");
     let queries: Vec<(String, String)> = (1..=22)

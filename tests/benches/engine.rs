@@ -1,18 +1,18 @@
 //! SqlSession benchmarks against the peers, measured in the same run (this
 //! machine is noisy: compare ratios, not seconds).
 //!
-//! `cargo bench -p wavelake-tests --bench engine -- [snapshot] [tpch]`
+//! `cargo bench -p wavelake-tests --bench engine -- [snapshot]`
 //! (`scripts/bench.sh` sets up the peers and runs it):
 //!
 //! - `snapshot`: loading the latest snapshot (with its file list) of
 //!   `kernel-data/300k-add-files-100-col-partitioned`, against PyPI
 //!   `deltalake`.
-//! - `tpch`: TPC-H Q1 and Q6 at scale factor `WAVELAKE_TPCH_SF` (default 1)
-//!   over `lineitem` as a Delta table, against DuckDB 1.5.5 with its delta
-//!   extension and against `deltalake`'s QueryBuilder.
+//!
+//! TPC-H (all 22 queries, against DuckDB, deltalake and datafusion) is
+//! the server's `tpch` benchmark.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -98,69 +98,6 @@ async fn snapshot_bench(python: &Path) {
     );
 }
 
-async fn tpch_bench(python: &Path) {
-    let scale = std::env::var("WAVELAKE_TPCH_SF").unwrap_or_else(|_| "1".into());
-    let out = scratch_dir().join(format!("tpch-sf{scale}"));
-    peers(python, &["tpch-data", out.to_str().unwrap(), &scale]);
-    let table = out.join("lineitem");
-    let queries: Vec<PathBuf> = ["q1", "q6"]
-        .iter()
-        .map(|q| wavelake_tests::tests_dir().join(format!("benches/tpch/{q}.sql")))
-        .collect();
-    let engine = wavelake_write::session();
-    let storage = ObjectStoreStorage::open(table.to_str().unwrap()).unwrap();
-    engine
-        .register("lineitem", Arc::new(storage))
-        .await
-        .unwrap();
-    let mut ours = Vec::new();
-    for query in &queries {
-        let sql = std::fs::read_to_string(query).unwrap();
-        let mut first = String::new();
-        engine.query(&sql).await.unwrap();
-        let mut samples = Vec::new();
-        for _ in 0..RUNS {
-            let start = Instant::now();
-            let batches = engine.query(&sql).await.unwrap();
-            samples.push(start.elapsed().as_secs_f64());
-            first = arrow::util::pretty::pretty_format_batches(&batches[..1])
-                .map(|t| t.to_string().lines().nth(3).unwrap_or_default().to_owned())
-                .unwrap_or_default();
-        }
-        ours.push((median(samples), first));
-    }
-    let mut args = vec![
-        "tpch".to_owned(),
-        table.to_str().unwrap().to_owned(),
-        RUNS.to_string(),
-    ];
-    args.extend(queries.iter().map(|q| q.to_str().unwrap().to_owned()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let peer = peers(python, &args);
-    println!("## TPC-H SF{scale} over lineitem as a Delta table (median of {RUNS}, warm)");
-    println!();
-    println!(
-        "| query | Wavelake | DuckDB 1.5.5 delta | deltalake QueryBuilder | Wavelake / DuckDB | Wavelake / deltalake |"
-    );
-    println!("|---|---|---|---|---|---|");
-    for (query, (seconds, first)) in ["q1", "q6"].iter().zip(&ours) {
-        let duck = seconds_of(&peer, "duckdb", query);
-        let qb = seconds_of(&peer, "deltalake-querybuilder", query);
-        println!(
-            "| {query} | {seconds:.3} s | {duck:.3} s | {qb:.3} s | {:.2}x | {:.2}x |",
-            seconds / duck,
-            seconds / qb
-        );
-        eprintln!("{query} first row (Wavelake): {first}");
-    }
-    for r in &peer {
-        if r["peer"] == "duckdb" {
-            eprintln!("{} first row (DuckDB): {}", r["what"], r["first_row"]);
-        }
-    }
-    println!();
-}
-
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -177,9 +114,6 @@ fn main() {
     runtime.block_on(async {
         if all || args.iter().any(|a| a == "snapshot") {
             snapshot_bench(&python).await;
-        }
-        if all || args.iter().any(|a| a == "tpch") {
-            tpch_bench(&python).await;
         }
     });
 }

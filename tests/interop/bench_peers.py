@@ -88,6 +88,58 @@ def tpch(table, runs, queries):
         emit(peer="deltalake-querybuilder", what=name, seconds=seconds)
 
 
+def plain(value):
+    """A result value as JSON: decimals as numbers, dates as ISO text."""
+    import datetime
+    import decimal
+
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    return value
+
+
+def tpch_peers(delta, runs, answers, queries):
+    """All of TPC-H's tables under DELTA (Delta tables) in DuckDB with its
+    delta extension, deltalake's QueryBuilder and PyPI datafusion (over the
+    same Parquet files, no Delta log): the median of RUNS warm runs of each
+    query per peer; DuckDB's answers as JSON lines into ANSWERS."""
+    import duckdb
+    import duckdb_extension_delta
+    import datafusion
+    from deltalake import DeltaTable, QueryBuilder
+
+    ext = sorted(Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))[0]
+    con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+    con.execute(f"LOAD '{ext}'")
+    builder = QueryBuilder()
+    ctx = datafusion.SessionContext()
+    for name in TPCH_TABLES:
+        table = Path(delta, name)
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM delta_scan('{table}')")
+        builder = builder.register(name, DeltaTable(str(table)))
+        ctx.register_parquet(name, str(table), file_extension=".parquet")
+
+    def run_qb(sql):
+        result = builder.execute(sql)
+        return result.read_all() if hasattr(result, "read_all") else result
+
+    with open(answers, "w") as out:
+        for query in queries:
+            sql = Path(query).read_text()
+            name = Path(query).stem
+            rows = []
+
+            def run_duckdb():
+                rows[:] = con.execute(sql).fetchall()
+
+            emit(peer="duckdb", what=name, seconds=median_seconds(run_duckdb, runs))
+            out.write(json.dumps({"query": name, "rows": [[plain(v) for v in r] for r in rows]}) + "\n")
+            emit(peer="deltalake-querybuilder", what=name, seconds=median_seconds(lambda: run_qb(sql), runs))
+            emit(peer="datafusion", what=name, seconds=median_seconds(lambda: ctx.sql(sql).collect(), runs))
+
+
 def bench_rows(rows):
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -243,6 +295,8 @@ def main():
         write_parquet(sys.argv[2], sys.argv[3])
     elif command == "tpch-data":
         tpch_data(sys.argv[2], sys.argv[3])
+    elif command == "tpch-peers":
+        tpch_peers(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5:])
     elif command == "tpch-all":
         tpch_all(sys.argv[2], sys.argv[3])
     else:

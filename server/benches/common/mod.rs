@@ -56,3 +56,50 @@ pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)]
 }
+
+/// The directory named by environment variable `name`, or `default` under
+/// the home directory.
+fn home_dir_or(name: &str, default: &str) -> std::path::PathBuf {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+                .join(default)
+        })
+}
+
+/// Runs `tests/interop/bench_peers.py ARGS…` in the project's Python
+/// environment: the JSON lines it printed.
+pub fn python_peers(args: &[String]) -> Vec<serde_json::Value> {
+    let venv = home_dir_or("WAVELAKE_VENV", ".cache/wavelake/venv");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/bench_peers.py");
+    let output = Command::new(venv.join("bin/python"))
+        .arg(script)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "bench_peers.py {args:?} failed");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// All eight TPC-H tables at `scale` as Delta tables written by PyPI
+/// `deltalake` under `DIR/delta` (generated once into the scratch dir,
+/// shared by every TPC-H benchmark): `DIR`.
+pub fn tpch_data(scale: &str) -> std::path::PathBuf {
+    let scratch = home_dir_or("WAVELAKE_TEST_SCRATCH", ".cache/wavelake/scratch");
+    let data = scratch.join(format!("tpch-all-sf{scale}"));
+    python_peers(&[
+        "tpch-all".to_owned(),
+        data.to_str().unwrap().to_owned(),
+        scale.to_owned(),
+    ]);
+    data
+}

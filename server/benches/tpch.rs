@@ -1,0 +1,307 @@
+//! Native TPC-H against the engines a user would pick instead: the 22
+//! queries at `WAVELAKE_TPCH_SF` (1 by default; tables written by PyPI
+//! `deltalake` from `tpchgen-cli`'s data, once, into the scratch dir)
+//! through `wavelake serve`'s SQL API (warm) and through `wavelake sql`
+//! (one process per query, as a one-off query from the shell runs),
+//! against DuckDB 1.5.5 with its delta extension, `deltalake`'s
+//! QueryBuilder and PyPI `datafusion` over the same Parquet files (no
+//! Delta log: what DataFusion alone costs), in one run. Every answer of
+//! both Wavelake paths is checked equal to DuckDB's. Per query the median
+//! of `WAVELAKE_BENCH_RUNS` (3) runs after a warm-up, each as a ratio to
+//! DuckDB's time, and the geometric means.
+//!
+//! `cargo bench --profile release -p wavelake-server --bench tpch`
+//! (`scripts/bench.sh tpch`); `WAVELAKE_TPCH_QUERIES=q1,q17` runs some.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+mod common;
+use common::{ADMIN, env_or};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_wavelake");
+
+/// The median of `runs` timings of `run` after one warm-up run, whose
+/// answer is returned.
+fn timed<T>(runs: u64, mut run: impl FnMut() -> T) -> (T, f64) {
+    let answer = run();
+    let mut seconds: Vec<f64> = (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            run();
+            started.elapsed().as_secs_f64()
+        })
+        .collect();
+    (answer, common::percentile(&mut seconds, 0.5))
+}
+
+/// One answer row as a comparable list: its values (numbers as `f64`,
+/// dates and text as text) in a canonical order, since JSON objects do not
+/// keep their columns' order.
+fn canonical_row(values: impl Iterator<Item = Value>) -> Vec<Value> {
+    let mut row: Vec<Value> = values
+        .map(|value| match &value {
+            Value::String(text) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|_| !text.contains('-'))
+                .map_or(value.clone(), |n| json!(n)),
+            _ => value,
+        })
+        .collect();
+    row.sort_by(compare_values);
+    row
+}
+
+fn compare_values(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.to_string().cmp(&b.to_string()),
+    }
+}
+
+fn canonical(rows: Vec<Vec<Value>>) -> Vec<Vec<Value>> {
+    let mut rows = rows;
+    rows.sort_by(|a, b| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| compare_values(x, y))
+            .find(|o| o.is_ne())
+            .unwrap_or(a.len().cmp(&b.len()))
+    });
+    rows
+}
+
+/// Whether two canonical answers are equal, numbers to a relative 1e-6.
+fn same_answer(ours: &[Vec<Value>], theirs: &[Vec<Value>]) -> Result<(), String> {
+    if ours.len() != theirs.len() {
+        return Err(format!("{} rows, DuckDB {}", ours.len(), theirs.len()));
+    }
+    for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        let equal = a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| match (x.as_f64(), y.as_f64()) {
+                    (Some(x), Some(y)) => (x - y).abs() <= 1e-6 * x.abs().max(y.abs()).max(1.0),
+                    _ => x == y,
+                });
+        if !equal {
+            return Err(format!("row {i}: {a:?}, DuckDB {b:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn object_rows(rows: &[Value]) -> Vec<Vec<Value>> {
+    let rows = rows.iter().map(|row| {
+        canonical_row(
+            row.as_object()
+                .expect("a row object")
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+                .into_iter(),
+        )
+    });
+    canonical(rows.collect())
+}
+
+struct Server {
+    child: std::process::Child,
+    url: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Server {
+    fn start(dir: &Path, root: &Path) -> Self {
+        let config = dir.join("wavelake-tpch.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "root = {:?}\n[limits]\nquery_timeout_secs = 3600\nmax_result_rows = 10000000\n\
+                 query_memory_bytes = 8589934592\nserver_memory_bytes = 8589934592\n",
+                root.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        let (child, url) =
+            common::start_server(BINARY, &["--config".as_ref(), config.as_os_str()], "error");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        Self { child, url, http }
+    }
+
+    fn run(&self, sql: &str) -> Vec<Vec<Value>> {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/sql", self.url))
+            .bearer_auth(ADMIN)
+            .json(&json!({"sql": sql, "namespace": "delta"}))
+            .send()
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().unwrap();
+        assert!(status.is_success(), "{sql}: {body}");
+        object_rows(body["rows"].as_array().unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `wavelake sql --root DELTA -f json SQL`: its rows.
+fn run_cli(delta: &Path, sql: &str) -> Vec<Vec<Value>> {
+    let output = Command::new(BINARY)
+        .args(["sql", "--root", delta.to_str().unwrap(), "-f", "json", sql])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "wavelake sql: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    object_rows(&rows)
+}
+
+fn geometric_mean(ratios: &[f64]) -> f64 {
+    (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len().max(1) as f64).exp()
+}
+
+fn main() {
+    let scale = std::env::var("WAVELAKE_TPCH_SF").unwrap_or_else(|_| "1".into());
+    let runs = env_or("WAVELAKE_BENCH_RUNS", 3);
+    let wanted = std::env::var("WAVELAKE_TPCH_QUERIES").unwrap_or_default();
+    let queries: Vec<String> = (1..=22)
+        .map(|n| format!("q{n}"))
+        .filter(|q| wanted.is_empty() || wanted.split(',').any(|w| w.trim() == q))
+        .collect();
+    let data = common::tpch_data(&scale);
+    let delta = data.join("delta");
+    let texts: Vec<(String, PathBuf, String)> = queries
+        .iter()
+        .map(|q| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../tests/benches/tpch/{q}.sql"));
+            let sql = std::fs::read_to_string(&path).unwrap();
+            (q.clone(), path, sql)
+        })
+        .collect();
+
+    // The peers first, one after another, on an otherwise idle machine.
+    let answers_file = data.join("duckdb-answers.jsonl");
+    let mut peer_args = vec![
+        "tpch-peers".to_owned(),
+        delta.to_str().unwrap().to_owned(),
+        runs.to_string(),
+        answers_file.to_str().unwrap().to_owned(),
+    ];
+    peer_args.extend(
+        texts
+            .iter()
+            .map(|(_, path, _)| path.to_str().unwrap().to_owned()),
+    );
+    let peers = common::python_peers(&peer_args);
+    let peer_seconds = |peer: &str, query: &str| -> f64 {
+        peers
+            .iter()
+            .find(|p| p["peer"] == peer && p["what"] == query)
+            .and_then(|p| p["seconds"].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    let answers: HashMap<String, Vec<Vec<Value>>> = std::fs::read_to_string(&answers_file)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let answer: Value = serde_json::from_str(line).unwrap();
+            let rows = answer["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| canonical_row(row.as_array().unwrap().iter().cloned()))
+                .collect();
+            (
+                answer["query"].as_str().unwrap().to_owned(),
+                canonical(rows),
+            )
+        })
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &data);
+    println!(
+        "## TPC-H SF{scale}: Wavelake against DuckDB 1.5.5 (delta extension), deltalake QueryBuilder and PyPI datafusion 55 (Parquet only), median of {runs} warm runs"
+    );
+    println!();
+    println!(
+        "| query | DuckDB s | wavelake serve s | ratio | wavelake sql s | ratio | deltalake QueryBuilder s | ratio | datafusion (Parquet) s | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut ratios: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut above_two = Vec::new();
+    for (query, _, sql) in &texts {
+        let expected = &answers[query];
+        let (served, serve_s) = timed(runs, || server.run(sql));
+        if let Err(why) = same_answer(&served, expected) {
+            panic!("{query} through wavelake serve differs from DuckDB: {why}");
+        }
+        let (cli, cli_s) = timed(runs, || run_cli(&delta, sql));
+        if let Err(why) = same_answer(&cli, expected) {
+            panic!("{query} through wavelake sql differs from DuckDB: {why}");
+        }
+        let duckdb = peer_seconds("duckdb", query);
+        let querybuilder = peer_seconds("deltalake-querybuilder", query);
+        let datafusion = peer_seconds("datafusion", query);
+        let mut cells = Vec::new();
+        for (name, seconds) in [
+            ("serve", serve_s),
+            ("sql", cli_s),
+            ("querybuilder", querybuilder),
+            ("datafusion", datafusion),
+        ] {
+            let ratio = seconds / duckdb;
+            ratios.entry(name).or_default().push(ratio);
+            cells.push(format!("{seconds:.3} | {ratio:.2}x"));
+        }
+        if serve_s / duckdb > 2.0 {
+            above_two.push(format!("{query} {:.1}x", serve_s / duckdb));
+        }
+        println!("| {query} | {duckdb:.3} | {} |", cells.join(" | "));
+    }
+    let mean = |name: &str| geometric_mean(ratios.get(name).map_or(&[][..], Vec::as_slice));
+    println!(
+        "| geometric mean | 1.00x | | {:.2}x | | {:.2}x | | {:.2}x | | {:.2}x |",
+        mean("serve"),
+        mean("sql"),
+        mean("querybuilder"),
+        mean("datafusion")
+    );
+    println!();
+    println!(
+        "Every answer of wavelake serve and wavelake sql equals DuckDB's. Through wavelake serve above 2x DuckDB: {}.",
+        if above_two.is_empty() {
+            "none".to_owned()
+        } else {
+            above_two.join(", ")
+        }
+    );
+}
