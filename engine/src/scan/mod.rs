@@ -271,6 +271,9 @@ impl DeltaTableProvider {
         let table_schema = table_schema.build();
         let mut options = state.default_table_options().parquet;
         options.global.coerce_int96 = Some("us".into());
+        // The table's strings are Utf8: decoding them as views (DataFusion's
+        // default) only to cast every batch back costs a copy of each.
+        options.global.schema_force_view_types = false;
         let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
         // Small files are read whole: one request each instead of a footer
         // and then pages.
