@@ -1,7 +1,8 @@
-//! What a scan tells DataFusion's optimizer before it reads a byte: rows,
+//! What a scan tells DataFusion's optimizer before it reads a byte (rows,
 //! null counts and bounds from the log's file statistics, so that joins
 //! build their hash table on the smaller side whatever order the query
-//! names the tables in.
+//! names the tables in), and what it takes from the plan above it (a
+//! join's dynamic filter, which skips the row groups it rules out).
 
 use std::sync::Arc;
 
@@ -133,4 +134,51 @@ async fn a_join_builds_on_the_smaller_table_whatever_the_query_order() {
             .value(0),
         10
     );
+}
+
+#[tokio::test]
+async fn a_join_s_dynamic_filter_skips_row_groups_of_the_probed_table() {
+    let (_dir, engine) = session_with(&[
+        "CREATE TABLE big (id BIGINT, v BIGINT)",
+        "INSERT INTO big SELECT value AS id, value AS v FROM range(0, 50000)",
+        "INSERT INTO big SELECT value AS id, value AS v FROM range(50000, 100000)",
+        "INSERT INTO big SELECT value AS id, value AS v FROM range(100000, 150000)",
+        "INSERT INTO big SELECT value AS id, value AS v FROM range(150000, 200000)",
+        "CREATE TABLE small (id BIGINT)",
+        "INSERT INTO small SELECT value + 120000 AS id FROM range(10)",
+    ])
+    .await;
+    let sql = "SELECT count(*) AS n, sum(big.v) AS s FROM big JOIN small ON big.id = small.id";
+    let analyzed = engine
+        .query(&format!("EXPLAIN ANALYZE {sql}"))
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&analyzed)
+        .unwrap()
+        .to_string();
+    // The scan of `big` took the join's filter (ids 120000 to 120009) and
+    // skipped the row groups of its files that hold none of them: `big`'s
+    // eight row groups hold disjoint id ranges, one or two can match.
+    let probe = text
+        .lines()
+        .find(|line| line.contains("DataSourceExec") && line.contains("DynamicFilter"))
+        .unwrap_or_else(|| panic!("no scan took the join's filter: {text}"));
+    let pruning = probe
+        .split("row_groups_pruned_statistics=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("{probe}"));
+    let figures: Vec<u64> = pruning
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(
+        matches!(figures[..], [8, matched] if matched <= 2),
+        "{pruning}"
+    );
+    let answer = engine.query(sql).await.unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&answer)
+        .unwrap()
+        .to_string();
+    assert!(text.contains("| 10 | 1200045 |"), "{text}");
 }

@@ -2,18 +2,24 @@
 //! column names and reporting Delta-level metrics (files pruned, rows
 //! removed by deletion vectors) in `EXPLAIN ANALYZE`.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, ListArray, MapArray, RecordBatch, StructArray};
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::Statistics;
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildFilterDescription, ChildPushdownResult, FilterDescription, FilterPushdownPhase,
+    FilterPushdownPropagation,
+};
 use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, Metric, MetricBuilder, MetricValue, MetricsSet,
 };
@@ -234,6 +240,49 @@ impl ExecutionPlan for DeltaScanExec {
 
     fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
         vec![ChildStats::At(partition)]
+    }
+
+    /// Filters from above (a join's dynamic filter on its keys, a TopK's
+    /// bound) reach the Parquet scan, which prunes row groups and pages
+    /// with them, where they name a column the Parquet scan presents under
+    /// the same name and type as this scan (not a renamed or retyped one,
+    /// nor a row id).
+    fn gather_filters_for_pushdown(
+        &self,
+        _phase: FilterPushdownPhase,
+        parent_filters: Vec<Arc<dyn PhysicalExpr>>,
+        _config: &ConfigOptions,
+    ) -> DfResult<FilterDescription> {
+        let input_schema = self.input.schema();
+        let unchanged: HashSet<usize> = self
+            .schema
+            .fields()
+            .iter()
+            .zip(input_schema.fields())
+            .enumerate()
+            .filter(|(_, (ours, theirs))| {
+                ours.name() == theirs.name()
+                    && ours.data_type() == theirs.data_type()
+                    && !super::is_row_id_column(ours.name())
+            })
+            .map(|(index, _)| index)
+            .collect();
+        Ok(FilterDescription::new().with_child(
+            ChildFilterDescription::from_child_with_allowed_indices(
+                &parent_filters,
+                unchanged,
+                &self.input,
+            )?,
+        ))
+    }
+
+    fn handle_child_pushdown_result(
+        &self,
+        _phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> DfResult<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        Ok(FilterPushdownPropagation::if_all(child_pushdown_result))
     }
 
     fn execute(

@@ -75,6 +75,12 @@ pub const FILE_PATH_COLUMN: &str = "__delta_file_path";
 /// position in its data file (what deletion vectors record).
 pub const ROW_INDEX_COLUMN: &str = "__delta_row_index";
 
+/// Whether `name` is one of the row-id columns a scan for the write path
+/// adds.
+pub(crate) fn is_row_id_column(name: &str) -> bool {
+    name == FILE_PATH_COLUMN || name == ROW_INDEX_COLUMN
+}
+
 /// A Delta snapshot as a DataFusion table.
 #[derive(Debug, Clone)]
 pub struct DeltaTableProvider {
