@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod common;
-use common::ADMIN;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_wavelake");
 
@@ -59,11 +58,8 @@ fn spawn_ready(args: &[&str]) -> Child {
     child
 }
 
-struct Server {
-    child: Child,
-    url: String,
-    http: reqwest::blocking::Client,
-}
+/// The single node, or the same server sending queries to a cluster.
+struct Server(common::SqlServer);
 
 impl Server {
     fn start(dir: &Path, root: &Path, cluster: Option<&str>) -> Self {
@@ -81,45 +77,17 @@ impl Server {
                 "[cluster]\nscheduler = {address:?}\nmin_scan_bytes = 0\n"
             ));
         }
-        std::fs::write(&config, text).unwrap();
-        let (child, url) =
-            common::start_server(BINARY, &["--config".as_ref(), config.as_os_str()], "error");
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(3600))
-            .build()
-            .unwrap();
-        Self { child, url, http }
+        Self(common::SqlServer::start(BINARY, &config, &text))
     }
 
     /// The query's rows (sorted) and how long it took.
     fn run(&self, sql: &str) -> (Vec<String>, Duration) {
         let started = Instant::now();
-        let response = self
-            .http
-            .post(format!("{}/api/v1/sql", self.url))
-            .bearer_auth(ADMIN)
-            .json(&json!({"sql": sql, "namespace": "delta"}))
-            .send()
-            .unwrap();
-        let status = response.status();
-        let body: Value = response.json().unwrap();
+        let rows = self.0.rows(sql, "delta");
         let took = started.elapsed();
-        assert!(status.is_success(), "{sql}: {body}");
-        let mut rows: Vec<String> = body["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(Value::to_string)
-            .collect();
+        let mut rows: Vec<String> = rows.iter().map(Value::to_string).collect();
         rows.sort();
         (rows, took)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -17,12 +17,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
 mod common;
-use common::{ADMIN, env_or};
+use common::env_or;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_wavelake");
 
@@ -113,55 +113,6 @@ fn object_rows(rows: &[Value]) -> Vec<Vec<Value>> {
     canonical(rows.collect())
 }
 
-struct Server {
-    child: std::process::Child,
-    url: String,
-    http: reqwest::blocking::Client,
-}
-
-impl Server {
-    fn start(dir: &Path, root: &Path) -> Self {
-        let config = dir.join("wavelake-tpch.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "root = {:?}\n[limits]\nquery_timeout_secs = 3600\nmax_result_rows = 10000000\n\
-                 query_memory_bytes = 8589934592\nserver_memory_bytes = 8589934592\n",
-                root.to_str().unwrap()
-            ),
-        )
-        .unwrap();
-        let (child, url) =
-            common::start_server(BINARY, &["--config".as_ref(), config.as_os_str()], "error");
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(3600))
-            .build()
-            .unwrap();
-        Self { child, url, http }
-    }
-
-    fn run(&self, sql: &str) -> Vec<Vec<Value>> {
-        let response = self
-            .http
-            .post(format!("{}/api/v1/sql", self.url))
-            .bearer_auth(ADMIN)
-            .json(&json!({"sql": sql, "namespace": "delta"}))
-            .send()
-            .unwrap();
-        let status = response.status();
-        let body: Value = response.json().unwrap();
-        assert!(status.is_success(), "{sql}: {body}");
-        object_rows(body["rows"].as_array().unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `wavelake sql --root DELTA -f json SQL`: its rows.
 fn run_cli(delta: &Path, sql: &str) -> Vec<Vec<Value>> {
     let output = Command::new(BINARY)
@@ -247,7 +198,15 @@ fn main() {
         .collect();
 
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &data);
+    let server = common::SqlServer::start(
+        BINARY,
+        &dir.path().join("wavelake-tpch.toml"),
+        &format!(
+            "root = {:?}\n[limits]\nquery_timeout_secs = 3600\nmax_result_rows = 10000000\n\
+             query_memory_bytes = 8589934592\nserver_memory_bytes = 8589934592\n",
+            data.to_str().unwrap()
+        ),
+    );
     println!(
         "## TPC-H SF{scale}: Wavelake against DuckDB 1.5.5 (delta extension), deltalake QueryBuilder and PyPI datafusion 55 (Parquet only), median of {runs} warm runs"
     );
@@ -260,7 +219,7 @@ fn main() {
     let mut above_two = Vec::new();
     for (query, _, sql) in &texts {
         let expected = &answers[query];
-        let (served, serve_s) = timed(runs, || server.run(sql));
+        let (served, serve_s) = timed(runs, || object_rows(&server.rows(sql, "delta")));
         if let Err(why) = same_answer(&served, expected) {
             panic!("{query} through wavelake serve differs from DuckDB: {why}");
         }

@@ -17,13 +17,7 @@ use wavelake_engine::scan::DeltaScanExec;
 
 async fn session_with(statements: &[&str]) -> (tempfile::TempDir, SqlSession) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = wavelake_write::session().with_storage_opener(Arc::new(|location: &str| {
-        wavelake_engine::storage::open(location)
-    }));
-    engine
-        .register_root(dir.path().to_str().unwrap())
-        .await
-        .unwrap();
+    let engine = wavelake_tests::engine_at(dir.path()).await;
     for sql in statements {
         engine.query(sql).await.unwrap();
     }

@@ -103,3 +103,46 @@ pub fn tpch_data(scale: &str) -> std::path::PathBuf {
     ]);
     data
 }
+
+/// A benchmark's `wavelake serve` with `config` (TOML), answering SQL
+/// with a long timeout; killed when dropped.
+pub struct SqlServer {
+    child: std::process::Child,
+    url: String,
+    http: reqwest::blocking::Client,
+}
+
+impl SqlServer {
+    /// Starts `binary` with `config` written to `path`.
+    pub fn start(binary: &str, path: &std::path::Path, config: &str) -> Self {
+        std::fs::write(path, config).unwrap();
+        let (child, url) = start_server(binary, &["--config".as_ref(), path.as_os_str()], "error");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        Self { child, url, http }
+    }
+
+    /// The rows (JSON objects) `sql` answers in namespace `namespace`.
+    pub fn rows(&self, sql: &str, namespace: &str) -> Vec<serde_json::Value> {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/sql", self.url))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"sql": sql, "namespace": namespace}))
+            .send()
+            .unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().unwrap();
+        assert!(status.is_success(), "{sql}: {body}");
+        body["rows"].as_array().unwrap().clone()
+    }
+}
+
+impl Drop for SqlServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
