@@ -28,6 +28,7 @@ pub mod change_feed;
 pub mod command;
 #[cfg(feature = "distributed")]
 pub mod distributed;
+mod filter_order;
 pub mod memory;
 pub mod metadata_tables;
 pub mod profile;

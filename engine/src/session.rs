@@ -1115,7 +1115,9 @@ fn session_state(
     if let Some(runtime) = runtime {
         builder = builder.with_runtime_env(runtime);
     }
-    builder.build()
+    builder
+        .with_physical_optimizer_rule(Arc::new(crate::filter_order::CheapConditionsFirst))
+        .build()
 }
 
 /// Parses `YYYY-MM-DD[ HH:MM:SS[.fff]]` or RFC 3339 text as UTC milliseconds.
