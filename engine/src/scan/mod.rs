@@ -321,20 +321,22 @@ impl DeltaTableProvider {
         let output_fields: Vec<Field> = wanted.iter().map(|i| logical.field(*i).clone()).collect();
         let output_schema = Arc::new(Schema::new(output_fields));
 
-        let mut groups = file_groups(files, state.config().target_partitions().max(1));
+        let groups = file_groups(files, state.config().target_partitions().max(1));
         // The log's statistics of every file, for the optimizer (join
-        // order, selectivity); none at all unless every file has them.
-        let mut statistics = None;
+        // order, selectivity); none at all unless every file has them, nor
+        // for a scan with row ids.
         let described = groups
             .iter()
             .flat_map(|g| g.iter())
             .all(|f| f.statistics.is_some());
-        if described && !self.row_ids {
-            let (with_statistics, summary) =
-                compute_all_files_statistics(groups.clone(), scan_schema.clone(), true, false)?;
-            groups = with_statistics;
-            statistics = Some(summary);
-        }
+        let (groups, statistics) = match described && !self.row_ids {
+            true => {
+                let (groups, summary) =
+                    compute_all_files_statistics(groups, scan_schema.clone(), true, false)?;
+                (groups, Some(summary))
+            }
+            false => (groups, None),
+        };
         let mut config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
             .with_file_groups(groups);
         if let Some(statistics) = statistics {

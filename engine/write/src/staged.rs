@@ -238,8 +238,8 @@ impl StagedTransaction {
     /// Begins a transaction on `table` at its latest version. `read_at`:
     /// the version its queries read the table at before its first change
     /// (the transaction's snapshot); a commit since then that changed data
-    /// they read is a [`Error::CommitConflict`] now, and one that lands
-    /// later one at COMMIT.
+    /// they read is a [`Error::CommitConflict`] now (one landing later is
+    /// one at COMMIT).
     pub async fn begin(table: &Table, read_at: Option<i64>) -> Result<Self> {
         let latest = table.snapshot().await?;
         let base = latest.version();
