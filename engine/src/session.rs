@@ -1065,13 +1065,23 @@ fn check_dml_condition(dml: &datafusion::logical_expr::DmlStatement) -> Result<(
 /// DataFusion's settings before the session's own: natively those of
 /// `DATAFUSION_*` environment variables over the defaults (as DataFusion's
 /// own CLI reads them, e.g. `DATAFUSION_EXECUTION_TARGET_PARTITIONS`); a
-/// variable DataFusion cannot read is reported and the defaults kept.
+/// variable DataFusion cannot read is reported and the defaults kept. The
+/// environment is read once per process, not per session (the server makes
+/// one per request).
 fn base_config() -> SessionConfig {
     #[cfg(not(target_arch = "wasm32"))]
-    match SessionConfig::from_env() {
-        Ok(config) => return config,
-        Err(e) => tracing::warn!(error = %e, "DATAFUSION_* settings ignored"),
+    {
+        static FROM_ENV: std::sync::OnceLock<SessionConfig> = std::sync::OnceLock::new();
+        FROM_ENV
+            .get_or_init(|| {
+                SessionConfig::from_env().unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "DATAFUSION_* settings ignored");
+                    SessionConfig::new()
+                })
+            })
+            .clone()
     }
+    #[cfg(target_arch = "wasm32")]
     SessionConfig::new()
 }
 
