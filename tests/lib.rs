@@ -142,14 +142,23 @@ pub async fn golden_engine(test: &str, name: &str) -> Option<wavelake_engine::Sq
 /// An engine whose `CREATE TABLE` writes under the table root `root`, with
 /// the tables already there registered.
 pub async fn engine_at(root: &Path) -> wavelake_engine::SqlSession {
-    let engine =
-        wavelake_write::session().with_storage_opener(std::sync::Arc::new(|location: &str| {
+    engine_at_with(root, wavelake_engine::SqlSessionOptions::default()).await
+}
+
+/// [`engine_at`], with the session set up by `options`.
+pub async fn engine_at_with(
+    root: &Path,
+    options: wavelake_engine::SqlSessionOptions,
+) -> wavelake_engine::SqlSession {
+    let engine = wavelake_write::session_with(options).with_storage_opener(std::sync::Arc::new(
+        |location: &str| {
             Ok(
                 std::sync::Arc::new(wavelake_engine::storage::ObjectStoreStorage::open(
                     location,
                 )?) as _,
             )
-        }));
+        },
+    ));
     engine
         .register_root(root.to_str().expect("utf-8"))
         .await

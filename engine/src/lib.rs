@@ -29,6 +29,7 @@ pub mod command;
 #[cfg(feature = "distributed")]
 pub mod distributed;
 mod filter_order;
+pub mod hot_data;
 pub mod memory;
 pub mod metadata_tables;
 pub mod profile;

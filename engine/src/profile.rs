@@ -41,6 +41,12 @@ pub struct ScanProfile {
     pub bytes_fetched: u64,
     /// Bytes served from the session's in-memory range cache instead.
     pub bytes_from_cache: u64,
+    /// Decoded column chunks served from hot data (no fetch, no decoding).
+    pub hot_chunks_hit: u64,
+    /// Column chunks looked for in hot data and decoded from Parquet.
+    pub hot_chunks_missed: u64,
+    /// Decoded bytes served from hot data.
+    pub hot_bytes_saved: u64,
 }
 
 /// How far a running query has got, summed over its Delta scans.
@@ -127,6 +133,9 @@ impl QueryProfile {
                 fetch_requests: a.fetch_requests + b.fetch_requests,
                 bytes_fetched: a.bytes_fetched + b.bytes_fetched,
                 bytes_from_cache: a.bytes_from_cache + b.bytes_from_cache,
+                hot_chunks_hit: a.hot_chunks_hit + b.hot_chunks_hit,
+                hot_chunks_missed: a.hot_chunks_missed + b.hot_chunks_missed,
+                hot_bytes_saved: a.hot_bytes_saved + b.hot_bytes_saved,
             })
     }
 }
@@ -184,6 +193,15 @@ fn add_parquet_metrics(metrics: &MetricsSet, profile: &mut ScanProfile) {
                 }
             }
             MetricValue::OutputRows(count) => profile.output_rows += count.value() as u64,
+            MetricValue::Count { name, count } => {
+                let value = count.value() as u64;
+                match name.as_ref() {
+                    "hot_chunks_hit" => profile.hot_chunks_hit += value,
+                    "hot_chunks_missed" => profile.hot_chunks_missed += value,
+                    "hot_bytes_saved" => profile.hot_bytes_saved += value,
+                    _ => {}
+                }
+            }
             _ => {}
         }
     }

@@ -83,6 +83,10 @@ pub struct SqlSessionOptions {
     /// queries (by every session given the same cache), so they are not
     /// fetched twice: for readers far from their storage, such as browsers.
     pub range_cache: Option<Arc<crate::storage::RangeCache>>,
+    /// Decoded column chunks kept in memory across queries (by every
+    /// session given the same cache), so a repeated query neither fetches
+    /// nor decodes Parquet: for servers.
+    pub hot_data: Option<Arc<crate::hot_data::HotData>>,
     /// The session only reads: statements the classifier does not vouch
     /// for as reads are refused, and every plan is checked to hold no
     /// DML, DDL or session statement (principals that may only read).
@@ -210,6 +214,9 @@ impl SqlSession {
         }
         if let Some(cache) = &options.range_cache {
             config = config.with_extension(cache.clone());
+        }
+        if let Some(hot) = &options.hot_data {
+            config = config.with_extension(hot.clone());
         }
         let builder = datafusion::execution::runtime_env::RuntimeEnvBuilder::new;
         let runtime = match (&options.shared_memory, options.memory_limit) {

@@ -221,6 +221,10 @@ pub struct Limits {
     /// Memory all running queries and writes together may hold, in bytes;
     /// each one also stays within `query_memory_bytes`.
     pub server_memory_bytes: usize,
+    /// Memory for hot data, in bytes: decoded column chunks of recently
+    /// read data files, so repeated queries neither fetch nor decode them
+    /// (0 turns it off). Held besides `server_memory_bytes`.
+    pub hot_data_bytes: u64,
     /// Statements (SQL, uploads, sharing queries) running at once in all;
     /// more are refused `429` with `Retry-After`.
     pub max_running_statements: usize,
@@ -252,6 +256,7 @@ impl Default for Limits {
             file_url_lifetime_secs: 3600,
             minimum_retention_secs: 3600,
             server_memory_bytes: 4 << 30,
+            hot_data_bytes: 2 << 30,
             max_running_statements: 64,
             max_running_per_token: 8,
             max_connections: 1024,

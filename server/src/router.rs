@@ -117,6 +117,15 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    if let Some(hot) = &state.hot_data {
+        let figures = hot.figures();
+        metrics::counter!("wavelake_hot_data_hits_total").absolute(figures.hits);
+        metrics::counter!("wavelake_hot_data_misses_total").absolute(figures.misses);
+        metrics::counter!("wavelake_hot_data_bytes_saved_total").absolute(figures.bytes_saved);
+        metrics::gauge!("wavelake_hot_data_bytes").set(figures.bytes_held as f64);
+        metrics::gauge!("wavelake_hot_data_entries").set(figures.entries_held as f64);
+        metrics::gauge!("wavelake_hot_data_budget_bytes").set(figures.budget as f64);
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -89,6 +89,11 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
             config.limits.max_running_per_token,
         ),
         memory: wavelake_engine::memory::shared_pool(config.limits.server_memory_bytes),
+        hot_data: (config.limits.hot_data_bytes > 0).then(|| {
+            Arc::new(wavelake_engine::hot_data::HotData::new(
+                config.limits.hot_data_bytes,
+            ))
+        }),
         writes_refused,
         buffers: Arc::new(crate::ingest::Buffers::new(
             config.ingest.wal_dir(&config.root),

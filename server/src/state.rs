@@ -37,6 +37,9 @@ pub struct AppState {
     pub admission: Arc<crate::admission::Admission>,
     /// The memory all running statements share (`server_memory_bytes`).
     pub memory: Arc<dyn wavelake_engine::memory::MemoryPool>,
+    /// Decoded column chunks every query shares (`hot_data_bytes`; none
+    /// when 0).
+    pub hot_data: Option<Arc<wavelake_engine::hot_data::HotData>>,
     /// Why the root may not be written (its store does not make commits
     /// exclusive), found at start; `None` when writes are safe.
     pub writes_refused: Option<String>,
@@ -189,6 +192,7 @@ impl AppState {
             confined,
             snapshot_cache: Some(self.snapshots.clone()),
             range_cache: None,
+            hot_data: self.hot_data.clone(),
             read_only,
             minimum_retention_ms: Some(self.config.limits.minimum_retention_ms()),
             write_path,

@@ -4,25 +4,48 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use wavelake_engine::Error;
+use arrow::array::RecordBatch;
+use wavelake_engine::hot_data::HotData;
 use wavelake_engine::log::LogSegment;
 use wavelake_engine::storage::ObjectStoreStorage;
+use wavelake_engine::{Error, SqlSessionOptions};
 
 use wavelake_tests::golden_cases::{ZONED_PARTITION_TABLE, archives, invalid};
 use wavelake_tests::{canonical_rows, column_names, golden_or_skip, read_parquet_dir, unpack};
 
-async fn read_all(table_dir: &Path) -> Result<Vec<arrow::array::RecordBatch>, Error> {
-    let engine = wavelake_write::session();
+async fn read_all(table_dir: &Path, hot: Option<Arc<HotData>>) -> Result<Vec<RecordBatch>, Error> {
+    let engine = wavelake_write::session_with(SqlSessionOptions {
+        hot_data: hot.clone(),
+        ..Default::default()
+    });
     let storage = ObjectStoreStorage::open(table_dir.to_str().expect("utf-8 path"))?;
     engine.register("t", Arc::new(storage)).await?;
-    engine.query("SELECT * FROM t").await
+    let cold = engine.query("SELECT * FROM t").await?;
+    if hot.is_none() {
+        return Ok(cold);
+    }
+    // Again, from hot data alone: the same rows, no chunk decoded.
+    let warm = engine.profile("SELECT * FROM t").await?;
+    let total = warm.total();
+    let differ = |why: String| Err(Error::Sql(why));
+    if total.hot_chunks_missed > 0 || total.bytes_fetched > 0 {
+        return differ(format!(
+            "the repeated read was not served from memory: {total:?}\n{}",
+            warm.plan
+        ));
+    }
+    let columns = column_names(&cold);
+    if canonical_rows(&cold, &columns) != canonical_rows(&warm.batches, &columns) {
+        return differ("the repeated read from hot data returned other rows".into());
+    }
+    Ok(warm.batches)
 }
 
 /// Checks one golden table; `Err` says what went wrong.
-async fn check(name: &str, archive: &Path) -> Result<(), String> {
+async fn check(name: &str, archive: &Path, hot: Option<Arc<HotData>>) -> Result<(), String> {
     let unpacked = unpack(archive);
     let table = unpacked.join("delta");
-    let result = read_all(&table).await;
+    let result = read_all(&table, hot).await;
     if let Some(invalid) = invalid(name) {
         return match result {
             Err(e)
@@ -80,7 +103,7 @@ async fn check_log_only(name: &str, table: &Path) -> Result<(), String> {
         for entry in std::fs::read_dir(table).map_err(|e| e.to_string())? {
             let dir = entry.map_err(|e| e.to_string())?.path();
             if dir.join("_delta_log").is_dir() {
-                read_all(&dir)
+                read_all(&dir, None)
                     .await
                     .map_err(|e| format!("{}: {e}", dir.display()))?;
             }
@@ -139,7 +162,23 @@ async fn check_log_only(name: &str, table: &Path) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kernel_golden_tables_match_expected_rows() {
-    let Some(root) = golden_or_skip("kernel_golden_tables_match_expected_rows") else {
+    check_all("kernel_golden_tables_match_expected_rows", false).await;
+}
+
+/// The same tables read twice through hot data: the second read comes
+/// from decoded chunks in memory (deletion vectors, column mapping, type
+/// widening, partition values, INT96 timestamps) and equals the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_golden_tables_match_expected_rows_from_hot_data() {
+    check_all(
+        "kernel_golden_tables_match_expected_rows_from_hot_data",
+        true,
+    )
+    .await;
+}
+
+async fn check_all(test: &str, hot: bool) {
+    let Some(root) = golden_or_skip(test) else {
         return;
     };
     let archives = archives(&root);
@@ -156,7 +195,8 @@ async fn kernel_golden_tables_match_expected_rows() {
             continue;
         }
         checked += 1;
-        match check(name, archive).await {
+        let hot = hot.then(|| Arc::new(HotData::new(1 << 30)));
+        match check(name, archive, hot).await {
             Ok(()) => eprintln!("ok      {name}"),
             Err(why) => {
                 eprintln!("FAILED  {name}: {why}");

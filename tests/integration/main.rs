@@ -6,6 +6,7 @@ mod concurrency;
 mod faults;
 mod fuzz_smoke;
 mod golden;
+mod hot_data;
 mod http;
 mod interop;
 mod kernel_data;

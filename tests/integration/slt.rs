@@ -7,11 +7,13 @@
 //! new queries into the files, to be reviewed before they are committed.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use sqllogictest::{DBOutput, DefaultColumnType};
 use wavelake_engine::SqlSession;
+use wavelake_engine::hot_data::HotData;
 
 /// An engine error as the files match it: `[CODE] message`.
 #[derive(Debug)]
@@ -29,6 +31,9 @@ impl std::error::Error for SltError {}
 struct SltSession {
     engine: SqlSession,
     _root: tempfile::TempDir,
+    /// Run each query twice, the second time from hot data, and refuse
+    /// a difference.
+    repeat_queries: bool,
 }
 
 #[async_trait::async_trait]
@@ -38,6 +43,22 @@ impl sqllogictest::AsyncDB for SltSession {
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
         let batches = self.engine.query(sql).await.map_err(SltError)?;
+        let is_query = {
+            let head = sql.trim_start().to_ascii_lowercase();
+            head.starts_with("select") || head.starts_with("with")
+        };
+        if self.repeat_queries && is_query {
+            let again = self.engine.query(sql).await.map_err(SltError)?;
+            let text = |b: &[RecordBatch]| text_rows(b).map_err(|e| SltError(e.into()));
+            let (mut first, mut second) = (text(&batches)?, text(&again)?);
+            first.sort();
+            second.sort();
+            if first != second {
+                return Err(SltError(wavelake_engine::Error::Sql(format!(
+                    "a repeated query from hot data differs: {first:?} then {second:?}"
+                ))));
+            }
+        }
         let columns = batches.first().map_or(0, RecordBatch::num_columns);
         if columns == 0 {
             return Ok(DBOutput::StatementComplete(0));
@@ -98,19 +119,35 @@ fn slt_files() -> Vec<PathBuf> {
 
 #[tokio::test]
 async fn sql_behaves_as_the_slt_files_say() {
+    run_slt_files(false).await;
+}
+
+/// The same files with hot data, each query run twice: what DML changes
+/// (new files, new deletion vectors) is read, never a chunk from before.
+#[tokio::test]
+async fn sql_behaves_as_the_slt_files_say_with_hot_data() {
+    run_slt_files(true).await;
+}
+
+async fn run_slt_files(hot: bool) {
     let files = slt_files();
     assert!(files.len() >= 4, "the slt files: {files:?}");
     let mut failures = Vec::new();
     for file in &files {
         let mut runner = sqllogictest::Runner::new(|| async {
             let root = tempfile::tempdir().unwrap();
-            let engine = wavelake_tests::engine_at(root.path()).await;
+            let options = wavelake_engine::SqlSessionOptions {
+                hot_data: hot.then(|| Arc::new(HotData::new(64 << 20))),
+                ..Default::default()
+            };
+            let engine = wavelake_tests::engine_at_with(root.path(), options).await;
             Ok(SltSession {
                 engine,
                 _root: root,
+                repeat_queries: hot,
             })
         });
-        if std::env::var_os("WAVELAKE_SLT_COMPLETE").is_some() {
+        if std::env::var_os("WAVELAKE_SLT_COMPLETE").is_some() && !hot {
             // Writes each query's results into the file, for review.
             runner
                 .update_test_file(

@@ -5,11 +5,12 @@
 mod deferred;
 pub use crate::deletion;
 mod exec;
+mod hot;
 mod pruning;
 mod reader;
 pub mod write_exec;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,8 +38,8 @@ use datafusion_datasource::file_groups::FileGroup;
 use datafusion_datasource::file_scan_config::FileScanConfigBuilder;
 use datafusion_datasource::source::DataSourceExec;
 use datafusion_datasource::{PartitionedFile, TableSchema};
-use datafusion_datasource_parquet::ParquetRowSelection;
 use datafusion_datasource_parquet::source::ParquetSource;
+use datafusion_datasource_parquet::{ParquetFileReaderFactory, ParquetRowSelection};
 use futures::{StreamExt, TryStreamExt};
 
 pub use crate::deletion::{StoredDeletionVectors, load_deletion_vector, row_selection};
@@ -46,9 +47,12 @@ pub use crate::deletion::{StoredDeletionVectors, load_deletion_vector, row_selec
 pub(crate) use deferred::file_scan_config;
 pub use deferred::{FileDeletionVector, ScanSource};
 pub use exec::{DeltaScanExec, ScanFigures, retype};
+pub use hot::HotScanExec;
+use hot::{HotFile, HotScanParts};
 pub use pruning::FilePruner;
 pub use reader::DeltaParquetReaderFactory;
 
+use crate::hot_data::HotData;
 use crate::protocol::Add;
 use crate::schema::TableSchemas;
 use crate::snapshot::Snapshot;
@@ -297,18 +301,20 @@ impl DeltaTableProvider {
         } else {
             metered.clone()
         };
+        let reader_factory: Arc<dyn ParquetFileReaderFactory> = Arc::new(
+            DeltaParquetReaderFactory::new(as_object_store(reads), metadata_cache),
+        );
         let mut source = ParquetSource::new(table_schema)
             .with_table_parquet_options(options)
-            .with_parquet_file_reader_factory(Arc::new(DeltaParquetReaderFactory::new(
-                as_object_store(reads),
-                metadata_cache,
-            )));
-        if let Some(predicate) =
+            .with_parquet_file_reader_factory(reader_factory.clone());
+        let mut predicate = None;
+        if let Some(logical) =
             conjunction(filters.iter().cloned()).and_then(|e| self.physical_filter(e))
         {
             let df_schema = DFSchema::try_from(scan_schema.as_ref().clone())?;
-            if let Ok(physical) = state.create_physical_expr(predicate, &df_schema) {
-                source = source.with_predicate(physical);
+            if let Ok(physical) = state.create_physical_expr(logical, &df_schema) {
+                source = source.with_predicate(physical.clone());
+                predicate = Some(physical);
             }
         }
 
@@ -337,6 +343,15 @@ impl DeltaTableProvider {
             }
             false => (groups, None),
         };
+        // Decoded chunks held in memory serve plain scans (not the write
+        // path's, nor one whose deletion vectors a cluster reads).
+        let hot = state
+            .config()
+            .get_extension::<HotData>()
+            .filter(|_| !self.row_ids && !self.defer_deletion_vectors);
+        let hot_files = hot
+            .is_some()
+            .then(|| self.hot_files(&groups, &deletion_vectors));
         let mut config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
             .with_file_groups(groups);
         if let Some(statistics) = statistics {
@@ -344,9 +359,21 @@ impl DeltaTableProvider {
         }
         let config = config
             .with_limit(limit)
-            .with_projection_indices(Some(scan_projection))?
+            .with_projection_indices(Some(scan_projection.clone()))?
             .build();
-        let scan = DataSourceExec::from_data_source(config);
+        let mut scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        if let (Some(hot), Some(files)) = (hot, hot_files) {
+            let parts = HotScanParts {
+                files,
+                scan_schema: scan_schema.clone(),
+                projection: scan_projection,
+                reader_factory,
+                predicate,
+                limit,
+                partitions: state.config().target_partitions(),
+            };
+            scan = Arc::new(HotScanExec::new(parts, hot, scan));
+        }
         let source = ScanSource {
             location: self.storage.location(),
             version: self.snapshot.version(),
@@ -364,6 +391,31 @@ impl DeltaTableProvider {
             }
             None => Ok(scan),
         }
+    }
+
+    /// The files of `groups` as a [`HotScanExec`] reads them, each told
+    /// apart by its location and deletion vector.
+    fn hot_files(
+        &self,
+        groups: &[FileGroup],
+        deletion_vectors: &[FileDeletionVector],
+    ) -> Vec<HotFile> {
+        let vectors: HashMap<&str, String> = deletion_vectors
+            .iter()
+            .map(|dv| (dv.path.as_str(), dv.descriptor.unique_id()))
+            .collect();
+        groups
+            .iter()
+            .flat_map(|group| group.iter())
+            .map(|file| {
+                let path = StorageObjectStore::storage_path(&file.object_meta.location);
+                HotFile {
+                    key: self.file_key(&path).into(),
+                    deletion_vector: vectors.get(path.as_str()).map(|id| id.as_str().into()),
+                    file: file.clone(),
+                }
+            })
+            .collect()
     }
 
     fn output_schema(&self) -> SchemaRef {
@@ -452,18 +504,34 @@ impl DeltaTableProvider {
                 .collect::<Result<_>>()?;
             return Ok((planned, figures, deletion_vectors));
         }
+        // Rows kept by deletion vectors hot data holds need no fetch.
+        let hot = state.config().get_extension::<HotData>();
+        let held = |add: &Add, path: &str| {
+            let (hot, dv) = (hot.as_ref()?, add.deletion_vector.as_ref()?);
+            hot.row_selection(&self.file_key(path), &dv.unique_id())
+        };
         let stored = StoredDeletionVectors::fetch(
             storage,
             kept.iter()
+                .filter(|(add, path, _)| held(add, path).is_none())
                 .filter_map(|(add, path, _)| Some((path.as_str(), add.deletion_vector.as_ref()?))),
             DV_LOAD_CONCURRENCY,
         )
         .await?;
-        let stored = &stored;
+        let (stored, hot, held) = (&stored, hot.as_deref(), &held);
         let planned = futures::stream::iter(kept)
             .map(|(add, path, values)| async move {
-                self.partitioned_file(storage, stored, &add, path, values)
-                    .await
+                match held(&add, &path) {
+                    Some(selection) => {
+                        let file = partitioned_file(&add, path, values, self.statistics_schemas())?;
+                        Ok(file
+                            .with_extension(ParquetRowSelection::new(selection.as_ref().clone())))
+                    }
+                    None => {
+                        self.partitioned_file(storage, stored, hot, &add, path, values)
+                            .await
+                    }
+                }
             })
             .buffered(DV_LOAD_CONCURRENCY)
             .try_collect()
@@ -485,10 +553,17 @@ impl DeltaTableProvider {
         }
     }
 
+    /// Data file `path` (from the table root) with its table's location:
+    /// what tells it apart in hot data.
+    fn file_key(&self, path: &str) -> String {
+        format!("{}/{path}", self.storage.location().trim_end_matches('/'))
+    }
+
     async fn partitioned_file(
         &self,
         storage: &dyn Storage,
         deletion_vectors: &StoredDeletionVectors,
+        hot: Option<&HotData>,
         add: &Add,
         path: String,
         partition_values: Vec<ScalarValue>,
@@ -513,6 +588,9 @@ impl DeltaTableProvider {
                 data_file: path.clone(),
                 reason,
             })?;
+        if let Some(hot) = hot {
+            hot.keep_row_selection(&self.file_key(&path), &dv.unique_id(), selection.clone());
+        }
         Ok(file.with_extension(ParquetRowSelection::new(selection)))
     }
 

@@ -196,11 +196,43 @@ fn round_trips(server: &Server) {
     uploads(server);
 }
 
+/// A repeated query is answered from hot data: its second run decodes no
+/// chunk and fetches no byte, and `/metrics` counts what hot data served.
+fn repeated_queries_come_from_hot_data(server: &Server) {
+    let sql = "EXPLAIN ANALYZE SELECT count(*), sum(total), max(day) FROM acme.orders";
+    let (status, first) = server.sql(ADMIN, sql);
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, second) = server.sql(ADMIN, sql);
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let plan = second.to_string();
+    assert!(plan.contains("HotScanExec"), "{plan}");
+    assert!(plan.contains("hot_chunks_missed=0"), "{plan}");
+    assert!(!plan.contains("hot_chunks_hit=0"), "{plan}");
+    assert!(plan.contains("bytes_fetched=0"), "{plan}");
+    let metrics = server
+        .client
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert!(value("wavelake_hot_data_hits_total") >= 1.0, "{metrics}");
+    assert!(value("wavelake_hot_data_bytes") > 0.0, "{metrics}");
+    assert_eq!(value("wavelake_hot_data_budget_bytes"), (2u64 << 30) as f64);
+}
+
 #[test]
 fn sql_and_tables_round_trip_on_a_local_directory() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &local_config(&dir.path().join("lake")));
     round_trips(&server);
+    repeated_queries_come_from_hot_data(&server);
     let metrics = server
         .client
         .get(format!("{}/metrics", server.url))

@@ -1,0 +1,187 @@
+//! Hot data: a repeated query is answered from decoded column chunks in
+//! memory (no byte fetched, no page decoded), says so in its profile and
+//! `EXPLAIN ANALYZE`, and still sees every change: new files, new deletion
+//! vectors, a budget smaller than the data.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::util::pretty::pretty_format_batches;
+use wavelake_engine::hot_data::HotData;
+use wavelake_engine::{SqlSession, SqlSessionOptions};
+
+/// A session with hot data of `budget` bytes over a new table root holding
+/// `events` (see [`create_events`]).
+async fn sessions(root: &std::path::Path, budget: u64) -> (SqlSession, Arc<HotData>) {
+    let hot = Arc::new(HotData::new(budget));
+    let with_hot = wavelake_tests::engine_at_with(
+        root,
+        SqlSessionOptions {
+            hot_data: Some(hot.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    create_events(&with_hot).await;
+    (with_hot, hot)
+}
+
+/// `query`'s answer from a new session without hot data.
+async fn plain(root: &std::path::Path, query: &str) -> String {
+    text(
+        &wavelake_tests::engine_at(root)
+            .await
+            .query(query)
+            .await
+            .unwrap(),
+    )
+}
+
+/// A partitioned table `events` of three commits (six data files), with
+/// deletion vectors on.
+async fn create_events(engine: &SqlSession) {
+    engine
+        .query(
+            "CREATE TABLE events (id BIGINT NOT NULL, name STRING, part STRING) \
+             PARTITIONED BY (part) TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')",
+        )
+        .await
+        .unwrap();
+    for commit in 0..3 {
+        let start = commit * 10_000;
+        engine
+            .query(&format!(
+                "INSERT INTO events SELECT value AS id, concat('name-', CAST(value AS STRING)) AS name, \
+                 CASE WHEN value % 2 = 0 THEN 'even' ELSE 'odd' END AS part \
+                 FROM generate_series({start}, {}) ",
+                start + 9_999
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+fn text(batches: &[RecordBatch]) -> String {
+    pretty_format_batches(batches).unwrap().to_string()
+}
+
+const QUERY: &str = "SELECT part, count(*) AS n, sum(id) AS total, max(name) AS last \
+                     FROM events WHERE id >= 100 GROUP BY part ORDER BY part";
+
+#[tokio::test]
+async fn a_repeated_query_reads_no_parquet_and_says_so() {
+    let root = tempfile::tempdir().unwrap();
+    let (engine, hot) = sessions(root.path(), 256 << 20).await;
+
+    let cold = engine.profile(QUERY).await.unwrap();
+    let cold_total = cold.total();
+    // Two partitions of three commits: six files of one row group, three
+    // columns each (`part` comes from the log, not from a chunk).
+    assert_eq!(cold_total.hot_chunks_missed, 12, "{cold_total:?}");
+    assert_eq!(cold_total.hot_chunks_hit, 0, "{cold_total:?}");
+    assert!(cold_total.bytes_fetched > 0, "{cold_total:?}");
+
+    let warm = engine.profile(QUERY).await.unwrap();
+    let warm_total = warm.total();
+    assert_eq!(warm_total.hot_chunks_hit, 12, "{warm_total:?}");
+    assert_eq!(warm_total.hot_chunks_missed, 0, "{warm_total:?}");
+    assert_eq!(warm_total.bytes_fetched, 0, "{warm_total:?}");
+    assert!(warm_total.hot_bytes_saved > 0, "{warm_total:?}");
+    assert_eq!(text(&warm.batches), text(&cold.batches));
+    assert_eq!(text(&warm.batches), plain(root.path(), QUERY).await);
+    assert!(warm.plan.contains("HotScanExec"), "{}", warm.plan);
+    assert!(warm.plan.contains("hot_chunks_hit=12"), "{}", warm.plan);
+
+    let explained = engine
+        .query(&format!("EXPLAIN ANALYZE {QUERY}"))
+        .await
+        .unwrap();
+    let explained = text(&explained);
+    assert!(explained.contains("hot_chunks_hit=12"), "{explained}");
+    assert!(explained.contains("hot_bytes_saved="), "{explained}");
+
+    let figures = hot.figures();
+    assert_eq!(figures.misses, 12, "{figures:?}");
+    assert_eq!(figures.hits, 24, "{figures:?}");
+    // The twelve chunks and the six files' footers.
+    assert_eq!(figures.entries_held, 18, "{figures:?}");
+}
+
+#[tokio::test]
+async fn changes_are_read_through_hot_data() {
+    let root = tempfile::tempdir().unwrap();
+    let (engine, _hot) = sessions(root.path(), 256 << 20).await;
+    engine.query(QUERY).await.unwrap();
+
+    // A deletion vector on every file: none of the held chunks is theirs.
+    engine
+        .query("DELETE FROM events WHERE id % 7 = 0")
+        .await
+        .unwrap();
+    let after_delete = engine.profile(QUERY).await.unwrap();
+    assert_eq!(
+        after_delete.total().hot_chunks_hit,
+        0,
+        "{:?}",
+        after_delete.total()
+    );
+    assert_eq!(text(&after_delete.batches), plain(root.path(), QUERY).await);
+
+    // A new file: its chunks are decoded, the others come from memory.
+    engine
+        .query("INSERT INTO events VALUES (1000000, 'late', 'odd')")
+        .await
+        .unwrap();
+    let after_insert = engine.profile(QUERY).await.unwrap();
+    let total = after_insert.total();
+    assert_eq!(
+        (total.hot_chunks_hit, total.hot_chunks_missed),
+        (12, 2),
+        "{total:?}"
+    );
+    assert_eq!(text(&after_insert.batches), plain(root.path(), QUERY).await);
+    // An older version reads the chunks without the deletion vectors.
+    let old = "SELECT count(*) FROM events VERSION AS OF 3";
+    assert_eq!(
+        text(&engine.query(old).await.unwrap()),
+        plain(root.path(), old).await
+    );
+}
+
+#[tokio::test]
+async fn a_budget_smaller_than_the_data_answers_the_same() {
+    let root = tempfile::tempdir().unwrap();
+    // About one chunk of the table's twelve.
+    let (engine, hot) = sessions(root.path(), 200 << 10).await;
+    for _ in 0..3 {
+        assert_eq!(
+            text(&engine.query(QUERY).await.unwrap()),
+            plain(root.path(), QUERY).await
+        );
+    }
+    let figures = hot.figures();
+    assert!(figures.bytes_held <= 200 << 10, "{figures:?}");
+    assert!(figures.misses > 12, "{figures:?}");
+}
+
+#[tokio::test]
+async fn limits_and_filters_hold_from_hot_data() {
+    let root = tempfile::tempdir().unwrap();
+    let (engine, _hot) = sessions(root.path(), 256 << 20).await;
+    for _ in 0..2 {
+        let limited = engine.query("SELECT id FROM events LIMIT 5").await.unwrap();
+        assert_eq!(limited.iter().map(RecordBatch::num_rows).sum::<usize>(), 5);
+        for query in [
+            "SELECT count(*) FROM events WHERE id BETWEEN 12345 AND 23456",
+            "SELECT id, name FROM events WHERE name = 'name-29999'",
+            "SELECT count(*) FROM events WHERE part = 'odd' AND id < 5000",
+            "SELECT count(*) FROM events",
+        ] {
+            assert_eq!(
+                text(&engine.query(query).await.unwrap()),
+                plain(root.path(), query).await,
+                "{query}"
+            );
+        }
+    }
+}
