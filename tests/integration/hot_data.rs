@@ -185,3 +185,48 @@ async fn limits_and_filters_hold_from_hot_data() {
         }
     }
 }
+
+/// A hash join's keys reach the scan of its probe side as a dynamic
+/// filter; rows no key matches leave the scan there, with hot data or
+/// without.
+#[tokio::test]
+async fn a_joins_keys_leave_only_rows_that_can_join() {
+    let root = tempfile::tempdir().unwrap();
+    let (engine, _hot) = sessions(root.path(), 256 << 20).await;
+    engine
+        .query("CREATE TABLE wanted (id BIGINT)")
+        .await
+        .unwrap();
+    engine
+        .query("INSERT INTO wanted VALUES (100), (102), (20001)")
+        .await
+        .unwrap();
+    let query = "SELECT e.id, e.name FROM wanted w JOIN events e ON e.id = w.id ORDER BY e.id";
+    engine.query(query).await.unwrap();
+    let warm = engine.profile(query).await.unwrap();
+    let expected = plain(root.path(), query).await;
+    assert_eq!(text(&warm.batches), expected);
+    assert_eq!(
+        warm.batches
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>(),
+        3
+    );
+    let total = warm.total();
+    assert_eq!(
+        total.dynamic_filter_rows_removed, 29_997,
+        "{total:?}\n{}",
+        warm.plan
+    );
+
+    let parquet = wavelake_tests::engine_at(root.path()).await;
+    let read = parquet.profile(query).await.unwrap();
+    assert_eq!(text(&read.batches), expected);
+    let total = read.total();
+    assert!(
+        total.dynamic_filter_rows_removed >= 9_000,
+        "{total:?}\n{}",
+        read.plan
+    );
+}
