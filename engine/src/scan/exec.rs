@@ -6,15 +6,14 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, ListArray, MapArray, RecordBatch, StructArray};
+use arrow::array::{Array, ArrayRef, ListArray, MapArray, RecordBatch, StructArray};
 use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::Statistics;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{ScalarValue, Statistics};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::expressions::{DynamicFilterPhysicalExpr, Literal};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::filter_pushdown::{
@@ -70,9 +69,6 @@ pub struct DeltaScanExec {
     /// Where deletion vectors are read from when the scan runs (they were
     /// not applied when it was planned).
     deferred: Option<StorageRef>,
-    /// Dynamic filters of operators above, tested on the rows the scan
-    /// returns (see [`RowFilters`]).
-    dynamic_filters: Vec<Arc<dyn PhysicalExpr>>,
 }
 
 impl DeltaScanExec {
@@ -110,7 +106,6 @@ impl DeltaScanExec {
             properties,
             source: None,
             deferred: None,
-            dynamic_filters: Vec::new(),
         }
     }
 
@@ -204,7 +199,6 @@ impl ExecutionPlan for DeltaScanExec {
                     Self::new(input, self.schema.clone(), self.figures, self.meter.clone());
                 exec.source = self.source.clone();
                 exec.deferred = self.deferred.clone();
-                exec.dynamic_filters = self.dynamic_filters.clone();
                 Ok(Arc::new(exec))
             }
             _ => Err(datafusion::error::DataFusionError::Internal(
@@ -282,40 +276,13 @@ impl ExecutionPlan for DeltaScanExec {
         ))
     }
 
-    /// The Parquet scan prunes with the filters it took; the dynamic ones
-    /// (a join's keys, a TopK's bound) are also kept here to test rows
-    /// with. Every filter stays with its operator.
     fn handle_child_pushdown_result(
         &self,
         _phase: FilterPushdownPhase,
         child_pushdown_result: ChildPushdownResult,
         _config: &ConfigOptions,
     ) -> DfResult<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
-        let dynamic: Vec<Arc<dyn PhysicalExpr>> = child_pushdown_result
-            .parent_filters
-            .iter()
-            .map(|f| f.filter.clone())
-            .filter(|f| f.downcast_ref::<DynamicFilterPhysicalExpr>().is_some())
-            .collect();
-        let result = FilterPushdownPropagation::if_all(child_pushdown_result);
-        if dynamic.is_empty() {
-            return Ok(result);
-        }
-        let mut exec = Self::new(
-            self.input.clone(),
-            self.schema.clone(),
-            self.figures,
-            self.meter.clone(),
-        );
-        exec.source = self.source.clone();
-        exec.deferred = self.deferred.clone();
-        exec.dynamic_filters = self
-            .dynamic_filters
-            .iter()
-            .cloned()
-            .chain(dynamic)
-            .collect();
-        Ok(result.with_updated_node(Arc::new(exec)))
+        Ok(FilterPushdownPropagation::if_all(child_pushdown_result))
     }
 
     fn execute(
@@ -341,9 +308,6 @@ impl ExecutionPlan for DeltaScanExec {
             _ => self.input.execute(partition, context)?,
         };
         let out_schema = schema.clone();
-        let removed =
-            MetricBuilder::new(&self.metrics).counter("dynamic_filter_rows_removed", partition);
-        let mut row_filters = RowFilters::new(&self.dynamic_filters, removed);
         let renamed = stream.map(move |batch| {
             let batch = batch?;
             if batch.schema() == out_schema {
@@ -357,7 +321,6 @@ impl ExecutionPlan for DeltaScanExec {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(RecordBatch::try_new(out_schema.clone(), columns)?)
         });
-        let renamed = renamed.map(move |batch: DfResult<RecordBatch>| row_filters.apply(batch?));
         #[cfg(target_arch = "wasm32")]
         let renamed = host_turns::yielding(renamed);
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, renamed)))
@@ -391,79 +354,6 @@ impl ExecutionPlan for DeltaScanExec {
         }
         Some(set)
     }
-}
-
-/// Rows of a scan need no test against a dynamic filter that kept at
-/// least this share of the rows it tested...
-const KEEPS_NEARLY_ALL: f64 = 0.9;
-/// ... once it has tested this many.
-const ROWS_TO_JUDGE_A_FILTER: usize = 100_000;
-
-/// The dynamic filters of operators above a scan (a hash join's keys, a
-/// TopK's bound), tested on each batch the scan returns, so that rows no
-/// operator above can use leave at once, before repartitioning, hashing
-/// or aggregating them. A filter not set yet (still `true`) is passed
-/// over; one that keeps nearly every row is dropped for the rest of the
-/// stream, where testing it would cost more than it saves.
-struct RowFilters {
-    filters: Vec<RowFilter>,
-    removed: Count,
-}
-
-struct RowFilter {
-    expr: Arc<dyn PhysicalExpr>,
-    tested: usize,
-    kept: usize,
-}
-
-impl RowFilters {
-    fn new(filters: &[Arc<dyn PhysicalExpr>], removed: Count) -> Self {
-        let filters = filters
-            .iter()
-            .map(|expr| RowFilter {
-                expr: expr.clone(),
-                tested: 0,
-                kept: 0,
-            })
-            .collect();
-        Self { filters, removed }
-    }
-
-    fn apply(&mut self, mut batch: RecordBatch) -> DfResult<RecordBatch> {
-        for filter in &mut self.filters {
-            let rows = batch.num_rows();
-            if rows == 0 {
-                break;
-            }
-            let judged = filter.tested >= ROWS_TO_JUDGE_A_FILTER;
-            if judged && filter.kept as f64 >= KEEPS_NEARLY_ALL * filter.tested as f64 {
-                continue;
-            }
-            if let Some(dynamic) = filter.expr.downcast_ref::<DynamicFilterPhysicalExpr>()
-                && is_true(&dynamic.current()?)
-            {
-                continue;
-            }
-            let mask = filter.expr.evaluate(&batch)?.into_array(rows)?;
-            let Some(mask) = mask.as_any().downcast_ref::<BooleanArray>() else {
-                continue;
-            };
-            let kept = mask.true_count();
-            filter.tested += rows;
-            filter.kept += kept;
-            if kept < rows {
-                batch = arrow::compute::filter_record_batch(&batch, mask)?;
-                self.removed.add(rows - kept);
-            }
-        }
-        Ok(batch)
-    }
-}
-
-/// Whether `expr` is the literal `true`.
-fn is_true(expr: &Arc<dyn PhysicalExpr>) -> bool {
-    expr.downcast_ref::<Literal>()
-        .is_some_and(|literal| literal.value() == &ScalarValue::Boolean(Some(true)))
 }
 
 /// Gives `array` the type `target`, which differs at most in nested field
