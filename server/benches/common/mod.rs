@@ -124,6 +124,25 @@ impl SqlServer {
         Self { child, url, http }
     }
 
+    /// The value of metric `name` in `/metrics` (NaN when absent).
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .and_then(|response| response.text())
+            .unwrap_or_default();
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(f64::NAN)
+    }
+
     /// The rows (JSON objects) `sql` answers in namespace `namespace`.
     pub fn rows(&self, sql: &str, namespace: &str) -> Vec<serde_json::Value> {
         let response = self
