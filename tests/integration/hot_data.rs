@@ -185,3 +185,46 @@ async fn limits_and_filters_hold_from_hot_data() {
         }
     }
 }
+
+/// A change feed reads one data file several times, each with another
+/// deletion vector (the rows a commit deleted from it, the file as it was
+/// added): each read is its own in hot data. The golden
+/// `cdf-table-with-dv` (Spark's) records its deletes as deletion vectors.
+#[tokio::test]
+async fn a_change_feed_reads_each_file_with_its_own_deletion_vector() {
+    let test = "a_change_feed_reads_each_file_with_its_own_deletion_vector";
+    let Some(golden) = wavelake_tests::golden_or_skip(test) else {
+        return;
+    };
+    let table = wavelake_tests::unpack_into(
+        &golden.join("kernel-data/cdf-table-with-dv.tar.zst"),
+        &wavelake_tests::scratch_dir().join("hot-data-cdf"),
+    );
+    let storage = || -> wavelake_engine::storage::StorageRef {
+        Arc::new(
+            wavelake_engine::storage::ObjectStoreStorage::open(table.to_str().unwrap()).unwrap(),
+        )
+    };
+    let hot = wavelake_write::session_with(SqlSessionOptions {
+        hot_data: Some(Arc::new(HotData::new(256 << 20))),
+        ..Default::default()
+    });
+    hot.register("t", storage()).await.unwrap();
+    let plain = wavelake_write::session();
+    plain.register("t", storage()).await.unwrap();
+    let query = "SELECT * FROM table_changes('t', 0)";
+    // Rows of one commit and kind come in no set order.
+    let lines = |batches: &[RecordBatch]| {
+        let mut lines: Vec<String> = text(batches).lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    let expected = lines(&plain.query(query).await.unwrap());
+    assert!(
+        expected.iter().any(|l| l.contains("delete")),
+        "{expected:?}"
+    );
+    for _ in 0..3 {
+        assert_eq!(lines(&hot.query(query).await.unwrap()), expected);
+    }
+}

@@ -41,6 +41,12 @@ use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuil
 use super::exec::retype;
 use crate::hot_data::{ChunkKey, HotData};
 
+/// The unique id of the deletion vector a scan's file is read with,
+/// attached to the file when the scan is planned (one file may be read
+/// twice with different vectors, as a change feed does).
+#[derive(Debug, Clone)]
+pub(crate) struct DeletionVectorId(pub Arc<str>);
+
 /// A data file of the scan and what tells its chunks apart.
 #[derive(Debug, Clone)]
 pub(crate) struct HotFile {

@@ -10,7 +10,7 @@ mod pruning;
 mod reader;
 pub mod write_exec;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -48,7 +48,7 @@ pub(crate) use deferred::file_scan_config;
 pub use deferred::{FileDeletionVector, ScanSource};
 pub use exec::{DeltaScanExec, ScanFigures, retype};
 pub use hot::HotScanExec;
-use hot::{HotFile, HotScanParts};
+use hot::{DeletionVectorId, HotFile, HotScanParts};
 pub use pruning::FilePruner;
 pub use reader::DeltaParquetReaderFactory;
 
@@ -349,9 +349,7 @@ impl DeltaTableProvider {
             .config()
             .get_extension::<HotData>()
             .filter(|_| !self.row_ids && !self.defer_deletion_vectors);
-        let hot_files = hot
-            .is_some()
-            .then(|| self.hot_files(&groups, &deletion_vectors));
+        let hot_files = hot.is_some().then(|| self.hot_files(&groups));
         let mut config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
             .with_file_groups(groups);
         if let Some(statistics) = statistics {
@@ -394,16 +392,8 @@ impl DeltaTableProvider {
     }
 
     /// The files of `groups` as a [`HotScanExec`] reads them, each told
-    /// apart by its location and deletion vector.
-    fn hot_files(
-        &self,
-        groups: &[FileGroup],
-        deletion_vectors: &[FileDeletionVector],
-    ) -> Vec<HotFile> {
-        let vectors: HashMap<&str, String> = deletion_vectors
-            .iter()
-            .map(|dv| (dv.path.as_str(), dv.descriptor.unique_id()))
-            .collect();
+    /// apart by its location and the deletion vector it is read with.
+    fn hot_files(&self, groups: &[FileGroup]) -> Vec<HotFile> {
         groups
             .iter()
             .flat_map(|group| group.iter())
@@ -411,7 +401,7 @@ impl DeltaTableProvider {
                 let path = StorageObjectStore::storage_path(&file.object_meta.location);
                 HotFile {
                     key: self.file_key(&path).into(),
-                    deletion_vector: vectors.get(path.as_str()).map(|id| id.as_str().into()),
+                    deletion_vector: file.extension::<DeletionVectorId>().map(|id| id.0.clone()),
                     file: file.clone(),
                 }
             })
@@ -525,7 +515,8 @@ impl DeltaTableProvider {
                     Some(selection) => {
                         let file = partitioned_file(&add, path, values, self.statistics_schemas())?;
                         Ok(file
-                            .with_extension(ParquetRowSelection::new(selection.as_ref().clone())))
+                            .with_extension(ParquetRowSelection::new(selection.as_ref().clone()))
+                            .with_extension(deletion_vector_id(&add)))
                     }
                     None => {
                         self.partitioned_file(storage, stored, hot, &add, path, values)
@@ -591,7 +582,9 @@ impl DeltaTableProvider {
         if let Some(hot) = hot {
             hot.keep_row_selection(&self.file_key(&path), &dv.unique_id(), selection.clone());
         }
-        Ok(file.with_extension(ParquetRowSelection::new(selection)))
+        Ok(file
+            .with_extension(ParquetRowSelection::new(selection))
+            .with_extension(deletion_vector_id(add)))
     }
 
     /// The schema the Parquet scan produces: file columns under their
@@ -839,6 +832,15 @@ fn partitioned_file(
         Some(statistics) => file.with_statistics(Arc::new(statistics)),
         None => file,
     })
+}
+
+/// What tells the rows `add`'s deletion vector keeps apart in hot data.
+fn deletion_vector_id(add: &Add) -> DeletionVectorId {
+    let id = add
+        .deletion_vector
+        .as_ref()
+        .map_or_else(String::new, |dv| dv.unique_id());
+    DeletionVectorId(id.into())
 }
 
 /// Rows in a data file whose statistics do not say, from its footer.
