@@ -6,7 +6,8 @@
 #   scripts/bench.sh snapshot   one of: snapshot, tpch, writes, server, load, results
 #                               (large query results: time and server memory), wasm-size
 #                               (and where its bytes go, by crate, with twiggy),
-#                               browser (TPC-H in Chromium against DuckDB-Wasm),
+#                               browser (TPC-H in Chromium against DuckDB-Wasm, and
+#                               native DuckDB with httpfs over the same server),
 #                               ingest (buffered appends against direct commits,
 #                               64 clients, 1 and 100 rows per request),
 #                               distributed (TPC-H single node against a Ballista
@@ -188,7 +189,7 @@ if is_selected browser; then
   cargo build --release -p wavelake-tests --bin answer-pages
   selective="SELECT * FROM lineitem WHERE l_orderkey = 3000000"
   answer=$("$CARGO_TARGET_DIR/release/answer-pages" "$data/delta/lineitem" l_orderkey 3000000)
-  node pkg/bench/tpch.mjs "$data/delta" tests/benches/tpch "$selective" >"$data/results.jsonl"
+  PYTHON="$WAVELAKE_VENV/bin/python" node pkg/bench/tpch.mjs "$data/delta" tests/benches/tpch "$selective" >"$data/results.jsonl"
   echo "## TPC-H SF$scale in headless Chromium: Wavelake against DuckDB-Wasm 1.28.0"
   echo
   node pkg/bench/report.mjs "$data/results.jsonl" "$answer" "$selective"

@@ -1,6 +1,9 @@
 // TPC-H in headless Chromium: Wavelake (the built package) against
-// DuckDB-Wasm 1.28.0 on the same Parquet files, in the same run.
+// DuckDB-Wasm 1.28.0 on the same Parquet files, in the same run, and
+// native DuckDB 1.5.5 with httpfs over the same server (the anchor: what
+// the same engine does outside the browser).
 //   node pkg/bench/tpch.mjs DELTA_DIR QUERY_DIR [SELECTIVE_SQL]
+// PYTHON (the venv's interpreter) runs tests/interop/bench_peers.py.
 // DELTA_DIR holds the eight tables as Delta tables (bench_peers.py
 // tpch-all); QUERY_DIR holds q1.sql … q22.sql. Serves them over HTTP from
 // localhost (Range, HEAD) counting the bytes each query pulls, opens each
@@ -9,7 +12,8 @@
 // engine answers from what an earlier query cached, and prints a JSON line
 // per measurement.
 import { createServer } from "node:http";
-import { open, readFile, readdir, stat, mkdtemp } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { open, readFile, readdir, stat, mkdtemp, writeFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -34,6 +38,14 @@ const server = createServer(async (request, response) => {
   const path = normalize(decodeURIComponent(url.pathname));
   if (path.includes("..")) return response.writeHead(400).end();
   if (path === "/bench/setup.json") return response.writeHead(200, { "content-type": "application/json" }).end(setup);
+  if (path === "/bench/counter") {
+    const counted = JSON.stringify({ bytes: dataBytes, requests: dataRequests });
+    if (url.searchParams.has("reset")) {
+      dataBytes = 0;
+      dataRequests = 0;
+    }
+    return response.writeHead(200, { "content-type": "application/json" }).end(counted);
+  }
   const file = path.startsWith("/data/") ? join(deltaDir, path.slice(6)) : join(pkg, path);
   let size;
   try {
@@ -113,4 +125,16 @@ for (const engine of ["wavelake", "duckdb"]) {
     await browser.close();
   }
 }
+// The anchor: native DuckDB over the same server, each query in a new
+// database. Its lines are this run's lines.
+const setupFile = join(await mkdtemp(join(tmpdir(), "wavelake-bench-")), "setup.json");
+await writeFile(setupFile, setup);
+const peers = fileURLToPath(new URL("../../tests/interop/bench_peers.py", import.meta.url));
+const args = [peers, "tpch-http", origin, setupFile, queryDir];
+if (selective) args.push(selective);
+await new Promise((resolve, reject) => {
+  const child = spawn(process.env.PYTHON ?? "python3", args, { stdio: ["ignore", "inherit", "inherit"] });
+  child.on("error", reject);
+  child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`bench_peers.py tpch-http exited ${code}`))));
+});
 server.close();

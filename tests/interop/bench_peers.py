@@ -18,6 +18,12 @@
       Generates all eight TPC-H tables with tpchgen-cli as Delta tables
       under OUT_DIR/delta (once; kept between runs).
 
+  python bench_peers.py tpch-http ORIGIN SETUP_JSON QUERY_DIR [SELECTIVE_SQL]
+      Native DuckDB 1.5.5 with httpfs runs each TPC-H query (and the
+      selective one) over HTTP against the browser benchmark's server, each
+      in a new database (nothing cached from an earlier query), with the
+      bytes and requests the server counted for it.
+
   python bench_peers.py tpch-data OUT_DIR SCALE
       Generates TPC-H lineitem with tpchgen-cli and writes it as a Delta
       table with deltalake (once; kept between runs).
@@ -253,6 +259,49 @@ def tpch_data(out, scale):
     emit(what="tpch-data", table=str(table), cached=False)
 
 
+def tpch_http(origin, setup, query_dir, selective=None):
+    """The browser benchmark's queries in native DuckDB over HTTP: each
+    table a view over its data files' URLs (as DuckDB-Wasm reads them in
+    the page), cold, timed with what the server counted for it."""
+    import urllib.request
+
+    import duckdb
+    import duckdb_extension_httpfs
+
+    ext = sorted(Path(duckdb_extension_httpfs.__file__).parent.rglob("httpfs.duckdb_extension"))[0]
+    tables = json.loads(Path(setup).read_text())["tables"]
+    queries = [(f"q{n}", Path(query_dir, f"q{n}.sql").read_text()) for n in range(1, 23)]
+    if selective:
+        queries.append(("selective", selective))
+
+    def counter(reset):
+        url = f"{origin}/bench/counter" + ("?reset=1" if reset else "")
+        with urllib.request.urlopen(url) as response:
+            return json.load(response)
+
+    for name, sql in queries:
+        con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+        con.execute(f"LOAD '{ext}'")
+        for table, paths in tables.items():
+            urls = ", ".join(f"'{origin}/data/{table}/{path}'" for path in paths)
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{urls}])")
+        counter(reset=True)
+        start = time.perf_counter()
+        try:
+            con.execute(sql).fetchall()
+            error = None
+        except duckdb.Error as e:
+            error = str(e)
+        ms = (time.perf_counter() - start) * 1000
+        counted = counter(reset=False)
+        fields = dict(engine="duckdb-native", what=name, ms=ms, bytes=counted["bytes"],
+                      requests=counted["requests"])
+        if error:
+            fields["error"] = error
+        emit(**fields)
+        con.close()
+
+
 TPCH_TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
 
 
@@ -297,6 +346,8 @@ def main():
         tpch_data(sys.argv[2], sys.argv[3])
     elif command == "tpch-peers":
         tpch_peers(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5:])
+    elif command == "tpch-http":
+        tpch_http(*sys.argv[2:6])
     elif command == "tpch-all":
         tpch_all(sys.argv[2], sys.argv[3])
     else:
