@@ -164,6 +164,31 @@ async fn a_budget_smaller_than_the_data_answers_the_same() {
     assert!(figures.misses > 12, "{figures:?}");
 }
 
+/// A scan with a limit stops at the row group that reaches it.
+#[tokio::test]
+async fn a_limit_decodes_no_row_group_past_it() {
+    let root = tempfile::tempdir().unwrap();
+    let (engine, _hot) = sessions(root.path(), 256 << 20).await;
+    engine
+        .query("SET datafusion.execution.target_partitions = 1")
+        .await
+        .unwrap();
+    let limited = engine
+        .profile("SELECT id FROM events LIMIT 5")
+        .await
+        .unwrap();
+    assert_eq!(
+        limited
+            .batches
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>(),
+        5
+    );
+    let total = limited.total();
+    assert_eq!(total.hot_chunks_missed, 1, "{total:?}\n{}", limited.plan);
+}
+
 #[tokio::test]
 async fn limits_and_filters_hold_from_hot_data() {
     let root = tempfile::tempdir().unwrap();

@@ -246,21 +246,28 @@ impl ExecutionPlan for HotScanExec {
                 futures::stream::iter(slices)
             })
             .try_flatten();
-        // The limit: batches until it is reached, the last one cut.
+        // The limit: batches until it is reached, the last one cut, and
+        // no row group read after it (nor after an error).
         let limit = shared.limit.unwrap_or(usize::MAX);
-        let limited = batches.scan(limit, move |remaining, batch| {
-            let item = match batch {
-                Ok(_) if *remaining == 0 => None,
-                Ok(batch) => {
-                    let rows = batch.num_rows().min(*remaining);
-                    *remaining -= rows;
-                    output_rows.add(rows);
-                    Some(Ok(batch.slice(0, rows)))
+        let limited = futures::stream::unfold(
+            (Box::pin(batches), limit),
+            move |(mut batches, remaining)| {
+                let output_rows = output_rows.clone();
+                async move {
+                    if remaining == 0 {
+                        return None;
+                    }
+                    match batches.next().await? {
+                        Ok(batch) => {
+                            let rows = batch.num_rows().min(remaining);
+                            output_rows.add(rows);
+                            Some((Ok(batch.slice(0, rows)), (batches, remaining - rows)))
+                        }
+                        Err(error) => Some((Err(error), (batches, 0))),
+                    }
                 }
-                Err(error) => Some(Err(error)),
-            };
-            futures::future::ready(item)
-        });
+            },
+        );
         Ok(make_cooperative(Box::pin(RecordBatchStreamAdapter::new(
             shared.schema.clone(),
             limited,
