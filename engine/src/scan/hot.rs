@@ -40,6 +40,7 @@ use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuil
 
 use super::exec::retype;
 use crate::hot_data::{ChunkKey, HotData};
+use crate::parquet_guard;
 
 /// The unique id of the deletion vector a scan's file is read with,
 /// attached to the file when the scan is planned (one file may be read
@@ -534,14 +535,9 @@ impl Shared {
             .catch_unwind()
             .await
             .map_err(|panic| {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_default();
-                DataFusionError::from(crate::Error::corrupt(
-                    hot_file.key.as_ref(),
-                    format!("the Parquet decoder failed on its data: {message}"),
+                DataFusionError::from(parquet_guard::decoder_failed(
+                    &hot_file.key,
+                    &parquet_guard::panic_message(panic.as_ref()),
                 ))
             })??;
         let decoded = arrow::compute::concat_batches(&schema, &batches)?;

@@ -65,23 +65,31 @@ pub fn check_layout(path: &str, metadata: &ParquetMetaData, file_len: u64) -> Re
 /// can rule out. Found by `tests/integration/fuzz_smoke.rs`; the inputs
 /// are kept under `engine/fuzz/regressions/checkpoint/`.
 pub fn contain_decoder_panics<T>(path: &str, read: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_decoder_panic(read).unwrap_or_else(|message| {
-        Err(Error::corrupt(
-            path,
-            format!("the Parquet decoder failed on its data: {message}"),
-        ))
-    })
+    catch_decoder_panic(read).unwrap_or_else(|message| Err(decoder_failed(path, &message)))
+}
+
+/// The error a panic of the Parquet decoder on `path` becomes, `message`
+/// being the panic's (see [`contain_decoder_panics`]).
+pub fn decoder_failed(path: &str, message: &str) -> Error {
+    Error::corrupt(
+        path,
+        format!("the Parquet decoder failed on its data: {message}"),
+    )
 }
 
 /// Runs `decode`: its outcome, or the message of a panic inside it.
 pub fn catch_decoder_panic<T>(decode: impl FnOnce() -> T) -> std::result::Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).map_err(|panic| {
-        panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "no message".to_owned())
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
+        .map_err(|panic| panic_message(panic.as_ref()))
+}
+
+/// The text of a panic `catch_unwind` caught (empty-handed: "no message").
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "no message".to_owned())
 }
 
 #[cfg(test)]

@@ -9,5 +9,6 @@ pub mod page_header;
 
 pub use layout::{
     MAX_COLUMN_CHUNK_BYTES, catch_decoder_panic, check_layout, contain_decoder_panics,
+    decoder_failed, panic_message,
 };
 pub use page_header::{MAX_PAGE_BYTES, check_pages};
