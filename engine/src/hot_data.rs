@@ -14,8 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::DataType;
-use parquet::arrow::arrow_reader::RowSelection;
-use parquet::file::metadata::ParquetMetaData;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, RowSelection};
 use quick_cache::Weighter;
 
 /// Identifies a decoded column chunk.
@@ -67,7 +66,7 @@ enum HeldKey {
 #[derive(Debug, Clone)]
 enum Held {
     Chunk(ArrayRef),
-    Footer(Arc<ParquetMetaData>),
+    Footer(ArrowReaderMetadata),
     Selection(Arc<RowSelection>),
 }
 
@@ -84,7 +83,7 @@ impl Weighter<HeldKey, Held> for HeldWeight {
         };
         let value = match held {
             Held::Chunk(array) => array.get_array_memory_size(),
-            Held::Footer(metadata) => metadata.memory_size(),
+            Held::Footer(metadata) => metadata.metadata().memory_size(),
             Held::Selection(selection) => selection_bytes(selection),
         };
         (value + file.len() + 96) as u64
@@ -181,16 +180,16 @@ impl HotData {
     }
 
     /// The parsed footer of data file `file` (its table's location and
-    /// path), if held.
-    pub fn footer(&self, file: &str) -> Option<Arc<ParquetMetaData>> {
+    /// path) with the Arrow schema it is read as, if held.
+    pub fn footer(&self, file: &str) -> Option<ArrowReaderMetadata> {
         match self.held.get(&HeldKey::Footer(file.into())) {
             Some(Held::Footer(metadata)) => Some(metadata),
             _ => None,
         }
     }
 
-    /// Keeps the parsed footer of `file`.
-    pub fn keep_footer(&self, file: &str, metadata: Arc<ParquetMetaData>) {
+    /// Keeps the parsed footer of `file` with the schema it is read as.
+    pub fn keep_footer(&self, file: &str, metadata: ArrowReaderMetadata) {
         self.held
             .insert(HeldKey::Footer(file.into()), Held::Footer(metadata));
     }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
-use arrow::datatypes::{FieldRef, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::common::Statistics;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -37,6 +37,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::file::metadata::ParquetMetaData;
 
 use super::exec::retype;
 use crate::hot_data::{ChunkKey, HotData};
@@ -303,6 +304,25 @@ impl HotCounters {
     }
 }
 
+/// `metadata` with the Arrow schema the Parquet scan reads the file as
+/// (legacy INT96 timestamps as microseconds).
+fn read_as(metadata: Arc<ParquetMetaData>) -> DfResult<ArrowReaderMetadata> {
+    let plain = ArrowReaderMetadata::try_new(metadata.clone(), ArrowReaderOptions::new())?;
+    let coerced = Int96Coercer::new(
+        plain.parquet_schema(),
+        plain.schema(),
+        &TimeUnit::Microsecond,
+    )
+    .coerce();
+    match coerced {
+        Some(schema) => Ok(ArrowReaderMetadata::try_new(
+            metadata,
+            ArrowReaderOptions::new().with_schema(Arc::new(schema)),
+        )?),
+        None => Ok(plain),
+    }
+}
+
 /// One row group a partition reads.
 struct RowGroupRead {
     file: usize,
@@ -322,7 +342,7 @@ impl Shared {
     /// vector do not rule out.
     async fn row_groups(&self, index: usize, partition: usize) -> DfResult<Vec<RowGroupRead>> {
         let hot_file = &self.files[index];
-        let metadata = match self.hot.footer(&hot_file.key) {
+        let reader_metadata = match self.hot.footer(&hot_file.key) {
             Some(metadata) => metadata,
             None => {
                 let mut reader = self.reader_factory.create_reader(
@@ -331,32 +351,18 @@ impl Shared {
                     None,
                     &self.metrics,
                 )?;
-                let metadata = reader.get_metadata(None).await?;
+                let metadata = read_as(reader.get_metadata(None).await?)?;
                 self.hot.keep_footer(&hot_file.key, metadata.clone());
                 metadata
             }
         };
-        let groups = metadata.row_groups();
+        let groups = reader_metadata.metadata().row_groups();
         let mine: Vec<usize> = (0..groups.len())
             .filter(|rg| (index + rg) % self.partitions == partition)
             .collect();
         if mine.is_empty() {
             return Ok(Vec::new());
         }
-        let mut options = ArrowReaderOptions::new();
-        let plain = ArrowReaderMetadata::try_new(metadata.clone(), options.clone())?;
-        // Legacy INT96 timestamps as microseconds, as the Parquet scan
-        // reads them.
-        if let Some(coerced) = Int96Coercer::new(
-            plain.parquet_schema(),
-            plain.schema(),
-            &TimeUnit::Microsecond,
-        )
-        .coerce()
-        {
-            options = options.with_schema(Arc::new(coerced));
-        }
-        let reader_metadata = ArrowReaderMetadata::try_new(metadata.clone(), options)?;
         let access = match hot_file.file.extensions.get::<ParquetRowSelection>() {
             Some(selection) => ParquetAccessPlan::try_new_from_overall_row_selection(
                 selection.selection().clone(),
@@ -427,12 +433,12 @@ impl Shared {
         counters: &HotCounters,
     ) -> DfResult<RecordBatch> {
         let hot_file = &self.files[read.file];
-        let key = |column: usize, field: &FieldRef| ChunkKey {
+        let key = |column: usize, data_type: &DataType| ChunkKey {
             file: hot_file.key.clone(),
             deletion_vector: hot_file.deletion_vector.clone(),
             row_group: read.row_group,
             column,
-            data_type: field.data_type().clone(),
+            data_type: data_type.clone(),
         };
         let mut columns: Vec<Option<ArrayRef>> = vec![None; self.projection.len()];
         let mut missing: Vec<usize> = Vec::new();
@@ -440,8 +446,7 @@ impl Shared {
             let Some(file_column) = file_column else {
                 continue;
             };
-            let field = self.schema.field(position);
-            let wanted = key(*file_column, &Arc::new(field.clone()));
+            let wanted = key(*file_column, self.schema.field(position).data_type());
             match self.hot.get(&wanted) {
                 Some(array) => {
                     counters.hits.add(1);
@@ -465,14 +470,14 @@ impl Shared {
                 if columns[position].is_some() {
                     continue;
                 }
-                let field = Arc::new(self.schema.field(position).clone());
+                let data_type = self.schema.field(position).data_type();
                 let name = read.metadata.schema().field(*file_column).name();
                 let array = decoded.column_by_name(name).ok_or_else(|| {
                     DataFusionError::Internal(format!("column {name} not decoded"))
                 })?;
-                let array = retype(array, field.data_type())?;
+                let array = retype(array, data_type)?;
                 counters.bytes_decoded.add(array.get_array_memory_size());
-                self.hot.insert(key(*file_column, &field), array.clone());
+                self.hot.insert(key(*file_column, data_type), array.clone());
                 columns[position] = Some(array);
             }
         }
