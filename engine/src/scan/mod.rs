@@ -41,6 +41,7 @@ use datafusion_datasource::{PartitionedFile, TableSchema};
 use datafusion_datasource_parquet::source::ParquetSource;
 use datafusion_datasource_parquet::{ParquetFileReaderFactory, ParquetRowSelection};
 use futures::{StreamExt, TryStreamExt};
+use parquet::arrow::arrow_reader::RowSelection;
 
 pub use crate::deletion::{StoredDeletionVectors, load_deletion_vector, row_selection};
 #[cfg(feature = "distributed")]
@@ -494,24 +495,31 @@ impl DeltaTableProvider {
                 .collect::<Result<_>>()?;
             return Ok((planned, figures, deletion_vectors));
         }
-        // Rows kept by deletion vectors hot data holds need no fetch.
+        // Rows kept by deletion vectors hot data holds need no fetch:
+        // each kept file's held selection, looked up once.
         let hot = state.config().get_extension::<HotData>();
-        let held = |add: &Add, path: &str| {
-            let (hot, dv) = (hot.as_ref()?, add.deletion_vector.as_ref()?);
-            hot.row_selection(&self.file_key(path), &dv.unique_id())
-        };
+        let held: Vec<Option<Arc<RowSelection>>> = kept
+            .iter()
+            .map(|(add, path, _)| {
+                let (hot, dv) = (hot.as_ref()?, add.deletion_vector.as_ref()?);
+                hot.row_selection(&self.file_key(path), &dv.unique_id())
+            })
+            .collect();
         let stored = StoredDeletionVectors::fetch(
             storage,
             kept.iter()
-                .filter(|(add, path, _)| held(add, path).is_none())
-                .filter_map(|(add, path, _)| Some((path.as_str(), add.deletion_vector.as_ref()?))),
+                .zip(&held)
+                .filter(|(_, held)| held.is_none())
+                .filter_map(|((add, path, _), _)| {
+                    Some((path.as_str(), add.deletion_vector.as_ref()?))
+                }),
             DV_LOAD_CONCURRENCY,
         )
         .await?;
-        let (stored, hot, held) = (&stored, hot.as_deref(), &held);
-        let planned = futures::stream::iter(kept)
-            .map(|(add, path, values)| async move {
-                match held(&add, &path) {
+        let (stored, hot) = (&stored, hot.as_deref());
+        let planned = futures::stream::iter(kept.into_iter().zip(held))
+            .map(|((add, path, values), held)| async move {
+                match held {
                     Some(selection) => {
                         let file = partitioned_file(&add, path, values, self.statistics_schemas())?;
                         Ok(file
