@@ -332,14 +332,7 @@ fn cluster_answers_equal_single_node_answers() {
             );
         }
     }
-    let metrics = clustered
-        .client
-        .get(format!("{}/metrics", clustered.url))
-        .bearer_auth(ADMIN)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = clustered.metrics();
     let on_cluster: f64 = metrics
         .lines()
         .find(|l| l.starts_with("wavelake_queries_total{placement=\"cluster\"}"))

@@ -79,6 +79,16 @@ impl Server {
         }
     }
 
+    /// The server's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
     pub fn sql(&self, token: &str, sql: &str) -> (StatusCode, Value) {
         self.sql_in(token, sql, None)
     }

@@ -39,13 +39,7 @@ fn wait_running(server: &Server, count: usize) {
     let expected = format!("wavelake_running_statements {count}\n");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let metrics = server
-            .client
-            .get(format!("{}/metrics", server.url))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
+        let metrics = server.metrics();
         if metrics.contains(&expected) {
             return;
         }

@@ -209,13 +209,7 @@ fn repeated_queries_come_from_hot_data(server: &Server) {
     assert!(plan.contains("hot_chunks_missed=0"), "{plan}");
     assert!(!plan.contains("hot_chunks_hit=0"), "{plan}");
     assert!(plan.contains("bytes_fetched=0"), "{plan}");
-    let metrics = server
-        .client
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = server.metrics();
     let value = |name: &str| -> f64 {
         metrics
             .lines()
@@ -233,13 +227,7 @@ fn sql_and_tables_round_trip_on_a_local_directory() {
     let server = Server::start(dir.path(), &local_config(&dir.path().join("lake")));
     round_trips(&server);
     repeated_queries_come_from_hot_data(&server);
-    let metrics = server
-        .client
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = server.metrics();
     assert!(
         metrics.contains("wavelake_http_requests_total"),
         "{metrics}"
