@@ -20,12 +20,15 @@
 //!   version of it, the versions a session has seen.
 //! - [`deletion`]: loading deletion vectors and turning them into the
 //!   Parquet reader's row selections; [`changes`]: the change data feed.
+//! - [`decode_pool`]: where large log files are parsed (natively off the
+//!   async thread).
 //! - [`parquet_guard`]: checks a Parquet file's layout and page headers
 //!   before decoding, and contains decoder panics.
 //! - [`error`]: the one error enum every Wavelake crate returns.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod changes;
+pub mod decode_pool;
 pub mod deletion;
 pub mod error;
 pub mod log;

@@ -23,7 +23,7 @@ use crate::{Error, Result};
 pub async fn read_checkpoint(storage: &dyn Storage, parts: &[LogFile]) -> Result<ActionBatch> {
     let batches = try_join_all(parts.iter().map(|part| async move {
         let bytes = storage.get(&part.path).await?;
-        decode_actions(&part.path, bytes)
+        decode_off_thread(&part.path, bytes).await
     }))
     .await?;
     let mut merged = ActionBatch::default();
@@ -35,7 +35,7 @@ pub async fn read_checkpoint(storage: &dyn Storage, parts: &[LogFile]) -> Result
         let decoded = try_join_all(sidecars.iter().map(|sidecar| async move {
             let path = sidecar_path(&sidecar.path);
             let bytes = storage.get(&path).await?;
-            decode_actions(&path, bytes)
+            decode_off_thread(&path, bytes).await
         }))
         .await?;
         for batch in decoded {
@@ -44,6 +44,12 @@ pub async fn read_checkpoint(storage: &dyn Storage, parts: &[LogFile]) -> Result
         merged.sidecars = sidecars;
     }
     Ok(merged)
+}
+
+/// [`decode_actions`] on the decode pool.
+async fn decode_off_thread(path: &str, bytes: Bytes) -> Result<ActionBatch> {
+    let owned = path.to_owned();
+    crate::decode_pool::decode(path, bytes.len(), move || decode_actions(&owned, bytes)).await
 }
 
 fn sidecar_path(path: &str) -> String {

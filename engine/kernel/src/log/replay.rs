@@ -80,7 +80,11 @@ async fn read_commit(storage: &dyn Storage, commit: &CommitFile) -> Result<Actio
         })?,
     };
     check_commit_size(&commit.file.path, bytes.len() as u64)?;
-    ActionBatch::from_json_lines(&commit.file.path, &bytes)
+    let path = commit.file.path.clone();
+    crate::decode_pool::decode(&commit.file.path, bytes.len(), move || {
+        ActionBatch::from_json_lines(&path, &bytes)
+    })
+    .await
 }
 
 fn check_commit_size(path: &str, size: u64) -> Result<()> {
@@ -154,8 +158,17 @@ pub fn reconcile(
             dv.map(DeletionVectorDescriptor::unique_id),
         )
     };
-    let mut seen: HashSet<(String, Option<String>)> = HashSet::new();
-    let mut files = Vec::new();
+    // Sized for every action up front: a log of a million files would
+    // otherwise rehash the set and move every `Add` several times.
+    let adds: usize = commits
+        .iter()
+        .chain(&checkpoint)
+        .map(|b| b.adds.len())
+        .sum();
+    let removes: usize = commits.iter().map(|b| b.removes.len()).sum();
+    let mut seen: HashSet<(String, Option<String>), foldhash::fast::RandomState> =
+        HashSet::with_capacity_and_hasher(adds + removes, foldhash::fast::RandomState::default());
+    let mut files = Vec::with_capacity(adds);
     let mut protocol = None;
     let mut metadata = None;
     let mut txns: HashMap<String, Txn> = HashMap::new();

@@ -151,6 +151,11 @@ pub fn resolve_data_path(root: &url::Url, uri: &str) -> String {
     } else {
         uri
     };
+    // Only a URI with a scheme (`scheme:...`) is absolute; the usual
+    // relative path skips the URL parser.
+    if !uri.contains(':') {
+        return decode(uri);
+    }
     if let Ok(absolute) = url::Url::parse(uri) {
         let root_str = root.as_str().trim_end_matches('/');
         let abs_str = absolute.as_str();
