@@ -1,6 +1,7 @@
 //! Log replay: from a checkpoint and the commits after it to the table's
 //! state (protocol, metadata, active files, app transactions, domains).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
@@ -12,7 +13,7 @@ use crate::protocol::features::ensure_readable;
 use crate::protocol::{
     ActionBatch, Add, DeletionVectorDescriptor, DomainMetadata, Metadata, Protocol, Txn,
 };
-use crate::storage::{Storage, resolve_data_path};
+use crate::storage::{Storage, resolve_data_path_ref};
 use crate::{Error, Result};
 
 /// Commits read at once during replay.
@@ -152,30 +153,21 @@ pub fn reconcile(
     commits: Vec<ActionBatch>,
     checkpoint: Option<ActionBatch>,
 ) -> Result<TableState> {
-    let key = |path: &str, dv: Option<&DeletionVectorDescriptor>| {
-        (
-            resolve_data_path(root, path),
-            dv.map(DeletionVectorDescriptor::unique_id),
-        )
-    };
-    // Sized for every action up front: a log of a million files would
-    // otherwise rehash the set and move every `Add` several times.
-    let adds: usize = commits
-        .iter()
-        .chain(&checkpoint)
-        .map(|b| b.adds.len())
-        .sum();
-    let removes: usize = commits.iter().map(|b| b.removes.len()).sum();
-    let mut seen: HashSet<(String, Option<String>), foldhash::fast::RandomState> =
-        HashSet::with_capacity_and_hasher(adds + removes, foldhash::fast::RandomState::default());
-    let mut files = Vec::with_capacity(adds);
+    // Newest first: the first action seen for a file decides its fate.
+    let newest_first: Vec<(ActionBatch, bool)> = commits
+        .into_iter()
+        .rev()
+        .map(|commit| (commit, false))
+        .chain(checkpoint.map(|checkpoint| (checkpoint, true)))
+        .collect();
+    let kept = active_adds(root, &newest_first);
+    let mut files = Vec::with_capacity(kept.iter().flatten().filter(|keep| **keep).count());
     let mut protocol = None;
     let mut metadata = None;
     let mut txns: HashMap<String, Txn> = HashMap::new();
     let mut domains: HashMap<String, DomainMetadata> = HashMap::new();
     let mut domains_seen: HashSet<String> = HashSet::new();
-
-    let mut visit = |batch: ActionBatch, from_checkpoint: bool| {
+    for ((batch, _), keep) in newest_first.into_iter().zip(kept) {
         if protocol.is_none() {
             protocol = batch.protocol;
         }
@@ -190,24 +182,13 @@ pub fn reconcile(
                 domains.insert(domain.domain.clone(), domain);
             }
         }
-        for add in batch.adds {
-            if seen.insert(key(&add.path, add.deletion_vector.as_ref())) {
-                files.push(add);
-            }
-        }
-        // Checkpoint removes are only tombstones for VACUUM.
-        if !from_checkpoint {
-            for remove in &batch.removes {
-                seen.insert(key(&remove.path, remove.deletion_vector.as_ref()));
-            }
-        }
-    };
-    // Newest first: the first action seen for a file decides its fate.
-    for commit in commits.into_iter().rev() {
-        visit(commit, false);
-    }
-    if let Some(checkpoint) = checkpoint {
-        visit(checkpoint, true);
+        files.extend(
+            batch
+                .adds
+                .into_iter()
+                .zip(keep)
+                .filter_map(|(add, keep)| keep.then_some(add)),
+        );
     }
     let protocol =
         protocol.ok_or_else(|| Error::invalid_table("the log has no protocol action"))?;
@@ -225,12 +206,102 @@ pub fn reconcile(
     })
 }
 
+/// Which `add`s of each batch (newest first; `true` marks a checkpoint)
+/// are active: those whose file (path and deletion vector) no newer action
+/// named. Keys borrow the batches' paths, so the set copies none of them.
+fn active_adds(root: &Url, newest_first: &[(ActionBatch, bool)]) -> Vec<Vec<bool>> {
+    let key = |path, dv: Option<&DeletionVectorDescriptor>| {
+        (
+            resolve_data_path_ref(root, path),
+            dv.map(DeletionVectorDescriptor::unique_id),
+        )
+    };
+    let actions = newest_first
+        .iter()
+        .map(|(batch, _)| batch.adds.len() + batch.removes.len())
+        .sum();
+    let mut seen: HashSet<(Cow<'_, str>, Option<String>), foldhash::fast::RandomState> =
+        HashSet::with_capacity_and_hasher(actions, foldhash::fast::RandomState::default());
+    newest_first
+        .iter()
+        .map(|(batch, from_checkpoint)| {
+            let keep = batch
+                .adds
+                .iter()
+                .map(|add| seen.insert(key(&add.path, add.deletion_vector.as_ref())))
+                .collect();
+            // Checkpoint removes are only tombstones for VACUUM.
+            if !from_checkpoint {
+                for remove in &batch.removes {
+                    seen.insert(key(&remove.path, remove.deletion_vector.as_ref()));
+                }
+            }
+            keep
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn info(json: &str) -> serde_json::Map<String, serde_json::Value> {
         serde_json::from_str(json).unwrap()
+    }
+
+    fn batch(lines: &str) -> ActionBatch {
+        ActionBatch::from_json_lines("commit.json", lines.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_newest_action_for_a_file_and_deletion_vector_decides_whether_it_is_active() {
+        let root = Url::parse("file:///data/t/").unwrap();
+        let checkpoint = batch(concat!(
+            r#"{"protocol":{"minReaderVersion":1,"minWriterVersion":2}}"#,
+            "\n",
+            r#"{"metaData":{"id":"t","format":{"provider":"parquet","options":{}},"schemaString":"{\"type\":\"struct\",\"fields\":[]}","partitionColumns":[],"configuration":{}}}"#,
+            "\n",
+            r#"{"add":{"path":"a.parquet","partitionValues":{},"size":1,"modificationTime":0,"dataChange":true}}"#,
+            "\n",
+            r#"{"add":{"path":"b%20c.parquet","partitionValues":{},"size":2,"modificationTime":0,"dataChange":true}}"#,
+            "\n",
+            r#"{"remove":{"path":"d.parquet","dataChange":true}}"#,
+        ));
+        let commits = vec![
+            // Removes `a` by its absolute URI, adds `d` (a checkpoint's
+            // remove is only a tombstone) and `e`.
+            batch(concat!(
+                r#"{"remove":{"path":"file:///data/t/a.parquet","dataChange":true}}"#,
+                "\n",
+                r#"{"add":{"path":"d.parquet","partitionValues":{},"size":3,"modificationTime":0,"dataChange":true}}"#,
+                "\n",
+                r#"{"add":{"path":"e.parquet","partitionValues":{},"size":4,"modificationTime":0,"dataChange":true}}"#,
+            )),
+            // `b c` gains a deletion vector: the same path, another file key.
+            batch(concat!(
+                r#"{"remove":{"path":"b%20c.parquet","dataChange":true}}"#,
+                "\n",
+                r#"{"add":{"path":"b%20c.parquet","partitionValues":{},"size":2,"modificationTime":0,"dataChange":true,"deletionVector":{"storageType":"i","pathOrInlineDv":"wi5b=000010000siXQKl0rr91000f55c8Xg0@@D72lkbi5=-{L","sizeInBytes":40,"cardinality":6}}}"#,
+                "\n",
+                r#"{"remove":{"path":"e.parquet","dataChange":true}}"#,
+                "\n",
+                r#"{"add":{"path":"e.parquet","partitionValues":{},"size":5,"modificationTime":0,"dataChange":true}}"#,
+            )),
+        ];
+        let state = reconcile(&root, commits, Some(checkpoint)).unwrap();
+        let files: Vec<(&str, i64, bool)> = state
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.size, f.deletion_vector.is_some()))
+            .collect();
+        assert_eq!(
+            files,
+            vec![
+                ("b%20c.parquet", 2, true),
+                ("e.parquet", 5, false),
+                ("d.parquet", 3, false),
+            ]
+        );
     }
 
     #[test]
