@@ -29,6 +29,8 @@ is_selected() { [ ${#selected[@]} -eq 0 ] || [[ " ${selected[*]} " == *" $1 "* ]
 engine_benches=()
 is_selected snapshot && engine_benches+=(snapshot)
 if [ ${#engine_benches[@]} -gt 0 ]; then
+  # The snapshot benchmark loads the table through the npm package too.
+  scripts/build-pkg.sh
   # The release profile (not "bench") shares its build with scripts/demo.sh.
   cargo bench --profile release -p wavelake-tests --bench engine -- "${engine_benches[@]}"
 fi

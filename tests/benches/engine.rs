@@ -6,7 +6,8 @@
 //!
 //! - `snapshot`: loading the latest snapshot (with its file list) of
 //!   `kernel-data/300k-add-files-100-col-partitioned`, against PyPI
-//!   `deltalake`.
+//!   `deltalake`; then over HTTP from localhost, natively and through the
+//!   npm package (wasm) in Node.
 //!
 //! TPC-H (all 22 queries, against DuckDB, deltalake and datafusion) is
 //! the server's `tpch` benchmark.
@@ -17,7 +18,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wavelake_engine::Table;
-use wavelake_engine::storage::ObjectStoreStorage;
+use wavelake_engine::storage::{HttpStorage, ObjectStoreStorage};
+use wavelake_tests::http_server::TestHttpServer;
 use wavelake_tests::{golden_root, run_python, scratch_dir, unpack_into, venv_python_with};
 
 const RUNS: usize = 5;
@@ -96,6 +98,80 @@ async fn snapshot_bench(python: &Path) {
         their_files as usize, files,
         "both readers must see the same active files"
     );
+    http_snapshot_bench(&table, files).await;
+}
+
+/// The same snapshot load over HTTP from localhost (a static host: no
+/// listing), natively and through the npm package (wasm) in Node.
+async fn http_snapshot_bench(table: &Path, files: usize) {
+    let server = TestHttpServer::start(table.parent().unwrap())
+        .await
+        .unwrap();
+    let url = format!(
+        "{}/{}",
+        server.url,
+        table.file_name().unwrap().to_str().unwrap()
+    );
+    let load = || async {
+        let storage = Arc::new(HttpStorage::new(&url).unwrap());
+        let snapshot = Table::new(storage).unwrap().snapshot().await.unwrap();
+        snapshot.files().len()
+    };
+    assert_eq!(load().await, files);
+    let mut samples = Vec::new();
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        assert_eq!(load().await, files);
+        samples.push(start.elapsed().as_secs_f64());
+    }
+    let native = median(samples);
+    println!("### Over HTTP from localhost (no listing)");
+    println!();
+    println!("| reader | median of {RUNS} | ratio to native |");
+    println!("|---|---|---|");
+    println!("| Wavelake native | {native:.3} s | 1.00x |");
+    let package = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pkg");
+    if !package.join("dist/wavelake_bg.wasm").exists() {
+        println!();
+        println!("SKIPPED wasm in Node: pkg/dist is not built (scripts/build-pkg.sh)");
+        return;
+    }
+    // The first run (module compilation, cold JIT) is left out, as the
+    // native warm-up above is.
+    let output = std::process::Command::new("node")
+        .arg(package.join("bench/snapshot.mjs"))
+        .arg(&url)
+        .arg((RUNS + 1).to_string())
+        .output()
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "pkg/bench/snapshot.mjs failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(runs.len(), RUNS + 1, "one line per run");
+    for run in &runs {
+        assert_eq!(
+            run["files"].as_u64(),
+            Some(files as u64),
+            "wasm sees every file"
+        );
+    }
+    let wasm = median(
+        runs[1..]
+            .iter()
+            .filter_map(|r| r["seconds"].as_f64())
+            .collect(),
+    );
+    println!(
+        "| Wavelake wasm in Node (npm package) | {wasm:.3} s | {:.2}x |",
+        wasm / native
+    );
+    println!();
 }
 
 fn main() {
