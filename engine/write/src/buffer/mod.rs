@@ -873,7 +873,7 @@ mod tests {
         buffer.append(&rows(0..5)).await.unwrap();
         buffer.flush().await.unwrap();
         let through = buffer.pending_since_flush().1;
-        assert!(through >= 0);
+        assert_eq!(through, 0, "the first append (sequence 0) is committed");
         let session = crate::session_with(wavelake_engine::SqlSessionOptions {
             buffered_rows: Some(Arc::new(NotYetTrimmed { through })),
             ..wavelake_engine::SqlSessionOptions::default()
