@@ -22,6 +22,7 @@ use crate::{Error, Result};
 mod cache;
 mod memory;
 mod metered;
+mod persistent;
 mod probe;
 pub mod send;
 mod small_files;
@@ -29,6 +30,10 @@ mod small_files;
 pub use cache::{CachedStorage, RangeCache};
 pub use memory::MemoryStorage;
 pub use metered::{FetchFigures, FetchMeter, MeteredStorage};
+pub use persistent::{
+    BlobMeta, BlobStore, MemoryBlobStore, PersistentCache, PersistentFigures, PersistentStorage,
+    is_immutable,
+};
 pub use probe::check_exclusive_commits;
 pub use small_files::{SMALL_FILE_BYTES, WholeSmallFiles};
 
