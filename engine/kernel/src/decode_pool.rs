@@ -3,10 +3,11 @@
 //! on every core while the async thread keeps fetching; in JavaScript hosts
 //! (one thread) and outside a Tokio runtime, right where it is called.
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// Files smaller than this decode in place: a thread hand-off costs more
 /// than parsing them.
+#[cfg(not(target_arch = "wasm32"))]
 const OFF_THREAD_BYTES: usize = 1 << 20;
 
 /// Runs `decode` (of a file of `len` bytes at `path`) off the async thread
@@ -29,7 +30,7 @@ where
         } else {
             "the decoding task was cancelled".to_owned()
         };
-        Error::corrupt(path, format!("decoding failed: {reason}"))
+        crate::Error::corrupt(path, format!("decoding failed: {reason}"))
     })?
 }
 
@@ -68,7 +69,7 @@ mod tests {
             .await
             .expect_err("panicked");
         assert!(
-            matches!(&err, Error::Corrupt { path, reason } if path == "bad.json" && reason.contains("bad bytes")),
+            matches!(&err, crate::Error::Corrupt { path, reason } if path == "bad.json" && reason.contains("bad bytes")),
             "{err}"
         );
     }
