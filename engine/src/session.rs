@@ -83,6 +83,12 @@ pub struct SqlSessionOptions {
     /// queries (by every session given the same cache), so they are not
     /// fetched twice: for readers far from their storage, such as browsers.
     pub range_cache: Option<Arc<crate::storage::RangeCache>>,
+    /// Immutable files (data, deletion vectors, commits, checkpoints) kept
+    /// in storage that outlives the process, read before the table's own
+    /// storage: in a page, the Origin Private File System, so a reload
+    /// fetches none of them again. Every table the session registers
+    /// reads through it.
+    pub persistent_cache: Option<Arc<crate::storage::PersistentCache>>,
     /// Decoded column chunks kept in memory across queries (by every
     /// session given the same cache), so a repeated query neither fetches
     /// nor decodes Parquet: for servers.
@@ -428,9 +434,22 @@ impl SqlSession {
     /// Registers the table in `storage` as `name` (`table` or
     /// `namespace.table`), at its latest version.
     pub async fn register(&self, name: &str, storage: StorageRef) -> Result<Snapshot> {
-        let table = Table::new(storage)?.with_cache(self.options.snapshot_cache.clone());
+        let table = Table::new(self.through_persistent_cache(storage))?
+            .with_cache(self.options.snapshot_cache.clone());
         self.register_table(name, table, self.options.buffered_rows.clone())
             .await
+    }
+
+    /// `storage` read through the session's persistent cache, when it has
+    /// one.
+    fn through_persistent_cache(&self, storage: StorageRef) -> StorageRef {
+        match &self.options.persistent_cache {
+            Some(cache) => Arc::new(crate::storage::PersistentStorage::new(
+                storage,
+                cache.clone(),
+            )),
+            None => storage,
+        }
     }
 
     /// Registers the table in `storage` as `name` for this session alone:
@@ -477,7 +496,7 @@ impl SqlSession {
         snapshot: Snapshot,
         storage: StorageRef,
     ) -> Result<()> {
-        let provider = DeltaTableProvider::new(snapshot, storage)?;
+        let provider = DeltaTableProvider::new(snapshot, self.through_persistent_cache(storage))?;
         let reference = self.table_reference(name)?;
         self.ctx.deregister_table(reference.clone())?;
         self.ctx.register_table(reference, Arc::new(provider))?;

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use arrow::ipc::writer::StreamWriter;
 use wasm_bindgen::prelude::*;
 use wavelake_engine::sharing::{SharedCatalog, SharingProfile};
-use wavelake_engine::storage::{HttpStorage, RangeCache, StorageRef, UrlMapStorage};
+use wavelake_engine::storage::{
+    HttpStorage, OpfsBlobStore, PersistentCache, RangeCache, StorageRef, UrlMapStorage,
+};
 use wavelake_engine::{SqlSession, SqlSessionOptions};
 
 use crate::error::{from_engine, js_error};
@@ -153,6 +155,33 @@ export interface SessionOptions {
    * none).
    */
   cacheBytes?: number;
+  /**
+   * Bytes of immutable table files (data pages, footers, deletion vectors,
+   * commits, checkpoints) kept in the origin's private file system, so that
+   * after a reload a repeated query fetches none of them again (default
+   * 256 MiB where the host has one: pages and workers, not Node; 0 keeps
+   * none). Shared by every session of the origin; see
+   * {@link Wavelake.clearPersistentCache}.
+   */
+  persistentCacheBytes?: number;
+}
+
+/** What the persistent cache did for a session (see {@link Wavelake.persistentCache}). */
+export interface PersistentCacheFigures {
+  /** Reads answered from the cache. */
+  hits: number;
+  /** Reads of immutable files that went to the network. */
+  misses: number;
+  /** Bytes answered from the cache. */
+  bytesServed: number;
+  /** Bytes written to the cache. */
+  bytesWritten: number;
+  /** Entries removed to stay within the budget. */
+  evictions: number;
+  /** Bytes the cache holds. */
+  bytesHeld: number;
+  /** The byte budget. */
+  budget: number;
 }
 
 /** Where a Delta Sharing server is, as in a recipient's profile file. */
@@ -233,11 +262,32 @@ fn engine_error(err: wavelake_engine::Error) -> JsValue {
 /// The cache budget when a session's options give none.
 const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
-/// A session engine with the range cache `options.cacheBytes` asks for.
+/// The persistent cache's budget when a session's options give none.
+const DEFAULT_PERSISTENT_CACHE_BYTES: u64 = 256 << 20;
+
+/// The directory of the origin's private file system the package keeps
+/// its persistent cache in.
+const PERSISTENT_CACHE_DIRECTORY: &str = "wavelake-cache";
+
+/// The persistent cache `options.persistentCacheBytes` asks for, where the
+/// host has an origin private file system.
+fn persistent_cache(options: &JsValue) -> Result<Option<Arc<PersistentCache>>, JsValue> {
+    let budget =
+        bytes_field(options, "persistentCacheBytes")?.unwrap_or(DEFAULT_PERSISTENT_CACHE_BYTES);
+    if budget == 0 {
+        return Ok(None);
+    }
+    Ok(OpfsBlobStore::new(PERSISTENT_CACHE_DIRECTORY)
+        .map(|store| Arc::new(PersistentCache::new(Arc::new(store), budget))))
+}
+
+/// A session engine with the range cache `options.cacheBytes` and the
+/// persistent cache `options.persistentCacheBytes` ask for.
 fn session_engine(options: &JsValue) -> Result<SqlSession, JsValue> {
     let budget = bytes_field(options, "cacheBytes")?.unwrap_or(DEFAULT_CACHE_BYTES);
     Ok(SqlSession::with_options(SqlSessionOptions {
         range_cache: (budget > 0).then(|| Arc::new(RangeCache::new(budget))),
+        persistent_cache: persistent_cache(options)?,
         // The package only reads: the engine's classifier refuses writes.
         read_only: true,
         ..SqlSessionOptions::default()
@@ -510,6 +560,44 @@ impl Wavelake {
             .await
             .map_err(engine_error)?;
         Ok(subscription::Subscription::new(followed))
+    }
+
+    /// What the persistent cache did for this session and holds, or
+    /// `null` when the session has none (the host has no origin private
+    /// file system, or `persistentCacheBytes` was 0).
+    #[wasm_bindgen(js_name = persistentCache, unchecked_return_type = "PersistentCacheFigures | null")]
+    pub async fn persistent_cache(&self) -> Result<JsValue, JsValue> {
+        let Some(cache) = &self.engine.options().persistent_cache else {
+            return Ok(JsValue::NULL);
+        };
+        let held = cache.measure().await.map_err(engine_error)?;
+        let figures = cache.figures();
+        let object = js_sys::Object::new();
+        for (name, value) in [
+            ("hits", figures.hits),
+            ("misses", figures.misses),
+            ("bytesServed", figures.bytes_served),
+            ("bytesWritten", figures.bytes_written),
+            ("evictions", figures.evictions),
+            ("bytesHeld", held),
+            ("budget", figures.budget),
+        ] {
+            js_sys::Reflect::set(&object, &name.into(), &JsValue::from_f64(value as f64))?;
+        }
+        Ok(object.into())
+    }
+
+    /// Removes everything the persistent cache holds for this origin
+    /// (resolves once it is gone; does nothing where there is none).
+    #[wasm_bindgen(js_name = clearPersistentCache)]
+    pub async fn clear_persistent_cache() -> Result<(), JsValue> {
+        let Some(store) = OpfsBlobStore::new(PERSISTENT_CACHE_DIRECTORY) else {
+            return Ok(());
+        };
+        PersistentCache::new(Arc::new(store), 0)
+            .clear()
+            .await
+            .map_err(engine_error)
     }
 
     /// The names queries can use: registered tables and, after `connect`,

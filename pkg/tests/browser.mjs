@@ -5,36 +5,13 @@
 // case of BASE_URL/manifest.json in the page over cross-origin range
 // requests, and writes OUT_DIR/N.arrows or OUT_DIR/N.error.json like
 // golden.mjs, for the Rust side to compare. Saves a screenshot of the page.
-import { createServer } from "node:http";
-import { readFile, writeFile, mkdir } from "node:fs/promises";
-import { extname, join, normalize } from "node:path";
-import { fileURLToPath } from "node:url";
-import { launchChromium } from "./chromium.mjs";
+import { writeFile, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { launchChromium, servePackage } from "./chromium.mjs";
 
 const [base, out] = process.argv.slice(2);
-const root = fileURLToPath(new URL("..", import.meta.url));
-const types = {
-  ".html": "text/html",
-  ".js": "text/javascript",
-  ".mjs": "text/javascript",
-  ".wasm": "application/wasm",
-};
-const server = createServer(async (request, response) => {
-  const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
-  if (path.includes("..")) {
-    response.writeHead(400).end();
-    return;
-  }
-  try {
-    const body = await readFile(join(root, path));
-    response.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
-    response.end(body);
-  } catch {
-    response.writeHead(404).end();
-  }
-});
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const pageUrl = `http://127.0.0.1:${server.address().port}/tests/page.html`;
+const server = await servePackage();
+const pageUrl = server.pageUrl;
 
 const { context: browser, close } = await launchChromium();
 let exitCode = 0;

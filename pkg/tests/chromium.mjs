@@ -1,9 +1,45 @@
 // Headless Chromium (Debian's, or $CHROMIUM) in a fresh profile, for the
 // package's and the web app's browser tests and benchmarks.
-import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:http";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+
+const contentTypes = {
+  ".html": "text/html",
+  ".js": "text/javascript",
+  ".mjs": "text/javascript",
+  ".wasm": "application/wasm",
+};
+
+/**
+ * Serves pkg/ (the built package, its node_modules and tests/page.html) on
+ * a loopback port. Returns the URL of tests/page.html and a `close`.
+ */
+export async function servePackage() {
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  const server = createServer(async (request, response) => {
+    const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
+    if (path.includes("..")) {
+      response.writeHead(400).end();
+      return;
+    }
+    try {
+      const body = await readFile(join(root, path));
+      response.writeHead(200, { "content-type": contentTypes[extname(path)] ?? "application/octet-stream" });
+      response.end(body);
+    } catch {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    pageUrl: `http://127.0.0.1:${server.address().port}/tests/page.html`,
+    close: () => server.close(),
+  };
+}
 
 /**
  * Starts Chromium with an empty profile (nothing cached). `options` are

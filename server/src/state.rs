@@ -192,6 +192,8 @@ impl AppState {
             confined,
             snapshot_cache: Some(self.snapshots.clone()),
             range_cache: None,
+            // The server reads its storage directly; nothing outlives it.
+            persistent_cache: None,
             hot_data: self.hot_data.clone(),
             read_only,
             minimum_retention_ms: Some(self.config.limits.minimum_retention_ms()),

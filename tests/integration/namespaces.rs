@@ -47,6 +47,7 @@ async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
         confined: true,
         snapshot_cache: None,
         range_cache: None,
+        persistent_cache: None,
         hot_data: None,
         read_only: false,
         minimum_retention_ms: None,

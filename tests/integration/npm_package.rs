@@ -171,3 +171,135 @@ fn check(out: &std::path::Path, index: usize, case: &HttpCase) -> Result<(), Str
     }
     Ok(())
 }
+
+/// In a Chromium page, a table's immutable files (data, deletion vectors,
+/// commits, checkpoint) are kept in the origin private file system: after
+/// a reload a repeated query asks the table's host only for
+/// `_last_checkpoint` and the versions after the last it saw (which do not
+/// exist), and
+/// returns the same rows; after `clearPersistentCache` everything is
+/// fetched again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_npm_package_in_a_chromium_page_keeps_table_files_across_reloads() {
+    let test = "the_npm_package_in_a_chromium_page_keeps_table_files_across_reloads";
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        eprintln!("SKIPPED {test}: no /usr/bin/chromium (scripts/test.sh installs it)");
+        return;
+    }
+    if !npm_package_built() {
+        eprintln!("SKIPPED {test}: the package is not built (scripts/build-pkg.sh builds it)");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let writer = wavelake_tests::engine_at(root.path()).await;
+    writer
+        .query(
+            "CREATE TABLE t (id BIGINT, name STRING) \
+             TBLPROPERTIES ('delta.checkpointInterval' = '3')",
+        )
+        .await
+        .unwrap();
+    for part in 0..4 {
+        let insert = format!(
+            "INSERT INTO t SELECT value + {part} * 1000, concat('n', CAST(value AS STRING)) \
+             FROM range(0, 1000)"
+        );
+        writer.query(&insert).await.unwrap();
+    }
+    writer
+        .query("DELETE FROM t WHERE id % 7 = 0")
+        .await
+        .unwrap();
+    let log: Vec<String> = std::fs::read_dir(root.path().join("t/_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        log.iter().any(|name| name.ends_with(".checkpoint.parquet")),
+        "{log:?}"
+    );
+    let latest = log
+        .iter()
+        .filter_map(|name| name.strip_suffix(".json")?.parse::<i64>().ok())
+        .max()
+        .unwrap();
+    let sql = "SELECT count(*) AS n, sum(id) AS s, max(name) AS m FROM t";
+
+    let server = TestHttpServer::start(root.path()).await.unwrap();
+    let table_url = format!("{}/t", server.url);
+    let script = package_dir().join("tests/persistent.mjs");
+    let args = [table_url, sql.to_owned()];
+    let stdout = tokio::task::spawn_blocking(move || run_node(&script, &args))
+        .await
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    let rows: serde_json::Value = serde_json::from_str(runs[0]["rows"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([{"n": "3428", "s": "6854858", "m": "n999"}]),
+        "4000 rows less the 572 multiples of 7"
+    );
+    for run in runs {
+        assert_eq!(run["rows"], runs[0]["rows"], "the same rows in every run");
+    }
+
+    // Split the host's request log at the page's phase markers.
+    let requests = server.requests();
+    let marker = |phase: &str| {
+        requests
+            .iter()
+            .position(|r| r.path.ends_with(&format!("/__phase-{phase}")))
+            .unwrap_or_else(|| panic!("no {phase} marker in {requests:?}"))
+    };
+    let (reload, cleared) = (marker("reload"), marker("cleared"));
+    let fetched = |range: &[wavelake_tests::http_server::RequestRecord]| -> Vec<String> {
+        range
+            .iter()
+            .map(|r| format!("{} {}", r.status, r.path))
+            .collect()
+    };
+    let first = fetched(&requests[..reload]);
+    let after_reload = fetched(&requests[reload + 1..cleared]);
+    let after_clear = fetched(&requests[cleared + 1..]);
+    let reads_data = |paths: &[String]| paths.iter().any(|p| p.ends_with(".parquet"));
+    assert!(reads_data(&first), "{first:#?}");
+    assert!(
+        first.iter().any(|p| p.contains("deletion_vector_")),
+        "{first:#?}"
+    );
+    // `_last_checkpoint` (revalidated by the browser's HTTP cache: 200 or
+    // 304), then the probes for versions after the last one seen, which do
+    // not exist; no data file, deletion vector, checkpoint or known commit.
+    let (hint, probes) = after_reload.split_first().expect("a request");
+    assert!(
+        ["200", "304"]
+            .map(|s| format!("{s} /t/_delta_log/_last_checkpoint"))
+            .contains(hint),
+        "{after_reload:#?}"
+    );
+    // The probes run concurrently: they arrive in any order.
+    let mut probes = probes.to_vec();
+    probes.sort();
+    let expected: Vec<String> = (latest + 1..)
+        .take(probes.len())
+        .map(|version| format!("404 /t/_delta_log/{version:020}.json"))
+        .collect();
+    assert!(!probes.is_empty(), "the next version is asked for");
+    assert_eq!(probes, expected, "{after_reload:#?}");
+    assert!(reads_data(&after_clear), "{after_clear:#?}");
+
+    let figures = |run: usize, name: &str| runs[run]["figures"][name].as_u64().unwrap();
+    assert_eq!(figures(0, "hits"), 0);
+    assert!(figures(0, "bytesWritten") > 0);
+    assert_eq!(figures(1, "misses"), 0, "{}", runs[1]);
+    assert!(
+        figures(1, "hits") > 0 && figures(1, "bytesServed") > 0,
+        "{}",
+        runs[1]
+    );
+    assert_eq!(figures(1, "bytesHeld"), figures(0, "bytesHeld"));
+    assert_eq!(figures(2, "hits"), 0, "{}", runs[2]);
+    assert_eq!(figures(2, "budget"), 256 << 20);
+}

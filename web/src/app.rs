@@ -323,6 +323,18 @@ fn Workspace(session: SessionHandle) -> Element {
                 if can_write {
                     button { class: "upload-link", onclick: move |_| page.set(Page::Upload), "Upload a file" }
                 }
+                button { class: "clear-cache",
+                    title: "Remove the table files this browser keeps between visits",
+                    onclick: move |_| {
+                        spawn(async move {
+                            match crate::session::clear_persistent_cache().await {
+                                Ok(()) => notice.set(Some("Cleared the table files kept in this browser.".into())),
+                                Err(e) => error.set(Some(format!("Could not clear the cached files: {e}"))),
+                            }
+                        });
+                    },
+                    "Clear cached files"
+                }
             }
             section { class: "main",
                 div { class: "tabs",

@@ -12,7 +12,7 @@ use wavelake_engine::metadata_tables::{MetadataKind, history_batch, snapshot_bat
 use wavelake_engine::server_sql::{Decision, Offload, ServerAnswer, ServerSql};
 use wavelake_engine::sharing::{QueryOptions, SharedCatalog, SharingProfile, open_shared_table};
 use wavelake_engine::stats::FileStats;
-use wavelake_engine::storage::{HttpStorage, RangeCache};
+use wavelake_engine::storage::{HttpStorage, PersistentCache, RangeCache};
 use wavelake_engine::{
     PlannedQuery, QueryProgress, ScanProfile, Snapshot, SqlSession, SqlSessionOptions,
 };
@@ -22,6 +22,45 @@ use crate::server_api::{Access, ServerApi};
 
 /// Bytes of pages, footers and deletion vectors a session keeps in memory.
 const CACHE_BYTES: u64 = 128 << 20;
+
+/// Bytes of immutable table files the app keeps in the origin's private
+/// file system across reloads.
+#[cfg(target_arch = "wasm32")]
+const PERSISTENT_CACHE_BYTES: u64 = 512 << 20;
+
+/// The directory of the origin's private file system the app keeps them in.
+#[cfg(target_arch = "wasm32")]
+const PERSISTENT_CACHE_DIRECTORY: &str = "wavelake-app-cache";
+
+/// The app's persistent cache, where the browser has an origin private
+/// file system (never natively: the app's native build is for tests).
+fn persistent_cache() -> Option<Arc<PersistentCache>> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        wavelake_engine::storage::OpfsBlobStore::new(PERSISTENT_CACHE_DIRECTORY).map(|store| {
+            Arc::new(PersistentCache::new(
+                Arc::new(store),
+                PERSISTENT_CACHE_BYTES,
+            ))
+        })
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        None
+    }
+}
+
+/// Removes everything the app's persistent cache holds.
+pub async fn clear_persistent_cache() -> Result<(), String> {
+    #[cfg(target_arch = "wasm32")]
+    if let Some(store) = wavelake_engine::storage::OpfsBlobStore::new(PERSISTENT_CACHE_DIRECTORY) {
+        PersistentCache::new(Arc::new(store), 0)
+            .clear()
+            .await
+            .map_err(describe)?;
+    }
+    Ok(())
+}
 
 /// Where the tables come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +115,7 @@ impl Session {
     pub async fn connect(connection: Connection) -> Result<Self, String> {
         let engine = SqlSession::with_options(SqlSessionOptions {
             range_cache: Some(Arc::new(RangeCache::new(CACHE_BYTES))),
+            persistent_cache: persistent_cache(),
             // The page only reads; writes go to the server's SQL API.
             read_only: true,
             ..SqlSessionOptions::default()

@@ -8,6 +8,8 @@
 //!   and local writes flushed to disk before they are acknowledged).
 //! - [`HttpStorage`] (feature `http`): plain HTTP(S) GETs with range reads
 //!   and retries, over `fetch` in the browser: a static host.
+//! - `OpfsBlobStore` (feature `opfs`, wasm32): the persistent cache's
+//!   entries in the browser's Origin Private File System.
 //! - [`UrlMapStorage`]: files addressed by their own (presigned) URLs, as a
 //!   Delta Sharing server hands them out, refreshed when refused.
 //! - [`StorageObjectStore`]: the other direction, any `Storage` seen as a
@@ -26,6 +28,8 @@ mod durable;
 #[cfg(feature = "http")]
 mod http;
 mod object_store;
+#[cfg(all(feature = "opfs", target_arch = "wasm32"))]
+mod opfs;
 #[cfg(feature = "http")]
 pub mod retry;
 mod url_map;
@@ -36,6 +40,8 @@ pub use self::object_store::location_url;
 pub use adapter::{StorageObjectStore, as_object_store};
 #[cfg(feature = "http")]
 pub use http::HttpStorage;
+#[cfg(all(feature = "opfs", target_arch = "wasm32"))]
+pub use opfs::OpfsBlobStore;
 pub use url_map::{UrlMapStorage, UrlRefresh};
 
 /// Opens storage for a table location: a local directory, `file://`,
