@@ -3,6 +3,7 @@
 // as a TypeScript user would.
 import init, {
   Wavelake,
+  type PersistentCacheFigures,
   type Placement,
   type QueryProgress,
   type QueryReport,
@@ -35,6 +36,12 @@ export async function tour(endpoint: string, bearerToken: string): Promise<numbe
   const took: number = ran.elapsedMs + ran.bytesFetched + ran.bytesReceived + (ran.bytesRead ?? 0);
   void where;
   const onHost = await Wavelake.openTable("trips", "https://data.example.com/trips/", { cacheBytes: 0 });
+  const persisted = await Wavelake.openTable("trips", "https://data.example.com/trips/", {
+    persistentCacheBytes: 512 << 20,
+  });
+  const figures: PersistentCacheFigures | null = await persisted.persistentCache();
+  const served: number = (figures?.bytesServed ?? 0) + (figures?.hits ?? 0) + (figures?.bytesHeld ?? 0);
+  await Wavelake.clearPersistentCache();
   const version: number = await onHost.addTableFromUrls("presigned", {
     "_delta_log/00000000000000000000.json": "https://bucket.example.com/t/00.json?sig=1",
   });
@@ -44,5 +51,5 @@ export async function tour(endpoint: string, bearerToken: string): Promise<numbe
     const code: unknown = (error as Error & { code: string }).code;
     void code;
   }
-  return table.numRows + bytes.length + fetched + version + schemas.length + seen.length + took;
+  return table.numRows + bytes.length + fetched + version + schemas.length + seen.length + took + served;
 }
