@@ -37,8 +37,11 @@ pub use persistent::{
 pub use probe::check_exclusive_commits;
 pub use small_files::{SMALL_FILE_BYTES, WholeSmallFiles};
 
-/// Ranges closer than this are fetched with one request.
-pub const COALESCE_GAP: u64 = 512 * 1024;
+/// Ranges closer than this are fetched with one request. Small: a point
+/// query reads a column chunk's dictionary and one page far into it, and
+/// the gap between them is bytes fetched for nothing; a scan's pages are
+/// contiguous and coalesce at any gap.
+pub const COALESCE_GAP: u64 = 64 * 1024;
 
 /// A file found by [`Storage::list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
