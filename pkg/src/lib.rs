@@ -288,6 +288,8 @@ fn session_engine(options: &JsValue) -> Result<SqlSession, JsValue> {
     Ok(SqlSession::with_options(SqlSessionOptions {
         range_cache: (budget > 0).then(|| Arc::new(RangeCache::new(budget))),
         persistent_cache: persistent_cache(options)?,
+        // Every byte comes over HTTP.
+        late_materialization: true,
         // The package only reads: the engine's classifier refuses writes.
         read_only: true,
         ..SqlSessionOptions::default()

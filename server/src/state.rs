@@ -194,6 +194,8 @@ impl AppState {
             range_cache: None,
             // The server reads its storage directly; nothing outlives it.
             persistent_cache: None,
+            // Local and object storage: decoding costs more than bytes.
+            late_materialization: false,
             hot_data: self.hot_data.clone(),
             read_only,
             minimum_retention_ms: Some(self.config.limits.minimum_retention_ms()),

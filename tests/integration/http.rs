@@ -343,3 +343,81 @@ async fn an_expired_token_answer_is_a_refusal() {
         b"0123"
     );
 }
+
+/// A point query over a table whose two files both might hold the key (even
+/// ids in one, odd in the other): with late materialization the file
+/// without the row is read for its key column only, so the session fetches
+/// at least that file's payload less, and the same row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_materialization_reads_other_columns_only_where_rows_pass() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let writer = engine_at(root.path()).await;
+    writer
+        .query("CREATE TABLE t (id BIGINT, payload STRING)")
+        .await
+        .expect("create");
+    for offset in [0, 1] {
+        // About 1.3 MB of hex text per file, over the size small files are
+        // read whole at.
+        let insert = format!(
+            "INSERT INTO t SELECT value * 2 + {offset}, \
+             concat(md5(CAST(value AS STRING)), md5(CAST(value + 1 AS STRING)), \
+             md5(CAST(value + 2 AS STRING)), md5(CAST(value + 3 AS STRING))) \
+             FROM range(0, 10000)"
+        );
+        writer.query(&insert).await.expect("insert");
+    }
+    let server = TestHttpServer::start(root.path()).await.expect("server");
+    let sql = "SELECT id, payload FROM t WHERE id = 10001";
+    let mut fetched = Vec::new();
+    for late_materialization in [false, true] {
+        let reader = wavelake_write::session_with(wavelake_engine::SqlSessionOptions {
+            late_materialization,
+            ..wavelake_engine::SqlSessionOptions::default()
+        });
+        let storage = HttpStorage::new(&format!("{}/t", server.url)).expect("url");
+        reader
+            .register("t", Arc::new(storage))
+            .await
+            .expect("register");
+        server.clear();
+        let rows = reader.query(sql).await.expect("query");
+        let pretty = arrow::util::pretty::pretty_format_batches(&rows)
+            .expect("format")
+            .to_string();
+        assert!(pretty.contains("| 10001 |"), "{pretty}");
+        assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+        let bytes: u64 = server
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with(".parquet"))
+            .map(|r| r.bytes)
+            .sum();
+        fetched.push(bytes);
+    }
+    // The payload column chunk of the file of even ids, which has no row
+    // with id 10001.
+    let even_payload: u64 = files_under(&root.path().join("t"))
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "parquet"))
+        .filter_map(|f| {
+            let reader =
+                parquet::file::reader::SerializedFileReader::new(std::fs::File::open(f).ok()?)
+                    .ok()?;
+            let metadata = parquet::file::reader::FileReader::metadata(&reader).clone();
+            let group = metadata.row_group(0);
+            let min = match group.column(0).statistics()? {
+                parquet::file::statistics::Statistics::Int64(s) => *s.min_opt()?,
+                _ => return None,
+            };
+            (min == 0).then(|| group.column(1).compressed_size() as u64)
+        })
+        .sum();
+    assert!(even_payload > 300_000, "{even_payload}");
+    let (eager, late) = (fetched[0], fetched[1]);
+    assert!(
+        late + even_payload <= eager,
+        "late materialization fetched {late} bytes, eager {eager}; \
+         the other file's payload is {even_payload}"
+    );
+}

@@ -48,6 +48,7 @@ async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
         snapshot_cache: None,
         range_cache: None,
         persistent_cache: None,
+        late_materialization: false,
         hot_data: None,
         read_only: false,
         minimum_retention_ms: None,

@@ -116,6 +116,8 @@ impl Session {
         let engine = SqlSession::with_options(SqlSessionOptions {
             range_cache: Some(Arc::new(RangeCache::new(CACHE_BYTES))),
             persistent_cache: persistent_cache(),
+            // Every byte comes over HTTP.
+            late_materialization: true,
             // The page only reads; writes go to the server's SQL API.
             read_only: true,
             ..SqlSessionOptions::default()
