@@ -93,11 +93,12 @@ pub struct SqlSessionOptions {
     /// session given the same cache), so a repeated query neither fetches
     /// nor decodes Parquet: for servers.
     pub hot_data: Option<Arc<crate::hot_data::HotData>>,
-    /// Filters are evaluated while Parquet is decoded (DataFusion's
-    /// `pushdown_filters`): the filter's columns are read first, and the
-    /// other columns' pages only for rows that pass. Fewer bytes, more
-    /// work per row: for readers that pay for every byte, such as pages
-    /// over HTTP.
+    /// Lookups evaluate their filter while Parquet is decoded (DataFusion's
+    /// `pushdown_filters`, for scans whose filter the log's statistics say
+    /// keeps at most one row in ten thousand): the filter's columns are
+    /// read first, and the other columns' pages only where rows pass.
+    /// Fewer bytes for more work per row: for readers that pay for every
+    /// byte, such as pages over HTTP.
     pub late_materialization: bool,
     /// The session only reads: statements the classifier does not vouch
     /// for as reads are refused, and every plan is checked to hold no
@@ -225,7 +226,7 @@ impl SqlSession {
             config = config.with_default_catalog_and_schema("datafusion", schema);
         }
         if options.late_materialization {
-            config.options_mut().execution.parquet.pushdown_filters = true;
+            config = config.with_extension(Arc::new(crate::scan::LateMaterialization));
         }
         if let Some(cache) = &options.range_cache {
             config = config.with_extension(cache.clone());

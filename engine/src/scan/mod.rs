@@ -6,6 +6,7 @@ mod deferred;
 pub use crate::deletion;
 mod exec;
 mod hot;
+mod lookup;
 mod pruning;
 mod reader;
 pub mod write_exec;
@@ -50,6 +51,8 @@ pub use deferred::{FileDeletionVector, ScanSource};
 pub use exec::{DeltaScanExec, ScanFigures, retype};
 pub use hot::HotScanExec;
 use hot::{DeletionVectorId, HotFile, HotScanParts};
+pub use lookup::LateMaterialization;
+use lookup::is_lookup;
 pub use pruning::FilePruner;
 pub use reader::DeltaParquetReaderFactory;
 
@@ -305,29 +308,13 @@ impl DeltaTableProvider {
         let reader_factory: Arc<dyn ParquetFileReaderFactory> = Arc::new(
             DeltaParquetReaderFactory::new(as_object_store(reads), metadata_cache),
         );
-        let mut source = ParquetSource::new(table_schema)
-            .with_table_parquet_options(options)
-            .with_parquet_file_reader_factory(reader_factory.clone());
         let mut predicate = None;
         if let Some(logical) =
             conjunction(filters.iter().cloned()).and_then(|e| self.physical_filter(e))
         {
             let df_schema = DFSchema::try_from(scan_schema.as_ref().clone())?;
-            if let Ok(physical) = state.create_physical_expr(logical, &df_schema) {
-                source = source.with_predicate(physical.clone());
-                predicate = Some(physical);
-            }
+            predicate = state.create_physical_expr(logical, &df_schema).ok();
         }
-
-        let logical = self.output_schema();
-        let wanted: Vec<usize> = projection
-            .cloned()
-            .unwrap_or_else(|| (0..logical.fields().len()).collect());
-        let indices = self.scan_indices();
-        let scan_projection: Vec<usize> = wanted.iter().map(|i| indices[*i]).collect();
-        let output_fields: Vec<Field> = wanted.iter().map(|i| logical.field(*i).clone()).collect();
-        let output_schema = Arc::new(Schema::new(output_fields));
-
         let groups = file_groups(files, state.config().target_partitions().max(1));
         // The log's statistics of every file, for the optimizer (join
         // order, selectivity); none at all unless every file has them, nor
@@ -344,6 +331,33 @@ impl DeltaTableProvider {
             }
             false => (groups, None),
         };
+        // A lookup in a session that pays for every byte reads its filter's
+        // columns first and the other columns' pages only where rows pass.
+        if state
+            .config()
+            .get_extension::<LateMaterialization>()
+            .is_some()
+            && let (Some(predicate), Some(statistics)) = (&predicate, &statistics)
+            && is_lookup(predicate, &scan_schema, statistics)
+        {
+            options.global.pushdown_filters = true;
+        }
+        let mut source = ParquetSource::new(table_schema)
+            .with_table_parquet_options(options)
+            .with_parquet_file_reader_factory(reader_factory.clone());
+        if let Some(predicate) = &predicate {
+            source = source.with_predicate(predicate.clone());
+        }
+
+        let logical = self.output_schema();
+        let wanted: Vec<usize> = projection
+            .cloned()
+            .unwrap_or_else(|| (0..logical.fields().len()).collect());
+        let indices = self.scan_indices();
+        let scan_projection: Vec<usize> = wanted.iter().map(|i| indices[*i]).collect();
+        let output_fields: Vec<Field> = wanted.iter().map(|i| logical.field(*i).clone()).collect();
+        let output_schema = Arc::new(Schema::new(output_fields));
+
         // Decoded chunks held in memory serve plain scans (not the write
         // path's, nor one whose deletion vectors a cluster reads).
         let hot = state
