@@ -336,10 +336,11 @@ impl Storage for PersistentStorage {
         if !is_immutable(path) {
             return self.inner.get_ranges(path, ranges).await;
         }
-        let mut found = Vec::with_capacity(ranges.len());
-        for range in ranges {
-            found.push(self.cache.lookup(&self.key(path, Some(range))).await);
-        }
+        // Looked up together: in a page each lookup is a chain of file
+        // system promises, and a scan asks for hundreds of ranges.
+        let keys: Vec<String> = ranges.iter().map(|r| self.key(path, Some(r))).collect();
+        let mut found: Vec<Option<Bytes>> =
+            futures::future::join_all(keys.iter().map(|key| self.cache.lookup(key))).await;
         let missing: Vec<usize> = (0..ranges.len()).filter(|&i| found[i].is_none()).collect();
         if !missing.is_empty() {
             let wanted: Vec<Range<u64>> = missing.iter().map(|&i| ranges[i].clone()).collect();
