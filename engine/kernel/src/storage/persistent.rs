@@ -8,8 +8,9 @@
 //! Entries are blobs in a [`BlobStore`], named by a hash of what they hold
 //! (the storage's location, the path, the range) and starting with that
 //! key, which is checked on every read: a collision or a damaged blob is a
-//! miss, never wrong bytes. When the budget is full the oldest entries go
-//! first.
+//! miss, never wrong bytes. When the budget is full the least recently
+//! used entries go first: used means written, or read by this process
+//! (another process knows only when entries were written).
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -71,6 +72,9 @@ pub struct PersistentFigures {
     pub budget: u64,
 }
 
+/// Reads remembered between two writes (about 2 MiB of names).
+const MAX_READS_REMEMBERED: usize = 1 << 16;
+
 /// The first bytes of every entry: the format, then the key's length.
 const MAGIC: &[u8; 4] = b"WLC1";
 
@@ -100,6 +104,9 @@ pub struct PersistentCache {
     bytes_held: AtomicU64,
     /// Keys being written, so that concurrent misses write once.
     writing: Mutex<std::collections::HashSet<String>>,
+    /// Entries read since the cache last made room, oldest read first:
+    /// they count as newly used when it next does.
+    read: Mutex<Vec<String>>,
 }
 
 impl PersistentCache {
@@ -116,6 +123,7 @@ impl PersistentCache {
             evictions: AtomicU64::new(0),
             bytes_held: AtomicU64::new(0),
             writing: Mutex::default(),
+            read: Mutex::default(),
         }
     }
 
@@ -161,6 +169,13 @@ impl PersistentCache {
             }
         };
         let bytes = open_entry(key, &blob)?;
+        if let Ok(mut read) = self.read.lock() {
+            if read.len() >= MAX_READS_REMEMBERED {
+                // A long session without writes: forget the older half.
+                read.drain(..MAX_READS_REMEMBERED / 2);
+            }
+            read.push(blob_name(key));
+        }
         self.hits.fetch_add(1, Ordering::Relaxed);
         self.bytes_served
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -193,6 +208,20 @@ impl PersistentCache {
     async fn write_entry(&self, name: &str, entry: Bytes, size: u64) -> Result<()> {
         let mut guard = self.held.lock().await;
         let held = self.load(&mut guard).await?;
+        // What was read since counts as used now, so what is read often
+        // outlives what was only written long ago.
+        let read = self
+            .read
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        for name in read {
+            held.clock += 1;
+            let clock = held.clock;
+            if let Some((_, used)) = held.entries.get_mut(&name) {
+                *used = clock;
+            }
+        }
         if let Some((old, _)) = held.entries.remove(name) {
             held.bytes = held.bytes.saturating_sub(old);
         }
@@ -617,6 +646,40 @@ mod tests {
         cache.clear().await.unwrap();
         assert!(store.list().await.unwrap().is_empty());
         assert_eq!(cache.figures().bytes_held, 0);
+    }
+
+    #[tokio::test]
+    async fn entries_read_again_outlive_entries_only_written() {
+        let store = Arc::new(MemoryBlobStore::default());
+        let (storage, cache) = persistent(
+            metered_memory_files(&[("f.parquet", 100_000)]).await,
+            &store,
+            10_000,
+        );
+        // Ten entries of about 930 bytes fill the budget.
+        for start in (0..10_000u64).step_by(1_000) {
+            storage
+                .get_range("f.parquet", start..start + 900)
+                .await
+                .unwrap();
+        }
+        // The first one written is read again; then new ones need room.
+        storage.get_range("f.parquet", 0..900).await.unwrap();
+        assert_eq!(cache.figures().hits, 1);
+        for start in (10_000..13_000u64).step_by(1_000) {
+            storage
+                .get_range("f.parquet", start..start + 900)
+                .await
+                .unwrap();
+        }
+        let held = |start: u64| {
+            let name = blob_name(&storage.key("f.parquet", Some(&(start..start + 900))));
+            let store = store.clone();
+            async move { store.read(&name).await.unwrap().is_some() }
+        };
+        assert!(held(0).await, "read again: kept");
+        assert!(!held(1_000).await, "the oldest only written: evicted");
+        assert!(held(12_000).await);
     }
 
     #[tokio::test]
