@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -104,6 +104,8 @@ pub struct PersistentCache {
     bytes_held: AtomicU64,
     /// Keys being written, so that concurrent misses write once.
     writing: Mutex<std::collections::HashSet<String>>,
+    /// Writes started and not finished.
+    pending: AtomicUsize,
     /// Entries read since the cache last made room, oldest read first:
     /// they count as newly used when it next does.
     read: Mutex<Vec<String>>,
@@ -124,6 +126,7 @@ impl PersistentCache {
             bytes_held: AtomicU64::new(0),
             writing: Mutex::default(),
             read: Mutex::default(),
+            pending: AtomicUsize::new(0),
         }
     }
 
@@ -140,15 +143,17 @@ impl PersistentCache {
         }
     }
 
-    /// Measures what the store holds now (for [`Self::figures`]).
+    /// Measures what the store holds once the writes under way are done.
     pub async fn measure(&self) -> Result<u64> {
+        self.flush().await;
         let mut held = self.held.lock().await;
         let loaded = self.load(&mut held).await?;
         Ok(loaded.bytes)
     }
 
-    /// Removes every entry.
+    /// Removes every entry (after the writes under way).
     pub async fn clear(&self) -> Result<()> {
+        self.flush().await;
         let mut held = self.held.lock().await;
         for blob in self.store.list().await? {
             self.store.remove(&blob.name).await?;
@@ -182,9 +187,32 @@ impl PersistentCache {
         Some(bytes)
     }
 
-    /// Keeps `bytes` under `key`, making room by evicting the oldest
-    /// entries. A failure to write loses nothing but the entry.
-    async fn keep(&self, key: &str, bytes: &Bytes) {
+    /// Keeps `bytes` under `key` in the background (the read that fetched
+    /// them does not wait; [`Self::flush`] does), or right away where
+    /// nothing can run in the background (outside a Tokio runtime).
+    async fn keep(self: &Arc<Self>, key: String, bytes: Bytes) {
+        let cache = self.clone();
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        let write = async move {
+            cache.keep_now(&key, &bytes).await;
+            cache.pending.fetch_sub(1, Ordering::AcqRel);
+        };
+        if let Some(write) = spawn_detached(write) {
+            write.await;
+        }
+    }
+
+    /// Waits until the writes under way have finished.
+    pub async fn flush(&self) {
+        while self.pending.load(Ordering::Acquire) > 0 {
+            crate::timer::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Keeps `bytes` under `key`, making room by evicting the least
+    /// recently used entries. A failure to write loses nothing but the
+    /// entry.
+    async fn keep_now(&self, key: &str, bytes: &Bytes) {
         let entry = seal_entry(key, bytes);
         let size = entry.len() as u64;
         if size > self.budget / 4 {
@@ -266,6 +294,33 @@ impl PersistentCache {
         }
         Ok(held.get_or_insert_with(Held::default))
     }
+}
+
+/// Runs `task` in the background: on the page's task queue in JavaScript
+/// hosts, on the Tokio runtime natively. Gives it back when there is
+/// neither (the caller then runs it).
+#[cfg(not(target_arch = "wasm32"))]
+fn spawn_detached<F>(task: F) -> Option<F>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(task);
+            None
+        }
+        Err(_) => Some(task),
+    }
+}
+
+/// See the native version.
+#[cfg(target_arch = "wasm32")]
+fn spawn_detached<F>(task: F) -> Option<F>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    wasm_bindgen_futures::spawn_local(task);
+    None
 }
 
 /// The blob name of `key`: hex of the first 16 bytes of its SHA-256.
@@ -357,7 +412,7 @@ impl Storage for PersistentStorage {
         }
         let bytes = self.inner.get(path).await?;
         self.cache.misses.fetch_add(1, Ordering::Relaxed);
-        self.cache.keep(&key, &bytes).await;
+        self.cache.keep(key, bytes.clone()).await;
         Ok(bytes)
     }
 
@@ -379,7 +434,7 @@ impl Storage for PersistentStorage {
                 .fetch_add(missing.len() as u64, Ordering::Relaxed);
             for (index, bytes) in missing.into_iter().zip(fetched) {
                 self.cache
-                    .keep(&self.key(path, Some(&ranges[index])), &bytes)
+                    .keep(self.key(path, Some(&ranges[index])), bytes.clone())
                     .await;
                 found[index] = Some(bytes);
             }
@@ -507,7 +562,7 @@ mod tests {
         ];
         let first_network = metered_memory_files(&files).await;
         let meter = first_network.meter();
-        let (first, _) = persistent(first_network, &store, 1 << 20);
+        let (first, first_cache) = persistent(first_network, &store, 1 << 20);
         let ranges = first
             .get_ranges("part-0.parquet", &[0..100, 9_000..10_000])
             .await
@@ -517,6 +572,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(meter.figures().bytes, 1_400);
+        first_cache.flush().await;
 
         // "After a reload": a new cache object over the same blobs.
         let second_network = metered_memory_files(&files).await;
@@ -573,6 +629,7 @@ mod tests {
         assert_eq!(storage.get(hint).await.unwrap(), &b"{\"version\":1}"[..]);
         assert_eq!(storage.get(next).await.unwrap(), &b"{}"[..]);
         // Only the commit was kept.
+        cache.flush().await;
         assert_eq!(store.list().await.unwrap().len(), 1);
         assert_eq!(cache.figures().hits, 0);
     }
@@ -599,6 +656,7 @@ mod tests {
             1 << 20,
         );
         let good = storage.get_range("f.parquet", 0..500).await.unwrap();
+        cache.flush().await;
         let name = store.list().await.unwrap()[0].name.clone();
         // Same name, another key inside (a collision), then torn bytes.
         for bad in [
@@ -624,6 +682,7 @@ mod tests {
                 .get_range("f.parquet", start..start + 900)
                 .await
                 .unwrap();
+            cache.flush().await;
         }
         let figures = cache.figures();
         assert!(figures.bytes_held <= 10_000, "{figures:?}");
@@ -662,6 +721,7 @@ mod tests {
                 .get_range("f.parquet", start..start + 900)
                 .await
                 .unwrap();
+            cache.flush().await;
         }
         // The first one written is read again; then new ones need room.
         storage.get_range("f.parquet", 0..900).await.unwrap();
@@ -671,6 +731,7 @@ mod tests {
                 .get_range("f.parquet", start..start + 900)
                 .await
                 .unwrap();
+            cache.flush().await;
         }
         let held = |start: u64| {
             let name = blob_name(&storage.key("f.parquet", Some(&(start..start + 900))));
@@ -680,6 +741,49 @@ mod tests {
         assert!(held(0).await, "read again: kept");
         assert!(!held(1_000).await, "the oldest only written: evicted");
         assert!(held(12_000).await);
+    }
+
+    /// A store whose writes wait for a permit.
+    #[derive(Debug)]
+    struct GatedStore {
+        inner: MemoryBlobStore,
+        gate: tokio::sync::Semaphore,
+    }
+
+    #[async_trait]
+    impl BlobStore for GatedStore {
+        async fn read(&self, name: &str) -> Result<Option<Bytes>> {
+            self.inner.read(name).await
+        }
+        async fn write(&self, name: &str, bytes: Bytes) -> Result<()> {
+            let _permit = self.gate.acquire().await;
+            self.inner.write(name, bytes).await
+        }
+        async fn remove(&self, name: &str) -> Result<()> {
+            self.inner.remove(name).await
+        }
+        async fn list(&self) -> Result<Vec<BlobMeta>> {
+            self.inner.list().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_does_not_wait_for_its_bytes_to_be_kept() {
+        let store = Arc::new(GatedStore {
+            inner: MemoryBlobStore::default(),
+            gate: tokio::sync::Semaphore::new(0),
+        });
+        let cache = Arc::new(PersistentCache::new(store.clone(), 1 << 20));
+        let network = metered_memory_files(&[("f.parquet", 1_000)]).await;
+        let storage = PersistentStorage::new(Arc::new(network), cache.clone());
+        // The write is blocked, the read answers anyway.
+        let bytes = storage.get_range("f.parquet", 0..500).await.unwrap();
+        assert_eq!(bytes.len(), 500);
+        assert!(store.list().await.unwrap().is_empty());
+        store.gate.add_permits(1);
+        cache.flush().await;
+        assert_eq!(store.list().await.unwrap().len(), 1);
+        assert_eq!(cache.measure().await.unwrap(), cache.figures().bytes_held);
     }
 
     #[tokio::test]
