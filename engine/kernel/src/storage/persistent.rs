@@ -233,47 +233,65 @@ impl PersistentCache {
         }
     }
 
+    /// Counts the entry and makes room under the lock; the file system
+    /// work runs outside it, so the writes of one query proceed together.
     async fn write_entry(&self, name: &str, entry: Bytes, size: u64) -> Result<()> {
-        let mut guard = self.held.lock().await;
-        let held = self.load(&mut guard).await?;
-        // What was read since counts as used now, so what is read often
-        // outlives what was only written long ago.
-        let read = self
-            .read
-            .lock()
-            .map(|mut r| std::mem::take(&mut *r))
-            .unwrap_or_default();
-        for name in read {
-            held.clock += 1;
-            let clock = held.clock;
-            if let Some((_, used)) = held.entries.get_mut(&name) {
-                *used = clock;
+        let victims = {
+            let mut guard = self.held.lock().await;
+            let held = self.load(&mut guard).await?;
+            // What was read since counts as used now, so what is read
+            // often outlives what was only written long ago.
+            let read = self
+                .read
+                .lock()
+                .map(|mut r| std::mem::take(&mut *r))
+                .unwrap_or_default();
+            for read_name in read {
+                held.clock += 1;
+                let clock = held.clock;
+                if let Some((_, used)) = held.entries.get_mut(&read_name) {
+                    *used = clock;
+                }
             }
-        }
-        if let Some((old, _)) = held.entries.remove(name) {
-            held.bytes = held.bytes.saturating_sub(old);
-        }
-        while held.bytes + size > self.budget {
-            let Some(oldest) = held
-                .entries
-                .iter()
-                .min_by_key(|(_, (_, written))| *written)
-                .map(|(name, _)| name.clone())
-            else {
-                break;
-            };
-            self.store.remove(&oldest).await?;
-            if let Some((old, _)) = held.entries.remove(&oldest) {
+            if let Some((old, _)) = held.entries.remove(name) {
                 held.bytes = held.bytes.saturating_sub(old);
             }
+            let mut victims = Vec::new();
+            while held.bytes + size > self.budget {
+                let Some(oldest) = held
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, (_, used))| *used)
+                    .map(|(name, _)| name.clone())
+                else {
+                    break;
+                };
+                if let Some((old, _)) = held.entries.remove(&oldest) {
+                    held.bytes = held.bytes.saturating_sub(old);
+                }
+                victims.push(oldest);
+            }
+            held.clock += 1;
+            held.entries.insert(name.to_owned(), (size, held.clock));
+            held.bytes += size;
+            self.bytes_held.store(held.bytes, Ordering::Relaxed);
+            victims
+        };
+        for victim in &victims {
+            self.store.remove(victim).await?;
             self.evictions.fetch_add(1, Ordering::Relaxed);
         }
-        self.store.write(name, entry).await?;
-        held.clock += 1;
-        held.entries.insert(name.to_owned(), (size, held.clock));
-        held.bytes += size;
+        if let Err(e) = self.store.write(name, entry).await {
+            let mut guard = self.held.lock().await;
+            if let Some(held) = guard.as_mut()
+                && let Some((old, _)) = held.entries.remove(name)
+            {
+                held.bytes = held.bytes.saturating_sub(old);
+                self.bytes_held.store(held.bytes, Ordering::Relaxed);
+            }
+            return Err(e);
+        }
         self.bytes_written.fetch_add(size, Ordering::Relaxed);
-        self.bytes_held.store(held.bytes, Ordering::Relaxed);
         Ok(())
     }
 
@@ -784,6 +802,46 @@ mod tests {
         cache.flush().await;
         assert_eq!(store.list().await.unwrap().len(), 1);
         assert_eq!(cache.measure().await.unwrap(), cache.figures().bytes_held);
+    }
+
+    /// A store that refuses every write (a full or revoked file system).
+    #[derive(Debug, Default)]
+    struct RefusingStore;
+
+    #[async_trait]
+    impl BlobStore for RefusingStore {
+        async fn read(&self, _: &str) -> Result<Option<Bytes>> {
+            Ok(None)
+        }
+        async fn write(&self, name: &str, _: Bytes) -> Result<()> {
+            Err(crate::Error::Storage {
+                path: name.to_owned(),
+                message: "quota exceeded".into(),
+            })
+        }
+        async fn remove(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn list(&self) -> Result<Vec<BlobMeta>> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_refuses_writes_loses_nothing_but_the_entries() {
+        let cache = Arc::new(PersistentCache::new(Arc::new(RefusingStore), 1 << 20));
+        let network = metered_memory_files(&[("f.parquet", 1_000)]).await;
+        let storage = PersistentStorage::new(Arc::new(network), cache.clone());
+        for _ in 0..2 {
+            assert_eq!(
+                storage.get_range("f.parquet", 0..500).await.unwrap().len(),
+                500
+            );
+            cache.flush().await;
+        }
+        let figures = cache.figures();
+        assert_eq!((figures.hits, figures.misses), (0, 2));
+        assert_eq!((figures.bytes_held, figures.bytes_written), (0, 0));
     }
 
     #[tokio::test]
