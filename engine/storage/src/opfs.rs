@@ -4,6 +4,9 @@
 //! page closed mid-write leaves the old blob or none, never half of one).
 //! Pages and dedicated workers have it; Node and workerd do not.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use js_sys::{Reflect, Uint8Array};
@@ -52,8 +55,30 @@ fn private_file_system() -> Option<StorageManager> {
         .then(|| storage.unchecked_into())
 }
 
+thread_local! {
+    /// Directories opened so far, by name: each operation would otherwise
+    /// walk from the root again (a page has one thread).
+    static DIRECTORIES: RefCell<HashMap<String, FileSystemDirectoryHandle>> =
+        RefCell::default();
+}
+
 /// The directory `name` under the origin's private file system root.
 async fn directory_handle(name: &str) -> std::result::Result<FileSystemDirectoryHandle, JsValue> {
+    if let Some(directory) = DIRECTORIES.with(|d| d.borrow().get(name).cloned()) {
+        return Ok(directory);
+    }
+    let directory = open_directory(name).await?;
+    DIRECTORIES.with(|d| d.borrow_mut().insert(name.to_owned(), directory.clone()));
+    Ok(directory)
+}
+
+/// Forgets the handle of `name` (its directory may have been removed with
+/// the site's data): the next operation opens it again.
+fn forget_directory(name: &str) {
+    DIRECTORIES.with(|d| d.borrow_mut().remove(name));
+}
+
+async fn open_directory(name: &str) -> std::result::Result<FileSystemDirectoryHandle, JsValue> {
     let storage = private_file_system()
         .ok_or_else(|| JsValue::from_str("this host has no origin private file system"))?;
     let root: FileSystemDirectoryHandle =
@@ -98,6 +123,18 @@ async fn read_blob(directory: &str, name: &str) -> std::result::Result<Option<Ve
 }
 
 async fn write_blob(directory: &str, name: &str, bytes: &[u8]) -> std::result::Result<(), JsValue> {
+    let written = try_write_blob(directory, name, bytes).await;
+    if written.is_err() {
+        forget_directory(directory);
+    }
+    written
+}
+
+async fn try_write_blob(
+    directory: &str,
+    name: &str,
+    bytes: &[u8],
+) -> std::result::Result<(), JsValue> {
     let dir = directory_handle(directory).await?;
     let options = FileSystemGetFileOptions::new();
     options.set_create(true);
