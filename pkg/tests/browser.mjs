@@ -7,19 +7,10 @@
 // golden.mjs, for the Rust side to compare. Saves a screenshot of the page.
 import { writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { launchChromium, servePackage } from "./chromium.mjs";
+import { runInPackagePage } from "./chromium.mjs";
 
 const [base, out] = process.argv.slice(2);
-const server = await servePackage();
-const pageUrl = server.pageUrl;
-
-const { context: browser, close } = await launchChromium();
-let exitCode = 0;
-try {
-  const page = await browser.newPage();
-  page.on("pageerror", (error) => console.error(`page error: ${error}`));
-  await page.goto(pageUrl);
-  await page.waitForSelector("body[data-ready=yes]", { state: "attached", timeout: Number(process.env.PAGE_TIMEOUT_MS ?? 120_000) });
+await runInPackagePage(async (page) => {
   const cases = await (await fetch(`${base}/manifest.json`)).json();
   const results = await page.evaluate(([b, c]) => window.runCases(b, c), [base, cases]);
   await mkdir(out, { recursive: true });
@@ -33,11 +24,4 @@ try {
   await page.screenshot({ path: join(out, "page.png") });
   const loaded = await page.evaluate(() => window.loadedMs);
   console.log(`ran ${results.length} cases in Chromium; the package loaded in ${Math.round(loaded)} ms`);
-} catch (error) {
-  console.error(error);
-  exitCode = 1;
-} finally {
-  await close();
-  server.close();
-}
-process.exit(exitCode);
+});

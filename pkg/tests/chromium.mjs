@@ -18,7 +18,7 @@ const contentTypes = {
  * Serves pkg/ (the built package, its node_modules and tests/page.html) on
  * a loopback port. Returns the URL of tests/page.html and a `close`.
  */
-export async function servePackage() {
+async function servePackage() {
   const root = fileURLToPath(new URL("..", import.meta.url));
   const server = createServer(async (request, response) => {
     const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
@@ -69,4 +69,35 @@ export async function launchChromium(options = {}) {
     await rm(profile, { recursive: true, force: true });
   };
   return { context, close };
+}
+
+/**
+ * Serves the package, opens tests/page.html in a fresh Chromium and waits
+ * until the page has loaded the package; then runs `body(page, ready)`,
+ * where `ready()` waits for the page again (after a reload). Closes
+ * everything and exits the process: 1 when `body` threw.
+ */
+export async function runInPackagePage(body) {
+  const server = await servePackage();
+  const { context, close } = await launchChromium();
+  let exitCode = 0;
+  try {
+    const page = await context.newPage();
+    page.on("pageerror", (error) => console.error(`page error: ${error}`));
+    const ready = () =>
+      page.waitForSelector("body[data-ready=yes]", {
+        state: "attached",
+        timeout: Number(process.env.PAGE_TIMEOUT_MS ?? 120_000),
+      });
+    await page.goto(server.pageUrl);
+    await ready();
+    await body(page, ready);
+  } catch (error) {
+    console.error(error);
+    exitCode = 1;
+  } finally {
+    await close();
+    server.close();
+  }
+  process.exit(exitCode);
 }

@@ -7,21 +7,12 @@
 // TABLE_URL/__phase-cleared, so the table server's request log shows what
 // each run fetched (the Rust test reads it). Prints one JSON line:
 // {"runs": [{rows, figures}, ...]}.
-import { launchChromium, servePackage } from "./chromium.mjs";
+import { runInPackagePage } from "./chromium.mjs";
 
 const [tableUrl, sql] = process.argv.slice(2);
-const server = await servePackage();
-const { context, close } = await launchChromium();
-let exitCode = 0;
-try {
-  const page = await context.newPage();
-  page.on("pageerror", (error) => console.error(`page error: ${error}`));
-  const ready = () =>
-    page.waitForSelector("body[data-ready=yes]", { state: "attached", timeout: Number(process.env.PAGE_TIMEOUT_MS ?? 120_000) });
+await runInPackagePage(async (page, ready) => {
   const run = () => page.evaluate(([url, query]) => window.persistentQuery(url, query), [tableUrl, sql]);
   const mark = (phase) => page.evaluate((url) => fetch(url).then((r) => r.status), `${tableUrl}/__phase-${phase}`);
-  await page.goto(server.pageUrl);
-  await ready();
   const runs = [await run()];
   await mark("reload");
   await page.reload();
@@ -33,11 +24,4 @@ try {
   await ready();
   runs.push(await run());
   console.log(JSON.stringify({ runs }));
-} catch (error) {
-  console.error(error);
-  exitCode = 1;
-} finally {
-  await close();
-  server.close();
-}
-process.exit(exitCode);
+});
