@@ -54,8 +54,7 @@ fn persistent_cache() -> Option<Arc<PersistentCache>> {
 pub async fn clear_persistent_cache() -> Result<(), String> {
     #[cfg(target_arch = "wasm32")]
     if let Some(store) = wavelake_engine::storage::OpfsBlobStore::new(PERSISTENT_CACHE_DIRECTORY) {
-        PersistentCache::new(Arc::new(store), 0)
-            .clear()
+        wavelake_engine::storage::remove_all(&store)
             .await
             .map_err(describe)?;
     }

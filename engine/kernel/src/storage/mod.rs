@@ -32,7 +32,7 @@ pub use memory::MemoryStorage;
 pub use metered::{FetchFigures, FetchMeter, MeteredStorage};
 pub use persistent::{
     BlobMeta, BlobStore, MemoryBlobStore, PersistentCache, PersistentFigures, PersistentStorage,
-    is_immutable,
+    is_immutable, remove_all,
 };
 pub use probe::check_exclusive_commits;
 pub use small_files::{SMALL_FILE_BYTES, WholeSmallFiles};

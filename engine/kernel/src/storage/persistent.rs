@@ -155,9 +155,7 @@ impl PersistentCache {
     pub async fn clear(&self) -> Result<()> {
         self.flush().await;
         let mut held = self.held.lock().await;
-        for blob in self.store.list().await? {
-            self.store.remove(&blob.name).await?;
-        }
+        remove_all(self.store.as_ref()).await?;
         *held = Some(Held::default());
         self.bytes_held.store(0, Ordering::Relaxed);
         Ok(())
@@ -312,6 +310,15 @@ impl PersistentCache {
         }
         Ok(held.get_or_insert_with(Held::default))
     }
+}
+
+/// Removes every blob of `store`: what clearing a cache that is not open
+/// (a page's "clear cached files") amounts to.
+pub async fn remove_all(store: &dyn BlobStore) -> Result<()> {
+    for blob in store.list().await? {
+        store.remove(&blob.name).await?;
+    }
+    Ok(())
 }
 
 /// Runs `task` in the background: on the page's task queue in JavaScript
