@@ -23,7 +23,7 @@ use arrow::ipc::writer::StreamWriter;
 use wasm_bindgen::prelude::*;
 use wavelake_engine::sharing::{SharedCatalog, SharingProfile};
 use wavelake_engine::storage::{
-    HttpStorage, OpfsBlobStore, PersistentCache, RangeCache, StorageRef, UrlMapStorage,
+    HttpStorage, OpfsBlobStore, PersistentCache, RangeCache, StorageRef, UrlMapStorage, remove_all,
 };
 use wavelake_engine::{SqlSession, SqlSessionOptions};
 
@@ -294,6 +294,16 @@ fn session_engine(options: &JsValue) -> Result<SqlSession, JsValue> {
         read_only: true,
         ..SqlSessionOptions::default()
     }))
+}
+
+/// A plain object of counts, `{ name: number, ... }`.
+fn number_object(fields: &[(&str, u64)]) -> JsValue {
+    let object = js_sys::Object::new();
+    for (name, value) in fields {
+        // Setting a property on a fresh object cannot fail.
+        let _ = js_sys::Reflect::set(&object, &(*name).into(), &JsValue::from_f64(*value as f64));
+    }
+    object.into()
 }
 
 fn field(options: &JsValue, name: &str) -> Option<JsValue> {
@@ -574,8 +584,7 @@ impl Wavelake {
         };
         let held = cache.measure().await.map_err(engine_error)?;
         let figures = cache.figures();
-        let object = js_sys::Object::new();
-        for (name, value) in [
+        Ok(number_object(&[
             ("hits", figures.hits),
             ("misses", figures.misses),
             ("bytesServed", figures.bytes_served),
@@ -583,10 +592,7 @@ impl Wavelake {
             ("evictions", figures.evictions),
             ("bytesHeld", held),
             ("budget", figures.budget),
-        ] {
-            js_sys::Reflect::set(&object, &name.into(), &JsValue::from_f64(value as f64))?;
-        }
-        Ok(object.into())
+        ]))
     }
 
     /// Removes everything the persistent cache holds for this origin
@@ -596,10 +602,7 @@ impl Wavelake {
         let Some(store) = OpfsBlobStore::new(PERSISTENT_CACHE_DIRECTORY) else {
             return Ok(());
         };
-        PersistentCache::new(Arc::new(store), 0)
-            .clear()
-            .await
-            .map_err(engine_error)
+        remove_all(&store).await.map_err(engine_error)
     }
 
     /// The names queries can use: registered tables and, after `connect`,

@@ -13,18 +13,13 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `{ filesTotal, filesRead, bytesFetched, bytesFromCache, requests }`.
 fn progress_object(progress: &QueryProgress) -> JsValue {
-    let object = js_sys::Object::new();
-    for (name, value) in [
+    crate::number_object(&[
         ("filesTotal", progress.files_total),
         ("filesRead", progress.files_read),
         ("bytesFetched", progress.bytes_fetched),
         ("bytesFromCache", progress.bytes_from_cache),
         ("requests", progress.fetch_requests),
-    ] {
-        // Setting a property on a fresh object cannot fail.
-        let _ = js_sys::Reflect::set(&object, &name.into(), &JsValue::from_f64(value as f64));
-    }
-    object.into()
+    ])
 }
 
 /// Runs the query `planned`, calling `callback` (when given) with its
