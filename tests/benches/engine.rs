@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wavelake_engine::Table;
-use wavelake_engine::storage::{HttpStorage, ObjectStoreStorage};
+use wavelake_engine::storage::{HttpStorage, ObjectStoreStorage, StorageRef};
 use wavelake_tests::http_server::TestHttpServer;
 use wavelake_tests::{golden_root, run_python, scratch_dir, unpack_into, venv_python_with};
 
@@ -52,6 +52,23 @@ fn seconds_of(results: &[serde_json::Value], peer: &str, what: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Loads the latest snapshot from a new storage of `open` once to warm up,
+/// then RUNS times: the active files and the median seconds.
+async fn median_load(open: impl Fn() -> StorageRef) -> (usize, f64) {
+    let load = || async {
+        let snapshot = Table::new(open()).unwrap().snapshot().await.unwrap();
+        snapshot.files().len()
+    };
+    let files = load().await;
+    let mut samples = Vec::new();
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        assert_eq!(load().await, files);
+        samples.push(start.elapsed().as_secs_f64());
+    }
+    (files, median(samples))
+}
+
 async fn snapshot_bench(python: &Path) {
     let Some(golden) = golden_root() else {
         println!("SKIPPED snapshot: ../shared/golden is not beside the project");
@@ -62,19 +79,8 @@ async fn snapshot_bench(python: &Path) {
         &scratch_dir().join("kernel-data"),
     );
     let location = table.to_str().unwrap().to_owned();
-    let load = || async {
-        let storage = Arc::new(ObjectStoreStorage::open(&location).unwrap());
-        let snapshot = Table::new(storage).unwrap().snapshot().await.unwrap();
-        snapshot.files().len()
-    };
-    let files = load().await;
-    let mut samples = Vec::new();
-    for _ in 0..RUNS {
-        let start = Instant::now();
-        assert_eq!(load().await, files);
-        samples.push(start.elapsed().as_secs_f64());
-    }
-    let ours = median(samples);
+    let (files, ours) =
+        median_load(|| Arc::new(ObjectStoreStorage::open(&location).unwrap()) as StorageRef).await;
     let peer = peers(python, &["snapshot", &location, &RUNS.to_string()]);
     let theirs = seconds_of(&peer, "deltalake", "snapshot");
     let their_files = peer[0]["files"].as_u64().unwrap_or(0);
@@ -112,19 +118,9 @@ async fn http_snapshot_bench(table: &Path, files: usize) {
         server.url,
         table.file_name().unwrap().to_str().unwrap()
     );
-    let load = || async {
-        let storage = Arc::new(HttpStorage::new(&url).unwrap());
-        let snapshot = Table::new(storage).unwrap().snapshot().await.unwrap();
-        snapshot.files().len()
-    };
-    assert_eq!(load().await, files);
-    let mut samples = Vec::new();
-    for _ in 0..RUNS {
-        let start = Instant::now();
-        assert_eq!(load().await, files);
-        samples.push(start.elapsed().as_secs_f64());
-    }
-    let native = median(samples);
+    let (http_files, native) =
+        median_load(|| Arc::new(HttpStorage::new(&url).unwrap()) as StorageRef).await;
+    assert_eq!(http_files, files);
     println!("### Over HTTP from localhost (no listing)");
     println!();
     println!("| reader | median of {RUNS} | ratio to native |");

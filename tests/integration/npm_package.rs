@@ -25,8 +25,7 @@ async fn the_npm_package_in_node_reads_every_golden_case() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_npm_package_in_a_chromium_page_reads_every_golden_case() {
     let test = "the_npm_package_in_a_chromium_page_reads_every_golden_case";
-    if !std::path::Path::new("/usr/bin/chromium").exists() {
-        eprintln!("SKIPPED {test}: no /usr/bin/chromium (scripts/test.sh installs it)");
+    if !has_chromium(test) {
         return;
     }
     run_golden_cases(test, "browser.mjs").await;
@@ -96,6 +95,15 @@ fn the_package_types_are_documented_and_check_with_typescript() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Whether Debian's Chromium is installed; says the test is skipped if not.
+fn has_chromium(test: &str) -> bool {
+    let installed = std::path::Path::new("/usr/bin/chromium").exists();
+    if !installed {
+        eprintln!("SKIPPED {test}: no /usr/bin/chromium (scripts/test.sh installs it)");
+    }
+    installed
 }
 
 /// Runs every golden HTTP case through `pkg/tests/SCRIPT` and compares what
@@ -182,8 +190,7 @@ fn check(out: &std::path::Path, index: usize, case: &HttpCase) -> Result<(), Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_npm_package_in_a_chromium_page_keeps_table_files_across_reloads() {
     let test = "the_npm_package_in_a_chromium_page_keeps_table_files_across_reloads";
-    if !std::path::Path::new("/usr/bin/chromium").exists() {
-        eprintln!("SKIPPED {test}: no /usr/bin/chromium (scripts/test.sh installs it)");
+    if !has_chromium(test) {
         return;
     }
     if !npm_package_built() {
