@@ -38,6 +38,7 @@ pub mod scan;
 #[cfg(feature = "http")]
 pub mod server_sql;
 pub mod session;
+mod shared_subplan;
 pub mod sharing;
 pub mod statement;
 pub mod write_path;

@@ -54,6 +54,17 @@ async fn version_as_of_returns_the_rows_of_each_version() {
         .expect("mixed versions");
     assert_eq!(first_row(&diff), vec![20]);
 
+    // The same aggregation over two versions of one table is two
+    // computations, not one shared result.
+    let sums = engine
+        .query(
+            "SELECT a.s, b.s FROM (SELECT sum(id) AS s FROM t VERSION AS OF 0) a, \
+             (SELECT sum(id) AS s FROM t) b",
+        )
+        .await
+        .expect("sums of two versions");
+    assert_eq!(first_row(&sums), vec![45, 435]);
+
     let err = engine.query(&at(Some(7))).await.expect_err("no version 7");
     assert!(
         matches!(err, Error::VersionNotFound { version: 7, .. }),
