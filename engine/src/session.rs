@@ -1163,7 +1163,6 @@ fn session_state(
     }
     builder
         .with_physical_optimizer_rule(Arc::new(crate::filter_order::CheapConditionsFirst))
-        .with_physical_optimizer_rule(Arc::new(crate::scan::AggregatedProbeRowTests))
         .with_query_planner(Arc::new(crate::shared_subplan::SharedSubplanPlanner))
         .build()
 }
