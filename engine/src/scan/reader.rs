@@ -1,7 +1,9 @@
 //! The Parquet reader factory of a scan: DataFusion's cached reader, with
 //! typed errors when a footer cannot be read (the stock reader turns them
 //! into text): a missing file stays `NotFound`, a broken one is `Corrupt`,
-//! both naming the file.
+//! both naming the file. Files are read by their Parquet schema alone,
+//! not the Arrow schema a writer may have embedded (see
+//! [`without_arrow_schema`]).
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -19,7 +21,7 @@ use futures::future::BoxFuture;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::ParquetMetaData;
+use parquet::file::metadata::{FileMetaData, ParquetMetaData, ParquetMetaDataBuilder};
 
 use crate::Error;
 use crate::storage::StorageObjectStore;
@@ -131,7 +133,7 @@ impl AsyncFileReader for TypedErrorReader {
                     self.page_starts = Some(Arc::new(
                         crate::parquet_guard::page_header::page_starts(&metadata),
                     ));
-                    Ok(metadata)
+                    Ok(without_arrow_schema(metadata))
                 }
                 Err(err) => {
                     let probe = self.size.saturating_sub(1)..self.size;
@@ -147,5 +149,81 @@ impl AsyncFileReader for TypedErrorReader {
             }
         }
         .boxed()
+    }
+}
+
+/// The key under which Arrow writers embed their schema in a Parquet footer.
+const ARROW_SCHEMA_KEY: &str = "ARROW:schema";
+
+/// `metadata` without the Arrow schema its writer embedded. A Delta table's
+/// schema is the log's, and the Parquet schema alone says how to read each
+/// column as it; the embedded one only changes how strings are decoded:
+/// `deltalake` 1.x declares them `Utf8View`, which the scan would decode
+/// into views and then copy into the table's `Utf8`, string by string.
+/// Read by its Parquet schema, a file decodes straight into `Utf8`, as one
+/// written by Spark (which embeds no Arrow schema) does.
+pub(crate) fn without_arrow_schema(metadata: Arc<ParquetMetaData>) -> Arc<ParquetMetaData> {
+    let file = metadata.file_metadata();
+    let Some(pairs) = file.key_value_metadata() else {
+        return metadata;
+    };
+    if !pairs.iter().any(|pair| pair.key == ARROW_SCHEMA_KEY) {
+        return metadata;
+    }
+    let kept: Vec<_> = pairs
+        .iter()
+        .filter(|pair| pair.key != ARROW_SCHEMA_KEY)
+        .cloned()
+        .collect();
+    let stripped = FileMetaData::new(
+        file.version(),
+        file.num_rows(),
+        file.created_by().map(str::to_owned),
+        (!kept.is_empty()).then_some(kept),
+        file.schema_descr_ptr(),
+        file.column_orders().cloned(),
+    );
+    Arc::new(
+        ParquetMetaDataBuilder::new(stripped)
+            .set_row_groups(metadata.row_groups().to_vec())
+            .set_column_index(metadata.column_index().cloned())
+            .set_offset_index(metadata.offset_index().cloned())
+            .build(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{RecordBatch, StringViewArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    #[test]
+    fn strings_a_writer_declared_as_views_are_read_as_utf8() {
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8View, true)]));
+        let column = Arc::new(StringViewArray::from(vec!["a", "b"]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![column]).expect("batch");
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, schema, None).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        let reader = SerializedFileReader::new(Bytes::from(bytes)).expect("reader");
+        let metadata = Arc::new(reader.metadata().clone());
+
+        let as_written = ArrowReaderMetadata::try_new(metadata.clone(), ArrowReaderOptions::new())
+            .expect("schema");
+        assert_eq!(
+            as_written.schema().field(0).data_type(),
+            &DataType::Utf8View
+        );
+        let stripped = without_arrow_schema(metadata.clone());
+        let read_as = ArrowReaderMetadata::try_new(stripped.clone(), ArrowReaderOptions::new())
+            .expect("schema");
+        assert_eq!(read_as.schema().field(0).data_type(), &DataType::Utf8);
+        assert_eq!(stripped.row_groups(), metadata.row_groups());
+        assert_eq!(stripped.file_metadata().num_rows(), 2);
     }
 }
