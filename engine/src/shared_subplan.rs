@@ -105,15 +105,12 @@ impl UserDefinedLogicalNodeCore for SharedSubplan {
 /// [`SharedSubplan`] node; a plan without repeats comes back unchanged.
 pub(crate) fn mark_shared_subplans(plan: LogicalPlan) -> DfResult<LogicalPlan> {
     let mut recursive = false;
-    plan.apply_with_subqueries(|node| {
-        recursive |= matches!(node, LogicalPlan::RecursiveQuery(_));
-        Ok(TreeNodeRecursion::Continue)
-    })?;
-    if recursive {
-        return Ok(plan);
-    }
     let mut groups: Vec<(LogicalPlan, usize)> = Vec::new();
     plan.apply_with_subqueries(|node| {
+        if matches!(node, LogicalPlan::RecursiveQuery(_)) {
+            recursive = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
         if is_shareable(node)? {
             match groups.iter_mut().find(|(seen, _)| same_subplan(seen, node)) {
                 Some((_, count)) => *count += 1,
@@ -122,6 +119,9 @@ pub(crate) fn mark_shared_subplans(plan: LogicalPlan) -> DfResult<LogicalPlan> {
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
+    if recursive {
+        return Ok(plan);
+    }
     let mut repeated: Vec<LogicalPlan> = groups
         .into_iter()
         .filter(|(_, count)| *count > 1)
@@ -154,11 +154,12 @@ pub(crate) fn mark_shared_subplans(plan: LogicalPlan) -> DfResult<LogicalPlan> {
         if wrapped.iter().all(|count| *count > 1) {
             return Ok(marked.data);
         }
-        let mut index = 0;
-        repeated.retain(|_| {
-            index += 1;
-            wrapped[index - 1] > 1
-        });
+        repeated = repeated
+            .into_iter()
+            .zip(wrapped)
+            .filter(|(_, count)| *count > 1)
+            .map(|(subplan, _)| subplan)
+            .collect();
     }
 }
 

@@ -162,7 +162,7 @@ const ARROW_SCHEMA_KEY: &str = "ARROW:schema";
 /// into views and then copy into the table's `Utf8`, string by string.
 /// Read by its Parquet schema, a file decodes straight into `Utf8`, as one
 /// written by Spark (which embeds no Arrow schema) does.
-pub(crate) fn without_arrow_schema(metadata: Arc<ParquetMetaData>) -> Arc<ParquetMetaData> {
+fn without_arrow_schema(metadata: Arc<ParquetMetaData>) -> Arc<ParquetMetaData> {
     let file = metadata.file_metadata();
     let Some(pairs) = file.key_value_metadata() else {
         return metadata;

@@ -694,6 +694,22 @@ mod tests {
         assert_eq!(cache.figures().hits, 0);
     }
 
+    /// Reads 900 bytes of `f.parquet` at every 1,000 in `starts`, each kept
+    /// before the next is read.
+    async fn keep_ranges(
+        storage: &PersistentStorage,
+        cache: &PersistentCache,
+        starts: std::ops::Range<u64>,
+    ) {
+        for start in starts.step_by(1_000) {
+            storage
+                .get_range("f.parquet", start..start + 900)
+                .await
+                .unwrap();
+            cache.flush().await;
+        }
+    }
+
     #[tokio::test]
     async fn the_budget_evicts_the_oldest_entries_first_and_clear_empties_it() {
         let store = Arc::new(MemoryBlobStore::default());
@@ -702,13 +718,7 @@ mod tests {
             &store,
             10_000,
         );
-        for start in (0..20_000u64).step_by(1_000) {
-            storage
-                .get_range("f.parquet", start..start + 900)
-                .await
-                .unwrap();
-            cache.flush().await;
-        }
+        keep_ranges(&storage, &cache, 0..20_000).await;
         let figures = cache.figures();
         assert!(figures.bytes_held <= 10_000, "{figures:?}");
         let listed: u64 = store.list().await.unwrap().iter().map(|b| b.size).sum();
@@ -741,23 +751,11 @@ mod tests {
             10_000,
         );
         // Ten entries of about 930 bytes fill the budget.
-        for start in (0..10_000u64).step_by(1_000) {
-            storage
-                .get_range("f.parquet", start..start + 900)
-                .await
-                .unwrap();
-            cache.flush().await;
-        }
+        keep_ranges(&storage, &cache, 0..10_000).await;
         // The first one written is read again; then new ones need room.
         storage.get_range("f.parquet", 0..900).await.unwrap();
         assert_eq!(cache.figures().hits, 1);
-        for start in (10_000..13_000u64).step_by(1_000) {
-            storage
-                .get_range("f.parquet", start..start + 900)
-                .await
-                .unwrap();
-            cache.flush().await;
-        }
+        keep_ranges(&storage, &cache, 10_000..13_000).await;
         let held = |start: u64| {
             let name = blob_name(&storage.key("f.parquet", Some(&(start..start + 900))));
             let store = store.clone();
