@@ -35,6 +35,7 @@ pub mod metadata_tables;
 pub mod profile;
 pub mod read_estimate;
 pub mod scan;
+mod semi_join_reduction;
 #[cfg(feature = "http")]
 pub mod server_sql;
 pub mod session;

@@ -193,7 +193,8 @@ fn is_shareable(node: &LogicalPlan) -> DfResult<bool> {
     Ok(reads_a_table && !unsafe_to_share)
 }
 
-fn is_subquery(expr: &Expr) -> bool {
+/// Whether `expr` is itself a subquery (not whether it contains one).
+pub(crate) fn is_subquery(expr: &Expr) -> bool {
     matches!(
         expr,
         Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::SetComparison(_)

@@ -18,6 +18,7 @@ mod plan_codec;
 mod profile;
 mod read_estimate;
 mod scan_statistics;
+mod semi_join_reduction;
 mod shared_subplan;
 mod slt;
 mod snapshot_cache;
