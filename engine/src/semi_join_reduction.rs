@@ -483,6 +483,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn keys_from_the_table_being_grouped_are_kept_apart() {
+        // The keys' subplan reads `facts` too; its alias keeps the names apart.
+        let sql = "SELECT f.key, f.v, g.total FROM (SELECT * FROM facts WHERE v > 95) f \
+                   JOIN (SELECT key, sum(v) AS total FROM facts GROUP BY key) g \
+                   ON g.key = f.key ORDER BY f.key, f.v";
+        assert_eq!(reductions(sql).await, 1);
+    }
+
+    #[tokio::test]
     async fn unfiltered_volatile_or_full_joins_are_left_alone() {
         let unfiltered = "SELECT d.id, g.total FROM dims d \
                           JOIN (SELECT key, sum(v) AS total FROM facts GROUP BY key) g \
