@@ -183,6 +183,8 @@ fi
 
 if is_selected browser; then
   ensure_apt chromium
+  # The page imports apache-arrow from pkg/node_modules.
+  ensure_node_tools
   (cd pkg/bench && { npm ls --silent >/dev/null 2>&1 || npm ci --no-audit --no-fund --loglevel=error; })
   scripts/build-pkg.sh >/dev/null
   scale="${WAVELAKE_TPCH_SF:-1}"

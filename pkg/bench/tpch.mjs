@@ -106,6 +106,13 @@ for (const engine of ["wavelake", "duckdb"]) {
   try {
     const page = await browser.newPage();
     page.on("pageerror", (error) => console.error(`${engine} page error: ${error}`));
+    // A module the page imports and cannot fetch stops it silently (404s
+    // under /data/ are the engines probing for log versions).
+    page.on("response", (response) => {
+      if (response.status() >= 400 && !new URL(response.url()).pathname.startsWith("/data/")) {
+        console.error(`${engine} page: ${response.status()} for ${response.url()}`);
+      }
+    });
     const load = async () => {
       dataBytes = 0;
       await page.goto(`${origin}/bench/${engine}.html`);
