@@ -25,7 +25,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use crate::shared_subplan::is_subquery;
+use crate::shared_subplan::may_differ_between_evaluations;
 
 /// Alias of the keys subplan a reduced grouping is semi-joined with; also
 /// how the rule recognises a grouping it has already reduced.
@@ -327,7 +327,7 @@ fn cheap_and_repeatable(plan: &LogicalPlan) -> DfResult<bool> {
                 | LogicalPlan::Limit(_)
         ) || matches!(node, LogicalPlan::Join(_) if restricts_rows(node));
         for expr in node.expressions() {
-            if expr.is_volatile() || expr.exists(|e| Ok(is_subquery(e)))? {
+            if may_differ_between_evaluations(&expr)? {
                 cheap = false;
             }
         }

@@ -180,7 +180,7 @@ fn is_shareable(node: &LogicalPlan) -> DfResult<bool> {
             _ => {}
         }
         for expr in inner.expressions() {
-            if expr.is_volatile() || expr.exists(|e| Ok(is_subquery(e)))? {
+            if may_differ_between_evaluations(&expr)? {
                 unsafe_to_share = true;
             }
         }
@@ -193,8 +193,13 @@ fn is_shareable(node: &LogicalPlan) -> DfResult<bool> {
     Ok(reads_a_table && !unsafe_to_share)
 }
 
-/// Whether `expr` is itself a subquery (not whether it contains one).
-pub(crate) fn is_subquery(expr: &Expr) -> bool {
+/// Whether two evaluations of `expr` could differ: it calls a volatile
+/// function or holds a subquery.
+pub(crate) fn may_differ_between_evaluations(expr: &Expr) -> DfResult<bool> {
+    Ok(expr.is_volatile() || expr.exists(|e| Ok(is_subquery(e)))?)
+}
+
+fn is_subquery(expr: &Expr) -> bool {
     matches!(
         expr,
         Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::SetComparison(_)
