@@ -47,6 +47,9 @@ pub struct ScanProfile {
     pub hot_chunks_missed: u64,
     /// Decoded bytes served from hot data.
     pub hot_bytes_saved: u64,
+    /// Rows the dynamic filters of operators above (a join's keys) removed
+    /// as they left the scan.
+    pub dynamic_filter_rows_removed: u64,
 }
 
 /// How far a running query has got, summed over its Delta scans.
@@ -136,6 +139,8 @@ impl QueryProfile {
                 hot_chunks_hit: a.hot_chunks_hit + b.hot_chunks_hit,
                 hot_chunks_missed: a.hot_chunks_missed + b.hot_chunks_missed,
                 hot_bytes_saved: a.hot_bytes_saved + b.hot_bytes_saved,
+                dynamic_filter_rows_removed: a.dynamic_filter_rows_removed
+                    + b.dynamic_filter_rows_removed,
             })
     }
 }
@@ -166,6 +171,11 @@ fn scan_profile(scan: &DeltaScanExec) -> ScanProfile {
     };
     if let Some(metrics) = scan.input().metrics() {
         add_parquet_metrics(&metrics, &mut profile);
+    }
+    if let Some(metrics) = scan.metrics() {
+        profile.dynamic_filter_rows_removed = metrics
+            .sum_by_name("dynamic_filter_rows_removed")
+            .map_or(0, |value| value.as_usize() as u64);
     }
     profile
 }

@@ -178,3 +178,119 @@ async fn a_session_range_cache_serves_repeated_queries() {
             .to_string()
     );
 }
+
+/// A one-file table of `(k, v)` rows, row groups of 10,000 rows.
+fn write_pairs(dir: &std::path::Path, keys: Vec<i64>, values: Vec<i64>) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, true),
+        Field::new("v", DataType::Int64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(keys)),
+            Arc::new(Int64Array::from(values)),
+        ],
+    )
+    .unwrap();
+    write_one_file_table(dir, &batch, 10_000, 1_000);
+}
+
+/// The one number a query answers.
+fn single_value(profile: &wavelake_engine::QueryProfile) -> i64 {
+    profile.batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0)
+}
+
+#[tokio::test]
+async fn rows_a_selective_join_rejects_leave_at_the_scan() {
+    rows_rejected_at_the_scan(wavelake_engine::SqlSessionOptions::default(), 1).await;
+}
+
+#[tokio::test]
+async fn rows_a_selective_join_rejects_leave_hot_data_at_the_scan() {
+    // The second run of each query reads decoded chunks from memory.
+    let hot = Arc::new(wavelake_engine::hot_data::HotData::new(1 << 30));
+    let options = wavelake_engine::SqlSessionOptions {
+        hot_data: Some(hot),
+        ..Default::default()
+    };
+    rows_rejected_at_the_scan(options, 2).await;
+}
+
+/// Runs each query `runs` times in a session with `options` and checks the
+/// last run's profile.
+async fn rows_rejected_at_the_scan(options: wavelake_engine::SqlSessionOptions, runs: usize) {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // 400,000 rows whose keys 0..10,000 are in every row group (no group
+    // can be pruned), three keys, and half of the keys.
+    let ids: Vec<i64> = (0..400_000).collect();
+    write_pairs(
+        dirs[0].path(),
+        ids.iter().map(|id| id % 10_000).collect(),
+        ids,
+    );
+    write_pairs(dirs[1].path(), vec![1, 2, 3], vec![0, 0, 0]);
+    let half: Vec<i64> = (0..5_000).map(|key| key * 2).collect();
+    write_pairs(dirs[2].path(), half.clone(), half);
+    let engine = wavelake_write::session_with(options);
+    for (name, dir) in ["big", "few", "half"].iter().zip(&dirs) {
+        let storage = ObjectStoreStorage::open(dir.path().to_str().unwrap()).unwrap();
+        engine.register(name, Arc::new(storage)).await.unwrap();
+    }
+    let profile = |sql: &'static str| {
+        let engine = &engine;
+        async move {
+            let mut last = None;
+            for _ in 0..runs {
+                last = Some(engine.profile(sql).await.unwrap());
+            }
+            last.unwrap()
+        }
+    };
+    let big_scan = |profile: &wavelake_engine::QueryProfile| {
+        profile
+            .scans
+            .iter()
+            .find(|scan| scan.files_total == 1 && scan.output_rows == 400_000)
+            .copied()
+            .unwrap_or_else(|| panic!("no scan of big:\n{}", profile.plan))
+    };
+
+    // Three keys keep 120 of 400,000 rows: the others leave as they are
+    // read rather than at the join.
+    let few = profile("SELECT count(*) FROM few f JOIN big b ON f.k = b.k").await;
+    assert_eq!(single_value(&few), 120);
+    assert_eq!(
+        big_scan(&few).dynamic_filter_rows_removed,
+        400_000 - 120,
+        "{}",
+        few.plan
+    );
+
+    // Half of the keys: the scan tests its first rows, finds the filter
+    // keeps too many and leaves the rest to the join.
+    let half = profile("SELECT count(*) FROM half h JOIN big b ON h.k = b.k").await;
+    assert_eq!(single_value(&half), 200_000);
+    let removed = big_scan(&half).dynamic_filter_rows_removed;
+    assert!(
+        removed > 0 && removed < 150_000,
+        "removed {removed} of the 200,000 rows the join rejects:\n{}",
+        half.plan
+    );
+
+    // A scan the query filters itself leaves the keys to the join.
+    let filtered =
+        profile("SELECT count(*) FROM few f JOIN big b ON f.k = b.k WHERE b.v % 2 = 0").await;
+    assert_eq!(single_value(&filtered), 40);
+    assert_eq!(
+        big_scan(&filtered).dynamic_filter_rows_removed,
+        0,
+        "{}",
+        filtered.plan
+    );
+}

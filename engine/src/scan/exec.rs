@@ -14,6 +14,7 @@ use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::filter_pushdown::{
@@ -31,6 +32,7 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 
 use super::deferred::{ScanSource, partition_with_deletion_vectors};
+use super::row_filters::RowFilters;
 use crate::storage::{FetchFigures, FetchMeter, StorageRef};
 
 /// Figures about a scan known when it is planned.
@@ -69,6 +71,12 @@ pub struct DeltaScanExec {
     /// Where deletion vectors are read from when the scan runs (they were
     /// not applied when it was planned).
     deferred: Option<StorageRef>,
+    /// Dynamic filters of operators above (a join's keys, a TopK's bound)
+    /// that reached this scan.
+    dynamic_filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// Whether the rows the scan returns are tested against
+    /// `dynamic_filters` (see [`super::row_filters`]).
+    row_tests: bool,
 }
 
 impl DeltaScanExec {
@@ -106,7 +114,30 @@ impl DeltaScanExec {
             properties,
             source: None,
             deferred: None,
+            dynamic_filters: Vec::new(),
+            row_tests: false,
         }
+    }
+
+    /// This scan over `input`, with everything else it knows.
+    fn over(&self, input: Arc<dyn ExecutionPlan>) -> Self {
+        let mut exec = Self::new(input, self.schema.clone(), self.figures, self.meter.clone());
+        exec.source = self.source.clone();
+        exec.deferred = self.deferred.clone();
+        exec.dynamic_filters = self.dynamic_filters.clone();
+        exec.row_tests = self.row_tests;
+        exec
+    }
+
+    /// The same scan testing its rows against the dynamic filters it was
+    /// given, or `None` if it was given none or tests them already.
+    pub(crate) fn with_row_tests(&self) -> Option<Arc<dyn ExecutionPlan>> {
+        if self.dynamic_filters.is_empty() || self.row_tests {
+            return None;
+        }
+        let mut exec = self.over(self.input.clone());
+        exec.row_tests = true;
+        Some(Arc::new(exec))
     }
 
     /// The same scan, knowing its table and deletion vectors (`source`);
@@ -165,7 +196,11 @@ impl DisplayAs for DeltaScanExec {
             s.files_pruned,
             s.files_with_deletion_vectors,
             s.rows_removed_by_deletion_vectors
-        )
+        )?;
+        if self.row_tests {
+            write!(f, " row_tests={}", self.dynamic_filters.len())?;
+        }
+        Ok(())
     }
 }
 
@@ -182,10 +217,20 @@ impl ExecutionPlan for DeltaScanExec {
         vec![&self.input]
     }
 
+    /// The dynamic filters the scan tests rows against: a join computes
+    /// its filter only where a node below it holds the filter (the
+    /// Parquet scan does for pruning; a scan from hot data does not).
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
     ) -> DfResult<TreeNodeRecursion> {
+        if self.row_tests {
+            for filter in &self.dynamic_filters {
+                if f(filter)? == TreeNodeRecursion::Stop {
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+        }
         Ok(TreeNodeRecursion::Continue)
     }
 
@@ -194,13 +239,7 @@ impl ExecutionPlan for DeltaScanExec {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         match children.pop() {
-            Some(input) if children.is_empty() => {
-                let mut exec =
-                    Self::new(input, self.schema.clone(), self.figures, self.meter.clone());
-                exec.source = self.source.clone();
-                exec.deferred = self.deferred.clone();
-                Ok(Arc::new(exec))
-            }
+            Some(input) if children.is_empty() => Ok(Arc::new(self.over(input))),
             _ => Err(datafusion::error::DataFusionError::Internal(
                 "DeltaScanExec takes exactly one child".into(),
             )),
@@ -276,13 +315,28 @@ impl ExecutionPlan for DeltaScanExec {
         ))
     }
 
+    /// The Parquet scan prunes with the filters it took; the dynamic ones
+    /// are also kept here, to test rows with where that pays (see
+    /// [`super::row_filters`]). Every filter stays with its operator.
     fn handle_child_pushdown_result(
         &self,
         _phase: FilterPushdownPhase,
         child_pushdown_result: ChildPushdownResult,
         _config: &ConfigOptions,
     ) -> DfResult<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
-        Ok(FilterPushdownPropagation::if_all(child_pushdown_result))
+        let dynamic: Vec<Arc<dyn PhysicalExpr>> = child_pushdown_result
+            .parent_filters
+            .iter()
+            .map(|pushed| Arc::clone(&pushed.filter))
+            .filter(|filter| filter.downcast_ref::<DynamicFilterPhysicalExpr>().is_some())
+            .collect();
+        let result = FilterPushdownPropagation::if_all(child_pushdown_result);
+        if dynamic.is_empty() {
+            return Ok(result);
+        }
+        let mut exec = self.over(self.input.clone());
+        exec.dynamic_filters.extend(dynamic);
+        Ok(result.with_updated_node(Arc::new(exec)))
     }
 
     fn execute(
@@ -308,6 +362,11 @@ impl ExecutionPlan for DeltaScanExec {
             _ => self.input.execute(partition, context)?,
         };
         let out_schema = schema.clone();
+        let mut row_filters = self.row_tests.then(|| {
+            let removed =
+                MetricBuilder::new(&self.metrics).counter("dynamic_filter_rows_removed", partition);
+            RowFilters::new(&self.dynamic_filters, removed)
+        });
         let renamed = stream.map(move |batch| {
             let batch = batch?;
             if batch.schema() == out_schema {
@@ -320,6 +379,10 @@ impl ExecutionPlan for DeltaScanExec {
                 .map(|(array, field)| retype(array, field.data_type()))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(RecordBatch::try_new(out_schema.clone(), columns)?)
+        });
+        let renamed = renamed.map(move |batch: DfResult<RecordBatch>| match &mut row_filters {
+            Some(filters) => filters.apply(batch?),
+            None => batch,
         });
         #[cfg(target_arch = "wasm32")]
         let renamed = host_turns::yielding(renamed);

@@ -9,6 +9,7 @@ mod hot;
 mod lookup;
 mod pruning;
 mod reader;
+mod row_filters;
 pub mod write_exec;
 
 use std::collections::HashSet;
@@ -55,6 +56,7 @@ pub use lookup::LateMaterialization;
 use lookup::is_lookup;
 pub use pruning::FilePruner;
 pub use reader::DeltaParquetReaderFactory;
+pub(crate) use row_filters::SelectiveRowTests;
 
 use crate::hot_data::HotData;
 use crate::protocol::Add;
