@@ -23,9 +23,11 @@ const [deltaDir, queryDir, selective] = process.argv.slice(2);
 const pkg = fileURLToPath(new URL("..", import.meta.url));
 const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
 
-// The data files each table's (single-commit) log adds.
+// The data files each table's (single-commit) log adds; a server's own
+// directory (`_wavelake`) or any other hidden entry is not a table.
 const tables = {};
 for (const name of await readdir(deltaDir)) {
+  if (name.startsWith("_") || name.startsWith(".")) continue;
   const log = await readFile(join(deltaDir, name, "_delta_log/00000000000000000000.json"), "utf8");
   tables[name] = log.split("\n").filter(Boolean).map(JSON.parse).filter((a) => a.add).map((a) => a.add.path);
 }
