@@ -1165,6 +1165,9 @@ fn session_state(
         .with_optimizer_rules(crate::semi_join_reduction::optimizer_rules())
         .with_physical_optimizer_rule(Arc::new(crate::filter_order::CheapConditionsFirst))
         .with_physical_optimizer_rule(Arc::new(crate::scan::SelectiveRowTests))
+        .with_physical_optimizer_rule(Arc::new(
+            crate::decimal_arithmetic::BatchCheckedDecimalArithmetic,
+        ))
         .with_query_planner(Arc::new(crate::shared_subplan::SharedSubplanPlanner))
         .build()
 }
