@@ -268,12 +268,7 @@ impl<'a> Operand<'a> {
                     return None;
                 };
                 let values = array.as_primitive_opt::<Decimal128Type>()?;
-                let largest = values
-                    .values()
-                    .iter()
-                    .map(|v| v.unsigned_abs())
-                    .max()
-                    .unwrap_or(0);
+                let largest = magnitude_bound(values.values());
                 Some(Operand::Values(values, *scale, largest))
             }
             ColumnarValue::Scalar(ScalarValue::Decimal128(Some(v), _, scale)) => {
@@ -286,6 +281,15 @@ impl<'a> Operand<'a> {
     fn scale(&self) -> i8 {
         match self {
             Operand::Values(_, scale, _) | Operand::Constant(_, scale) => *scale,
+        }
+    }
+
+    /// The operand with a constant multiplied by `factor` (and the factor
+    /// left to apply then, one); values keep theirs.
+    fn with_constant_scaled(self, factor: i128) -> (Self, i128) {
+        match self {
+            Operand::Constant(v, scale) => (Operand::Constant(v.wrapping_mul(factor), scale), 1),
+            values => (values, factor),
         }
     }
 
@@ -337,31 +341,55 @@ fn unchecked(
     if bound.is_none_or(|bound| bound > i128::MAX as u128) {
         return Ok(None);
     }
-    let combine = |a: i128, b: i128| -> i128 {
-        match op {
-            Operator::Multiply => a.wrapping_mul(b),
-            Operator::Plus => a
-                .wrapping_mul(l_factor)
-                .wrapping_add(b.wrapping_mul(r_factor)),
-            _ => a
-                .wrapping_mul(l_factor)
-                .wrapping_sub(b.wrapping_mul(r_factor)),
-        }
-    };
-    let result: Decimal128Array = match (&l, &r) {
-        (Operand::Values(a, ..), Operand::Values(b, ..)) => {
-            if a.len() != b.len() {
-                return Ok(None);
-            }
-            arrow::compute::binary(*a, *b, combine)?
-        }
-        (Operand::Values(a, ..), Operand::Constant(b, _)) => a.unary(|a| combine(a, *b)),
-        (Operand::Constant(a, _), Operand::Values(b, ..)) => b.unary(|b| combine(*a, b)),
-        (Operand::Constant(..), Operand::Constant(..)) => return Ok(None),
+    // A constant is scaled once here rather than on every row (the bound
+    // above covers it scaled).
+    let (l, l_factor) = l.with_constant_scaled(l_factor);
+    let (r, r_factor) = r.with_constant_scaled(r_factor);
+    let result = match (op, l_factor, r_factor) {
+        (Operator::Multiply, ..) => each_row(&l, &r, i128::wrapping_mul),
+        (Operator::Plus, 1, 1) => each_row(&l, &r, i128::wrapping_add),
+        (Operator::Minus, 1, 1) => each_row(&l, &r, i128::wrapping_sub),
+        (Operator::Plus, lf, rf) => each_row(&l, &r, move |a, b| {
+            a.wrapping_mul(lf).wrapping_add(b.wrapping_mul(rf))
+        }),
+        (_, lf, rf) => each_row(&l, &r, move |a, b| {
+            a.wrapping_mul(lf).wrapping_sub(b.wrapping_mul(rf))
+        }),
+    }?;
+    let Some(result) = result else {
+        return Ok(None);
     };
     Ok(Some(Arc::new(
         result.with_precision_and_scale(precision, scale)?,
     )))
+}
+
+/// An upper bound of the magnitudes of `values`, without a branch per
+/// value: each value's ones' complement if negative (`|v| - 1`), itself
+/// otherwise, all OR-ed together, plus one. At most twice the largest
+/// magnitude, which is all the overflow test needs.
+fn magnitude_bound(values: &[i128]) -> u128 {
+    values
+        .iter()
+        .fold(0u128, |bits, v| bits | (v ^ (v >> 127)) as u128)
+        .saturating_add(1)
+}
+
+/// `combine` of the operands row by row; `None` for two constants or
+/// arrays of different lengths.
+fn each_row(
+    l: &Operand<'_>,
+    r: &Operand<'_>,
+    combine: impl Fn(i128, i128) -> i128,
+) -> DfResult<Option<Decimal128Array>> {
+    Ok(match (l, r) {
+        (Operand::Values(a, ..), Operand::Values(b, ..)) if a.len() == b.len() => {
+            Some(arrow::compute::binary(*a, *b, combine)?)
+        }
+        (Operand::Values(a, ..), Operand::Constant(b, _)) => Some(a.unary(|a| combine(a, *b))),
+        (Operand::Constant(a, _), Operand::Values(b, ..)) => Some(b.unary(|b| combine(*a, b))),
+        _ => None,
+    })
 }
 
 /// `10^exponent` for the exponents a decimal scale difference takes.
@@ -477,6 +505,28 @@ mod tests {
         let (expected, actual) = (planned.expect("in range"), rewritten);
         assert_eq!(expected.to_data(), actual.to_data());
         assert_eq!(actual.as_primitive::<Decimal128Type>().value(1), big * 17);
+    }
+
+    #[test]
+    fn the_magnitude_bound_is_at_least_the_largest_and_at_most_twice_it() {
+        let cases: [&[i128]; 6] = [
+            &[0],
+            &[1, -1],
+            &[10_494_950, -90_100, 7],
+            &[-(1 << 40), 3],
+            &[i128::MAX, 0],
+            &[i128::MIN, 5],
+        ];
+        for values in cases {
+            let largest = values.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+            let bound = magnitude_bound(values);
+            assert!(bound >= largest, "{values:?}: {bound} < {largest}");
+            assert!(
+                bound <= largest.saturating_mul(2).max(1),
+                "{values:?}: {bound}"
+            );
+        }
+        assert_eq!(magnitude_bound(&[]), 1);
     }
 
     #[test]
