@@ -321,8 +321,8 @@ fn unchecked(
         Operator::Multiply if l.scale().checked_add(r.scale()) == Some(scale) => (1, 1),
         Operator::Plus | Operator::Minus if l.scale().max(r.scale()) == scale => {
             match (
-                power_of_ten(scale - l.scale()),
-                power_of_ten(scale - r.scale()),
+                scale.checked_sub(l.scale()).and_then(power_of_ten),
+                scale.checked_sub(r.scale()).and_then(power_of_ten),
             ) {
                 (Some(lf), Some(rf)) => (lf, rf),
                 _ => return Ok(None),
@@ -540,6 +540,18 @@ mod tests {
         let rows = batch(decimals(&[Some(1)], 10, 2), decimals(&[Some(3)], 10, 2));
         let (_, _, changed) = both(Operator::Divide, column("a", 0), column("b", 1), &rows);
         assert!(!changed, "division keeps DataFusion's kernel");
+    }
+
+    #[test]
+    fn scales_far_apart_are_left_to_the_checked_kernel() {
+        // A scale difference beyond i8 (a negative scale against a large
+        // one) is no factor to scale by: the checked kernel decides.
+        let rows = batch(decimals(&[Some(1)], 38, -100), decimals(&[Some(3)], 38, 30));
+        let left = ColumnarValue::Array(Arc::clone(rows.column(0)));
+        let right = ColumnarValue::Array(Arc::clone(rows.column(1)));
+        let outcome = unchecked(Operator::Plus, &left, &right, &DataType::Decimal128(38, 30))
+            .expect("no error");
+        assert!(outcome.is_none());
     }
 
     #[test]
