@@ -217,6 +217,13 @@ impl ExecutionPlan for DeltaScanExec {
         vec![&self.input]
     }
 
+    /// The scan reads its file scan's partitions as they are: spreading
+    /// them belongs above it, not between it and the file scan whose
+    /// deletion vectors it applies (and whose node a cluster decodes).
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
     /// The dynamic filters the scan tests rows against: a join computes
     /// its filter only where a node below it holds the filter (the
     /// Parquet scan does for pruning; a scan from hot data does not).
