@@ -43,6 +43,7 @@ pub mod session;
 mod shared_subplan;
 pub mod sharing;
 pub mod statement;
+pub mod string_views;
 pub mod write_path;
 
 pub use wavelake_kernel::{

@@ -485,6 +485,7 @@ impl SqlSession {
     ) -> Result<Snapshot> {
         let snapshot = table.snapshot().await?;
         let provider = DeltaTableProvider::new(snapshot.clone(), table.storage().clone())?
+            .with_string_views()
             .with_write_path(self.options.write_path.clone())
             .with_buffered_rows(buffered);
         let reference = self.table_reference(name)?;
@@ -506,7 +507,8 @@ impl SqlSession {
         snapshot: Snapshot,
         storage: StorageRef,
     ) -> Result<()> {
-        let provider = DeltaTableProvider::new(snapshot, self.through_persistent_cache(storage))?;
+        let provider = DeltaTableProvider::new(snapshot, self.through_persistent_cache(storage))?
+            .with_string_views();
         let reference = self.table_reference(name)?;
         self.ctx.deregister_table(reference.clone())?;
         self.ctx.register_table(reference, Arc::new(provider))?;
@@ -776,7 +778,7 @@ impl SqlSession {
             };
             let (snapshot, storage) = self.resolve_version(table.as_ref(), &version).await?;
             let temp = temp_table_name();
-            let provider = DeltaTableProvider::new(snapshot, storage)?;
+            let provider = DeltaTableProvider::new(snapshot, storage)?.with_string_views();
             self.ctx.register_table(temp.as_str(), Arc::new(provider))?;
             temp_names.push(temp.clone());
             version_names.push(temp);
@@ -809,6 +811,8 @@ impl SqlSession {
         self.check_tables_exist(&statement)?;
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         self.check_plan(&plan)?;
+        // Tables serve strings as views; callers get the declared types.
+        let plan = crate::string_views::cast_to_declared_types(plan)?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 

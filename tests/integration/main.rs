@@ -24,5 +24,6 @@ mod slt;
 mod snapshot_cache;
 mod sql_writes;
 mod storage_suite;
+mod string_views;
 mod time_travel;
 mod writes;

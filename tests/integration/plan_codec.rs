@@ -127,6 +127,8 @@ async fn a_table_of_one_file_with_strings_crosses_the_wire_and_answers_the_same(
 
     // One file, fewer than the partitions: the scheduler spreads rows
     // above the Delta scan, not between it and the file scan it encodes.
+    // The client's session reads the strings as views: the scheduler opens
+    // the table with the schema the plan was made with.
     let frame = engine.sql(sql).await.unwrap();
     let bytes = logical_plan_to_bytes_with_extension_codec(frame.logical_plan(), &logical).unwrap();
     let scheduler = cluster_process();

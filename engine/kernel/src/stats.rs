@@ -213,7 +213,11 @@ fn is_prunable(data_type: &DataType) -> bool {
     data_type.is_primitive()
         || matches!(
             data_type,
-            DataType::Utf8 | DataType::Boolean | DataType::Date32 | DataType::Timestamp(..)
+            DataType::Utf8
+                | DataType::Utf8View
+                | DataType::Boolean
+                | DataType::Date32
+                | DataType::Timestamp(..)
         )
 }
 

@@ -64,8 +64,12 @@ impl DeltaTableAtVersion {
         let storage = self.locations.open(&self.location)?;
         let table = Table::new(storage)?.with_cache(self.cache.clone());
         let snapshot = table.snapshot_at(Some(self.version)).await?;
-        let provider = DeltaTableProvider::new(snapshot, table.storage().clone())?
+        let mut provider = DeltaTableProvider::new(snapshot, table.storage().clone())?
             .with_deferred_deletion_vectors();
+        // A query session's tables serve strings as views.
+        if provider.schema().fields() != self.schema.fields() {
+            provider = provider.with_string_views();
+        }
         if provider.schema().fields() != self.schema.fields() {
             return Err(crate::Error::InvalidArgument(format!(
                 "version {} of {} does not have the schema the plan was made with",

@@ -95,6 +95,10 @@ pub(crate) fn is_row_id_column(name: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct DeltaTableProvider {
     snapshot: Arc<Snapshot>,
+    /// The snapshot's schemas as this provider serves them (see
+    /// [`Self::with_string_views`]).
+    schemas: Arc<TableSchemas>,
+    string_views: bool,
     storage: StorageRef,
     store_url: ObjectStoreUrl,
     row_ids: bool,
@@ -114,6 +118,8 @@ impl DeltaTableProvider {
         let id = NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed);
         let store_url = ObjectStoreUrl::parse(format!("wavelake://table-{id}/"))?;
         Ok(Self {
+            schemas: Arc::new(snapshot.schemas().clone()),
+            string_views: false,
             snapshot: Arc::new(snapshot),
             storage,
             store_url,
@@ -134,6 +140,31 @@ impl DeltaTableProvider {
     ) -> Self {
         self.buffered_rows = buffered;
         self
+    }
+
+    /// The same table with its data files' strings and binaries served as
+    /// views (`Utf8View`, `BinaryView`): decoded from Parquet without a
+    /// copy into one buffer, and compared, hashed and grouped faster by
+    /// DataFusion's operators. For a query session, whose plans cast them
+    /// back to the declared types for callers; the write path reads the
+    /// declared types.
+    pub fn with_string_views(mut self) -> Self {
+        self.string_views = true;
+        self.schemas = Arc::new(self.snapshot.schemas().with_string_views());
+        self
+    }
+
+    /// The same provider over `snapshot` (a newer version of its table).
+    fn at(&self, snapshot: Snapshot) -> Self {
+        let schemas = match self.string_views {
+            true => snapshot.schemas().with_string_views(),
+            false => snapshot.schemas().clone(),
+        };
+        Self {
+            snapshot: Arc::new(snapshot),
+            schemas: Arc::new(schemas),
+            ..self.clone()
+        }
     }
 
     /// The same table, with INSERT, DELETE and UPDATE handed to
@@ -235,6 +266,7 @@ impl DeltaTableProvider {
         wanted: &[usize],
     ) -> DfResult<Option<Vec<RecordBatch>>> {
         let logical = self.snapshot.arrow_schema();
+        let served = self.schemas.logical.clone();
         let mut batches = Vec::new();
         for batch in buffered {
             if batch.schema().fields() != logical.fields() {
@@ -244,7 +276,13 @@ impl DeltaTableProvider {
                 tracing::warn!(table = %self.storage.location(), "buffered rows of an older schema are not read");
                 continue;
             }
-            batches.push(batch.project(wanted)?);
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(served.fields())
+                .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            batches.push(RecordBatch::try_new(served.clone(), columns)?.project(wanted)?);
         }
         Ok((!batches.is_empty()).then_some(batches))
     }
@@ -278,7 +316,7 @@ impl DeltaTableProvider {
         figures.files_read_while_planning = meter.figures().files;
 
         let (scan_schema, partition_fields) = self.scan_schema();
-        let schemas = self.snapshot.schemas();
+        let schemas = &self.schemas;
         let mut table_schema = TableSchema::builder(schemas.file_physical.clone())
             .with_table_partition_cols(partition_fields);
         if self.row_ids {
@@ -287,8 +325,9 @@ impl DeltaTableProvider {
         let table_schema = table_schema.build();
         let mut options = state.default_table_options().parquet;
         options.global.coerce_int96 = Some("us".into());
-        // The table's strings are Utf8: decoding them as views (DataFusion's
-        // default) only to cast every batch back costs a copy of each.
+        // Strings are decoded as the table schema says: views when this
+        // provider serves views, else Utf8 (decoding views only to cast
+        // every batch back would cost a copy of each).
         options.global.schema_force_view_types = false;
         let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
         // Small files are read whole: one request each instead of a footer
@@ -426,7 +465,7 @@ impl DeltaTableProvider {
     }
 
     fn output_schema(&self) -> SchemaRef {
-        let logical = self.snapshot.arrow_schema();
+        let logical = self.schemas.logical.clone();
         if !self.row_ids {
             return logical;
         }
@@ -557,7 +596,7 @@ impl DeltaTableProvider {
     /// The schemas file statistics are given for; `None` when the scan
     /// adds row ids (whose columns statistics do not describe).
     fn statistics_schemas(&self) -> Option<&TableSchemas> {
-        (!self.row_ids).then(|| self.snapshot.schemas())
+        (!self.row_ids).then_some(self.schemas.as_ref())
     }
 
     /// Which files may hold rows matching `filters` (true = read it).
@@ -614,7 +653,7 @@ impl DeltaTableProvider {
     /// The schema the Parquet scan produces: file columns under their
     /// physical names, then partition columns.
     fn scan_schema(&self) -> (SchemaRef, Vec<FieldRef>) {
-        let schemas = self.snapshot.schemas();
+        let schemas = &self.schemas;
         let mut partition: Vec<FieldRef> = schemas
             .partition_logical
             .iter()
@@ -638,7 +677,7 @@ impl DeltaTableProvider {
 
     /// Index in the scan schema of each output column.
     fn scan_indices(&self) -> Vec<usize> {
-        let schemas = self.snapshot.schemas();
+        let schemas = &self.schemas;
         let file_count = schemas.file_physical.fields().len();
         let mut next_file = 0;
         let mut indices: Vec<usize> = schemas
@@ -669,7 +708,7 @@ impl DeltaTableProvider {
 
     /// Rewrites `expr` from logical to physical column names.
     fn physical_filter(&self, expr: Expr) -> Option<Expr> {
-        let schemas = self.snapshot.schemas();
+        let schemas = &self.schemas;
         let indices = self.scan_indices();
         let (scan_schema, _) = self.scan_schema();
         expr.transform(|e| {
@@ -722,10 +761,7 @@ impl TableProvider for DeltaTableProvider {
             if latest.arrow_schema() == self.snapshot.arrow_schema() {
                 let rows =
                     buffered.not_recorded_by(|app| latest.txn(app).map_or(-1, |t| t.version));
-                let newer = Self {
-                    snapshot: Arc::new(latest),
-                    ..self.clone()
-                };
+                let newer = self.at(latest);
                 return newer
                     .scan_with(state, projection, filters, limit, rows)
                     .await;

@@ -29,7 +29,11 @@ impl FilePruner {
     /// `None` when there are none or they cannot prune (every file may
     /// match).
     pub fn new(snapshot: &Snapshot, state: &dyn Session, filters: &[Expr]) -> Option<Self> {
-        let predicate = conjunction(filters.iter().cloned())?;
+        // Filters of a query over views compare with view literals; the
+        // log's statistics are in the declared types.
+        let predicate =
+            crate::string_views::with_declared_literals(conjunction(filters.iter().cloned())?)
+                .ok()?;
         let schema = snapshot.arrow_schema();
         let df_schema = DFSchema::try_from(schema.as_ref().clone()).ok()?;
         let physical = state

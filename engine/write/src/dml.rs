@@ -189,9 +189,11 @@ pub async fn update(
     change.run(state, predicate, Some(set)).await
 }
 
-/// Strips table qualifiers: the expressions are evaluated over the table
-/// alone.
+/// Strips table qualifiers and gives view literals and casts their
+/// declared types: the expressions, planned in a session that reads
+/// strings as views, are evaluated over the table alone as declared.
 fn unqualify(expr: Expr) -> Result<Expr> {
+    let expr = crate::string_views::with_declared_literals(expr)?;
     Ok(expr
         .transform(|e| match e {
             Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(

@@ -49,7 +49,7 @@ pub use target::WriteTarget;
 // modules use for them.
 use wavelake_engine::{
     Error, Result, Table, changes, command, log, parquet_guard, protocol, scan, schema, snapshot,
-    stats, storage, table, timer,
+    stats, storage, string_views, table, timer,
 };
 
 use crate::protocol::features::{ensure_writable, is_append_only};

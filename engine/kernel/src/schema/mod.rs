@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType as ArrowType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{
+    DataType as ArrowType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -336,6 +338,52 @@ impl TableSchemas {
             mapping,
         })
     }
+
+    /// The same schemas with the data files' top-level strings and binaries
+    /// as views (`Utf8View`, `BinaryView`): what a query engine decodes
+    /// Parquet into without copying each value into one buffer, and
+    /// compares, hashes and filters without following offsets. Partition
+    /// columns keep their types (their values come from the log).
+    pub fn with_string_views(&self) -> Self {
+        let partitioned = |name: &str| self.partition_logical.iter().any(|p| p.name() == name);
+        let logical = self
+            .logical
+            .fields()
+            .iter()
+            .map(|field| match partitioned(field.name()) {
+                true => field.clone(),
+                false => as_view(field),
+            })
+            .collect::<Vec<_>>();
+        let file_physical = self
+            .file_physical
+            .fields()
+            .iter()
+            .map(as_view)
+            .collect::<Vec<_>>();
+        Self {
+            logical: Arc::new(Schema::new_with_metadata(
+                logical,
+                self.logical.metadata().clone(),
+            )),
+            file_physical: Arc::new(Schema::new_with_metadata(
+                file_physical,
+                self.file_physical.metadata().clone(),
+            )),
+            ..self.clone()
+        }
+    }
+}
+
+/// `field` with a view type in place of `Utf8` or `Binary` (others as
+/// they are).
+fn as_view(field: &FieldRef) -> FieldRef {
+    let view = match field.data_type() {
+        ArrowType::Utf8 => ArrowType::Utf8View,
+        ArrowType::Binary => ArrowType::BinaryView,
+        _ => return field.clone(),
+    };
+    Arc::new(field.as_ref().clone().with_data_type(view))
 }
 
 #[cfg(test)]
@@ -362,6 +410,52 @@ mod tests {
         );
         assert!(!arrow.field(2).is_nullable());
         assert!(matches!(arrow.field(4).data_type(), ArrowType::Map(..)));
+    }
+
+    #[test]
+    fn string_views_replace_file_strings_and_binaries_only() {
+        let schema = StructType::parse(
+            r#"{"type":"struct","fields":[
+            {"name":"s","type":"string","nullable":true,"metadata":{}},
+            {"name":"b","type":"binary","nullable":false,"metadata":{}},
+            {"name":"n","type":"long","nullable":true,"metadata":{}},
+            {"name":"arr","type":{"type":"array","elementType":"string","containsNull":true},"nullable":true,"metadata":{}},
+            {"name":"p","type":"string","nullable":true,"metadata":{}}
+        ]}"#,
+        )
+        .expect("parses");
+        let plain =
+            TableSchemas::new(&schema, &["p".to_owned()], ColumnMappingMode::None).expect("maps");
+        let views = plain.with_string_views();
+        let types = |schema: &SchemaRef| -> Vec<ArrowType> {
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect()
+        };
+        let list = plain.logical.field(3).data_type().clone();
+        assert_eq!(
+            types(&views.logical),
+            vec![
+                ArrowType::Utf8View,
+                ArrowType::BinaryView,
+                ArrowType::Int64,
+                list.clone(),
+                ArrowType::Utf8
+            ]
+        );
+        assert_eq!(
+            types(&views.file_physical),
+            vec![
+                ArrowType::Utf8View,
+                ArrowType::BinaryView,
+                ArrowType::Int64,
+                list
+            ]
+        );
+        assert!(!views.logical.field(1).is_nullable());
+        assert_eq!(views.partition_logical, plain.partition_logical);
     }
 
     #[test]
