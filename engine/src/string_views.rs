@@ -6,10 +6,12 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::logical_expr::{Cast, Expr, LogicalPlan, LogicalPlanBuilder, TryCast};
+use datafusion::logical_expr::{
+    Cast, DescribeTable, Expr, LogicalPlan, LogicalPlanBuilder, TryCast,
+};
 use datafusion::prelude::cast;
 
 use crate::Result;
@@ -77,6 +79,9 @@ pub fn with_declared_literals(expr: Expr) -> datafusion::error::Result<Expr> {
 /// top of the plan: DataFusion spreads a projection that computes over
 /// partitions, and one above a sort would lose its order.
 pub fn cast_to_declared_types(plan: LogicalPlan) -> Result<LogicalPlan> {
+    if let LogicalPlan::DescribeTable(describe) = plan {
+        return Ok(LogicalPlan::DescribeTable(declared_description(describe)));
+    }
     if !has_views(plan.schema()) {
         return Ok(plan);
     }
@@ -93,6 +98,23 @@ pub fn cast_to_declared_types(plan: LogicalPlan) -> Result<LogicalPlan> {
     }
     let input = cast_to_declared_types(input.clone())?;
     Ok(plan.with_new_exprs(plan.expressions(), vec![input])?)
+}
+
+/// `DESCRIBE` of a table with the types its columns are declared with.
+fn declared_description(describe: DescribeTable) -> DescribeTable {
+    let fields: Vec<FieldRef> = describe
+        .schema
+        .fields()
+        .iter()
+        .map(declared_field)
+        .collect();
+    DescribeTable {
+        schema: Arc::new(Schema::new_with_metadata(
+            fields,
+            describe.schema.metadata().clone(),
+        )),
+        output_schema: describe.output_schema,
+    }
 }
 
 fn has_views(schema: &datafusion::common::DFSchema) -> bool {

@@ -103,6 +103,15 @@ async fn file_strings_are_scanned_as_views_and_answered_as_declared() {
         texts(&batches),
         ["apple", "banana", "cherry", "-", "mango", "plum", "mango"]
     );
+    let described = engine.query("DESCRIBE t").await.unwrap();
+    let data_types = described[0]
+        .column_by_name("data_type")
+        .expect("a data_type column")
+        .as_string::<i32>()
+        .iter()
+        .map(|t| t.unwrap_or("-").to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(data_types, ["Int64", "Utf8", "Binary", "Utf8"]);
     let grouped = engine
         .query("SELECT note, count(*) AS n FROM t GROUP BY note ORDER BY n DESC, note")
         .await
