@@ -73,7 +73,8 @@ pub fn with_declared_literals(expr: Expr) -> datafusion::error::Result<Expr> {
 }
 
 /// `plan` with every column whose type has a view cast back to its
-/// declared type; `plan` itself when none has.
+/// declared type; `plan` itself when none has. A `DESCRIBE` lists the
+/// declared types.
 ///
 /// The casts go below the sorts, limits and plain column selections at the
 /// top of the plan: DataFusion spreads a projection that computes over

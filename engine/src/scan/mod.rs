@@ -98,6 +98,7 @@ pub struct DeltaTableProvider {
     /// The snapshot's schemas as this provider serves them (see
     /// [`Self::with_string_views`]).
     schemas: Arc<TableSchemas>,
+    /// Whether `schemas` serves strings and binaries as views.
     string_views: bool,
     storage: StorageRef,
     store_url: ObjectStoreUrl,
