@@ -145,6 +145,27 @@ pub async fn engine_at(root: &Path) -> wavelake_engine::SqlSession {
     engine_at_with(root, wavelake_engine::SqlSessionOptions::default()).await
 }
 
+/// An engine over a fresh table root (the directory, kept alive by the
+/// caller) after running `statements`.
+pub async fn engine_after(statements: &[&str]) -> (tempfile::TempDir, wavelake_engine::SqlSession) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = engine_at(dir.path()).await;
+    for sql in statements {
+        engine.query(sql).await.expect("set-up statement");
+    }
+    (dir, engine)
+}
+
+/// The first node of `plan` (depth first) that is a `T`.
+pub fn find_node<T: datafusion::physical_plan::ExecutionPlan + 'static>(
+    plan: &std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+) -> Option<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+    if plan.downcast_ref::<T>().is_some() {
+        return Some(plan.clone());
+    }
+    plan.children().into_iter().find_map(find_node::<T>)
+}
+
 /// [`engine_at`], with the session set up by `options`.
 pub async fn engine_at_with(
     root: &Path,

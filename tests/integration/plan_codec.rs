@@ -58,6 +58,34 @@ fn cluster_process() -> SessionContext {
     SessionContext::new_with_config_rt(SessionConfig::new(), runtime)
 }
 
+/// `sql` run as a cluster runs it: the client's logical plan to a
+/// scheduler (the bytes sent are returned), planned there, then the
+/// physical plan to an executor, run in a runtime of its own (as Ballista
+/// runs each task); its answer pretty-printed.
+async fn across_the_cluster(engine: &SqlSession, root: &str, sql: &str) -> (bytes::Bytes, String) {
+    let (logical, physical) = codecs(root);
+    let frame = engine.sql(sql).await.unwrap();
+    let sent = logical_plan_to_bytes_with_extension_codec(frame.logical_plan(), &logical).unwrap();
+    let scheduler = cluster_process();
+    let received =
+        logical_plan_from_bytes_with_extension_codec(&sent, &scheduler.task_ctx(), &logical)
+            .unwrap();
+    let plan = scheduler
+        .state()
+        .create_physical_plan(&received)
+        .await
+        .unwrap();
+    let bytes = physical_plan_to_bytes_with_extension_codec(plan, &physical).unwrap();
+    let executor = cluster_process();
+    let received =
+        physical_plan_from_bytes_with_extension_codec(&bytes, &executor.task_ctx(), &physical)
+            .unwrap();
+    let batches = datafusion::physical_plan::collect(received, cluster_process().task_ctx())
+        .await
+        .unwrap();
+    (sent, pretty_format_batches(&batches).unwrap().to_string())
+}
+
 #[tokio::test]
 async fn a_query_with_deletion_vectors_crosses_the_wire_twice_and_answers_the_same() {
     let dir = tempfile::tempdir().unwrap();
@@ -69,41 +97,15 @@ async fn a_query_with_deletion_vectors_crosses_the_wire_twice_and_answers_the_sa
         .unwrap()
         .to_string();
     assert!(expected.contains("| 0    | 29 | 1610 |"), "{expected}");
-    let (logical, physical) = codecs(root);
 
-    // Client to scheduler: the table as location and version.
-    let frame = engine.sql(sql).await.unwrap();
-    let bytes = logical_plan_to_bytes_with_extension_codec(frame.logical_plan(), &logical).unwrap();
+    // Client to scheduler: the table as location and version; scheduler to
+    // executor: the scan with its deletion-vector descriptors.
+    let (sent, answer) = across_the_cluster(&engine, root, sql).await;
     assert!(
-        !String::from_utf8_lossy(&bytes).contains("deletionVector"),
+        !String::from_utf8_lossy(&sent).contains("deletionVector"),
         "the logical plan carries no file list"
     );
-    let scheduler = cluster_process();
-    let received =
-        logical_plan_from_bytes_with_extension_codec(&bytes, &scheduler.task_ctx(), &logical)
-            .unwrap();
-    let plan = scheduler
-        .state()
-        .create_physical_plan(&received)
-        .await
-        .unwrap();
-
-    // Scheduler to executor: the scan with its deletion-vector descriptors.
-    let bytes = physical_plan_to_bytes_with_extension_codec(plan, &physical).unwrap();
-    let executor = cluster_process();
-    let received =
-        physical_plan_from_bytes_with_extension_codec(&bytes, &executor.task_ctx(), &physical)
-            .unwrap();
-    // Ballista runs each task in a runtime of its own, not the one the
-    // plan was decoded in.
-    let task = cluster_process().task_ctx();
-    let batches = datafusion::physical_plan::collect(received, task)
-        .await
-        .unwrap();
-    assert_eq!(
-        pretty_format_batches(&batches).unwrap().to_string(),
-        expected
-    );
+    assert_eq!(answer, expected);
 }
 
 #[tokio::test]
@@ -123,37 +125,13 @@ async fn a_table_of_one_file_with_strings_crosses_the_wire_and_answers_the_same(
         .unwrap()
         .to_string();
     assert!(expected.contains("| n0   | 13 |"), "{expected}");
-    let (logical, physical) = codecs(root);
 
     // One file, fewer than the partitions: the scheduler spreads rows
     // above the Delta scan, not between it and the file scan it encodes.
     // The client's session reads the strings as views: the scheduler opens
     // the table with the schema the plan was made with.
-    let frame = engine.sql(sql).await.unwrap();
-    let bytes = logical_plan_to_bytes_with_extension_codec(frame.logical_plan(), &logical).unwrap();
-    let scheduler = cluster_process();
-    let received =
-        logical_plan_from_bytes_with_extension_codec(&bytes, &scheduler.task_ctx(), &logical)
-            .unwrap();
-    let plan = scheduler
-        .state()
-        .create_physical_plan(&received)
-        .await
-        .unwrap();
-    let bytes = physical_plan_to_bytes_with_extension_codec(plan, &physical).unwrap();
-    let received = physical_plan_from_bytes_with_extension_codec(
-        &bytes,
-        &cluster_process().task_ctx(),
-        &physical,
-    )
-    .unwrap();
-    let batches = datafusion::physical_plan::collect(received, cluster_process().task_ctx())
-        .await
-        .unwrap();
-    assert_eq!(
-        pretty_format_batches(&batches).unwrap().to_string(),
-        expected
-    );
+    let (_, answer) = across_the_cluster(&engine, root, sql).await;
+    assert_eq!(answer, expected);
 }
 
 #[tokio::test]

@@ -15,15 +15,6 @@ use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use wavelake_engine::SqlSession;
 use wavelake_engine::scan::DeltaScanExec;
 
-async fn session_with(statements: &[&str]) -> (tempfile::TempDir, SqlSession) {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = wavelake_tests::engine_at(dir.path()).await;
-    for sql in statements {
-        engine.query(sql).await.unwrap();
-    }
-    (dir, engine)
-}
-
 async fn physical_plan(engine: &SqlSession, sql: &str) -> Arc<dyn ExecutionPlan> {
     engine
         .sql(sql)
@@ -41,19 +32,9 @@ fn statistics_of(plan: &Arc<dyn ExecutionPlan>) -> Arc<Statistics> {
         .unwrap()
 }
 
-/// The first node of `plan` (depth first) that is a `T`.
-fn find<T: ExecutionPlan + 'static>(
-    plan: &Arc<dyn ExecutionPlan>,
-) -> Option<Arc<dyn ExecutionPlan>> {
-    if plan.downcast_ref::<T>().is_some() {
-        return Some(plan.clone());
-    }
-    plan.children().into_iter().find_map(find::<T>)
-}
-
 #[tokio::test]
 async fn a_scan_states_the_rows_nulls_and_bounds_the_log_records() {
-    let (_dir, engine) = session_with(&[
+    let (_dir, engine) = wavelake_tests::engine_after(&[
         "CREATE TABLE t (id BIGINT, note STRING, part STRING) PARTITIONED BY (part)",
         "INSERT INTO t SELECT value AS id, CASE WHEN value % 10 = 0 THEN NULL ELSE 'n' END AS note, \
          CAST(value % 2 AS STRING) AS part FROM range(1000)",
@@ -61,7 +42,7 @@ async fn a_scan_states_the_rows_nulls_and_bounds_the_log_records() {
     ])
     .await;
     let plan = physical_plan(&engine, "SELECT id, note, part FROM t").await;
-    let scan = find::<DeltaScanExec>(&plan).expect("a Delta scan");
+    let scan = wavelake_tests::find_node::<DeltaScanExec>(&plan).expect("a Delta scan");
     let statistics = statistics_of(&scan);
     assert_eq!(statistics.num_rows, Precision::Exact(1010));
     let [id, note, part] = &statistics.column_statistics[..] else {
@@ -86,14 +67,14 @@ async fn a_scan_states_the_rows_nulls_and_bounds_the_log_records() {
     // Deleted rows: the count is an estimate, less those deleted.
     engine.query("DELETE FROM t WHERE id < 5").await.unwrap();
     let plan = physical_plan(&engine, "SELECT id FROM t").await;
-    let scan = find::<DeltaScanExec>(&plan).expect("a Delta scan");
+    let scan = wavelake_tests::find_node::<DeltaScanExec>(&plan).expect("a Delta scan");
     let statistics = statistics_of(&scan);
     assert_eq!(statistics.num_rows, Precision::Inexact(1005));
 }
 
 #[tokio::test]
 async fn a_join_builds_on_the_smaller_table_whatever_the_query_order() {
-    let (_dir, engine) = session_with(&[
+    let (_dir, engine) = wavelake_tests::engine_after(&[
         "CREATE TABLE big (id BIGINT, v BIGINT)",
         "INSERT INTO big SELECT value AS id, value * 2 AS v FROM range(200000)",
         "CREATE TABLE small (id BIGINT, name STRING)",
@@ -105,7 +86,7 @@ async fn a_join_builds_on_the_smaller_table_whatever_the_query_order() {
         "SELECT count(*) FROM small JOIN big ON big.id = small.id",
     ] {
         let plan = physical_plan(&engine, sql).await;
-        let join = find::<HashJoinExec>(&plan).expect("a hash join");
+        let join = wavelake_tests::find_node::<HashJoinExec>(&plan).expect("a hash join");
         let join = join.downcast_ref::<HashJoinExec>().unwrap();
         let build = statistics_of(join.left());
         assert_eq!(
@@ -132,7 +113,7 @@ async fn a_join_builds_on_the_smaller_table_whatever_the_query_order() {
 
 #[tokio::test]
 async fn a_join_s_dynamic_filter_skips_row_groups_of_the_probed_table() {
-    let (_dir, engine) = session_with(&[
+    let (_dir, engine) = wavelake_tests::engine_after(&[
         "CREATE TABLE big (id BIGINT, v BIGINT)",
         "INSERT INTO big SELECT value AS id, value AS v FROM range(0, 50000)",
         "INSERT INTO big SELECT value AS id, value AS v FROM range(50000, 100000)",

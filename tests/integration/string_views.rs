@@ -3,22 +3,9 @@
 //! groups faster, while callers, writes and the log's statistics keep the
 //! declared `string` and `binary` types.
 
-use std::sync::Arc;
-
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
-use datafusion::physical_plan::ExecutionPlan;
-use wavelake_engine::SqlSession;
 use wavelake_engine::scan::DeltaScanExec;
-
-async fn session_with(statements: &[&str]) -> (tempfile::TempDir, SqlSession) {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = wavelake_tests::engine_at(dir.path()).await;
-    for sql in statements {
-        engine.query(sql).await.unwrap();
-    }
-    (dir, engine)
-}
 
 /// Fruit names in two files: `apple`..`cherry` then `mango`..`plum`, each
 /// in both partitions.
@@ -29,16 +16,6 @@ const FRUIT: &[&str] = &[
     "INSERT INTO t VALUES (5, 'mango', X'05', 'a'), (6, 'plum', X'06', 'b'), \
      (7, 'mango', X'07', 'b')",
 ];
-
-/// The first node of `plan` (depth first) that is a `T`.
-fn find<T: ExecutionPlan + 'static>(
-    plan: &Arc<dyn ExecutionPlan>,
-) -> Option<Arc<dyn ExecutionPlan>> {
-    if plan.downcast_ref::<T>().is_some() {
-        return Some(plan.clone());
-    }
-    plan.children().into_iter().find_map(find::<T>)
-}
 
 fn types(batch: &RecordBatch) -> Vec<DataType> {
     batch
@@ -67,7 +44,7 @@ fn texts(batches: &[RecordBatch]) -> Vec<String> {
 
 #[tokio::test]
 async fn file_strings_are_scanned_as_views_and_answered_as_declared() {
-    let (_dir, engine) = session_with(FRUIT).await;
+    let (_dir, engine) = wavelake_tests::engine_after(FRUIT).await;
     let sql = "SELECT note, data, part FROM t ORDER BY id";
     let plan = engine
         .sql(sql)
@@ -76,7 +53,7 @@ async fn file_strings_are_scanned_as_views_and_answered_as_declared() {
         .create_physical_plan()
         .await
         .unwrap();
-    let scan = find::<DeltaScanExec>(&plan).expect("a Delta scan");
+    let scan = wavelake_tests::find_node::<DeltaScanExec>(&plan).expect("a Delta scan");
     let scanned: Vec<DataType> = scan
         .schema()
         .fields()
@@ -125,7 +102,7 @@ async fn file_strings_are_scanned_as_views_and_answered_as_declared() {
 
 #[tokio::test]
 async fn string_conditions_still_prune_files_by_the_log_statistics() {
-    let (_dir, engine) = session_with(FRUIT).await;
+    let (_dir, engine) = wavelake_tests::engine_after(FRUIT).await;
     let profile = engine
         .profile("SELECT id FROM t WHERE note = 'mango'")
         .await
@@ -141,7 +118,7 @@ async fn string_conditions_still_prune_files_by_the_log_statistics() {
 
 #[tokio::test]
 async fn writes_planned_over_views_keep_the_declared_types() {
-    let (_dir, engine) = session_with(FRUIT).await;
+    let (_dir, engine) = wavelake_tests::engine_after(FRUIT).await;
     for sql in [
         "CREATE TABLE copy AS SELECT id, note, data, part FROM t WHERE id < 5",
         "INSERT INTO copy SELECT id, upper(note), data, part FROM t WHERE note = 'mango'",
@@ -191,7 +168,7 @@ async fn writes_planned_over_views_keep_the_declared_types() {
 
 #[tokio::test]
 async fn ordered_answers_stay_ordered_after_the_cast_to_declared_types() {
-    let (_dir, engine) = session_with(&[
+    let (_dir, engine) = wavelake_tests::engine_after(&[
         "CREATE TABLE many (id BIGINT, name STRING)",
         "INSERT INTO many SELECT value, concat('n', CAST(value AS STRING)) FROM range(50000)",
         "INSERT INTO many SELECT value + 50000, concat('m', CAST(value AS STRING)) FROM range(50000)",
