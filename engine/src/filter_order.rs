@@ -5,7 +5,8 @@
 //! fraction of comparing strings or matching patterns, so a filter that
 //! tests a date range before a string (TPC-H Q12) compares the strings of
 //! a fraction of the rows. SQL promises no order of evaluation, so the
-//! answer is the same.
+//! answer is the same. The conditions are then evaluated as one
+//! [`Conjunction`], which compares the cheap ones over whole batches.
 
 use std::sync::Arc;
 
@@ -14,14 +15,17 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::Result as DfResult;
 use datafusion::physical_expr::expressions::{Column, InListExpr, LikeExpr};
-use datafusion::physical_expr::utils::{conjunction, split_conjunction};
+use datafusion::physical_expr::utils::split_conjunction;
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 
+use crate::conjunction::Conjunction;
+
 /// Orders the conditions of every filter's `AND` by their cost to
-/// evaluate, cheapest first (conditions of equal cost keep their order).
+/// evaluate, cheapest first (conditions of equal cost keep their order),
+/// and has the filter evaluate them as one [`Conjunction`].
 #[derive(Debug, Default)]
 pub(crate) struct CheapConditionsFirst;
 
@@ -35,19 +39,25 @@ impl PhysicalOptimizerRule for CheapConditionsFirst {
             let Some(filter) = node.downcast_ref::<FilterExec>() else {
                 return Ok(Transformed::no(node));
             };
+            if filter.predicate().downcast_ref::<Conjunction>().is_some() {
+                return Ok(Transformed::no(node));
+            }
             let schema = filter.input().schema();
             let mut conditions: Vec<(u32, Arc<dyn PhysicalExpr>)> =
                 split_conjunction(filter.predicate())
                     .into_iter()
                     .map(|condition| (cost(condition, &schema), Arc::clone(condition)))
                     .collect();
-            if conditions.windows(2).all(|pair| pair[0].0 <= pair[1].0) {
+            if conditions.len() < 2 {
                 return Ok(Transformed::no(node));
             }
             conditions.sort_by_key(|(cost, _)| *cost);
-            let predicate = conjunction(conditions.into_iter().map(|(_, condition)| condition));
+            let conditions = conditions
+                .into_iter()
+                .map(|(_, condition)| condition)
+                .collect();
             let reordered = FilterExecBuilder::from(filter)
-                .with_predicate(predicate)
+                .with_predicate(Arc::new(Conjunction::try_new(conditions)?))
                 .build()?;
             Ok(Transformed::yes(
                 Arc::new(reordered) as Arc<dyn ExecutionPlan>
@@ -149,7 +159,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(optimized(both), "shipped@1 > 1994-08-23 AND mode@0 = MAIL");
-        // Already cheapest first: left as it is.
+        // Already cheapest first: the order stays.
         let both = binary(shipped, Operator::And, mode, &schema()).unwrap();
         assert_eq!(optimized(both), "shipped@1 > 1994-08-23 AND mode@0 = MAIL");
     }

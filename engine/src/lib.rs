@@ -26,6 +26,7 @@
 pub mod buffered;
 pub mod change_feed;
 pub mod command;
+mod conjunction;
 mod decimal_arithmetic;
 #[cfg(feature = "distributed")]
 pub mod distributed;
