@@ -10,6 +10,7 @@ mod lookup;
 mod pruning;
 mod reader;
 mod row_filters;
+mod row_ranges;
 pub mod write_exec;
 
 use std::collections::HashSet;
@@ -357,7 +358,20 @@ impl DeltaTableProvider {
             let df_schema = DFSchema::try_from(scan_schema.as_ref().clone())?;
             predicate = state.create_physical_expr(logical, &df_schema).ok();
         }
-        let groups = file_groups(files, state.config().target_partitions().max(1));
+        let partitions = state.config().target_partitions().max(1);
+        // Decoded chunks held in memory serve plain scans (not the write
+        // path's, nor one whose deletion vectors a cluster reads), and deal
+        // out whole row groups themselves; those scans keep whole files.
+        let hot = state
+            .config()
+            .get_extension::<HotData>()
+            .filter(|_| !self.row_ids && !self.defer_deletion_vectors);
+        let hot_files = hot.is_some().then(|| self.hot_files(&files));
+        let files = match self.row_ids || self.defer_deletion_vectors {
+            true => files,
+            false => row_ranges::spread(files, partitions),
+        };
+        let groups = file_groups(files, partitions);
         // The log's statistics of every file, for the optimizer (join
         // order, selectivity); none at all unless every file has them, nor
         // for a scan with row ids.
@@ -400,13 +414,6 @@ impl DeltaTableProvider {
         let output_fields: Vec<Field> = wanted.iter().map(|i| logical.field(*i).clone()).collect();
         let output_schema = Arc::new(Schema::new(output_fields));
 
-        // Decoded chunks held in memory serve plain scans (not the write
-        // path's, nor one whose deletion vectors a cluster reads).
-        let hot = state
-            .config()
-            .get_extension::<HotData>()
-            .filter(|_| !self.row_ids && !self.defer_deletion_vectors);
-        let hot_files = hot.is_some().then(|| self.hot_files(&groups));
         let mut config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
             .with_file_groups(groups);
         if let Some(statistics) = statistics {
@@ -450,10 +457,9 @@ impl DeltaTableProvider {
 
     /// The files of `groups` as a [`HotScanExec`] reads them, each told
     /// apart by its location and the deletion vector it is read with.
-    fn hot_files(&self, groups: &[FileGroup]) -> Vec<HotFile> {
-        groups
+    fn hot_files(&self, files: &[PartitionedFile]) -> Vec<HotFile> {
+        files
             .iter()
-            .flat_map(|group| group.iter())
             .map(|file| {
                 let path = StorageObjectStore::storage_path(&file.object_meta.location);
                 HotFile {
