@@ -164,6 +164,35 @@ async fn a_budget_smaller_than_the_data_answers_the_same() {
     assert!(figures.misses > 12, "{figures:?}");
 }
 
+/// With more partitions than row groups, each held row group is shared:
+/// every partition returns a share of its rows, from the same chunks.
+#[tokio::test]
+async fn row_groups_are_shared_when_partitions_outnumber_them() {
+    let root = tempfile::tempdir().unwrap();
+    let (engine, _hot) = sessions(root.path(), 256 << 20).await;
+    // Six files of one row group over sixteen partitions: three shares each.
+    engine
+        .query("SET datafusion.execution.target_partitions = 16")
+        .await
+        .unwrap();
+    engine.query(QUERY).await.unwrap();
+    let warm = engine.profile(QUERY).await.unwrap();
+    let total = warm.total();
+    assert_eq!(total.hot_chunks_hit, 36, "{total:?}");
+    assert_eq!(total.hot_chunks_missed, 0, "{total:?}");
+    assert_eq!(text(&warm.batches), plain(root.path(), QUERY).await);
+    for query in [
+        "SELECT count(*), sum(id), count(DISTINCT name) FROM events WHERE id % 3 = 1",
+        "SELECT id FROM events ORDER BY id DESC LIMIT 3",
+    ] {
+        assert_eq!(
+            text(&engine.query(query).await.unwrap()),
+            plain(root.path(), query).await,
+            "{query}"
+        );
+    }
+}
+
 /// A scan with a limit stops at the row group that reaches it.
 #[tokio::test]
 async fn a_limit_decodes_no_row_group_past_it() {

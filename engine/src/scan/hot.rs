@@ -334,12 +334,18 @@ struct RowGroupRead {
     /// For each column of the scan schema the scan returns: its top-level
     /// index in the file (`None`: not in the file, or a partition column).
     file_columns: Vec<Option<usize>>,
+    /// The share of the row group's (kept) rows this partition returns,
+    /// as an offset and a length, when the row group is shared.
+    share: Option<(usize, usize)>,
 }
 
 impl Shared {
     /// The row groups of file `index` that `partition` reads: every
     /// `partitions`-th, those the filter's statistics and the deletion
-    /// vector do not rule out.
+    /// vector do not rule out. When the scan has fewer row groups than
+    /// partitions (a table of one file of one row group), each row group
+    /// is shared: read (or decoded) by several partitions, each returning
+    /// a consecutive share of its rows.
     async fn row_groups(&self, index: usize, partition: usize) -> DfResult<Vec<RowGroupRead>> {
         let hot_file = &self.files[index];
         let reader_metadata = match self.hot.footer(&hot_file.key) {
@@ -357,8 +363,13 @@ impl Shared {
             }
         };
         let groups = reader_metadata.metadata().row_groups();
-        let mine: Vec<usize> = (0..groups.len())
-            .filter(|rg| (index + rg) % self.partitions == partition)
+        let shares = self
+            .partitions
+            .div_ceil(self.files.len() * groups.len().max(1))
+            .max(1);
+        let mine: Vec<(usize, usize)> = (0..groups.len())
+            .flat_map(|rg| (0..shares).map(move |share| (rg, share)))
+            .filter(|(rg, share)| (index + rg * shares + share) % self.partitions == partition)
             .collect();
         if mine.is_empty() {
             return Ok(Vec::new());
@@ -401,7 +412,7 @@ impl Shared {
             .collect();
         let access = access.into_inner();
         let mut reads = Vec::new();
-        for row_group in mine {
+        for (row_group, share) in mine {
             let (selection, rows) = match &access[row_group] {
                 RowGroupAccess::Skip => continue,
                 RowGroupAccess::Scan => (None, groups[row_group].num_rows().max(0) as usize),
@@ -412,6 +423,13 @@ impl Shared {
             if rows == 0 {
                 continue;
             }
+            let share = (shares > 1).then(|| {
+                let start = rows * share / shares;
+                (start, rows * (share + 1) / shares - start)
+            });
+            if share.is_some_and(|(_, length)| length == 0) {
+                continue;
+            }
             reads.push(RowGroupRead {
                 file: index,
                 row_group,
@@ -419,6 +437,7 @@ impl Shared {
                 rows,
                 metadata: reader_metadata.clone(),
                 file_columns: file_columns.clone(),
+                share,
             });
         }
         Ok(reads)
@@ -500,11 +519,11 @@ impl Shared {
             })
             .collect::<DfResult<Vec<_>>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(read.rows));
-        Ok(RecordBatch::try_new_with_options(
-            self.schema.clone(),
-            columns,
-            &options,
-        )?)
+        let batch = RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)?;
+        Ok(match read.share {
+            Some((offset, length)) => batch.slice(offset, length),
+            None => batch,
+        })
     }
 
     /// Columns `missing` (top-level indices in the file) of one row group,
