@@ -359,17 +359,16 @@ impl DeltaTableProvider {
             predicate = state.create_physical_expr(logical, &df_schema).ok();
         }
         let partitions = state.config().target_partitions().max(1);
-        // Decoded chunks held in memory serve plain scans (not the write
-        // path's, nor one whose deletion vectors a cluster reads), and deal
-        // out whole row groups themselves; those scans keep whole files.
-        let hot = state
-            .config()
-            .get_extension::<HotData>()
-            .filter(|_| !self.row_ids && !self.defer_deletion_vectors);
+        // Plain scans (not the write path's, nor one whose deletion vectors
+        // a cluster reads) are served from decoded chunks held in memory,
+        // which deal out whole row groups themselves, and otherwise read
+        // large files in ranges of rows; other scans keep whole files.
+        let plain = !self.row_ids && !self.defer_deletion_vectors;
+        let hot = state.config().get_extension::<HotData>().filter(|_| plain);
         let hot_files = hot.is_some().then(|| self.hot_files(&files));
-        let files = match self.row_ids || self.defer_deletion_vectors {
-            true => files,
-            false => row_ranges::spread(files, partitions),
+        let files = match plain {
+            true => row_ranges::spread(files, partitions),
+            false => files,
         };
         let groups = file_groups(files, partitions);
         // The log's statistics of every file, for the optimizer (join
@@ -455,7 +454,7 @@ impl DeltaTableProvider {
         }
     }
 
-    /// The files of `groups` as a [`HotScanExec`] reads them, each told
+    /// `files` as a [`HotScanExec`] reads them, each told
     /// apart by its location and the deletion vector it is read with.
     fn hot_files(&self, files: &[PartitionedFile]) -> Vec<HotFile> {
         files
