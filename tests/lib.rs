@@ -156,6 +156,20 @@ pub async fn engine_after(statements: &[&str]) -> (tempfile::TempDir, wavelake_e
     (dir, engine)
 }
 
+/// `sql`'s physical plan in `engine`'s session, optimized, not run.
+pub async fn physical_plan(
+    engine: &wavelake_engine::SqlSession,
+    sql: &str,
+) -> std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan> {
+    engine
+        .sql(sql)
+        .await
+        .expect("planned")
+        .create_physical_plan()
+        .await
+        .expect("physical plan")
+}
+
 /// The first node of `plan` (depth first) that is a `T`.
 pub fn find_node<T: datafusion::physical_plan::ExecutionPlan + 'static>(
     plan: &std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,

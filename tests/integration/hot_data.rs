@@ -61,6 +61,22 @@ async fn create_events(engine: &SqlSession) {
     }
 }
 
+/// Asserts `engine` answers each of `queries` as a session without hot
+/// data does.
+async fn answers_as_without_hot_data(
+    engine: &SqlSession,
+    root: &std::path::Path,
+    queries: &[&str],
+) {
+    for query in queries {
+        assert_eq!(
+            text(&engine.query(query).await.unwrap()),
+            plain(root, query).await,
+            "{query}"
+        );
+    }
+}
+
 fn text(batches: &[RecordBatch]) -> String {
     pretty_format_batches(batches).unwrap().to_string()
 }
@@ -181,16 +197,15 @@ async fn row_groups_are_shared_when_partitions_outnumber_them() {
     assert_eq!(total.hot_chunks_hit, 36, "{total:?}");
     assert_eq!(total.hot_chunks_missed, 0, "{total:?}");
     assert_eq!(text(&warm.batches), plain(root.path(), QUERY).await);
-    for query in [
-        "SELECT count(*), sum(id), count(DISTINCT name) FROM events WHERE id % 3 = 1",
-        "SELECT id FROM events ORDER BY id DESC LIMIT 3",
-    ] {
-        assert_eq!(
-            text(&engine.query(query).await.unwrap()),
-            plain(root.path(), query).await,
-            "{query}"
-        );
-    }
+    answers_as_without_hot_data(
+        &engine,
+        root.path(),
+        &[
+            "SELECT count(*), sum(id), count(DISTINCT name) FROM events WHERE id % 3 = 1",
+            "SELECT id FROM events ORDER BY id DESC LIMIT 3",
+        ],
+    )
+    .await;
 }
 
 /// A scan with a limit stops at the row group that reaches it.
@@ -225,18 +240,17 @@ async fn limits_and_filters_hold_from_hot_data() {
     for _ in 0..2 {
         let limited = engine.query("SELECT id FROM events LIMIT 5").await.unwrap();
         assert_eq!(limited.iter().map(RecordBatch::num_rows).sum::<usize>(), 5);
-        for query in [
-            "SELECT count(*) FROM events WHERE id BETWEEN 12345 AND 23456",
-            "SELECT id, name FROM events WHERE name = 'name-29999'",
-            "SELECT count(*) FROM events WHERE part = 'odd' AND id < 5000",
-            "SELECT count(*) FROM events",
-        ] {
-            assert_eq!(
-                text(&engine.query(query).await.unwrap()),
-                plain(root.path(), query).await,
-                "{query}"
-            );
-        }
+        answers_as_without_hot_data(
+            &engine,
+            root.path(),
+            &[
+                "SELECT count(*) FROM events WHERE id BETWEEN 12345 AND 23456",
+                "SELECT id, name FROM events WHERE name = 'name-29999'",
+                "SELECT count(*) FROM events WHERE part = 'odd' AND id < 5000",
+                "SELECT count(*) FROM events",
+            ],
+        )
+        .await;
     }
 }
 

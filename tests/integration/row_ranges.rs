@@ -3,14 +3,12 @@
 //! every range.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::physical_plan::parquet::ParquetRowSelection;
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::physical_plan::ExecutionPlan;
 use wavelake_engine::SqlSession;
 
 const ROWS: i64 = 240_000;
@@ -18,13 +16,7 @@ const ROWS: i64 = 240_000;
 /// The distinct row ranges (file and row selection) the first Parquet scan
 /// of `sql`'s plan reads, and the number of its partitions.
 async fn ranges(engine: &SqlSession, sql: &str) -> (BTreeSet<String>, usize) {
-    let plan: Arc<dyn ExecutionPlan> = engine
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = wavelake_tests::physical_plan(engine, sql).await;
     let scan = wavelake_tests::find_node::<DataSourceExec>(&plan).expect("a Parquet scan");
     let scan = scan.downcast_ref::<DataSourceExec>().unwrap();
     let config = scan

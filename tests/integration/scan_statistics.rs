@@ -12,18 +12,7 @@ use datafusion::common::stats::Precision;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
-use wavelake_engine::SqlSession;
 use wavelake_engine::scan::DeltaScanExec;
-
-async fn physical_plan(engine: &SqlSession, sql: &str) -> Arc<dyn ExecutionPlan> {
-    engine
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap()
-}
 
 /// What DataFusion's optimizer knows of `plan`'s output.
 fn statistics_of(plan: &Arc<dyn ExecutionPlan>) -> Arc<Statistics> {
@@ -41,7 +30,7 @@ async fn a_scan_states_the_rows_nulls_and_bounds_the_log_records() {
         "INSERT INTO t SELECT value + 1000 AS id, 'm' AS note, 'x' AS part FROM range(10)",
     ])
     .await;
-    let plan = physical_plan(&engine, "SELECT id, note, part FROM t").await;
+    let plan = wavelake_tests::physical_plan(&engine, "SELECT id, note, part FROM t").await;
     let scan = wavelake_tests::find_node::<DeltaScanExec>(&plan).expect("a Delta scan");
     let statistics = statistics_of(&scan);
     assert_eq!(statistics.num_rows, Precision::Exact(1010));
@@ -66,7 +55,7 @@ async fn a_scan_states_the_rows_nulls_and_bounds_the_log_records() {
 
     // Deleted rows: the count is an estimate, less those deleted.
     engine.query("DELETE FROM t WHERE id < 5").await.unwrap();
-    let plan = physical_plan(&engine, "SELECT id FROM t").await;
+    let plan = wavelake_tests::physical_plan(&engine, "SELECT id FROM t").await;
     let scan = wavelake_tests::find_node::<DeltaScanExec>(&plan).expect("a Delta scan");
     let statistics = statistics_of(&scan);
     assert_eq!(statistics.num_rows, Precision::Inexact(1005));
@@ -85,7 +74,7 @@ async fn a_join_builds_on_the_smaller_table_whatever_the_query_order() {
         "SELECT count(*) FROM big JOIN small ON big.id = small.id",
         "SELECT count(*) FROM small JOIN big ON big.id = small.id",
     ] {
-        let plan = physical_plan(&engine, sql).await;
+        let plan = wavelake_tests::physical_plan(&engine, sql).await;
         let join = wavelake_tests::find_node::<HashJoinExec>(&plan).expect("a hash join");
         let join = join.downcast_ref::<HashJoinExec>().unwrap();
         let build = statistics_of(join.left());

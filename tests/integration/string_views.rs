@@ -46,13 +46,7 @@ fn texts(batches: &[RecordBatch]) -> Vec<String> {
 async fn file_strings_are_scanned_as_views_and_answered_as_declared() {
     let (_dir, engine) = wavelake_tests::engine_after(FRUIT).await;
     let sql = "SELECT note, data, part FROM t ORDER BY id";
-    let plan = engine
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = wavelake_tests::physical_plan(&engine, sql).await;
     let scan = wavelake_tests::find_node::<DeltaScanExec>(&plan).expect("a Delta scan");
     let scanned: Vec<DataType> = scan
         .schema()
