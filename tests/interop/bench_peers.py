@@ -14,6 +14,9 @@
       Writes FILE, a Parquet file of ROWS rows (id, name, value), once.
   python bench_peers.py write-parquet FILE TABLE_DIR
       deltalake writes FILE's rows into a new table; times it.
+  python bench_peers.py tpch-peers DELTA_DIR RUNS ANSWERS QUERY.sql...
+      DuckDB, deltalake's QueryBuilder and PyPI datafusion run each TPC-H
+      query, each peer in its own process (tpch-peer PEER ...).
   python bench_peers.py tpch-all OUT_DIR SCALE
       Generates all eight TPC-H tables with tpchgen-cli as Delta tables
       under OUT_DIR/delta (once; kept between runs).
@@ -75,7 +78,10 @@ def tpch(table, runs, queries):
     from deltalake import DeltaTable, QueryBuilder
 
     ext = sorted(Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))[0]
-    con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+    # The memory the Wavelake servers are given for a query: DuckDB's own
+    # default (80% of the machine) left the three peers, in one process,
+    # killed for want of memory at SF10.
+    con = duckdb.connect(config={"allow_unsigned_extensions": "true", "memory_limit": "8GiB"})
     con.execute(f"LOAD '{ext}'")
     con.execute(f"CREATE VIEW lineitem AS SELECT * FROM delta_scan('{table}')")
     builder = QueryBuilder().register("lineitem", DeltaTable(table))
@@ -106,44 +112,82 @@ def plain(value):
     return value
 
 
+TPCH_PEERS = ["duckdb", "deltalake-querybuilder", "datafusion"]
+
+
 def tpch_peers(delta, runs, answers, queries):
     """All of TPC-H's tables under DELTA (Delta tables) in DuckDB with its
     delta extension, deltalake's QueryBuilder and PyPI datafusion (over the
     same Parquet files, no Delta log): the median of RUNS warm runs of each
-    query per peer; DuckDB's answers as JSON lines into ANSWERS."""
-    import duckdb
-    import duckdb_extension_delta
-    import datafusion
-    from deltalake import DeltaTable, QueryBuilder
+    query per peer; DuckDB's answers as JSON lines into ANSWERS. Each peer
+    runs in a process of its own: at SF10 one that runs out of memory is
+    killed without taking the others' figures with it."""
+    for peer in TPCH_PEERS:
+        done = subprocess.run(
+            [sys.executable, __file__, "tpch-peer", peer, delta, str(runs), answers, *queries],
+            stdout=subprocess.PIPE, text=True,
+        )
+        sys.stdout.write(done.stdout)
+        sys.stdout.flush()
+        if done.returncode != 0:
+            print(f"peers: {peer} exited with status {done.returncode} "
+                  "(killed for want of memory?); its later queries have no figures",
+                  file=sys.stderr, flush=True)
+            emit(peer=peer, what="failed", status=done.returncode)
+            if peer == "duckdb":
+                sys.exit(f"DuckDB, whose answers are the reference, failed ({done.returncode})")
 
-    ext = sorted(Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))[0]
-    con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
-    con.execute(f"LOAD '{ext}'")
-    builder = QueryBuilder()
-    ctx = datafusion.SessionContext()
-    for name in TPCH_TABLES:
-        table = Path(delta, name)
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM delta_scan('{table}')")
-        builder = builder.register(name, DeltaTable(str(table)))
-        ctx.register_parquet(name, str(table), file_extension=".parquet")
+
+def tpch_peer(peer, delta, runs, answers, queries):
+    """One peer of `tpch_peers`, in its own process."""
+    if peer == "duckdb":
+        import duckdb
+        import duckdb_extension_delta
+
+        ext = sorted(Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))[0]
+        # The memory the Wavelake servers are given for a query (DuckDB's
+        # default is 80% of the machine).
+        con = duckdb.connect(config={"allow_unsigned_extensions": "true", "memory_limit": "8GiB"})
+        con.execute(f"LOAD '{ext}'")
+        for name in TPCH_TABLES:
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM delta_scan('{Path(delta, name)}')")
+    elif peer == "deltalake-querybuilder":
+        from deltalake import DeltaTable, QueryBuilder
+
+        builder = QueryBuilder()
+        for name in TPCH_TABLES:
+            builder = builder.register(name, DeltaTable(str(Path(delta, name))))
+    else:
+        import datafusion
+
+        ctx = datafusion.SessionContext()
+        for name in TPCH_TABLES:
+            ctx.register_parquet(name, str(Path(delta, name)), file_extension=".parquet")
 
     def run_qb(sql):
         result = builder.execute(sql)
         return result.read_all() if hasattr(result, "read_all") else result
 
-    with open(answers, "w") as out:
-        for query in queries:
-            sql = Path(query).read_text()
-            name = Path(query).stem
+    out = open(answers, "w") if peer == "duckdb" else None
+    for query in queries:
+        sql = Path(query).read_text()
+        name = Path(query).stem
+        print(f"peers: {peer} {name}", file=sys.stderr, flush=True)
+        if peer == "duckdb":
             rows = []
 
             def run_duckdb():
                 rows[:] = con.execute(sql).fetchall()
 
-            emit(peer="duckdb", what=name, seconds=median_seconds(run_duckdb, runs))
+            emit(peer=peer, what=name, seconds=median_seconds(run_duckdb, runs))
             out.write(json.dumps({"query": name, "rows": [[plain(v) for v in r] for r in rows]}) + "\n")
-            emit(peer="deltalake-querybuilder", what=name, seconds=median_seconds(lambda: run_qb(sql), runs))
-            emit(peer="datafusion", what=name, seconds=median_seconds(lambda: ctx.sql(sql).collect(), runs))
+            out.flush()
+        elif peer == "deltalake-querybuilder":
+            emit(peer=peer, what=name, seconds=median_seconds(lambda: run_qb(sql), runs))
+        else:
+            emit(peer=peer, what=name, seconds=median_seconds(lambda: ctx.sql(sql).collect(), runs))
+    if out is not None:
+        out.close()
 
 
 def bench_rows(rows):
@@ -346,6 +390,8 @@ def main():
         tpch_data(sys.argv[2], sys.argv[3])
     elif command == "tpch-peers":
         tpch_peers(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5:])
+    elif command == "tpch-peer":
+        tpch_peer(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6:])
     elif command == "tpch-http":
         tpch_http(*sys.argv[2:6])
     elif command == "tpch-all":
