@@ -26,6 +26,9 @@ pub struct ChunkKey {
     pub deletion_vector: Option<Arc<str>>,
     /// The row group's index in the file.
     pub row_group: usize,
+    /// The part of the row group's kept rows the chunk holds, as an offset
+    /// and a length, when partitions share the row group; `None`: all.
+    pub share: Option<(usize, usize)>,
     /// The column's index among the file's top-level Parquet columns.
     pub column: usize,
     /// The type the column was decoded to (the table's type for it).
@@ -223,6 +226,7 @@ mod tests {
             file: file.into(),
             deletion_vector: None,
             row_group,
+            share: None,
             column,
             data_type: DataType::Int64,
         }
@@ -250,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_is_told_apart_by_deletion_vector_and_type() {
+    fn a_chunk_is_told_apart_by_deletion_vector_share_and_type() {
         let hot = HotData::new(1 << 20);
         hot.insert(key("t/a.parquet", 0, 0), chunk(10));
         let with_dv = ChunkKey {
@@ -263,6 +267,11 @@ mod tests {
             ..key("t/a.parquet", 0, 0)
         };
         assert!(hot.get(&widened).is_none());
+        let share = ChunkKey {
+            share: Some((0, 5)),
+            ..key("t/a.parquet", 0, 0)
+        };
+        assert!(hot.get(&share).is_none());
         assert!(hot.get(&key("t/a.parquet", 1, 0)).is_none());
         assert!(hot.get(&key("t/a.parquet", 0, 0)).is_some());
     }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::metrics::MetricValue;
 use wavelake_engine::hot_data::HotData;
 use wavelake_engine::{SqlSession, SqlSessionOptions};
 
@@ -206,6 +208,76 @@ async fn row_groups_are_shared_when_partitions_outnumber_them() {
         ],
     )
     .await;
+}
+
+/// The bytes each partition of `sql`'s hot-data scan decoded, after
+/// running it with `partitions` partitions.
+async fn decoded_per_partition(engine: &SqlSession, sql: &str, partitions: usize) -> Vec<usize> {
+    engine
+        .query(&format!(
+            "SET datafusion.execution.target_partitions = {partitions}"
+        ))
+        .await
+        .unwrap();
+    let frame = engine.sql(sql).await.unwrap();
+    let context = Arc::new(frame.task_ctx());
+    let plan = frame.create_physical_plan().await.unwrap();
+    datafusion::physical_plan::collect(plan.clone(), context)
+        .await
+        .unwrap();
+    let scan = scan_named(&plan, "HotScanExec").expect("a hot-data scan");
+    let mut decoded = vec![0; partitions];
+    for metric in scan.metrics().unwrap().iter() {
+        if let (MetricValue::Count { name, count }, Some(partition)) =
+            (metric.value(), metric.partition())
+            && name == "hot_bytes_decoded"
+        {
+            decoded[partition] += count.value();
+        }
+    }
+    decoded
+}
+
+fn scan_named(plan: &Arc<dyn ExecutionPlan>, name: &str) -> Option<Arc<dyn ExecutionPlan>> {
+    if plan.name() == name {
+        return Some(plan.clone());
+    }
+    plan.children()
+        .into_iter()
+        .find_map(|child| scan_named(child, name))
+}
+
+/// When partitions outnumber row groups, a first query decodes a shared
+/// row group on every partition, each its own share of the rows, rather
+/// than the whole row group on one (or on each).
+#[tokio::test]
+async fn each_partition_decodes_its_share_of_a_shared_row_group() {
+    let root = tempfile::tempdir().unwrap();
+    let (engine, hot) = sessions(root.path(), 256 << 20).await;
+    engine
+        .query("SET datafusion.execution.target_partitions = 1")
+        .await
+        .unwrap();
+    // One file of one row group, with a deletion vector.
+    for sql in [
+        "CREATE TABLE single (id BIGINT NOT NULL, name STRING) \
+         TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')",
+        "INSERT INTO single SELECT value AS id, concat('name-', CAST(value AS STRING)) AS name \
+         FROM generate_series(0, 59999)",
+        "DELETE FROM single WHERE id % 7 = 3 OR id BETWEEN 2000 AND 4999",
+    ] {
+        engine.query(sql).await.unwrap();
+    }
+    let query = "SELECT count(*), sum(id), max(name), min(name) FROM single";
+    let whole: usize = decoded_per_partition(&engine, query, 1).await.iter().sum();
+    hot.clear();
+    let shares = decoded_per_partition(&engine, query, 4).await;
+    let total: usize = shares.iter().sum();
+    assert!(
+        shares.iter().all(|&share| share * 10 <= whole * 3) && total * 10 <= whole * 11,
+        "each of four partitions decodes about a quarter of {whole} bytes: {shares:?}"
+    );
+    answers_as_without_hot_data(&engine, root.path(), &[query]).await;
 }
 
 /// A scan with a limit stops at the row group that reaches it.

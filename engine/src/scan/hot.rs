@@ -2,7 +2,10 @@
 //! [`HotData`] where it can be. Each row group a partition reads is put
 //! together from decoded column chunks held in memory; only the chunks
 //! not held are fetched and decoded (whole row groups, with the deletion
-//! vector's rows left out) and then kept for the next query.
+//! vector's rows left out) and then kept for the next query. When
+//! partitions outnumber row groups, each partition reads, decodes and
+//! keeps its own share of a row group's rows, so a first query decodes
+//! every row once, on every core.
 //!
 //! It stands in for DataFusion's Parquet scan (whose statistics it
 //! reports) when a session has hot data. Row groups are pruned by the
@@ -329,13 +332,16 @@ struct RowGroupRead {
     row_group: usize,
     /// The rows kept (the deletion vector's left out), or all.
     selection: Option<RowSelection>,
+    /// How many rows it reads: those `selection` keeps, or this
+    /// partition's share of them.
     rows: usize,
     metadata: ArrowReaderMetadata,
     /// For each column of the scan schema the scan returns: its top-level
     /// index in the file (`None`: not in the file, or a partition column).
     file_columns: Vec<Option<usize>>,
-    /// The share of the row group's (kept) rows this partition returns,
-    /// as an offset and a length, when the row group is shared.
+    /// The share of the row group's kept rows this partition reads, as an
+    /// offset and a length, when the row group is shared (`rows` is then
+    /// the share's length).
     share: Option<(usize, usize)>,
 }
 
@@ -344,8 +350,8 @@ impl Shared {
     /// `partitions`-th, those the filter's statistics and the deletion
     /// vector do not rule out. When the scan has fewer row groups than
     /// partitions (a table of one file of one row group), each row group
-    /// is shared: read (or decoded) by several partitions, each returning
-    /// a consecutive share of its rows.
+    /// is shared: several partitions each read (decode and keep) a
+    /// consecutive share of its rows.
     async fn row_groups(&self, index: usize, partition: usize) -> DfResult<Vec<RowGroupRead>> {
         let hot_file = &self.files[index];
         let reader_metadata = match self.hot.footer(&hot_file.key) {
@@ -367,9 +373,11 @@ impl Shared {
             .partitions
             .div_ceil(self.files.len() * groups.len().max(1))
             .max(1);
+        // Row groups dealt out round robin, by file and row group index,
+        // the shares of each to consecutive partitions.
         let mine: Vec<(usize, usize)> = (0..groups.len())
             .flat_map(|rg| (0..shares).map(move |share| (rg, share)))
-            .filter(|(rg, share)| (index + rg * shares + share) % self.partitions == partition)
+            .filter(|(rg, share)| ((index + rg) * shares + share) % self.partitions == partition)
             .collect();
         if mine.is_empty() {
             return Ok(Vec::new());
@@ -430,6 +438,7 @@ impl Shared {
             if share.is_some_and(|(_, length)| length == 0) {
                 continue;
             }
+            let rows = share.map_or(rows, |(_, length)| length);
             reads.push(RowGroupRead {
                 file: index,
                 row_group,
@@ -456,6 +465,7 @@ impl Shared {
             file: hot_file.key.clone(),
             deletion_vector: hot_file.deletion_vector.clone(),
             row_group: read.row_group,
+            share: read.share,
             column,
             data_type: data_type.clone(),
         };
@@ -519,15 +529,16 @@ impl Shared {
             })
             .collect::<DfResult<Vec<_>>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(read.rows));
-        let batch = RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)?;
-        Ok(match read.share {
-            Some((offset, length)) => batch.slice(offset, length),
-            None => batch,
-        })
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &options,
+        )?)
     }
 
-    /// Columns `missing` (top-level indices in the file) of one row group,
-    /// decoded from Parquet with the deletion vector's rows left out.
+    /// Columns `missing` (top-level indices in the file) of one row group
+    /// (or this partition's share of it), decoded from Parquet with the
+    /// deletion vector's rows left out.
     async fn decode(
         &self,
         read: &RowGroupRead,
@@ -549,6 +560,9 @@ impl Shared {
                 .with_batch_size(read.rows.max(1));
         if let Some(selection) = &read.selection {
             builder = builder.with_row_selection(selection.clone());
+        }
+        if let Some((offset, length)) = read.share {
+            builder = builder.with_offset(offset).with_limit(length);
         }
         let stream = builder.build()?;
         let schema = stream.schema().clone();
