@@ -20,11 +20,12 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, RecordBatch};
+use arrow::buffer::BooleanBuffer;
 use datafusion::common::ScalarValue;
 use datafusion::common::config::ConfigOptions;
 use datafusion::error::Result as DfResult;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::{DynamicFilterPhysicalExpr, Literal};
+use datafusion::physical_expr::expressions::{CaseExpr, DynamicFilterPhysicalExpr, Literal};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
@@ -33,6 +34,16 @@ use datafusion::physical_plan::metrics::Count;
 use datafusion::physical_plan::projection::ProjectionExec;
 
 use super::DeltaScanExec;
+
+/// A partitioned join's filter routes each row by its key's hash to the
+/// test of the keys of the partition the hash names (`CASE hash % n WHEN 0
+/// THEN test0 WHEN 1 THEN test1 ... END`), which DataFusion evaluates by
+/// splitting the batch by branch and merging the answers back a row at a
+/// time. With at most this many branches, each row is tested against every
+/// branch instead and the answers combined a word at a time, which keeps
+/// the same rows (a key is only among the keys of the partition its hash
+/// names) for less work.
+const MOST_BRANCHES_TESTED_EACH: usize = 4;
 
 /// A filter is tested on every row only while it keeps at most this share
 /// of the rows it tested...
@@ -88,15 +99,17 @@ impl RowFilters {
             if filter.keeps_too_many() {
                 continue;
             }
-            if let Some(dynamic) = filter.expr.downcast_ref::<DynamicFilterPhysicalExpr>()
-                && is_true(&dynamic.current()?)
-            {
+            let current = match filter.expr.downcast_ref::<DynamicFilterPhysicalExpr>() {
+                Some(dynamic) => dynamic.current()?,
+                None => Arc::clone(&filter.expr),
+            };
+            if is_true(&current) {
                 continue;
             }
-            let mask = filter.expr.evaluate(&batch)?.into_array(rows)?;
-            let Some(mask) = mask.as_any().downcast_ref::<BooleanArray>() else {
+            let Some(mask) = evaluate(&current, &batch)? else {
                 continue;
             };
+            let mask = &mask;
             // A null (unknown) outcome keeps no row: a null key matches no
             // key of the join.
             let kept = mask.true_count();
@@ -109,6 +122,52 @@ impl RowFilters {
         }
         Ok(batch)
     }
+}
+
+/// `filter`'s outcome for each row of `batch`; `None` when it is not a
+/// boolean.
+fn evaluate(filter: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> DfResult<Option<BooleanArray>> {
+    let rows = batch.num_rows();
+    let Some(branches) = branches(filter) else {
+        let outcome = filter.evaluate(batch)?.into_array(rows)?;
+        return Ok(outcome.as_any().downcast_ref::<BooleanArray>().cloned());
+    };
+    // A row any branch keeps is kept (a null outcome keeps no row).
+    let mut kept = BooleanBuffer::new_unset(rows);
+    for branch in branches {
+        let outcome = branch.evaluate(batch)?.into_array(rows)?;
+        let Some(outcome) = outcome.as_any().downcast_ref::<BooleanArray>() else {
+            return Ok(None);
+        };
+        let outcome = match outcome.nulls() {
+            Some(nulls) => outcome.values() & nulls.inner(),
+            None => outcome.values().clone(),
+        };
+        kept = &kept | &outcome;
+    }
+    Ok(Some(BooleanArray::new(kept, None)))
+}
+
+/// The outcomes of a `CASE value WHEN ...` filter with at most
+/// [`MOST_BRANCHES_TESTED_EACH`] branches (its `ELSE` too): a row it keeps
+/// is kept by one of them, so a row none of them keeps is one it removes.
+fn branches(filter: &Arc<dyn PhysicalExpr>) -> Option<Vec<&Arc<dyn PhysicalExpr>>> {
+    let case = filter.downcast_ref::<CaseExpr>()?;
+    case.expr()?;
+    let branches: Vec<&Arc<dyn PhysicalExpr>> = case
+        .when_then_expr()
+        .iter()
+        .map(|(_, then)| then)
+        .chain(case.else_expr())
+        .filter(|branch| !is_false(branch))
+        .collect();
+    (branches.len() <= MOST_BRANCHES_TESTED_EACH).then_some(branches)
+}
+
+/// Whether `expr` is the literal `false`.
+fn is_false(expr: &Arc<dyn PhysicalExpr>) -> bool {
+    expr.downcast_ref::<Literal>()
+        .is_some_and(|literal| literal.value() == &ScalarValue::Boolean(Some(false)))
 }
 
 /// Whether `expr` is the literal `true`.
@@ -171,7 +230,7 @@ mod tests {
     use arrow::array::{Int64Array, RecordBatch};
     use arrow::datatypes::{DataType, Field, Schema};
     use datafusion::logical_expr::Operator;
-    use datafusion::physical_expr::expressions::{BinaryExpr, col, lit};
+    use datafusion::physical_expr::expressions::{BinaryExpr, CaseExpr, col, in_list, lit};
 
     use super::*;
 
@@ -234,6 +293,76 @@ mod tests {
             assert_eq!(filters.apply(batch(0..10_000)).unwrap().num_rows(), 3);
         }
         assert_eq!(removed.value(), 20 * 9_997);
+    }
+
+    /// `CASE k % n WHEN i THEN k IN (keys of i) ... ELSE false END`, as a
+    /// partitioned join routes keys (here by remainder, not hash).
+    fn routed(n: i64, keys: &[i64]) -> Arc<dyn PhysicalExpr> {
+        let schema = batch([]).schema();
+        let key = col("k", &schema).unwrap();
+        let route = Arc::new(BinaryExpr::new(key.clone(), Operator::Modulo, lit(n)));
+        let branches = (0..n)
+            .map(|i| {
+                let mine = keys
+                    .iter()
+                    .filter(|k| *k % n == i)
+                    .map(|k| lit(*k))
+                    .collect();
+                let test = in_list(key.clone(), mine, &false, &schema).unwrap();
+                (lit(i), test)
+            })
+            .collect();
+        Arc::new(CaseExpr::try_new(Some(route), branches, Some(lit(false))).unwrap())
+    }
+
+    fn kept_keys(filter: Arc<dyn PhysicalExpr>, rows: RecordBatch) -> Vec<Option<i64>> {
+        let mut filters = RowFilters::new(&[filter], Count::new());
+        let kept = filters.apply(rows).unwrap();
+        let keys = kept
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        keys.iter().collect()
+    }
+
+    #[test]
+    fn a_routed_filter_keeps_what_its_case_keeps_for_few_or_many_branches() {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)]));
+        let values: Vec<Option<i64>> = (0..40).map(|k| (k % 11 != 7).then_some(k)).collect();
+        let rows =
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.clone()))]).unwrap();
+        let keys = [1, 3, 4, 9, 12, 18, 22, 29, 33, 34];
+        for n in [2, 3, 4, 5, 7] {
+            let filter = routed(n, &keys);
+            assert_eq!(branches(&filter).is_some(), n <= 4);
+            let expected: Vec<Option<i64>> = values
+                .iter()
+                .filter(|k| k.is_some_and(|k| keys.contains(&k)))
+                .copied()
+                .collect();
+            assert_eq!(kept_keys(filter, rows.clone()), expected, "{n} branches");
+        }
+    }
+
+    #[test]
+    fn every_branch_of_a_case_and_its_else_keep_rows() {
+        // Not a routing: whatever the branches, no row the CASE keeps is removed.
+        let schema = batch([]).schema();
+        let key = col("k", &schema).unwrap();
+        let route = Arc::new(BinaryExpr::new(key.clone(), Operator::Modulo, lit(3_i64)));
+        let filter: Arc<dyn PhysicalExpr> = Arc::new(
+            CaseExpr::try_new(
+                Some(route),
+                vec![(lit(0_i64), below(3)), (lit(1_i64), lit(false))],
+                Some(Arc::new(BinaryExpr::new(key, Operator::Gt, lit(17_i64)))),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            kept_keys(filter, batch(0..20)),
+            [0, 1, 2, 18, 19].map(Some).to_vec()
+        );
     }
 
     #[test]
