@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::MetricValue;
 use wavelake_engine::hot_data::HotData;
+use wavelake_engine::scan::HotScanExec;
 use wavelake_engine::{SqlSession, SqlSessionOptions};
 
 /// A session with hot data of `budget` bytes over a new table root holding
@@ -225,7 +225,7 @@ async fn decoded_per_partition(engine: &SqlSession, sql: &str, partitions: usize
     datafusion::physical_plan::collect(plan.clone(), context)
         .await
         .unwrap();
-    let scan = scan_named(&plan, "HotScanExec").expect("a hot-data scan");
+    let scan = wavelake_tests::find_node::<HotScanExec>(&plan).expect("a hot-data scan");
     let mut decoded = vec![0; partitions];
     for metric in scan.metrics().unwrap().iter() {
         if let (MetricValue::Count { name, count }, Some(partition)) =
@@ -236,15 +236,6 @@ async fn decoded_per_partition(engine: &SqlSession, sql: &str, partitions: usize
         }
     }
     decoded
-}
-
-fn scan_named(plan: &Arc<dyn ExecutionPlan>, name: &str) -> Option<Arc<dyn ExecutionPlan>> {
-    if plan.name() == name {
-        return Some(plan.clone());
-    }
-    plan.children()
-        .into_iter()
-        .find_map(|child| scan_named(child, name))
 }
 
 /// When partitions outnumber row groups, a first query decodes a shared
@@ -258,7 +249,8 @@ async fn each_partition_decodes_its_share_of_a_shared_row_group() {
         .query("SET datafusion.execution.target_partitions = 1")
         .await
         .unwrap();
-    // One file of one row group, with a deletion vector.
+    // Fewer row groups than partitions (two files of one row group each),
+    // with a deletion vector.
     for sql in [
         "CREATE TABLE single (id BIGINT NOT NULL, name STRING) \
          TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')",

@@ -109,14 +109,13 @@ impl RowFilters {
             let Some(mask) = evaluate(&current, &batch)? else {
                 continue;
             };
-            let mask = &mask;
             // A null (unknown) outcome keeps no row: a null key matches no
             // key of the join.
             let kept = mask.true_count();
             filter.tested += rows;
             filter.kept += kept;
             if kept < rows {
-                batch = arrow::compute::filter_record_batch(&batch, mask)?;
+                batch = arrow::compute::filter_record_batch(&batch, &mask)?;
                 self.removed.add(rows - kept);
             }
         }
