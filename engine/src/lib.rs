@@ -32,6 +32,8 @@ mod decimal_arithmetic;
 pub mod distributed;
 mod filter_order;
 pub mod hot_data;
+#[cfg(not(target_arch = "wasm32"))]
+mod join_build;
 pub mod memory;
 pub mod metadata_tables;
 pub mod profile;

@@ -1105,7 +1105,9 @@ fn check_dml_condition(dml: &datafusion::logical_expr::DmlStatement) -> Result<(
 /// DataFusion's settings before the session's own: natively those of
 /// `DATAFUSION_*` environment variables over the defaults (as DataFusion's
 /// own CLI reads them, e.g. `DATAFUSION_EXECUTION_TARGET_PARTITIONS`); a
-/// variable DataFusion cannot read is reported and the defaults kept. The
+/// variable DataFusion cannot read is reported and the defaults kept; hash
+/// joins on few partitions build one shared table
+/// ([`crate::join_build::shared_build_sides`]). The
 /// environment is read once per process, not per session (the server makes
 /// one per request).
 fn base_config() -> SessionConfig {
@@ -1114,10 +1116,11 @@ fn base_config() -> SessionConfig {
         static FROM_ENV: std::sync::OnceLock<SessionConfig> = std::sync::OnceLock::new();
         FROM_ENV
             .get_or_init(|| {
-                SessionConfig::from_env().unwrap_or_else(|e| {
+                let config = SessionConfig::from_env().unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "DATAFUSION_* settings ignored");
                     SessionConfig::new()
-                })
+                });
+                crate::join_build::shared_build_sides(config)
             })
             .clone()
     }
