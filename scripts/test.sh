@@ -29,7 +29,7 @@ step "format"
 cargo fmt --all -- --check
 
 step "lint"
-cargo clippy --all-targets -p wavelake-kernel -p wavelake-storage -p wavelake-sharing -p wavelake-engine -p wavelake-write -p wavelake-server -p wavelake-tests -p wavelake-web -- -D warnings
+cargo clippy --all-targets -p wavelake-kernel -p wavelake-storage -p wavelake-sharing -p wavelake-engine -p wavelake-write -p wavelake-server -p wavelake-allocator -p wavelake-tests -p wavelake-web -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p wavelake-kernel -p wavelake-storage --features wavelake-storage/http --lib -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p wavelake-engine --features http --lib --test wasm_http -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p wavelake-pkg -p wavelake-web -- -D warnings
@@ -62,7 +62,7 @@ export WAVELAKE_REQUIRE_WEB_E2E=1
 # message out of a log's tail; rerun one test with RUST_BACKTRACE=1 for it.
 export RUST_BACKTRACE=0
 step "tests (engine unit tests, CLI, golden conformance, the npm package, the web app's components and end to end)"
-cargo test -p wavelake-kernel -p wavelake-storage -p wavelake-sharing -p wavelake-engine -p wavelake-write -p wavelake-server -p wavelake-tests -p wavelake-web 2>&1 | tee "$WAVELAKE_TEST_SCRATCH/cargo-test.log"
+cargo test -p wavelake-kernel -p wavelake-storage -p wavelake-sharing -p wavelake-engine -p wavelake-write -p wavelake-server -p wavelake-allocator -p wavelake-tests -p wavelake-web 2>&1 | tee "$WAVELAKE_TEST_SCRATCH/cargo-test.log"
 
 step "wasm32: the engine's tests over HTTP, under wasm-bindgen-test in Node"
 cargo build -p wavelake-tests --bin golden-http-server
