@@ -72,17 +72,23 @@ def snapshot(table, runs):
     emit(peer="deltalake", what="snapshot", seconds=seconds, files=files[0], peak_rss_bytes=peak)
 
 
-def tpch(table, runs, queries):
+def duckdb_with_delta():
+    """A DuckDB connection with its delta extension loaded, given the memory
+    the Wavelake servers have for a query (DuckDB's default, 80% of the
+    machine, had the peers killed for want of memory at SF10)."""
     import duckdb
     import duckdb_extension_delta
-    from deltalake import DeltaTable, QueryBuilder
 
     ext = sorted(Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))[0]
-    # The memory the Wavelake servers are given for a query: DuckDB's own
-    # default (80% of the machine) left the three peers, in one process,
-    # killed for want of memory at SF10.
     con = duckdb.connect(config={"allow_unsigned_extensions": "true", "memory_limit": "8GiB"})
     con.execute(f"LOAD '{ext}'")
+    return con
+
+
+def tpch(table, runs, queries):
+    from deltalake import DeltaTable, QueryBuilder
+
+    con = duckdb_with_delta()
     con.execute(f"CREATE VIEW lineitem AS SELECT * FROM delta_scan('{table}')")
     builder = QueryBuilder().register("lineitem", DeltaTable(table))
 
@@ -141,14 +147,7 @@ def tpch_peers(delta, runs, answers, queries):
 def tpch_peer(peer, delta, runs, answers, queries):
     """One peer of `tpch_peers`, in its own process."""
     if peer == "duckdb":
-        import duckdb
-        import duckdb_extension_delta
-
-        ext = sorted(Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension"))[0]
-        # The memory the Wavelake servers are given for a query (DuckDB's
-        # default is 80% of the machine).
-        con = duckdb.connect(config={"allow_unsigned_extensions": "true", "memory_limit": "8GiB"})
-        con.execute(f"LOAD '{ext}'")
+        con = duckdb_with_delta()
         for name in TPCH_TABLES:
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM delta_scan('{Path(delta, name)}')")
     elif peer == "deltalake-querybuilder":
