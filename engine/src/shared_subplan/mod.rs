@@ -11,7 +11,9 @@
 //! what they read, and they produce nothing until their input is done, so
 //! keeping their output whole costs no pipelining. Subplans with volatile
 //! functions, subqueries or recursive references are never shared, so each
-//! query still sees what it saw before.
+//! query still sees what it saw before. An aggregation that a finer one
+//! over the same rows can answer (a total next to per-group sums) is first
+//! rewritten to aggregate the finer one's result, see [`rollup`].
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -41,8 +43,11 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::{StreamExt, TryStreamExt};
 
+mod rollup;
+
 /// Plans queries with DataFusion's physical planner after marking the
-/// aggregations that occur more than once, so each is computed once.
+/// aggregations that occur more than once, so each is computed once (an
+/// aggregation a finer one can answer first rewritten to use it).
 #[derive(Debug, Default)]
 pub(crate) struct SharedSubplanPlanner;
 
@@ -53,7 +58,8 @@ impl QueryPlanner for SharedSubplanPlanner {
         logical_plan: &LogicalPlan,
         session: &dyn Session,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let marked = mark_shared_subplans(logical_plan.clone())?;
+        let rolled_up = rollup::roll_up_aggregations(logical_plan.clone())?;
+        let marked = mark_shared_subplans(rolled_up)?;
         let extension: Arc<dyn ExtensionPlanner + Send + Sync> =
             Arc::new(SharedResultPlanner::default());
         DefaultPhysicalPlanner::with_extension_planners(vec![extension])
