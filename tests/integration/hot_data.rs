@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use arrow::util::pretty::pretty_format_batches;
 use datafusion::physical_plan::metrics::MetricValue;
 use wavelake_engine::hot_data::HotData;
 use wavelake_engine::scan::HotScanExec;
+use wavelake_engine::storage::ObjectStoreStorage;
 use wavelake_engine::{SqlSession, SqlSessionOptions};
 
 /// A session with hot data of `budget` bytes over a new table root holding
@@ -270,6 +272,38 @@ async fn each_partition_decodes_its_share_of_a_shared_row_group() {
         "each of four partitions decodes about a quarter of {whole} bytes: {shares:?}"
     );
     answers_as_without_hot_data(&engine, root.path(), &[query]).await;
+}
+
+/// A table of one file whose row groups are uneven (10,000 and 3,000 rows)
+/// is cut into one range of rows per partition, not dealt out by row
+/// group: each of two partitions decodes half of it.
+#[tokio::test]
+async fn partitions_decode_equal_shares_of_uneven_row_groups() {
+    let root = tempfile::tempdir().unwrap();
+    let (engine, _hot) = sessions(root.path(), 256 << 20).await;
+    let dir = root.path().join("uneven");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ids: Vec<i64> = (0..13_000).collect();
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids))]).unwrap();
+    wavelake_tests::write_one_file_table(&dir, &batch, 10_000, 1_000);
+    let storage = ObjectStoreStorage::open(dir.to_str().unwrap()).unwrap();
+    engine.register("uneven", Arc::new(storage)).await.unwrap();
+
+    let query = "SELECT count(*), sum(id), min(id), max(id) FROM uneven";
+    let decoded = decoded_per_partition(&engine, query, 2).await;
+    let total: usize = decoded.iter().sum();
+    assert!(
+        decoded.iter().all(|&share| share * 10 >= total * 4),
+        "each of two partitions decodes about half of {total} bytes: {decoded:?}"
+    );
+    let warm = engine.profile(query).await.unwrap();
+    assert_eq!(warm.total().hot_chunks_missed, 0, "{:?}", warm.total());
+    let row = &warm.batches[0];
+    let values: Vec<i64> = (0..4)
+        .map(|column| row.column(column).as_primitive::<Int64Type>().value(0))
+        .collect();
+    assert_eq!(values, vec![13_000, 84_493_500, 0, 12_999]);
 }
 
 /// A scan with a limit stops at the row group that reaches it.

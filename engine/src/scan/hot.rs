@@ -5,7 +5,8 @@
 //! vector's rows left out) and then kept for the next query. When
 //! partitions outnumber row groups, each partition reads, decodes and
 //! keeps its own share of a row group's rows, so a first query decodes
-//! every row once, on every core.
+//! every row once, on every core; so does each when the files are too few
+//! for uneven row groups to even out.
 //!
 //! It stands in for DataFusion's Parquet scan (whose statistics it
 //! reports) when a session has hot data. Row groups are pruned by the
@@ -345,13 +346,22 @@ struct RowGroupRead {
     share: Option<(usize, usize)>,
 }
 
+/// Rows of one row group assigned to one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Piece {
+    row_group: usize,
+    partition: usize,
+    /// How many of the row group's kept rows.
+    rows: usize,
+    /// Where they start among the kept rows, and how many, unless they
+    /// are all of them.
+    share: Option<(usize, usize)>,
+}
+
 impl Shared {
-    /// The row groups of file `index` that `partition` reads: every
-    /// `partitions`-th, those the filter's statistics and the deletion
-    /// vector do not rule out. When the scan has fewer row groups than
-    /// partitions (a table of one file of one row group), each row group
-    /// is shared: several partitions each read (decode and keep) a
-    /// consecutive share of its rows.
+    /// The row groups (or shares of them) of file `index` that `partition`
+    /// reads, of those the filter's statistics and the deletion vector do
+    /// not rule out; see [`Shared::pieces`].
     async fn row_groups(&self, index: usize, partition: usize) -> DfResult<Vec<RowGroupRead>> {
         let hot_file = &self.files[index];
         let reader_metadata = match self.hot.footer(&hot_file.key) {
@@ -369,19 +379,6 @@ impl Shared {
             }
         };
         let groups = reader_metadata.metadata().row_groups();
-        let shares = self
-            .partitions
-            .div_ceil(self.files.len() * groups.len().max(1))
-            .max(1);
-        // Row groups dealt out round robin, by file and row group index,
-        // the shares of each to consecutive partitions.
-        let mine: Vec<(usize, usize)> = (0..groups.len())
-            .flat_map(|rg| (0..shares).map(move |share| (rg, share)))
-            .filter(|(rg, share)| ((index + rg) * shares + share) % self.partitions == partition)
-            .collect();
-        if mine.is_empty() {
-            return Ok(Vec::new());
-        }
         let access = match hot_file.file.extensions.get::<ParquetRowSelection>() {
             Some(selection) => ParquetAccessPlan::try_new_from_overall_row_selection(
                 selection.selection().clone(),
@@ -408,6 +405,22 @@ impl Shared {
             }
             None => access,
         };
+        let access = access.into_inner();
+        let selections: Vec<Option<(Option<RowSelection>, usize)>> = access
+            .iter()
+            .zip(groups)
+            .map(|(access, group)| match access {
+                RowGroupAccess::Skip => None,
+                RowGroupAccess::Scan => Some((None, group.num_rows().max(0) as usize)),
+                RowGroupAccess::Selection(selection) => {
+                    Some((Some(selection.clone()), selection.row_count()))
+                }
+            })
+            .collect();
+        let kept: Vec<usize> = selections
+            .iter()
+            .map(|kept| kept.as_ref().map_or(0, |(_, rows)| *rows))
+            .collect();
         let file_schema = reader_metadata.schema();
         let file_columns: Vec<Option<usize>> = self
             .projection
@@ -418,38 +431,96 @@ impl Shared {
                     .ok()
             })
             .collect();
-        let access = access.into_inner();
         let mut reads = Vec::new();
-        for (row_group, share) in mine {
-            let (selection, rows) = match &access[row_group] {
-                RowGroupAccess::Skip => continue,
-                RowGroupAccess::Scan => (None, groups[row_group].num_rows().max(0) as usize),
-                RowGroupAccess::Selection(selection) => {
-                    (Some(selection.clone()), selection.row_count())
-                }
+        for piece in self.pieces(index, &kept) {
+            let Some((selection, _)) = &selections[piece.row_group] else {
+                continue;
             };
-            if rows == 0 {
+            if piece.partition != partition || piece.rows == 0 {
                 continue;
             }
-            let share = (shares > 1).then(|| {
-                let start = rows * share / shares;
-                (start, rows * (share + 1) / shares - start)
-            });
-            if share.is_some_and(|(_, length)| length == 0) {
-                continue;
-            }
-            let rows = share.map_or(rows, |(_, length)| length);
             reads.push(RowGroupRead {
                 file: index,
-                row_group,
-                selection,
-                rows,
+                row_group: piece.row_group,
+                selection: selection.clone(),
+                rows: piece.rows,
                 metadata: reader_metadata.clone(),
                 file_columns: file_columns.clone(),
-                share,
+                share: piece.share,
             });
         }
         Ok(reads)
+    }
+
+    /// Which partition reads which rows of file `index`, whose row groups
+    /// keep `kept` rows each. Row groups are dealt out round robin by file
+    /// and row group index. When partitions outnumber the scan's row
+    /// groups, each row group is split into equal shares for consecutive
+    /// partitions. When the files are too few for the round robin to even
+    /// out (a table of one file whose row groups hold 1M and 0.45M rows),
+    /// the file's rows are cut into one consecutive range per partition.
+    fn pieces(&self, index: usize, kept: &[usize]) -> Vec<Piece> {
+        let partitions = self.partitions;
+        let shares = partitions
+            .div_ceil(self.files.len() * kept.len().max(1))
+            .max(1);
+        if shares > 1 {
+            return (0..kept.len())
+                .flat_map(|row_group| {
+                    let rows = kept[row_group];
+                    (0..shares).map(move |share| {
+                        let start = rows * share / shares;
+                        let length = rows * (share + 1) / shares - start;
+                        Piece {
+                            row_group,
+                            partition: ((index + row_group) * shares + share) % partitions,
+                            rows: length,
+                            share: Some((start, length)),
+                        }
+                    })
+                })
+                .collect();
+        }
+        let round_robin: Vec<Piece> = kept
+            .iter()
+            .enumerate()
+            .map(|(row_group, &rows)| Piece {
+                row_group,
+                partition: (index + row_group) % partitions,
+                rows,
+                share: None,
+            })
+            .collect();
+        let total: usize = kept.iter().sum();
+        let mut loads = vec![0usize; partitions];
+        for piece in &round_robin {
+            loads[piece.partition] += piece.rows;
+        }
+        let heaviest = loads.iter().copied().max().unwrap_or(0);
+        let uneven = heaviest * partitions * 4 > total * 5;
+        if self.files.len() >= 2 * partitions || !uneven {
+            return round_robin;
+        }
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        for (row_group, &rows) in kept.iter().enumerate() {
+            let end = start + rows;
+            for partition in 0..partitions {
+                let from = (total * partition / partitions).max(start);
+                let to = (total * (partition + 1) / partitions).min(end);
+                if from < to {
+                    let whole = to - from == rows;
+                    pieces.push(Piece {
+                        row_group,
+                        partition,
+                        rows: to - from,
+                        share: (!whole).then_some((from - start, to - from)),
+                    });
+                }
+            }
+            start = end;
+        }
+        pieces
     }
 
     /// The scan's columns of one row group: held chunks from memory, the
