@@ -386,6 +386,27 @@ impl Shared {
             )?,
             None => ParquetAccessPlan::new_all(groups.len()),
         };
+        // Shares are cut from the rows the deletion vector keeps, before
+        // the query's filter prunes row groups, so that every query keys
+        // a row group's chunks alike.
+        let kept: Vec<usize> = access
+            .inner()
+            .iter()
+            .zip(groups)
+            .map(|(access, group)| match access {
+                RowGroupAccess::Skip => 0,
+                RowGroupAccess::Scan => group.num_rows().max(0) as usize,
+                RowGroupAccess::Selection(selection) => selection.row_count(),
+            })
+            .collect();
+        let mine: Vec<Piece> = self
+            .pieces(index, &kept)
+            .into_iter()
+            .filter(|piece| piece.partition == partition && piece.rows > 0)
+            .collect();
+        if mine.is_empty() {
+            return Ok(Vec::new());
+        }
         let access = match &self.pruning {
             Some(pruning) => {
                 let file_metrics = ParquetFileMetrics::new(
@@ -406,21 +427,6 @@ impl Shared {
             None => access,
         };
         let access = access.into_inner();
-        let selections: Vec<Option<(Option<RowSelection>, usize)>> = access
-            .iter()
-            .zip(groups)
-            .map(|(access, group)| match access {
-                RowGroupAccess::Skip => None,
-                RowGroupAccess::Scan => Some((None, group.num_rows().max(0) as usize)),
-                RowGroupAccess::Selection(selection) => {
-                    Some((Some(selection.clone()), selection.row_count()))
-                }
-            })
-            .collect();
-        let kept: Vec<usize> = selections
-            .iter()
-            .map(|kept| kept.as_ref().map_or(0, |(_, rows)| *rows))
-            .collect();
         let file_schema = reader_metadata.schema();
         let file_columns: Vec<Option<usize>> = self
             .projection
@@ -432,17 +438,16 @@ impl Shared {
             })
             .collect();
         let mut reads = Vec::new();
-        for piece in self.pieces(index, &kept) {
-            let Some((selection, _)) = &selections[piece.row_group] else {
-                continue;
+        for piece in mine {
+            let selection = match access.get(piece.row_group) {
+                Some(RowGroupAccess::Scan) => None,
+                Some(RowGroupAccess::Selection(selection)) => Some(selection.clone()),
+                Some(RowGroupAccess::Skip) | None => continue,
             };
-            if piece.partition != partition || piece.rows == 0 {
-                continue;
-            }
             reads.push(RowGroupRead {
                 file: index,
                 row_group: piece.row_group,
-                selection: selection.clone(),
+                selection,
                 rows: piece.rows,
                 metadata: reader_metadata.clone(),
                 file_columns: file_columns.clone(),
