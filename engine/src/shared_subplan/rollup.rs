@@ -199,10 +199,7 @@ fn rolled_up(coarse: &LogicalPlan, fine: &LogicalPlan) -> DfResult<Option<Logica
     let grouped = LogicalPlanBuilder::from(fine.clone())
         .aggregate(groups, partials)?
         .build()?;
-    let Some(projected) = projected_like(coarse, grouped, &combines)? else {
-        return Ok(None);
-    };
-    Ok(Some(projected))
+    projected_like(coarse, grouped, &combines)
 }
 
 /// `grouped`'s columns renamed and cast to `coarse`'s schema; a count over
