@@ -179,6 +179,47 @@ async fn a_session_range_cache_serves_repeated_queries() {
     );
 }
 
+#[tokio::test]
+async fn a_query_reading_the_same_pages_twice_fetches_them_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<i64> = (0..50_000).collect();
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids))]).unwrap();
+    write_one_file_table(dir.path(), &batch, 10_000, 1_000);
+    let storage = ObjectStoreStorage::open(dir.path().to_str().unwrap()).unwrap();
+    // Two scans of `t` with different filters (not one shared subplan).
+    let query = "SELECT count(*) FROM t a \
+                 JOIN (SELECT id FROM t WHERE id % 3 = 0) b ON a.id = b.id";
+    let uncached = wavelake_write::session();
+    uncached
+        .register("t", Arc::new(storage.clone()))
+        .await
+        .unwrap();
+    let both = uncached.profile(query).await.unwrap();
+    assert_eq!(single_value(&both), 16_667);
+    let both = both.total();
+    let cached = wavelake_write::session_with(wavelake_engine::SqlSessionOptions {
+        range_cache: Some(Arc::new(wavelake_engine::storage::RangeCache::new(
+            16 << 20,
+        ))),
+        ..Default::default()
+    });
+    cached.register("t", Arc::new(storage)).await.unwrap();
+    let once = cached.profile(query).await.unwrap();
+    assert_eq!(single_value(&once), 16_667);
+    let once = once.total();
+    // Without a cache each scan fetches the pages; with one, the second
+    // scan finds them in memory.
+    assert!(
+        once.bytes_fetched * 10 < both.bytes_fetched * 6,
+        "{once:?} against {both:?}"
+    );
+    assert!(
+        once.bytes_from_cache * 10 > both.bytes_fetched * 4,
+        "{once:?} against {both:?}"
+    );
+}
+
 /// A one-file table of `(k, v)` rows, row groups of 10,000 rows.
 fn write_pairs(dir: &std::path::Path, keys: Vec<i64>, values: Vec<i64>) {
     let schema = Arc::new(Schema::new(vec![
