@@ -141,16 +141,8 @@ async fn a_snapshot_parses_statistics_once_per_column_set() {
 #[tokio::test]
 async fn a_session_range_cache_serves_repeated_queries() {
     let dir = tempfile::tempdir().unwrap();
-    let ids: Vec<i64> = (0..50_000).collect();
-    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
-    let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids))]).unwrap();
-    write_one_file_table(dir.path(), &batch, 10_000, 1_000);
-    let engine = wavelake_write::session_with(wavelake_engine::SqlSessionOptions {
-        range_cache: Some(Arc::new(wavelake_engine::storage::RangeCache::new(
-            16 << 20,
-        ))),
-        ..Default::default()
-    });
+    write_ids(dir.path());
+    let engine = session_with_range_cache();
     let storage = ObjectStoreStorage::open(dir.path().to_str().unwrap()).unwrap();
     engine.register("t", Arc::new(storage)).await.unwrap();
     let query = "SELECT sum(id) FROM t WHERE id > 100";
@@ -182,10 +174,7 @@ async fn a_session_range_cache_serves_repeated_queries() {
 #[tokio::test]
 async fn a_query_reading_the_same_pages_twice_fetches_them_once() {
     let dir = tempfile::tempdir().unwrap();
-    let ids: Vec<i64> = (0..50_000).collect();
-    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
-    let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids))]).unwrap();
-    write_one_file_table(dir.path(), &batch, 10_000, 1_000);
+    write_ids(dir.path());
     let storage = ObjectStoreStorage::open(dir.path().to_str().unwrap()).unwrap();
     // Two scans of `t` with different filters (not one shared subplan).
     let query = "SELECT count(*) FROM t a \
@@ -198,12 +187,7 @@ async fn a_query_reading_the_same_pages_twice_fetches_them_once() {
     let both = uncached.profile(query).await.unwrap();
     assert_eq!(single_value(&both), 16_667);
     let both = both.total();
-    let cached = wavelake_write::session_with(wavelake_engine::SqlSessionOptions {
-        range_cache: Some(Arc::new(wavelake_engine::storage::RangeCache::new(
-            16 << 20,
-        ))),
-        ..Default::default()
-    });
+    let cached = session_with_range_cache();
     cached.register("t", Arc::new(storage)).await.unwrap();
     let once = cached.profile(query).await.unwrap();
     assert_eq!(single_value(&once), 16_667);
@@ -218,6 +202,24 @@ async fn a_query_reading_the_same_pages_twice_fetches_them_once() {
         once.bytes_from_cache * 10 > both.bytes_fetched * 4,
         "{once:?} against {both:?}"
     );
+}
+
+/// A one-file table of ids 0..50,000, row groups of 10,000 rows.
+fn write_ids(dir: &std::path::Path) {
+    let ids: Vec<i64> = (0..50_000).collect();
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids))]).unwrap();
+    write_one_file_table(dir, &batch, 10_000, 1_000);
+}
+
+/// A session with a 16 MiB range cache.
+fn session_with_range_cache() -> wavelake_engine::SqlSession {
+    wavelake_write::session_with(wavelake_engine::SqlSessionOptions {
+        range_cache: Some(Arc::new(wavelake_engine::storage::RangeCache::new(
+            16 << 20,
+        ))),
+        ..Default::default()
+    })
 }
 
 /// A one-file table of `(k, v)` rows, row groups of 10,000 rows.
