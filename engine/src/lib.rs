@@ -38,6 +38,7 @@ pub mod memory;
 pub mod metadata_tables;
 pub mod profile;
 pub mod read_estimate;
+pub mod result_cache;
 pub mod scan;
 mod semi_join_reduction;
 #[cfg(feature = "http")]

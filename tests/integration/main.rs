@@ -17,6 +17,7 @@ mod npm_package;
 mod plan_codec;
 mod profile;
 mod read_estimate;
+mod result_cache;
 mod row_ranges;
 mod scan_statistics;
 mod semi_join_reduction;

@@ -201,6 +201,24 @@ impl DeltaTableProvider {
         !self.row_ids && self.only_files.is_none()
     }
 
+    /// Whether a scan reads exactly the snapshot and nothing besides: no
+    /// row ids, no restriction to some files, and no buffered rows the
+    /// snapshot lacks (nor a buffer flushed past it). Then what the scan
+    /// returns depends on the table's version alone.
+    pub fn reads_only_its_snapshot(&self) -> bool {
+        if !self.is_plain_scan() {
+            return false;
+        }
+        let buffered = self.buffered();
+        let recorded = |app: &str| self.snapshot.txn(app).map_or(-1, |t| t.version);
+        if let Some((app_id, through)) = &buffered.flushed
+            && recorded(app_id) < *through
+        {
+            return false;
+        }
+        buffered.not_recorded_by(recorded).is_empty()
+    }
+
     /// What a scan with `filters` would read, from the log alone (partition
     /// values and statistics; no deletion vector or footer is read).
     pub fn estimate(&self, state: &dyn Session, filters: &[Expr]) -> ScanFigures {
