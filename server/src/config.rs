@@ -225,6 +225,10 @@ pub struct Limits {
     /// read data files, so repeated queries neither fetch nor decode them
     /// (0 turns it off). Held besides `server_memory_bytes`.
     pub hot_data_bytes: u64,
+    /// Memory for the result cache, in bytes: the results of queries of
+    /// tables whose versions have not changed since, answered again
+    /// without running (0 turns it off). Held besides `server_memory_bytes`.
+    pub result_cache_bytes: u64,
     /// Statements (SQL, uploads, sharing queries) running at once in all;
     /// more are refused `429` with `Retry-After`.
     pub max_running_statements: usize,
@@ -257,6 +261,7 @@ impl Default for Limits {
             minimum_retention_secs: 3600,
             server_memory_bytes: 4 << 30,
             hot_data_bytes: 2 << 30,
+            result_cache_bytes: 256 << 20,
             max_running_statements: 64,
             max_running_per_token: 8,
             max_connections: 1024,

@@ -126,6 +126,17 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         metrics::gauge!("wavelake_hot_data_entries").set(figures.entries_held as f64);
         metrics::gauge!("wavelake_hot_data_budget_bytes").set(figures.budget as f64);
     }
+    if let Some(results) = &state.result_cache {
+        let figures = results.figures();
+        metrics::counter!("wavelake_result_cache_hits_total").absolute(figures.hits);
+        metrics::counter!("wavelake_result_cache_misses_total").absolute(figures.misses);
+        metrics::counter!("wavelake_result_cache_bypassed_total").absolute(figures.bypassed);
+        metrics::counter!("wavelake_result_cache_bytes_served_total")
+            .absolute(figures.bytes_served);
+        metrics::gauge!("wavelake_result_cache_bytes").set(figures.bytes_held as f64);
+        metrics::gauge!("wavelake_result_cache_entries").set(figures.entries_held as f64);
+        metrics::gauge!("wavelake_result_cache_budget_bytes").set(figures.budget as f64);
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -94,6 +94,11 @@ pub async fn serve(mut config: ServerConfig) -> Result<()> {
                 config.limits.hot_data_bytes,
             ))
         }),
+        result_cache: (config.limits.result_cache_bytes > 0).then(|| {
+            Arc::new(wavelake_engine::result_cache::ResultCache::new(
+                config.limits.result_cache_bytes,
+            ))
+        }),
         writes_refused,
         buffers: Arc::new(crate::ingest::Buffers::new(
             config.ingest.wal_dir(&config.root),

@@ -40,6 +40,8 @@ pub struct AppState {
     /// Decoded column chunks every query shares (`hot_data_bytes`; none
     /// when 0).
     pub hot_data: Option<Arc<wavelake_engine::hot_data::HotData>>,
+    /// Results of repeated queries (`result_cache_bytes`; none when 0).
+    pub result_cache: Option<Arc<wavelake_engine::result_cache::ResultCache>>,
     /// Why the root may not be written (its store does not make commits
     /// exclusive), found at start; `None` when writes are safe.
     pub writes_refused: Option<String>,

@@ -23,6 +23,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::placement::{Placement, Site};
 use crate::state::AppState;
+use wavelake_engine::result_cache::{CacheableQuery, CachedResult};
 use wavelake_engine::{Access, SqlSession, Statement};
 
 /// The request body.
@@ -176,12 +177,29 @@ pub async fn run_sql(
         deadline: tokio::time::Instant::now() + Duration::from_secs(limits.query_timeout_secs),
     };
     let work = async {
-        let (frame, placement) = execute(&state, &engine, statement).await?;
+        let (frame, placement, kept) =
+            match execute_recalling(&state, &engine, statement, &request.sql).await? {
+                Recalled::Hit(result) => {
+                    let whole = Prefetched::Whole {
+                        schema: result.schema,
+                        batches: result.batches,
+                        truncated: false,
+                    };
+                    let placement = Placement::server("answered from the result cache");
+                    return Ok((whole, placement, Kept::Hit));
+                }
+                Recalled::Run {
+                    frame,
+                    placement,
+                    kept,
+                } => (*frame, placement, kept),
+            };
         let task = Arc::new(frame.task_ctx());
         let plan = frame.create_physical_plan().await?;
         let placement = placement.unwrap_or_else(|| Placement::measured(&plan));
         let stream = datafusion::physical_plan::execute_stream(plan, task)?;
-        Ok::<_, wavelake_engine::Error>((prefetch(stream, result_limits).await?, placement))
+        let prefetched = prefetch(stream, result_limits).await?;
+        Ok::<_, wavelake_engine::Error>((prefetched, placement, kept))
     };
     let outcome = tokio::time::timeout_at(result_limits.deadline, work).await;
     metrics::histogram!("wavelake_query_duration_seconds").record(started.elapsed().as_secs_f64());
@@ -204,7 +222,24 @@ pub async fn run_sql(
         }
         Ok(Ok(result)) => result,
     };
-    let (prefetched, placement) = prefetched;
+    let (prefetched, placement, kept) = prefetched;
+    let label = kept.label();
+    if let (
+        Kept::Miss(query),
+        Prefetched::Whole {
+            schema,
+            batches,
+            truncated: false,
+        },
+        Some(cache),
+    ) = (kept, &prefetched, &state.result_cache)
+    {
+        let result = CachedResult {
+            schema: schema.clone(),
+            batches: batches.clone(),
+        };
+        cache.insert(query, result);
+    }
     let mut response = match prefetched {
         Prefetched::Whole {
             schema,
@@ -216,7 +251,96 @@ pub async fn run_sql(
         }
     }?;
     placement.write_headers(response.headers_mut());
+    if let Some(label) = label {
+        response.headers_mut().insert(
+            RESULT_CACHE_HEADER,
+            axum::http::HeaderValue::from_static(label),
+        );
+    }
     Ok(response)
+}
+
+/// The response header saying what the result cache did: `hit`, `miss`
+/// (the result may be kept) or `bypass` (it may not); absent for a
+/// statement that writes or a server without the cache.
+pub const RESULT_CACHE_HEADER: &str = "x-wavelake-result-cache";
+
+/// What the result cache did for a query, and what to keep its result
+/// under after a miss.
+pub(crate) enum Kept {
+    /// Answered from the cache.
+    Hit,
+    /// Not in the cache; its result may be kept under this.
+    Miss(CacheableQuery),
+    /// Its result may not be kept.
+    Bypass,
+    /// No cache asked: a statement that writes, or no cache.
+    NotAsked,
+}
+
+impl Kept {
+    /// The value of [`RESULT_CACHE_HEADER`].
+    fn label(&self) -> Option<&'static str> {
+        match self {
+            Self::Hit => Some("hit"),
+            Self::Miss(_) => Some("miss"),
+            Self::Bypass => Some("bypass"),
+            Self::NotAsked => None,
+        }
+    }
+}
+
+/// What [`execute_recalling`] gave.
+pub(crate) enum Recalled {
+    /// The kept result of the same query over the same table versions.
+    Hit(CachedResult),
+    /// The frame to run, where, and what the cache did.
+    Run {
+        frame: Box<DataFrame>,
+        placement: Option<Placement>,
+        kept: Kept,
+    },
+}
+
+/// Runs `statement` (the text `sql`) as [`execute`] does, asking the
+/// result cache first when it only reads: its kept result when the same
+/// query ran over the same versions of the same tables.
+pub(crate) async fn execute_recalling(
+    state: &AppState,
+    engine: &SqlSession,
+    statement: Statement,
+    sql: &str,
+) -> wavelake_engine::Result<Recalled> {
+    let cache = match &state.result_cache {
+        Some(cache) if statement.access() == Access::Read => cache,
+        _ => {
+            let (frame, placement) = execute(state, engine, statement).await?;
+            let kept = Kept::NotAsked;
+            return Ok(Recalled::Run {
+                frame: Box::new(frame),
+                placement,
+                kept,
+            });
+        }
+    };
+    let frame = engine.execute(statement).await?;
+    let kept = match CacheableQuery::of(sql, frame.logical_plan()) {
+        Ok(query) => match cache.get(&query) {
+            Some(result) => return Ok(Recalled::Hit(result)),
+            None => Kept::Miss(query),
+        },
+        Err(reason) => {
+            cache.bypass();
+            tracing::debug!(%reason, "result not cached");
+            Kept::Bypass
+        }
+    };
+    let (frame, placement) = placed(&state.config.cluster, frame, false).await?;
+    Ok(Recalled::Run {
+        frame: Box::new(frame),
+        placement,
+        kept,
+    })
 }
 
 /// `INSERT … VALUES` appended to the table's write buffer (`[ingest]

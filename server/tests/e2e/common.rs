@@ -109,6 +109,25 @@ impl Server {
         (status, response.json().unwrap_or(Value::Null))
     }
 
+    /// Runs `sql` as [`Self::sql`] does; also what the result cache did
+    /// (its response header).
+    pub fn sql_cached(&self, token: &str, sql: &str) -> (StatusCode, Value, Option<String>) {
+        let response = self
+            .client
+            .post(format!("{}/api/v1/sql", self.url))
+            .bearer_auth(token)
+            .json(&json!({"sql": sql}))
+            .send()
+            .unwrap_or_else(|error| panic!("{sql}: {error}"));
+        let status = response.status();
+        let cache = response
+            .headers()
+            .get("x-wavelake-result-cache")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (status, response.json().unwrap_or(Value::Null), cache)
+    }
+
     pub fn get(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
         let mut request = self.client.get(format!("{}{path}", self.url));
         if let Some(token) = token {

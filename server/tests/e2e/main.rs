@@ -20,6 +20,7 @@ mod ingest;
 mod limits;
 mod maintenance;
 mod modules;
+mod result_cache;
 mod round_trips;
 mod several_servers;
 mod sharing;
