@@ -1,18 +1,20 @@
 """Talks to Wavelake's Arrow Flight SQL endpoint with the ADBC Flight SQL
 driver (PyPI adbc-driver-flightsql), as a user of it would.
 
-  python flight_sql.py GRPC_URL ADMIN_TOKEN READ_ONLY_TOKEN OUT_FILE
+  python flight_sql.py GRPC_URL ADMIN_TOKEN READ_ONLY_TOKEN OUT_FILE HTTP_URL
 
 Runs DDL, bulk ingest (create, append, replace), queries (plain and
 prepared), an update through DoPut, catalog metadata, and refusals (a wrong
 token, a read-only token writing, a bad statement), asserting what each
 returns. OUT_FILE gets the figures the Rust test checks against the HTTP
-API: {"rows": [...], "count": n}.
+API: {"rows": [...], "count": n}, and how many result cache hits
+(HTTP_URL's /metrics) a query repeated over an unchanged table made.
 """
 
 import json
 import os
 import sys
+import urllib.request
 
 
 def connect(url, token, namespace="default"):
@@ -39,8 +41,17 @@ def refused(action, words):
     raise AssertionError(f"not refused (expected one of {words})")
 
 
+def cache_hits(http_url):
+    """The server's result cache hits so far, from its /metrics."""
+    with urllib.request.urlopen(f"{http_url}/metrics") as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("wavelake_result_cache_hits_total "):
+                return float(line.split()[1])
+    return 0.0
+
+
 def main():
-    url, admin, reader, out_file = sys.argv[1:]
+    url, admin, reader, out_file, http_url = sys.argv[1:]
     import pyarrow as pa
 
     results = {}
@@ -195,6 +206,18 @@ def main():
         cursor.execute("SELECT count(*) FROM sales.orders")
         results["sales"] = cursor.fetchone()[0]
         refused(lambda: cursor.execute("SELECT count(*) FROM orders"), ["orders", "NOT_FOUND", "not found"])
+        cursor.close()
+
+    # A query repeated over an unchanged table: the second answer is the
+    # result cache's, the same rows.
+    with connect(url, admin) as conn:
+        cursor = conn.cursor()
+        before = cache_hits(http_url)
+        cursor.execute("SELECT count(*) AS n, sum(n) AS total FROM bulk")
+        first = cursor.fetchall()
+        cursor.execute("SELECT count(*) AS n, sum(n) AS total FROM bulk")
+        assert cursor.fetchall() == first == [(23, 253)], first
+        results["cache_hits"] = cache_hits(http_url) - before
         cursor.close()
 
     # A wrong token is refused.

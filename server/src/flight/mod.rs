@@ -52,7 +52,7 @@ use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::api::sql::{Started, execute, start};
+use crate::api::sql::{Kept, Recalled, Started, execute, execute_recalling, start};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -277,14 +277,24 @@ impl FlightSql {
             {
                 Started::Answered(batch) => Ok::<_, Status>(results::batches_stream(vec![batch])),
                 Started::Session(engine, statement) => {
-                    let (frame, _) = execute(&self.state, &engine, statement)
+                    let recalled = execute_recalling(&self.state, &engine, statement, sql)
                         .await
                         .map_err(engine_status)?;
+                    let (frame, kept) = match recalled {
+                        Recalled::Hit(result) => {
+                            let rows = futures::stream::iter(result.batches.into_iter().map(Ok));
+                            return Ok((result.schema, rows.boxed()));
+                        }
+                        Recalled::Run { frame, kept, .. } => (*frame, kept),
+                    };
                     let schema = Arc::new(frame.schema().as_arrow().clone());
-                    let rows = frame
+                    let mut rows = frame
                         .execute_stream()
                         .await
                         .map_err(|e| engine_status(e.into()))?;
+                    if let (Kept::Miss(query), Some(cache)) = (kept, &self.state.result_cache) {
+                        rows = cache.keep_streamed(query, rows);
+                    }
                     Ok((schema, rows.map_err(|e| engine_status(e.into())).boxed()))
                 }
             }

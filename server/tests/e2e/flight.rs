@@ -2,6 +2,8 @@
 //! SQL driver from PyPI runs DDL, bulk ingest, queries, prepared
 //! statements, updates and catalog calls, and is refused with a wrong or
 //! read-only token; what it wrote is then read back through the HTTP API.
+//! A query repeated over an unchanged table is answered by the result
+//! cache.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -32,7 +34,13 @@ fn adbc_flight_sql_client_reads_writes_and_is_refused_where_it_must_be() {
     wavelake_tests::run_python(
         &python,
         "flight_sql.py",
-        &[&flight_url, ADMIN, &reader, out.to_str().unwrap()],
+        &[
+            &flight_url,
+            ADMIN,
+            &reader,
+            out.to_str().unwrap(),
+            &server.url,
+        ],
     );
     let results: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let expected = json!([
@@ -41,6 +49,10 @@ fn adbc_flight_sql_client_reads_writes_and_is_refused_where_it_must_be() {
     ]);
     assert_eq!(results["rows"], expected);
     assert_eq!(results["count"], 2);
+    assert_eq!(
+        results["cache_hits"], 1.0,
+        "a repeated query over Flight SQL"
+    );
     assert_eq!(results["bulk"], 23, "the refused ingest left nothing");
     assert_eq!(results["sales"], 3, "ingested into the header's namespace");
     assert_eq!(
