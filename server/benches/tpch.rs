@@ -8,10 +8,11 @@
 //! Delta log: what DataFusion alone costs), in one run. Every answer of
 //! both Wavelake paths is checked equal to DuckDB's. Per query the median
 //! of `WAVELAKE_BENCH_RUNS` (3) runs after a warm-up, each as a ratio to
-//! DuckDB's time, and the geometric means. `wavelake serve` runs twice:
-//! without hot data (every query decodes its Parquet pages, as a first
-//! query does) and with it (a repeated query, served from decoded column
-//! chunks in memory).
+//! DuckDB's time, and the geometric means. `wavelake serve` runs three
+//! times: without hot data (every query decodes its Parquet pages, as a
+//! first query does), with it (a repeated query, served from decoded
+//! column chunks in memory), and with the result cache besides (a
+//! repeated query over unchanged tables, answered from its kept result).
 //!
 //! `cargo bench --profile release -p wavelake-server --bench tpch`
 //! (`scripts/bench.sh tpch`); `WAVELAKE_TPCH_QUERIES=q1,q17` runs some.
@@ -223,32 +224,41 @@ fn main() {
         .collect();
 
     let dir = tempfile::tempdir().unwrap();
-    let config = |hot_data_bytes: u64| {
+    let config = |hot_data_bytes: u64, result_cache_bytes: u64| {
         format!(
             "root = {:?}\n[limits]\nquery_timeout_secs = 3600\nmax_result_rows = 10000000\n\
              query_memory_bytes = 8589934592\nserver_memory_bytes = 8589934592\n\
-             hot_data_bytes = {hot_data_bytes}\n",
+             hot_data_bytes = {hot_data_bytes}\nresult_cache_bytes = {result_cache_bytes}\n",
             data.to_str().unwrap()
         )
     };
-    let server =
-        common::SqlServer::start(BINARY, &dir.path().join("wavelake-tpch.toml"), &config(0));
+    let server = common::SqlServer::start(
+        BINARY,
+        &dir.path().join("wavelake-tpch.toml"),
+        &config(0, 0),
+    );
     let hot_server = common::SqlServer::start(
         BINARY,
         &dir.path().join("wavelake-tpch-hot.toml"),
-        &config(4 << 30),
+        &config(4 << 30, 0),
+    );
+    let cached_server = common::SqlServer::start(
+        BINARY,
+        &dir.path().join("wavelake-tpch-results.toml"),
+        &config(4 << 30, 256 << 20),
     );
     println!(
         "## TPC-H SF{scale}: Wavelake against DuckDB 1.5.5 (delta extension), deltalake QueryBuilder and PyPI datafusion 55 (Parquet only), median of {runs} warm runs"
     );
     println!();
     println!(
-        "| query | DuckDB s | wavelake serve s | ratio | wavelake serve, hot data s | ratio | wavelake sql s | ratio | deltalake QueryBuilder s | ratio | datafusion (Parquet) s | ratio |"
+        "| query | DuckDB s | wavelake serve s | ratio | wavelake serve, hot data s | ratio | wavelake serve, result cache s | ratio | wavelake sql s | ratio | deltalake QueryBuilder s | ratio | datafusion (Parquet) s | ratio |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut ratios: HashMap<&str, Vec<f64>> = HashMap::new();
     let mut above_two = Vec::new();
     let mut hot_within = Vec::new();
+    let mut cached_within = Vec::new();
     // Per query: the server without hot data (median) and the first run
     // of the one with it (decoding whole row groups to keep them).
     let mut first_runs: Vec<(f64, f64)> = Vec::new();
@@ -267,6 +277,10 @@ fn main() {
         if let Err(why) = same_answer(&hot, expected) {
             panic!("{query} through wavelake serve from hot data differs from DuckDB: {why}");
         }
+        let (cached, cached_s) = timed(runs, || cached_server.rows(sql, "delta"));
+        if let Err(why) = same_answer(&object_rows(&cached), expected) {
+            panic!("{query} through wavelake serve's result cache differs from DuckDB: {why}");
+        }
         let (cli, cli_s) = timed(runs, || run_cli(&delta, sql));
         let cli = object_rows(&cli);
         if let Err(why) = same_answer(&cli, expected) {
@@ -279,6 +293,7 @@ fn main() {
         for (name, seconds) in [
             ("serve", serve_s),
             ("hot", hot_s),
+            ("cached", cached_s),
             ("sql", cli_s),
             ("querybuilder", querybuilder),
             ("datafusion", datafusion),
@@ -290,6 +305,9 @@ fn main() {
         if hot_s / duckdb <= 0.3 {
             hot_within.push(query.clone());
         }
+        if cached_s / duckdb <= 0.3 {
+            cached_within.push(query.clone());
+        }
         if serve_s / duckdb > 2.0 {
             above_two.push(format!("{query} {:.1}x", serve_s / duckdb));
         }
@@ -297,9 +315,10 @@ fn main() {
     }
     let mean = |name: &str| mean_of_measured(ratios.get(name).map_or(&[][..], Vec::as_slice));
     println!(
-        "| geometric mean | 1.00x | | {} | | {} | | {} | | {} | | {} |",
+        "| geometric mean | 1.00x | | {} | | {} | | {} | | {} | | {} | | {} |",
         mean("serve"),
         mean("hot"),
+        mean("cached"),
         mean("sql"),
         mean("querybuilder"),
         mean("datafusion")
@@ -332,5 +351,16 @@ fn main() {
         hot_server.metric("wavelake_hot_data_hits_total"),
         hot_server.metric("wavelake_hot_data_misses_total"),
         hot_server.metric("wavelake_hot_data_bytes_saved_total") / 1e9,
+    );
+    println!(
+        "Repeated over unchanged tables, from the result cache, at most 0.3x DuckDB's time: {} of {} ({}). \
+         Results hit {}, missed {}, bypassed {}; {:.1} MB of results answered from memory.",
+        cached_within.len(),
+        texts.len(),
+        cached_within.join(", "),
+        cached_server.metric("wavelake_result_cache_hits_total"),
+        cached_server.metric("wavelake_result_cache_misses_total"),
+        cached_server.metric("wavelake_result_cache_bypassed_total"),
+        cached_server.metric("wavelake_result_cache_bytes_served_total") / 1e6,
     );
 }
