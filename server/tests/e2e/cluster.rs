@@ -213,7 +213,12 @@ fn cluster_answers_equal_single_node_answers() {
     let cluster_dir = dir.path().join("clustered");
     std::fs::create_dir_all(&single_dir).unwrap();
     std::fs::create_dir_all(&cluster_dir).unwrap();
-    let config = format!("root = {:?}\n", root.to_str().unwrap());
+    // Every query must run (here or on the cluster), not come from the
+    // result cache.
+    let config = format!(
+        "root = {:?}\n[limits]\nresult_cache_bytes = 0\n",
+        root.to_str().unwrap()
+    );
     let single = Server::start(&single_dir, &config);
     let clustered = Server::start(
         &cluster_dir,
@@ -345,14 +350,14 @@ fn cluster_answers_equal_single_node_answers() {
 }
 
 /// A clustered server on `root` sending queries that read at least
-/// `min_scan_bytes` to `cluster`.
+/// `min_scan_bytes` to `cluster` (each one: no result cache).
 fn clustered_server(dir: &Path, root: &Path, cluster: &TestCluster, min_scan_bytes: u64) -> Server {
     let config_dir = dir.join(format!("clustered-{min_scan_bytes}"));
     std::fs::create_dir_all(&config_dir).unwrap();
     Server::start(
         &config_dir,
         &format!(
-            "root = {:?}\n[cluster]\nscheduler = {:?}\nmin_scan_bytes = {min_scan_bytes}\n",
+            "root = {:?}\n[limits]\nresult_cache_bytes = 0\n[cluster]\nscheduler = {:?}\nmin_scan_bytes = {min_scan_bytes}\n",
             root.to_str().unwrap(),
             cluster.address
         ),
