@@ -118,11 +118,12 @@ async fn run_golden_cases(test: &str, script: &str) {
     }
     let cases = http_cases(&golden);
     let root = scratch_dir().join("golden");
-    std::fs::write(
-        root.join("manifest.json"),
-        serde_json::to_vec(&cases).unwrap(),
-    )
-    .unwrap();
+    // The tests that run the package's scripts run at once and serve this
+    // one manifest: it is replaced whole (a rename), never truncated while
+    // another test's page reads it (which cut a read of its 47 MB short).
+    let partial = root.join(format!("manifest.json.{script}.partial"));
+    std::fs::write(&partial, serde_json::to_vec(&cases).unwrap()).unwrap();
+    std::fs::rename(&partial, root.join("manifest.json")).unwrap();
     let server = TestHttpServer::start(&root).await.unwrap();
     let out = scratch_dir().join(format!("npm-{}", script.trim_end_matches(".mjs")));
     let _ = std::fs::remove_dir_all(&out);
