@@ -227,6 +227,13 @@ pub struct CachedResult {
 }
 
 impl CachedResult {
+    /// The rows as a stream, for an edge that sends them as it sends a
+    /// query's (row caps and all).
+    pub fn into_stream(self) -> SendableRecordBatchStream {
+        let rows = futures::stream::iter(self.batches.into_iter().map(Ok));
+        Box::pin(RecordBatchStreamAdapter::new(self.schema, rows))
+    }
+
     /// Memory the rows take.
     fn bytes(&self) -> u64 {
         self.batches

@@ -180,13 +180,11 @@ pub async fn run_sql(
         let (frame, placement, kept) =
             match execute_recalling(&state, &engine, statement, &request.sql).await? {
                 Recalled::Hit(result) => {
-                    let whole = Prefetched::Whole {
-                        schema: result.schema,
-                        batches: result.batches,
-                        truncated: false,
-                    };
+                    // Kept by an edge without a row cap (Flight SQL), it
+                    // is cut here as a query's rows are.
+                    let prefetched = prefetch(result.into_stream(), result_limits).await?;
                     let placement = Placement::server("answered from the result cache");
-                    return Ok((whole, placement, Kept::Hit));
+                    return Ok((prefetched, placement, Kept::Hit));
                 }
                 Recalled::Run {
                     frame,

@@ -282,8 +282,9 @@ impl FlightSql {
                         .map_err(engine_status)?;
                     let (frame, kept) = match recalled {
                         Recalled::Hit(result) => {
-                            let rows = futures::stream::iter(result.batches.into_iter().map(Ok));
-                            return Ok((result.schema, rows.boxed()));
+                            let schema = result.schema.clone();
+                            let rows = result.into_stream();
+                            return Ok((schema, rows.map_err(|e| engine_status(e.into())).boxed()));
                         }
                         Recalled::Run { frame, kept, .. } => (*frame, kept),
                     };

@@ -23,7 +23,7 @@ fn adbc_flight_sql_client_reads_writes_and_is_refused_where_it_must_be() {
     let server = Server::start(
         dir.path(),
         &format!(
-            "root = {:?}\nflight_listen = \"127.0.0.1:0\"\n[limits]\nmax_upload_bytes = 200000\n\
+            "root = {:?}\nflight_listen = \"127.0.0.1:0\"\n[limits]\nmax_upload_bytes = 200000\nmax_result_rows = 10\n\
              [ingest]\nflush_interval_ms = 600000\nflush_rows = 10\n",
             root.to_str().unwrap()
         ),
@@ -53,6 +53,13 @@ fn adbc_flight_sql_client_reads_writes_and_is_refused_where_it_must_be() {
         results["cache_hits"], 1.0,
         "a repeated query over Flight SQL"
     );
+    // Kept through Flight SQL (no row cap), answered over HTTP: cut at
+    // the API's cap as if it had run.
+    let (status, body, cache) = server.sql_cached(ADMIN, "SELECT n FROM bulk ORDER BY n");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(cache.as_deref(), Some("hit"));
+    assert_eq!(body["rows"].as_array().map(Vec::len), Some(10), "{body}");
+    assert_eq!(body["truncated"], true, "{body}");
     assert_eq!(results["bulk"], 23, "the refused ingest left nothing");
     assert_eq!(results["sales"], 3, "ingested into the header's namespace");
     assert_eq!(
