@@ -268,6 +268,38 @@ pub fn venv_python_with(test: &str, module: &str) -> Option<PathBuf> {
     Some(python)
 }
 
+/// The eight TPC-H tables at scale factor 0.01 as Delta tables (written by
+/// PyPI `deltalake` from `tpchgen-cli`'s data, once, into the scratch
+/// directory `scratch`): the directory holding them, or `None` (saying
+/// why) when the venv lacks either.
+pub fn tpch_sf001(test: &str, scratch: &str) -> Option<PathBuf> {
+    let python = venv_python_with(test, "deltalake")?;
+    let generator = python.parent()?.join("tpchgen-cli");
+    if !generator.exists() {
+        eprintln!("SKIPPED {test}: tpchgen-cli is not in the venv (scripts/test.sh installs it)");
+        return None;
+    }
+    let data = scratch_dir().join(scratch);
+    let script = tests_dir().join("interop/bench_peers.py");
+    run_python(
+        &python,
+        script.to_str().expect("utf-8"),
+        &["tpch-all", data.to_str().expect("utf-8"), "0.01"],
+    );
+    Some(data.join("delta"))
+}
+
+/// The 22 TPC-H queries (DuckDB's texts) as `(q1, SQL)` …
+pub fn tpch_queries() -> Vec<(String, String)> {
+    let dir = tests_dir().join("benches/tpch");
+    (1..=22)
+        .map(|n| {
+            let sql = std::fs::read_to_string(dir.join(format!("q{n}.sql"))).expect("query text");
+            (format!("q{n}"), sql)
+        })
+        .collect()
+}
+
 /// A real S3 server (moto, from the project's virtualenv) on a free
 /// loopback port, stopped when dropped.
 pub struct MotoServer {

@@ -30,6 +30,7 @@ mod conjunction;
 mod decimal_arithmetic;
 #[cfg(feature = "distributed")]
 pub mod distributed;
+pub mod exchange;
 mod filter_order;
 pub mod hot_data;
 #[cfg(not(target_arch = "wasm32"))]

@@ -100,6 +100,13 @@ pub struct SqlSessionOptions {
     /// Fewer bytes for more work per row: for readers that pay for every
     /// byte, such as pages over HTTP.
     pub late_materialization: bool,
+    /// The size of the group of workers each query is spread over
+    /// ([`crate::exchange`]): plans get one partition per worker, every
+    /// hash join builds one table from its smaller side (sent whole to
+    /// every worker, so the larger side stays where it is read), and no
+    /// operator waits on partitions another worker runs (no dynamic join
+    /// filters). `None` plans for this process alone.
+    pub worker_group: Option<usize>,
     /// The session only reads: statements the classifier does not vouch
     /// for as reads are refused, and every plan is checked to hold no
     /// DML, DDL or session statement (principals that may only read).
@@ -132,6 +139,17 @@ impl PlannedQuery {
     /// Runs the query to its end.
     pub async fn collect(&self) -> Result<Vec<arrow::array::RecordBatch>> {
         Ok(datafusion::physical_plan::collect(self.plan.clone(), self.task.clone()).await?)
+    }
+
+    /// This worker's part of the query spread over its group as query
+    /// `query` (the session must plan for the group: its `worker_group`).
+    pub fn spread(
+        &self,
+        query: u64,
+        hub: Arc<crate::exchange::ExchangeHub>,
+        link: Arc<dyn crate::exchange::ExchangeLink>,
+    ) -> Result<crate::exchange::SpreadQuery> {
+        crate::exchange::SpreadQuery::new(self.plan.clone(), self.task.clone(), query, hub, link)
     }
 
     /// How far the query has got (callable while `collect` runs).
@@ -221,6 +239,9 @@ impl SqlSession {
         let mut config = base_config().with_information_schema(true);
         if cfg!(target_arch = "wasm32") {
             config = config.with_target_partitions(1);
+        }
+        if let Some(size) = options.worker_group {
+            config = spread_config(config, size);
         }
         if let Some(schema) = &options.default_schema {
             config = config.with_default_catalog_and_schema("datafusion", schema);
@@ -1126,6 +1147,23 @@ fn base_config() -> SessionConfig {
     }
     #[cfg(target_arch = "wasm32")]
     SessionConfig::new()
+}
+
+/// Planning for a query spread over `size` workers.
+fn spread_config(config: SessionConfig, size: usize) -> SessionConfig {
+    let mut config = config
+        .with_target_partitions(size.max(1))
+        .with_round_robin_repartition(false);
+    let options = config.options_mut();
+    // A partition reads only its own files: another worker's partitions
+    // cannot take them over.
+    options.execution.enable_file_stream_work_stealing = false;
+    let optimizer = &mut options.optimizer;
+    optimizer.hash_join_single_partition_threshold = usize::MAX;
+    optimizer.hash_join_single_partition_threshold_rows = usize::MAX;
+    optimizer.enable_join_dynamic_filter_pushdown = false;
+    optimizer.enable_aggregate_dynamic_filter_pushdown = false;
+    config
 }
 
 fn session_state(

@@ -203,6 +203,8 @@ impl AppState {
             minimum_retention_ms: Some(self.config.limits.minimum_retention_ms()),
             write_path,
             buffered_rows: Some(self.buffers.clone()),
+            // The server's queries use its threads, not a worker group.
+            worker_group: None,
         })
         .with_storage_opener(self.opener.clone())
     }

@@ -24,6 +24,7 @@ mod semi_join_reduction;
 mod shared_subplan;
 mod slt;
 mod snapshot_cache;
+mod spread_queries;
 mod sql_writes;
 mod storage_suite;
 mod string_views;

@@ -54,6 +54,7 @@ async fn namespaces_keep_tenants_apart_and_the_sandbox_holds() {
         minimum_retention_ms: None,
         write_path: None,
         buffered_rows: None,
+        worker_group: None,
     })
     .with_storage_opener(opener());
     let names = tenant

@@ -224,6 +224,22 @@ pub enum Error {
         /// Why it cannot be reached.
         reason: String,
     },
+    /// A query cannot be spread over a group of workers (its plan holds an
+    /// operator whose partitions the group cannot place); nothing ran, and
+    /// it can run whole in one place.
+    #[error("the query cannot be spread over workers: {reason}")]
+    NotSpreadable {
+        /// The operator or partitioning in the way.
+        reason: String,
+    },
+    /// Workers running one query together could not exchange its rows: a
+    /// message was malformed, the workers planned the query differently,
+    /// or the query was cancelled on another worker.
+    #[error("the worker group failed: {reason}")]
+    WorkerGroup {
+        /// What went wrong.
+        reason: String,
+    },
     /// A Wavelake server's SQL API refused a query sent to it, for a reason
     /// none of the other variants names (busy, out of time or memory, …).
     #[error("the server refused the query ({code}): {message}")]
@@ -308,6 +324,8 @@ impl Error {
             Self::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             Self::BufferFull { .. } => "BUFFER_FULL",
             Self::ClusterUnavailable { .. } => "CLUSTER_UNAVAILABLE",
+            Self::NotSpreadable { .. } => "NOT_SPREADABLE",
+            Self::WorkerGroup { .. } => "WORKER_GROUP",
             Self::ServerRefused { .. } => "SERVER_REFUSED",
             Self::NoSqlApi { .. } => "NO_SQL_API",
             Self::Arrow(_) => "ARROW_ERROR",

@@ -301,6 +301,11 @@ pub(crate) struct SharedSubplanExec {
 }
 
 impl SharedSubplanExec {
+    /// The subplan this occurrence shares with the others of the same id.
+    pub(crate) fn shared_id(&self) -> usize {
+        self.id
+    }
+
     fn new(id: usize, input: Arc<dyn ExecutionPlan>, result: Arc<SharedResult>) -> Self {
         let properties = Arc::new(
             input

@@ -164,35 +164,12 @@ fn golden_tables(golden: &Path, root: &Path) -> Vec<String> {
     names
 }
 
-/// The eight TPC-H tables at scale factor 0.01 (written by PyPI
-/// `deltalake` from `tpchgen-cli`'s data, once) under `root/tpch`, or
+/// The eight TPC-H tables at scale factor 0.01 under `root/tpch`, or
 /// `None` when the venv lacks them.
 fn tpch_tables(root: &Path) -> Option<()> {
-    let python = wavelake_tests::venv_python_with("cluster tpch", "deltalake")?;
-    let generator = python.parent().unwrap().join("tpchgen-cli");
-    if !generator.exists() {
-        eprintln!("SKIPPED the TPC-H part of the cluster test: tpchgen-cli is not in the venv");
-        return None;
-    }
-    let data = wavelake_tests::scratch_dir().join("tpch-cluster-sf0.01");
-    let script = wavelake_tests::tests_dir().join("interop/bench_peers.py");
-    wavelake_tests::run_python(
-        &python,
-        script.to_str().unwrap(),
-        &["tpch-all", data.to_str().unwrap(), "0.01"],
-    );
-    wavelake_tests::copy_dir(&data.join("delta"), &root.join("tpch"));
+    let data = wavelake_tests::tpch_sf001("cluster tpch", "tpch-cluster-sf0.01")?;
+    wavelake_tests::copy_dir(&data, &root.join("tpch"));
     Some(())
-}
-
-fn tpch_queries() -> Vec<(String, String)> {
-    let dir: PathBuf = wavelake_tests::tests_dir().join("benches/tpch");
-    (1..=22)
-        .map(|n| {
-            let sql = std::fs::read_to_string(dir.join(format!("q{n}.sql"))).unwrap();
-            (format!("q{n}"), sql)
-        })
-        .collect()
 }
 
 #[test]
@@ -261,7 +238,7 @@ fn cluster_answers_equal_single_node_answers() {
         "golden",
     ));
     if tpch {
-        for (name, sql) in tpch_queries() {
+        for (name, sql) in wavelake_tests::tpch_queries() {
             queries.push((format!("TPC-H {name}"), sql, "tpch"));
         }
     }
@@ -298,7 +275,7 @@ fn cluster_answers_equal_single_node_answers() {
     // `wavelake sql --cluster` answers as `wavelake sql` does.
     if tpch {
         let tables = root.join("tpch");
-        for (name, sql) in tpch_queries()
+        for (name, sql) in wavelake_tests::tpch_queries()
             .into_iter()
             .filter(|(n, _)| ["q1", "q3", "q18"].contains(&n.as_str()))
         {
