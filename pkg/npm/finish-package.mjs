@@ -1,7 +1,8 @@
 // Turns wasm-pack's output directory into the `wavelake` npm package:
 // names it, declares apache-arrow (the generated module imports it), makes
 // subscriptions async iterable, and adds the README written for JavaScript
-// users.
+// users and the worker group (`wavelake/group`: group.js starts
+// group-worker.js once per core).
 //   node pkg/npm/finish-package.mjs DIST_DIR
 import { readFileSync, writeFileSync, copyFileSync } from "node:fs";
 import { join, dirname } from "node:path";
@@ -23,9 +24,13 @@ const manifest = {
   types: "wavelake.d.ts",
   exports: {
     ".": { types: "./wavelake.d.ts", default: "./wavelake.js" },
+    "./group": { types: "./group.d.ts", default: "./group.js" },
     "./wavelake_bg.wasm": "./wavelake_bg.wasm",
   },
-  files: ["wavelake.js", "wavelake.d.ts", "wavelake_bg.wasm", "wavelake_bg.wasm.d.ts", "README.md"],
+  files: [
+    "wavelake.js", "wavelake.d.ts", "wavelake_bg.wasm", "wavelake_bg.wasm.d.ts",
+    "group.js", "group.d.ts", "group-worker.js", "README.md",
+  ],
   sideEffects: false,
   engines: { node: ">=20" },
   dependencies: { "apache-arrow": "^21.0.0" },
@@ -58,5 +63,7 @@ const source = readFileSync(modulePath, "utf8");
 if (!source.includes("Subscription.prototype[Symbol.asyncIterator]")) {
   writeFileSync(modulePath, source + iterable);
 }
-copyFileSync(join(here, "README.md"), join(dist, "README.md"));
+for (const file of ["README.md", "group.js", "group.d.ts", "group-worker.js"]) {
+  copyFileSync(join(here, file), join(dist, file));
+}
 console.log(`${manifest.name}@${manifest.version} in ${dist}`);

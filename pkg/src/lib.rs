@@ -12,6 +12,7 @@
 
 mod abort;
 mod error;
+mod group;
 mod placement;
 mod progress;
 mod subscription;

@@ -13,6 +13,7 @@ mod kernel_data;
 mod maintenance;
 mod metadata;
 mod namespaces;
+mod npm_group;
 mod npm_package;
 mod plan_codec;
 mod profile;

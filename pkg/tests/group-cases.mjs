@@ -1,0 +1,39 @@
+// Runs each query through a WavelakeGroup and through one Wavelake session
+// over the same tables, in a page or in Node: the rows of both (as sorted
+// JSON text) or the error code of both, and how long each took.
+const replacer = (_, value) => (typeof value === "bigint" ? value.toString() : value);
+
+function rowsOf(table) {
+  return table
+    .toArray()
+    .map((row) => JSON.stringify(row.toJSON(), replacer))
+    .sort();
+}
+
+async function outcome(run) {
+  const started = performance.now();
+  try {
+    const rows = rowsOf(await run());
+    return { rows, ms: performance.now() - started };
+  } catch (error) {
+    return { code: error.code ?? null, message: String(error.message ?? error), ms: performance.now() - started };
+  }
+}
+
+export async function compareGroup({ WavelakeGroup, Wavelake, base, tables, queries, workers }) {
+  const group = await WavelakeGroup.start({ workers });
+  const alone = Wavelake.empty({ persistentCacheBytes: 0 });
+  try {
+    for (const name of tables) {
+      const [grouped, single] = [await group.addTable(name, `${base}/${name}`), await alone.addTable(name, `${base}/${name}`)];
+      if (grouped !== single) throw new Error(`${name}: version ${grouped} in the group, ${single} alone`);
+    }
+    const results = [];
+    for (const sql of queries) {
+      results.push({ sql, group: await outcome(() => group.sql(sql)), alone: await outcome(() => alone.sql(sql)) });
+    }
+    return { size: group.size, results };
+  } finally {
+    group.close();
+  }
+}
