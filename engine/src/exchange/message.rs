@@ -13,8 +13,10 @@
 //! schema).
 
 use std::io::Cursor;
+use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::DataType;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 
@@ -81,9 +83,10 @@ impl Message {
         bytes.extend_from_slice(&address.from.to_le_bytes());
         match &self.payload {
             Payload::Rows(batch) => {
+                let batch = compact_views(batch)?;
                 let mut writer = StreamWriter::try_new(&mut bytes, &batch.schema())
                     .map_err(|e| Error::Arrow(e.into()))?;
-                writer.write(batch).map_err(|e| Error::Arrow(e.into()))?;
+                writer.write(&batch).map_err(|e| Error::Arrow(e.into()))?;
                 writer.finish().map_err(|e| Error::Arrow(e.into()))?;
             }
             Payload::End => {}
@@ -133,6 +136,22 @@ impl Message {
     }
 }
 
+/// `batch` with its string and binary views holding only the bytes they
+/// point at: a view column taken or sliced from a larger one shares that
+/// one's buffers, which Arrow IPC would otherwise write whole.
+fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|column| match column.data_type() {
+            DataType::Utf8View => Arc::new(column.as_string_view().gc()) as ArrayRef,
+            DataType::BinaryView => Arc::new(column.as_binary_view().gc()) as ArrayRef,
+            _ => Arc::clone(column),
+        })
+        .collect();
+    RecordBatch::try_new(batch.schema(), columns).map_err(|e| Error::Arrow(e.into()))
+}
+
 /// The one batch of an Arrow IPC stream.
 fn read_batch(body: &[u8]) -> std::result::Result<RecordBatch, String> {
     let mut reader = StreamReader::try_new(Cursor::new(body), None).map_err(|e| e.to_string())?;
@@ -149,8 +168,6 @@ fn read_batch(body: &[u8]) -> std::result::Result<RecordBatch, String> {
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
-    use std::sync::Arc;
-
     use arrow::array::{Int64Array, StringArray};
     use proptest::prelude::*;
 
@@ -193,6 +210,21 @@ mod tests {
                 message
             );
         }
+    }
+
+    #[test]
+    fn a_few_views_of_a_large_column_are_sent_without_it() {
+        let long: Vec<String> = (0..10_000).map(|i| format!("a string long enough {i}")).collect();
+        let column = arrow::array::StringViewArray::from_iter_values(long.iter());
+        let few = arrow::compute::take(&column, &arrow::array::UInt32Array::from(vec![1, 9_999]), None).unwrap();
+        let batch = RecordBatch::try_from_iter([("s", few)]).unwrap();
+        let message = Message {
+            address: address(),
+            payload: Payload::Rows(batch),
+        };
+        let bytes = message.encode().unwrap();
+        assert!(bytes.len() < 2_000, "{} bytes for two strings", bytes.len());
+        assert_eq!(Message::decode(&bytes).unwrap(), message);
     }
 
     #[test]
