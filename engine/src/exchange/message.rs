@@ -214,9 +214,16 @@ mod tests {
 
     #[test]
     fn a_few_views_of_a_large_column_are_sent_without_it() {
-        let long: Vec<String> = (0..10_000).map(|i| format!("a string long enough {i}")).collect();
+        let long: Vec<String> = (0..10_000)
+            .map(|i| format!("a string long enough {i}"))
+            .collect();
         let column = arrow::array::StringViewArray::from_iter_values(long.iter());
-        let few = arrow::compute::take(&column, &arrow::array::UInt32Array::from(vec![1, 9_999]), None).unwrap();
+        let few = arrow::compute::take(
+            &column,
+            &arrow::array::UInt32Array::from(vec![1, 9_999]),
+            None,
+        )
+        .unwrap();
         let batch = RecordBatch::try_from_iter([("s", few)]).unwrap();
         let message = Message {
             address: address(),
