@@ -77,7 +77,7 @@ listen(parent ?? self, async (request) => {
     if (parent) parent.postMessage({ id: request.id, value }, transfer);
     else self.postMessage({ id: request.id, value }, transfer);
   } catch (error) {
-    post({ id: request.id, error: { code: error?.code ?? "WORKER_ERROR", message: String(error?.message ?? error) } });
+    post({ id: request.id, error: { code: error?.code ?? "WORKER_GROUP", message: String(error?.message ?? error) } });
   }
 });
 post({ id: 0, value: "loaded" });

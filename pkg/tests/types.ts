@@ -9,6 +9,7 @@ import init, {
   type QueryReport,
   type QueryResult,
 } from "../dist/wavelake.js";
+import { WavelakeGroup } from "../dist/group.js";
 import type { Table } from "apache-arrow";
 
 export async function tour(endpoint: string, bearerToken: string): Promise<number> {
@@ -52,4 +53,14 @@ export async function tour(endpoint: string, bearerToken: string): Promise<numbe
     void code;
   }
   return table.numRows + bytes.length + fetched + version + schemas.length + seen.length + took + served;
+}
+
+export async function everyCore(url: string): Promise<number> {
+  const group: WavelakeGroup = await WavelakeGroup.start({ workers: 2, cacheBytes: 32 << 20 });
+  const version: number = await group.addTable("orders", url);
+  const table: Table = await group.sql("SELECT count(*) FROM orders");
+  const ipc: Uint8Array = await group.sql("SELECT 1", { ipc: true });
+  const size: number = group.size;
+  group.close();
+  return version + table.numRows + ipc.length + size;
 }
