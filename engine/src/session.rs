@@ -105,7 +105,8 @@ pub struct SqlSessionOptions {
     /// hash join builds one table from its smaller side (sent whole to
     /// every worker, so the larger side stays where it is read), and no
     /// operator waits on partitions another worker runs (no dynamic join
-    /// filters). `None` plans for this process alone.
+    /// filters). A partition reads only its own files, and no row group is
+    /// read by two workers. `None` plans for this process alone.
     pub worker_group: Option<usize>,
     /// The session only reads: statements the classifier does not vouch
     /// for as reads are refused, and every plan is checked to hold no
@@ -1153,7 +1154,8 @@ fn base_config() -> SessionConfig {
 fn spread_config(config: SessionConfig, size: usize) -> SessionConfig {
     let mut config = config
         .with_target_partitions(size.max(1))
-        .with_round_robin_repartition(false);
+        .with_round_robin_repartition(false)
+        .with_extension(Arc::new(crate::scan::WholeRowGroups));
     let options = config.options_mut();
     // A partition reads only its own files: another worker's partitions
     // cannot take them over.

@@ -257,3 +257,40 @@ fn malformed_messages_and_strangers_are_refused() {
     assert!(WorkerGroup::new(2, 2).is_err());
     assert!(WorkerGroup::new(0, 0).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_group_never_splits_a_row_group_between_partitions() {
+    let (_dir, root) = numbers(&[
+        "CREATE TABLE one (id BIGINT)",
+        "INSERT INTO one SELECT value FROM generate_series(1, 200000)",
+        "OPTIMIZE one",
+    ])
+    .await;
+    let options = SqlSessionOptions {
+        worker_group: Some(2),
+        ..Default::default()
+    };
+    let session = wavelake_tests::engine_at_with(&root, options).await;
+    let plan = wavelake_tests::physical_plan(&session, "SELECT sum(id) FROM one").await;
+    let text = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string();
+    let scan = text
+        .lines()
+        .find(|line| line.contains("DataSourceExec"))
+        .expect("a scan");
+    // Each (file, byte range) a partition reads appears once: a file read
+    // in two ranges of rows would be fetched and decoded by two workers.
+    let reads: Vec<&str> = scan
+        .split(['[', ']', ','])
+        .map(str::trim)
+        .filter(|part| part.contains(".parquet"))
+        .collect();
+    let mut distinct = reads.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), reads.len(), "{scan}");
+    let mut group = Group::over(&root, 2).await;
+    let batches = group.run("SELECT sum(id) FROM one").await.unwrap();
+    assert_eq!(rows(&batches), vec!["20000100000".to_owned()]);
+}

@@ -58,6 +58,7 @@ use lookup::is_lookup;
 pub use pruning::FilePruner;
 pub use reader::DeltaParquetReaderFactory;
 pub(crate) use row_filters::SelectiveRowTests;
+pub use row_ranges::WholeRowGroups;
 
 use crate::hot_data::HotData;
 use crate::protocol::Add;
@@ -384,7 +385,11 @@ impl DeltaTableProvider {
         let plain = !self.row_ids && !self.defer_deletion_vectors;
         let hot = state.config().get_extension::<HotData>().filter(|_| plain);
         let hot_files = hot.is_some().then(|| self.hot_files(&files));
-        let files = match plain {
+        let whole_row_groups = state
+            .config()
+            .get_extension::<row_ranges::WholeRowGroups>()
+            .is_some();
+        let files = match plain && !whole_row_groups {
             true => row_ranges::spread(files, partitions),
             false => files,
         };

@@ -18,6 +18,15 @@ use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 /// worth a second reader).
 const MIN_ROWS_PER_RANGE: usize = 50_000;
 
+/// A session config extension: this session's scans never split a row
+/// group between partitions. A worker group's partitions run in workers
+/// that share no cache, and a row group read in part by two of them is
+/// fetched and decoded by both (TPC-H SF1 in a page: `partsupp`, one row
+/// group, was fetched twice); the files are left to DataFusion's split by
+/// byte ranges, which gives each row group to one partition.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WholeRowGroups;
+
 /// `files`, with large ones read as ranges of rows when there are fewer
 /// files than `partitions`, so that every partition has rows to read.
 pub(super) fn spread(files: Vec<PartitionedFile>, partitions: usize) -> Vec<PartitionedFile> {
