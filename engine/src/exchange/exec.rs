@@ -182,7 +182,8 @@ impl ExchangeExec {
     }
 
     /// Sends `payload` for output partition `partition` to its readers,
-    /// encoding it once for all the other workers.
+    /// encoding it once for all the other workers (and copying it only
+    /// when more than one needs it).
     fn send(&self, partition: usize, payload: &Payload) -> DfResult<()> {
         let readers = self
             .readers
@@ -201,27 +202,24 @@ impl ExchangeExec {
             },
             payload: payload.clone(),
         };
-        let mut encoded: Option<Vec<u8>> = None;
-        for &reader in readers {
-            if reader == me {
-                wiring.hub.accept(message.clone());
-                continue;
-            }
-            let bytes = match &encoded {
-                Some(bytes) => bytes.clone(),
-                None => {
-                    let bytes = message
-                        .encode()
-                        .map_err(|e| DataFusionError::External(e.into()))?;
-                    encoded = Some(bytes.clone());
-                    bytes
-                }
-            };
+        let others: Vec<usize> = readers.iter().copied().filter(|r| *r != me).collect();
+        if others.len() < readers.len() {
+            wiring.hub.accept(message.clone());
+        }
+        let Some((last, rest)) = others.split_last() else {
+            return Ok(());
+        };
+        let bytes = message
+            .encode()
+            .map_err(|e| DataFusionError::External(e.into()))?;
+        let link_error = |e: crate::Error| DataFusionError::External(e.into());
+        for &reader in rest {
             wiring
                 .link
-                .send(reader, bytes)
-                .map_err(|e| DataFusionError::External(e.into()))?;
+                .send(reader, bytes.clone())
+                .map_err(link_error)?;
         }
+        wiring.link.send(*last, bytes).map_err(link_error)?;
         Ok(())
     }
 }
