@@ -6,16 +6,17 @@
 //! returns the result.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasm_bindgen::prelude::*;
 use wavelake_engine::exchange::{ExchangeHub, ExchangeLink, WorkerGroup};
-use wavelake_engine::storage::{HttpStorage, RangeCache, StorageRef, UrlMapStorage};
+use wavelake_engine::storage::{HttpStorage, RangeCache, StorageRef};
 use wavelake_engine::{SqlSession, SqlSessionOptions};
 
 use crate::error::js_error;
-use crate::{DEFAULT_CACHE_BYTES, SessionOptions, bytes_field, engine_error, ipc_stream};
+use crate::{
+    DEFAULT_CACHE_BYTES, SessionOptions, bytes_field, engine_error, ipc_stream, url_map_storage,
+};
 
 thread_local! {
     /// `send(to, bytes)` of this worker's host: a worker has one group.
@@ -106,20 +107,8 @@ impl GroupWorker {
         name: String,
         #[wasm_bindgen(unchecked_param_type = "Record<string, string>")] files: JsValue,
     ) -> Result<f64, JsValue> {
-        let mut urls = HashMap::new();
-        for entry in js_sys::Object::entries(&files.into()).iter() {
-            let pair: js_sys::Array = entry.into();
-            if let (Some(path), Some(url)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-                urls.insert(path, url);
-            }
-        }
-        let any_url =
-            urls.values().next().cloned().ok_or_else(|| {
-                js_error("INVALID_ARGUMENT", "files must map table paths to URLs")
-            })?;
-        let reader: StorageRef = Arc::new(HttpStorage::new(&any_url).map_err(engine_error)?);
-        let storage = UrlMapStorage::new(format!("urls://{name}/"), urls, reader);
-        self.register(&name, Arc::new(storage)).await
+        let storage = url_map_storage(&name, files)?;
+        self.register(&name, storage).await
     }
 
     /// Takes a message another worker of the group sent.

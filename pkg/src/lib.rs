@@ -409,20 +409,8 @@ impl Wavelake {
         name: String,
         #[wasm_bindgen(unchecked_param_type = "Record<string, string>")] files: JsValue,
     ) -> Result<f64, JsValue> {
-        let mut urls = HashMap::new();
-        for entry in js_sys::Object::entries(&files.into()).iter() {
-            let pair: js_sys::Array = entry.into();
-            if let (Some(path), Some(url)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-                urls.insert(path, url);
-            }
-        }
-        let any_url =
-            urls.values().next().cloned().ok_or_else(|| {
-                js_error("INVALID_ARGUMENT", "files must map table paths to URLs")
-            })?;
-        let reader: StorageRef = Arc::new(HttpStorage::new(&any_url).map_err(engine_error)?);
-        let storage = UrlMapStorage::new(format!("urls://{name}/"), urls, reader);
-        self.register(&name, Arc::new(storage)).await
+        let storage = url_map_storage(&name, files)?;
+        self.register(&name, storage).await
     }
 
     /// Runs one SQL query — in this page or process, or with `runOn` on
@@ -739,6 +727,29 @@ impl Wavelake {
             None => Ok(()),
         }
     }
+}
+
+/// The storage of table `name` given as presigned URLs: `files` maps each
+/// path of the table to the URL it is read from.
+fn url_map_storage(name: &str, files: JsValue) -> Result<StorageRef, JsValue> {
+    let mut urls = HashMap::new();
+    for entry in js_sys::Object::entries(&files.into()).iter() {
+        let pair: js_sys::Array = entry.into();
+        if let (Some(path), Some(url)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+            urls.insert(path, url);
+        }
+    }
+    let any_url = urls
+        .values()
+        .next()
+        .cloned()
+        .ok_or_else(|| js_error("INVALID_ARGUMENT", "files must map table paths to URLs"))?;
+    let reader: StorageRef = Arc::new(HttpStorage::new(&any_url).map_err(engine_error)?);
+    Ok(Arc::new(UrlMapStorage::new(
+        format!("urls://{name}/"),
+        urls,
+        reader,
+    )))
 }
 
 /// `batches` as an Arrow IPC stream.
