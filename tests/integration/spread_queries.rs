@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use wavelake_engine::exchange::{ExchangeHub, ExchangeLink, WorkerGroup};
 use wavelake_engine::{Error, SqlSession, SqlSessionOptions};
 
@@ -102,24 +101,7 @@ impl Group {
 /// The rows as text, sorted (an answer's order beyond its ORDER BY is
 /// free).
 fn rows(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters: Vec<ArrayFormatter> = batch
-            .columns()
-            .iter()
-            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters
-                .iter()
-                .map(|f| f.value(row).to_string())
-                .collect();
-            rows.push(cells.join(" | "));
-        }
-    }
-    rows.sort();
-    rows
+    wavelake_tests::canonical_rows(batches, &wavelake_tests::column_names(batches)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
