@@ -21,7 +21,9 @@ use futures::future::BoxFuture;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{FileMetaData, ParquetMetaData, ParquetMetaDataBuilder};
+use parquet::file::metadata::{
+    FileMetaData, PageIndexPolicy, ParquetMetaData, ParquetMetaDataBuilder,
+};
 
 use crate::Error;
 use crate::storage::StorageObjectStore;
@@ -84,6 +86,21 @@ struct TypedErrorReader {
 }
 
 impl TypedErrorReader {
+    /// Reads the footer (from DataFusion's cache, where the scan put it)
+    /// if this reader has not: DataFusion decodes a filtered scan through
+    /// a second reader that is never asked for the footer, and without it
+    /// pages cannot be checked.
+    async fn know_footer(&mut self) -> parquet::errors::Result<()> {
+        if self.page_starts.is_none() {
+            // Page starts come from the footer alone; whatever page index
+            // the scan asked for is in the cache with it.
+            let footer_only =
+                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Skip);
+            self.get_metadata(Some(&footer_only)).await?;
+        }
+        Ok(())
+    }
+
     fn check_pages(&self, start: u64, bytes: &Bytes) -> parquet::errors::Result<()> {
         let Some(starts) = &self.page_starts else {
             return Ok(());
@@ -97,6 +114,7 @@ impl TypedErrorReader {
 impl AsyncFileReader for TypedErrorReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         async move {
+            self.know_footer().await?;
             let start = range.start;
             let bytes = self.inner.get_bytes(range).await?;
             self.check_pages(start, &bytes)?;
@@ -110,6 +128,7 @@ impl AsyncFileReader for TypedErrorReader {
         ranges: Vec<Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         async move {
+            self.know_footer().await?;
             let starts: Vec<u64> = ranges.iter().map(|r| r.start).collect();
             let fetched = self.inner.get_byte_ranges(ranges).await?;
             for (start, bytes) in starts.into_iter().zip(&fetched) {
