@@ -1138,17 +1138,35 @@ fn base_config() -> SessionConfig {
         static FROM_ENV: std::sync::OnceLock<SessionConfig> = std::sync::OnceLock::new();
         FROM_ENV
             .get_or_init(|| {
-                let config = SessionConfig::from_env().unwrap_or_else(|e| {
+                let mut config = SessionConfig::from_env().unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "DATAFUSION_* settings ignored");
                     SessionConfig::new()
                 });
+                // Footers are read exactly (length, footer, page index)
+                // unless the environment says how much to read at once:
+                // the server's storage answers small requests quickly.
+                if std::env::var_os("DATAFUSION_EXECUTION_PARQUET_METADATA_SIZE_HINT").is_none() {
+                    config.options_mut().execution.parquet.metadata_size_hint = None;
+                }
                 crate::join_build::shared_build_sides(config)
             })
             .clone()
     }
     #[cfg(target_arch = "wasm32")]
-    SessionConfig::new()
+    {
+        let mut config = SessionConfig::new();
+        // A page pays for every byte: read the last 128 KiB of a data file
+        // for its footer and page index (TPC-H SF1's largest, `lineitem`'s,
+        // are 88 KB) rather than DataFusion's 512 KiB.
+        config.options_mut().execution.parquet.metadata_size_hint = Some(FOOTER_BYTES_IN_A_PAGE);
+        config
+    }
 }
+
+/// How many bytes from the end of a data file a page reads for its footer
+/// and page index at once.
+#[cfg(target_arch = "wasm32")]
+const FOOTER_BYTES_IN_A_PAGE: usize = 128 * 1024;
 
 /// Planning for a query spread over `size` workers.
 fn spread_config(config: SessionConfig, size: usize) -> SessionConfig {

@@ -455,3 +455,88 @@ async fn late_materialization_reads_other_columns_only_where_rows_pass() {
          the other file's payload is {even_payload}"
     );
 }
+
+/// With DataFusion's `metadata_size_hint` (a page's sessions set 128 KiB),
+/// a scan reads a data file's footer with its length in one request from
+/// its end; without one, in two. The same row either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_footer_hint_reads_the_footer_in_one_request() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let writer = engine_at(root.path()).await;
+    writer
+        .query("CREATE TABLE t (id BIGINT, payload STRING)")
+        .await
+        .expect("create");
+    writer
+        .query(
+            "INSERT INTO t SELECT value, concat(md5(CAST(value AS STRING)), \
+             md5(CAST(value + 1 AS STRING))) FROM range(0, 20000)",
+        )
+        .await
+        .expect("insert");
+    let server = TestHttpServer::start(root.path()).await.expect("server");
+    let mut footer_requests = Vec::new();
+    for hint in [None, Some(128 * 1024)] {
+        let reader = wavelake_write::session();
+        if let Some(hint) = hint {
+            reader
+                .query(&format!(
+                    "SET datafusion.execution.parquet.metadata_size_hint = {hint}"
+                ))
+                .await
+                .expect("set");
+        }
+        let storage = HttpStorage::new(&format!("{}/t", server.url)).expect("url");
+        reader
+            .register("t", Arc::new(storage))
+            .await
+            .expect("register");
+        server.clear();
+        let rows = reader
+            .query("SELECT payload FROM t WHERE id = 12345")
+            .await
+            .expect("query");
+        assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+        // Requests for the end of the data file: its footer's length
+        // (`bytes=-8` or an absolute range near the end), the footer, the
+        // page index, or all of them at once.
+        let parquet: Vec<RequestRecord> = server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with(".parquet"))
+            .collect();
+        assert_eq!(
+            parquet
+                .iter()
+                .map(|r| r.path.clone())
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            1,
+            "one data file: {parquet:?}"
+        );
+        let size = files_under(&root.path().join("t"))
+            .into_iter()
+            .find(|f| f.extension().is_some_and(|e| e == "parquet"))
+            .and_then(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .expect("the data file");
+        let footer = parquet
+            .iter()
+            .filter(|r| {
+                let start = r
+                    .range
+                    .as_deref()
+                    .and_then(|range| range.strip_prefix("bytes="))
+                    .and_then(|range| range.split('-').next())
+                    .and_then(|start| start.parse::<u64>().ok());
+                // A suffix range (`bytes=-N`) or one starting in the last
+                // 128 KiB, past the pages the query reads.
+                start.is_none_or(|start| start + 128 * 1024 >= size)
+            })
+            .count();
+        footer_requests.push(footer);
+    }
+    // DataFusion reads the page index by its own range after the footer,
+    // so it is still a request of its own.
+    assert_eq!(footer_requests, vec![3, 2], "{:?}", server.requests());
+}

@@ -350,6 +350,10 @@ impl DeltaTableProvider {
         // provider serves views, else Utf8 (decoding views only to cast
         // every batch back would cost a copy of each).
         options.global.schema_force_view_types = false;
+        // A footer is read with its page index in one request from the
+        // end of the file (DataFusion's `metadata_size_hint`), not three:
+        // its length, then itself, then the index.
+        let footer_hint = options.global.metadata_size_hint;
         let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
         // Small files are read whole: one request each instead of a footer
         // and then pages.
@@ -425,6 +429,9 @@ impl DeltaTableProvider {
             .with_parquet_file_reader_factory(reader_factory.clone());
         if let Some(predicate) = &predicate {
             source = source.with_predicate(predicate.clone());
+        }
+        if let Some(hint) = footer_hint {
+            source = source.with_metadata_size_hint(hint);
         }
 
         let logical = self.output_schema();
