@@ -66,8 +66,8 @@ use crate::schema::TableSchemas;
 use crate::snapshot::Snapshot;
 use crate::stats::{FileStats, scan_statistics};
 use crate::storage::{
-    CachedStorage, MeteredStorage, RangeCache, Storage, StorageObjectStore, StorageRef,
-    WholeSmallFiles, as_object_store,
+    CachedStorage, FooterTails, MeteredStorage, RangeCache, Storage, StorageObjectStore,
+    StorageRef, WholeSmallFiles, as_object_store,
 };
 use crate::table::Table;
 use crate::write_path::{InsertMode, WritePathRef, read_only_build};
@@ -366,11 +366,24 @@ impl DeltaTableProvider {
                 )
             }),
         );
-        let reads: StorageRef = if small.has_small_files() {
+        let mut reads: StorageRef = if small.has_small_files() {
             Arc::new(small)
         } else {
             metered.clone()
         };
+        // The end read for a footer holds the page index too: it serves
+        // DataFusion's read of the index, which would be another request.
+        if footer_hint.is_some() {
+            reads = Arc::new(FooterTails::new(
+                reads,
+                files.iter().map(|file| {
+                    (
+                        StorageObjectStore::storage_path(&file.object_meta.location),
+                        file.object_meta.size,
+                    )
+                }),
+            ));
+        }
         let reader_factory: Arc<dyn ParquetFileReaderFactory> = Arc::new(
             DeltaParquetReaderFactory::new(as_object_store(reads), metadata_cache),
         );

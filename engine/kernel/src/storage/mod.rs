@@ -20,6 +20,7 @@ use bytes::Bytes;
 use crate::{Error, Result};
 
 mod cache;
+mod footer_tails;
 mod memory;
 mod metered;
 mod persistent;
@@ -28,6 +29,7 @@ pub mod send;
 mod small_files;
 
 pub use cache::{CachedStorage, RangeCache};
+pub use footer_tails::FooterTails;
 pub use memory::MemoryStorage;
 pub use metered::{FetchFigures, FetchMeter, MeteredStorage};
 pub use persistent::{
