@@ -83,7 +83,7 @@ impl FooterTails {
     }
 
     /// `ranges` cut from the kept end of `path`, if it holds them all.
-    fn from_tail(&self, path: &str, ranges: &[Range<u64>]) -> Option<Vec<Bytes>> {
+    fn cut_from_tail(&self, path: &str, ranges: &[Range<u64>]) -> Option<Vec<Bytes>> {
         let (start, tail) = self.held(path)?;
         let end = start + tail.len() as u64;
         ranges
@@ -112,7 +112,7 @@ impl Storage for FooterTails {
         let Some(size) = self.sizes.get(path).copied() else {
             return self.inner.get_ranges(path, ranges).await;
         };
-        if let Some(parts) = self.from_tail(path, ranges) {
+        if let Some(parts) = self.cut_from_tail(path, ranges) {
             return Ok(parts);
         }
         let parts = self.inner.get_ranges(path, ranges).await?;
@@ -166,8 +166,8 @@ mod tests {
     async fn reads_inside_a_kept_end_are_served_from_it() {
         let (tails, meter) = tails().await;
         let whole = file();
-        let end = tails.get_ranges("f", &[9_000..10_000]).await.expect("end");
-        assert_eq!(end[0], whole.slice(9_000..10_000));
+        let end = tails.get_range("f", 9_000..10_000).await.expect("end");
+        assert_eq!(end, whole.slice(9_000..10_000));
         let fetched = meter.figures().bytes;
         let index = tails
             .get_ranges("f", &[9_100..9_200, 9_990..10_000])
@@ -177,31 +177,25 @@ mod tests {
         assert_eq!(index[1], whole.slice(9_990..10_000));
         assert_eq!(meter.figures().bytes, fetched, "nothing fetched again");
         // Outside the kept end: read.
-        let before = tails
-            .get_ranges("f", &[8_000..9_100])
-            .await
-            .expect("before");
-        assert_eq!(before[0], whole.slice(8_000..9_100));
+        let before = tails.get_range("f", 8_000..9_100).await.expect("before");
+        assert_eq!(before, whole.slice(8_000..9_100));
         assert_eq!(meter.figures().bytes, fetched + 1_100);
     }
 
     #[tokio::test]
     async fn only_reads_reaching_the_end_are_kept() {
         let (tails, meter) = tails().await;
-        tails.get_ranges("f", &[100..200]).await.expect("middle");
-        tails.get_ranges("f", &[150..160]).await.expect("again");
+        tails.get_range("f", 100..200).await.expect("middle");
+        tails.get_range("f", 150..160).await.expect("again");
         assert_eq!(meter.figures().bytes, 110, "a middle range is not kept");
         // A shorter end after a longer one keeps the longer.
+        tails.get_range("f", 5_000..10_000).await.expect("long end");
         tails
-            .get_ranges("f", &[5_000..10_000])
-            .await
-            .expect("long end");
-        tails
-            .get_ranges("f", &[9_992..10_000])
+            .get_range("f", 9_992..10_000)
             .await
             .expect("short end");
-        let kept = tails.get_ranges("f", &[6_000..7_000]).await.expect("kept");
-        assert_eq!(kept[0], file().slice(6_000..7_000));
+        let kept = tails.get_range("f", 6_000..7_000).await.expect("kept");
+        assert_eq!(kept, file().slice(6_000..7_000));
         assert_eq!(meter.figures().bytes, 110 + 5_000);
     }
 
@@ -213,11 +207,8 @@ mod tests {
         let metered: StorageRef =
             Arc::new(MeteredStorage::with_meter(Arc::new(memory), meter.clone()));
         let tails = FooterTails::new(metered, []);
-        tails.get_ranges("g", &[9_000..10_000]).await.expect("end");
-        tails
-            .get_ranges("g", &[9_500..10_000])
-            .await
-            .expect("again");
+        tails.get_range("g", 9_000..10_000).await.expect("end");
+        tails.get_range("g", 9_500..10_000).await.expect("again");
         assert_eq!(meter.figures().bytes, 1_500);
     }
 }
