@@ -66,3 +66,34 @@ impl ReadEstimate {
         estimate
     }
 }
+
+/// Bytes of the column chunks the Delta scans of `plan` (optimized) fetch,
+/// before row groups and pages are pruned: each kept file's footer is read
+/// (see [`DeltaTableProvider::chunk_bytes`]). Unlike [`ReadEstimate`],
+/// which counts whole files, it tells a query of a few narrow columns of a
+/// table from one of its wide ones. Scans of anything else count nothing.
+pub async fn chunk_bytes(plan: &LogicalPlan, state: &dyn Session) -> crate::Result<u64> {
+    let mut scans = Vec::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && provider
+                .downcast_ref::<DeltaTableProvider>()
+                .is_some_and(DeltaTableProvider::is_plain_scan)
+        {
+            let filters = unnormalize_cols(scan.filters.iter().cloned());
+            scans.push((provider, filters, scan.projection.clone()));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let mut bytes = 0u64;
+    for (provider, filters, projection) in &scans {
+        if let Some(delta) = provider.downcast_ref::<DeltaTableProvider>() {
+            let scanned = delta
+                .chunk_bytes(state, filters, projection.as_deref())
+                .await?;
+            bytes = bytes.saturating_add(scanned);
+        }
+    }
+    Ok(bytes)
+}

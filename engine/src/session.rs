@@ -986,6 +986,27 @@ impl SqlSession {
         Ok(crate::ReadEstimate::of(&optimized, &state))
     }
 
+    /// Bytes of the column chunks the query `sql` would fetch, from the
+    /// footers of the files the log keeps (see
+    /// [`crate::read_estimate::chunk_bytes`]): what decides whether a query
+    /// is worth spreading over workers.
+    pub async fn estimate_chunk_bytes(&self, sql: &str) -> Result<u64> {
+        let statement = Statement::parse(sql)?;
+        if statement.access() == Access::Write {
+            return Err(Error::InvalidArgument(
+                "only a query has a read estimate; this statement writes".into(),
+            ));
+        }
+        let Body::DataFusion(statement) = statement.into_body() else {
+            return Err(Error::InvalidArgument(
+                "only a query has a read estimate; this is a command".into(),
+            ));
+        };
+        let (state, plan) = self.plan_statement(*statement).await?.into_parts();
+        let optimized = state.optimize(&plan)?;
+        crate::read_estimate::chunk_bytes(&optimized, &state).await
+    }
+
     /// Plans one statement without running it; its progress can then be
     /// read while [`PlannedQuery::collect`] runs.
     pub async fn prepare(&self, sql: &str) -> Result<PlannedQuery> {

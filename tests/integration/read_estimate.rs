@@ -74,3 +74,60 @@ async fn writes_have_no_estimate_and_other_sources_are_named() {
         .unwrap();
     assert!(history.other_source.is_some(), "{history:?}");
 }
+
+/// The bytes of the column chunks a query fetches, from the kept files'
+/// footers: each column's chunks in every kept file, nothing for pruned
+/// files, and a column chosen twice counted once.
+#[tokio::test]
+async fn chunk_bytes_are_the_kept_files_chunks_of_the_columns_read() {
+    let (dir, engine) = partitioned_table().await;
+    let table = engine.table("t").unwrap().snapshot().await.unwrap();
+    // `id`'s chunks in each data file, read from the files themselves.
+    let id_bytes: std::collections::HashMap<String, u64> = table
+        .files()
+        .iter()
+        .map(|add| {
+            let path = dir.path().join("t").join(table.file_path(add));
+            let file = std::fs::File::open(&path).unwrap();
+            let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+            let metadata = parquet::file::reader::FileReader::metadata(&reader);
+            let bytes = metadata
+                .row_groups()
+                .iter()
+                .map(|g| g.column(0).compressed_size() as u64)
+                .sum();
+            (
+                add.partition_values.get("part").cloned().flatten().unwrap(),
+                bytes,
+            )
+        })
+        .collect();
+    let all: u64 = id_bytes.values().sum();
+    assert!(all > 0);
+    let ids = engine
+        .estimate_chunk_bytes("SELECT id FROM t")
+        .await
+        .unwrap();
+    assert_eq!(ids, all);
+    // Partition values are not in the files; `id` once though read twice.
+    let twice = engine
+        .estimate_chunk_bytes("SELECT id, part, id + 1 FROM t")
+        .await
+        .unwrap();
+    assert_eq!(twice, all);
+    let one = engine
+        .estimate_chunk_bytes("SELECT id FROM t WHERE part = '1'")
+        .await
+        .unwrap();
+    assert_eq!(one, id_bytes["1"]);
+    let none = engine
+        .estimate_chunk_bytes("SELECT count(*) FROM t WHERE id > 2000")
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+    let err = engine
+        .estimate_chunk_bytes("DELETE FROM t WHERE id = 1")
+        .await
+        .expect_err("a write has no estimate");
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+}

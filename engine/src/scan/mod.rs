@@ -5,6 +5,7 @@
 mod deferred;
 pub use crate::deletion;
 mod exec;
+mod footer;
 mod hot;
 mod lookup;
 mod pruning;
@@ -247,6 +248,53 @@ impl DeltaTableProvider {
         }
         figures.files_pruned = figures.files_total - figures.files_scanned;
         figures
+    }
+
+    /// Bytes of the column chunks a scan of `projection` (indices of the
+    /// table's columns; all when `None`) fetches from the files `filters`
+    /// keep, before row groups and pages are pruned: from each file's
+    /// footer, read as the scan reads it (DataFusion's
+    /// `metadata_size_hint`), so a range cache serves the scan those bytes.
+    pub async fn chunk_bytes(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+        projection: Option<&[usize]>,
+    ) -> Result<u64> {
+        let files = self.snapshot.files();
+        let keep = self.prune(state, filters, files.len());
+        let indices = self.scan_indices();
+        let physical = &self.schemas.file_physical;
+        let all: Vec<usize> = (0..self.schemas.logical.fields().len()).collect();
+        let columns: HashSet<String> = projection
+            .unwrap_or(&all)
+            .iter()
+            .filter_map(|column| indices.get(*column))
+            .filter(|index| **index < physical.fields().len())
+            .map(|index| physical.field(*index).name().clone())
+            .collect();
+        if columns.is_empty() {
+            return Ok(0);
+        }
+        let hint = state.config_options().execution.parquet.metadata_size_hint;
+        let kept = files.iter().zip(keep).filter(|(add, keep)| {
+            *keep
+                && self
+                    .only_files
+                    .as_ref()
+                    .is_none_or(|only| only.contains(&add.path))
+        });
+        let footers = kept.map(|(add, _)| {
+            let path = self.snapshot.file_path(add);
+            let size = add.size.max(0) as u64;
+            let storage = self.storage.clone();
+            async move { footer::read_footer(storage.as_ref(), &path, size, hint).await }
+        });
+        let footers = futures::future::try_join_all(footers).await?;
+        Ok(footers
+            .iter()
+            .map(|metadata| footer::chunk_bytes(metadata, &columns))
+            .sum())
     }
 
     /// The same table with two more columns, [`FILE_PATH_COLUMN`] and
@@ -954,23 +1002,7 @@ fn deletion_vector_id(add: &Add) -> DeletionVectorId {
 
 /// Rows in a data file whose statistics do not say, from its footer.
 pub(crate) async fn footer_row_count(storage: &dyn Storage, path: &str, size: u64) -> Result<u64> {
-    use parquet::file::metadata::ParquetMetaDataReader;
-    if size < 12 {
-        return Err(Error::corrupt(path, "too small to be a Parquet file"));
-    }
-    let tail = storage.get_range(path, size - 8..size).await?;
-    if tail.len() != 8 || &tail[4..] != b"PAR1" {
-        return Err(Error::corrupt(path, "no Parquet footer"));
-    }
-    let footer_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
-    if footer_len + 8 > size {
-        return Err(Error::corrupt(path, "footer length exceeds the file"));
-    }
-    let footer = storage
-        .get_range(path, size - 8 - footer_len..size - 8)
-        .await?;
-    let metadata =
-        ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| Error::corrupt(path, e))?;
+    let metadata = footer::read_footer(storage, path, size, None).await?;
     Ok(metadata.file_metadata().num_rows().max(0) as u64)
 }
 
