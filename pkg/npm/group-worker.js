@@ -62,6 +62,8 @@ async function answer(request) {
       return (await worker.run(request.query, request.sql)) ?? null;
     case "runAlone":
       return worker.runAlone(request.sql);
+    case "readBytes":
+      return worker.readBytes(request.sql);
     case "cancel":
       worker.cancel(request.query, request.reason);
       return null;

@@ -8,6 +8,12 @@ export interface GroupOptions {
   wasm?: WebAssembly.Module | URL | string;
   /** Each worker's in-memory range cache in bytes (default 64 MiB; 0 turns it off). */
   cacheBytes?: number;
+  /**
+   * A query fetching fewer bytes of column chunks than this (read from the
+   * files' footers before it runs) runs on the first worker alone
+   * (default 0: every query is spread, with no estimate first).
+   */
+  spreadFromBytes?: number;
 }
 
 /**
@@ -23,9 +29,17 @@ export declare class WavelakeGroup {
   addTable(name: string, baseUrl: string): Promise<number>;
   /** Registers a table given as presigned URLs; its version. */
   addTableFromUrls(name: string, files: Record<string, string>): Promise<number>;
-  /** Runs one query; its rows (or with `{ ipc: true }` the Arrow IPC stream). */
+  /**
+   * Runs one query; its rows (or with `{ ipc: true }` the Arrow IPC
+   * stream). A query too small to gain from the group runs on one worker.
+   */
   sql(sql: string, options?: { ipc?: false }): Promise<Table>;
   sql(sql: string, options: { ipc: true }): Promise<Uint8Array>;
+  /**
+   * The bytes of column chunks `sql` would fetch, from the footers of the
+   * files the Delta log keeps for it.
+   */
+  readBytes(sql: string): Promise<number>;
   /** Stops every worker. */
   close(): void;
 }

@@ -70,18 +70,32 @@ class Member {
   }
 }
 
+/**
+ * By default every query is spread. Given `spreadFromBytes`, a query
+ * fetching fewer bytes of column chunks runs on one worker: spreading a
+ * small query costs every worker a plan and its build sides, more than the
+ * work it shares (TPC-H SF1 in Chromium, two workers: Q11 took 183 ms
+ * alone against 594 spread, Q2 510 against 635), but deciding costs every
+ * spread query an estimate first (17-130 ms, about 35 typically), which
+ * over TPC-H's 22 queries took about what the small ones gained.
+ */
+const SPREAD_FROM_BYTES = 0;
+
 export class WavelakeGroup {
-  constructor(members) {
+  constructor(members, spreadFromBytes = SPREAD_FROM_BYTES) {
     this.members = members;
     this.nextQuery = 1;
+    this.spreadFromBytes = spreadFromBytes;
   }
 
   /**
    * Starts a group of `workers` (default: one per core), each loading the
    * package's WebAssembly module (compiled once, here). `cacheBytes` is
-   * each worker's in-memory range cache, as in `Wavelake.empty`.
+   * each worker's in-memory range cache, as in `Wavelake.empty`; a query
+   * fetching fewer than `spreadFromBytes` bytes of column chunks runs on
+   * the first worker alone.
    */
-  static async start({ workers, wasm, cacheBytes } = {}) {
+  static async start({ workers, wasm, cacheBytes, spreadFromBytes } = {}) {
     const size = Math.max(1, Math.floor(workers ?? (await defaultSize())));
     const module = await compile(wasm);
     const script = new URL("./group-worker.js", import.meta.url);
@@ -91,7 +105,7 @@ export class WavelakeGroup {
       const thread = WorkerThread ? new WorkerThread(script) : new Worker(script, { type: "module" });
       members.push(new Member(thread, !!WorkerThread));
     }
-    const group = new WavelakeGroup(members);
+    const group = new WavelakeGroup(members, spreadFromBytes ?? SPREAD_FROM_BYTES);
     try {
       await Promise.all(members.map((m) => m.loaded));
       const ports = members.map(() => ({}));
@@ -141,23 +155,48 @@ export class WavelakeGroup {
   /**
    * Runs one SQL query on every worker and resolves to an `apache-arrow`
    * Table (with `{ ipc: true }`, the Arrow IPC stream bytes). A query the
-   * group cannot spread runs on the first worker alone.
+   * group cannot spread, or smaller than `spreadFromBytes`, runs on the
+   * first worker alone.
    */
   async sql(sql, { ipc = false } = {}) {
+    const bytes = (await this.#spreads(sql)) ? await this.#spread(sql) : await this.members[0].request({ type: "runAlone", sql });
+    return ipc ? bytes : tableFromIPC(bytes);
+  }
+
+  /**
+   * The bytes of column chunks the query `sql` would fetch, read from the
+   * footers of the files the Delta log keeps for it (the first worker
+   * reads them and keeps them for the query).
+   */
+  async readBytes(sql) {
+    return this.members[0].request({ type: "readBytes", sql });
+  }
+
+  /** Whether `sql` fetches enough to spread. */
+  async #spreads(sql) {
+    if (this.members.length < 2) return false;
+    if (this.spreadFromBytes <= 0) return true;
+    try {
+      return (await this.readBytes(sql)) >= this.spreadFromBytes;
+    } catch {
+      // Not a query with an estimate: running it says what is wrong.
+      return true;
+    }
+  }
+
+  async #spread(sql) {
     const query = this.nextQuery++;
     const parts = this.members.map((m) => m.request({ type: "run", query, sql }));
-    let bytes;
     try {
       // Worker 0's answer, or the first failure of any worker.
-      bytes = await Promise.race([parts[0], ...parts.slice(1).map((p) => p.then(() => new Promise(() => {})))]);
+      return await Promise.race([parts[0], ...parts.slice(1).map((p) => p.then(() => new Promise(() => {})))]);
     } catch (error) {
       if (error.code !== "NOT_SPREADABLE") throw error;
-      bytes = await this.members[0].request({ type: "runAlone", sql });
+      return await this.members[0].request({ type: "runAlone", sql });
     } finally {
       for (const member of this.members) member.thread.postMessage({ type: "cancel", query, reason: "the query ended" });
       await Promise.allSettled(parts);
     }
-    return ipc ? bytes : tableFromIPC(bytes);
   }
 
   /** Stops every worker. */

@@ -139,6 +139,19 @@ impl GroupWorker {
         }
     }
 
+    /// Bytes of the column chunks `sql` would fetch, from the footers of
+    /// the files its scans keep (this worker's range cache then holds
+    /// them for the scan): the host spreads only queries worth it.
+    #[wasm_bindgen(js_name = readBytes)]
+    pub async fn read_bytes(&self, sql: String) -> Result<f64, JsValue> {
+        let bytes = self
+            .alone
+            .estimate_chunk_bytes(&sql)
+            .await
+            .map_err(engine_error)?;
+        Ok(bytes as f64)
+    }
+
     /// Runs `sql` on this worker alone; the rows as an Arrow IPC stream.
     #[wasm_bindgen(js_name = runAlone)]
     pub async fn run_alone(&self, sql: String) -> Result<Vec<u8>, JsValue> {

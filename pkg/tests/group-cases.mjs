@@ -21,19 +21,32 @@ async function outcome(run) {
 }
 
 export async function compareGroup({ WavelakeGroup, Wavelake, base, tables, queries, workers }) {
+  // Every query spread, and a group that runs queries under 16 MiB of
+  // column chunks on one worker.
   const group = await WavelakeGroup.start({ workers });
+  const sized = await WavelakeGroup.start({ workers, spreadFromBytes: 16 * 1024 * 1024 });
   const alone = Wavelake.empty({ persistentCacheBytes: 0 });
   try {
     for (const name of tables) {
-      const [grouped, single] = [await group.addTable(name, `${base}/${name}`), await alone.addTable(name, `${base}/${name}`)];
+      const url = `${base}/${name}`;
+      const [grouped, single] = [await group.addTable(name, url), await alone.addTable(name, url)];
       if (grouped !== single) throw new Error(`${name}: version ${grouped} in the group, ${single} alone`);
+      await sized.addTable(name, url);
     }
     const results = [];
     for (const sql of queries) {
-      results.push({ sql, group: await outcome(() => group.sql(sql)), alone: await outcome(() => alone.sql(sql)) });
+      const readBytes = await sized.readBytes(sql).catch((error) => error.code ?? String(error));
+      results.push({
+        sql,
+        readBytes,
+        group: await outcome(() => group.sql(sql)),
+        sized: await outcome(() => sized.sql(sql)),
+        alone: await outcome(() => alone.sql(sql)),
+      });
     }
     return { size: group.size, results };
   } finally {
     group.close();
+    sized.close();
   }
 }

@@ -56,11 +56,12 @@ export async function tour(endpoint: string, bearerToken: string): Promise<numbe
 }
 
 export async function everyCore(url: string): Promise<number> {
-  const group: WavelakeGroup = await WavelakeGroup.start({ workers: 2, cacheBytes: 32 << 20 });
+  const group: WavelakeGroup = await WavelakeGroup.start({ workers: 2, cacheBytes: 32 << 20, spreadFromBytes: 16 << 20 });
   const version: number = await group.addTable("orders", url);
+  const chunks: number = await group.readBytes("SELECT count(*) FROM orders");
   const table: Table = await group.sql("SELECT count(*) FROM orders");
   const ipc: Uint8Array = await group.sql("SELECT 1", { ipc: true });
   const size: number = group.size;
   group.close();
-  return version + table.numRows + ipc.length + size;
+  return version + table.numRows + ipc.length + size + chunks;
 }

@@ -52,11 +52,28 @@ fn check_group(host: &str, base: &str, tables: &[&str], queries: &[String]) -> u
     assert_eq!(result["size"], 2, "{host}: {result}");
     let results = result["results"].as_array().unwrap();
     assert_eq!(results.len(), queries.len());
+    // Every query has an estimate of the column chunks it fetches; these
+    // tables are small, so the sized group ran each on one worker.
+    let read: Vec<f64> = results
+        .iter()
+        .filter_map(|case| case["readBytes"].as_f64())
+        .collect();
+    assert_eq!(read.len(), results.len(), "{host}: {result}");
+    assert!(read.iter().any(|bytes| *bytes > 0.0), "{host}: {read:?}");
+    assert!(
+        read.iter().all(|bytes| *bytes < 16.0 * 1024.0 * 1024.0),
+        "{host}: {read:?}"
+    );
     let mut with_rows = 0;
     for case in results {
         let (group, alone) = (&case["group"], &case["alone"]);
         assert_eq!(group["rows"], alone["rows"], "{host}: {}", case["sql"]);
         assert_eq!(group["code"], alone["code"], "{host}: {}", case["sql"]);
+        // The group that runs queries under 16 MiB of column chunks on
+        // one worker answers the same.
+        let sized = &case["sized"];
+        assert_eq!(sized["rows"], alone["rows"], "{host}: {}", case["sql"]);
+        assert_eq!(sized["code"], alone["code"], "{host}: {}", case["sql"]);
         if alone["rows"]
             .as_array()
             .is_some_and(|rows| !rows.is_empty())
