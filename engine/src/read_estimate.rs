@@ -77,9 +77,6 @@ pub async fn chunk_bytes(plan: &LogicalPlan, state: &dyn Session) -> crate::Resu
     let _ = plan.apply(|node| {
         if let LogicalPlan::TableScan(scan) = node
             && let Ok(provider) = source_as_provider(&scan.source)
-            && provider
-                .downcast_ref::<DeltaTableProvider>()
-                .is_some_and(DeltaTableProvider::is_plain_scan)
         {
             let filters = unnormalize_cols(scan.filters.iter().cloned());
             scans.push((provider, filters, scan.projection.clone()));
@@ -88,12 +85,16 @@ pub async fn chunk_bytes(plan: &LogicalPlan, state: &dyn Session) -> crate::Resu
     });
     let mut bytes = 0u64;
     for (provider, filters, projection) in &scans {
-        if let Some(delta) = provider.downcast_ref::<DeltaTableProvider>() {
-            let scanned = delta
-                .chunk_bytes(state, filters, projection.as_deref())
-                .await?;
-            bytes = bytes.saturating_add(scanned);
-        }
+        let Some(delta) = provider
+            .downcast_ref::<DeltaTableProvider>()
+            .filter(|delta| delta.is_plain_scan())
+        else {
+            continue;
+        };
+        let scanned = delta
+            .chunk_bytes(state, filters, projection.as_deref())
+            .await?;
+        bytes = bytes.saturating_add(scanned);
     }
     Ok(bytes)
 }

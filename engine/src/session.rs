@@ -970,19 +970,7 @@ impl SqlSession {
     /// is fetched but what planning needs); statements that write or run
     /// commands have no estimate.
     pub async fn estimate_reads(&self, sql: &str) -> Result<crate::ReadEstimate> {
-        let statement = Statement::parse(sql)?;
-        if statement.access() == Access::Write {
-            return Err(Error::InvalidArgument(
-                "only a query has a read estimate; this statement writes".into(),
-            ));
-        }
-        let Body::DataFusion(statement) = statement.into_body() else {
-            return Err(Error::InvalidArgument(
-                "only a query has a read estimate; this is a command".into(),
-            ));
-        };
-        let (state, plan) = self.plan_statement(*statement).await?.into_parts();
-        let optimized = state.optimize(&plan)?;
+        let (state, optimized) = self.optimized_query(sql).await?;
         Ok(crate::ReadEstimate::of(&optimized, &state))
     }
 
@@ -991,6 +979,19 @@ impl SqlSession {
     /// [`crate::read_estimate::chunk_bytes`]): what decides whether a query
     /// is worth spreading over workers.
     pub async fn estimate_chunk_bytes(&self, sql: &str) -> Result<u64> {
+        let (state, optimized) = self.optimized_query(sql).await?;
+        crate::read_estimate::chunk_bytes(&optimized, &state).await
+    }
+
+    /// The query `sql` planned and optimized, for an estimate; statements
+    /// that write or run commands have none.
+    async fn optimized_query(
+        &self,
+        sql: &str,
+    ) -> Result<(
+        datafusion::execution::session_state::SessionState,
+        datafusion::logical_expr::LogicalPlan,
+    )> {
         let statement = Statement::parse(sql)?;
         if statement.access() == Access::Write {
             return Err(Error::InvalidArgument(
@@ -1004,7 +1005,7 @@ impl SqlSession {
         };
         let (state, plan) = self.plan_statement(*statement).await?.into_parts();
         let optimized = state.optimize(&plan)?;
-        crate::read_estimate::chunk_bytes(&optimized, &state).await
+        Ok((state, optimized))
     }
 
     /// Plans one statement without running it; its progress can then be

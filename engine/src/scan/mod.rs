@@ -231,12 +231,7 @@ impl DeltaTableProvider {
             ..ScanFigures::default()
         };
         for (add, keep) in files.iter().zip(keep) {
-            let kept = keep
-                && self
-                    .only_files
-                    .as_ref()
-                    .is_none_or(|only| only.contains(&add.path));
-            if !kept {
+            if !keep {
                 continue;
             }
             figures.files_scanned += 1;
@@ -277,13 +272,7 @@ impl DeltaTableProvider {
             return Ok(0);
         }
         let hint = state.config_options().execution.parquet.metadata_size_hint;
-        let kept = files.iter().zip(keep).filter(|(add, keep)| {
-            *keep
-                && self
-                    .only_files
-                    .as_ref()
-                    .is_none_or(|only| only.contains(&add.path))
-        });
+        let kept = files.iter().zip(keep).filter(|(_, keep)| *keep);
         let footers = kept.map(|(add, _)| {
             let path = self.snapshot.file_path(add);
             let size = add.size.max(0) as u64;
@@ -403,17 +392,19 @@ impl DeltaTableProvider {
         // its length, then itself, then the index.
         let footer_hint = options.global.metadata_size_hint;
         let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
-        // Small files are read whole: one request each instead of a footer
-        // and then pages.
-        let small = WholeSmallFiles::new(
-            metered.clone(),
-            files.iter().map(|file| {
+        // Each file's storage path and size, as the log gives them.
+        let file_sizes: Vec<(String, u64)> = files
+            .iter()
+            .map(|file| {
                 (
                     StorageObjectStore::storage_path(&file.object_meta.location),
                     file.object_meta.size,
                 )
-            }),
-        );
+            })
+            .collect();
+        // Small files are read whole: one request each instead of a footer
+        // and then pages.
+        let small = WholeSmallFiles::new(metered.clone(), file_sizes.iter().cloned());
         let mut reads: StorageRef = if small.has_small_files() {
             Arc::new(small)
         } else {
@@ -422,15 +413,7 @@ impl DeltaTableProvider {
         // The end read for a footer holds the page index too: it serves
         // DataFusion's read of the index, which would be another request.
         if footer_hint.is_some() {
-            reads = Arc::new(FooterTails::new(
-                reads,
-                files.iter().map(|file| {
-                    (
-                        StorageObjectStore::storage_path(&file.object_meta.location),
-                        file.object_meta.size,
-                    )
-                }),
-            ));
+            reads = Arc::new(FooterTails::new(reads, file_sizes));
         }
         let reader_factory: Arc<dyn ParquetFileReaderFactory> = Arc::new(
             DeltaParquetReaderFactory::new(as_object_store(reads), metadata_cache),
@@ -596,12 +579,7 @@ impl DeltaTableProvider {
         let snapshot = &self.snapshot;
         let files: Vec<&Add> = snapshot.files().iter().collect();
         let partition_values = snapshot.all_partition_values()?;
-        let mut keep = self.prune(state, filters, files.len());
-        if let Some(only) = &self.only_files {
-            for (keep, file) in keep.iter_mut().zip(&files) {
-                *keep &= only.contains(&file.path);
-            }
-        }
+        let keep = self.prune(state, filters, files.len());
         let mut figures = ScanFigures {
             files_total: files.len(),
             ..ScanFigures::default()
@@ -696,12 +674,19 @@ impl DeltaTableProvider {
         (!self.row_ids).then_some(self.schemas.as_ref())
     }
 
-    /// Which files may hold rows matching `filters` (true = read it).
+    /// Which files may hold rows matching `filters` (true = read it), of
+    /// those this provider is restricted to.
     fn prune(&self, state: &dyn Session, filters: &[Expr], file_count: usize) -> Vec<bool> {
-        match FilePruner::new(&self.snapshot, state, filters) {
+        let mut keep = match FilePruner::new(&self.snapshot, state, filters) {
             Some(pruner) => pruner.snapshot_files(),
             None => vec![true; file_count],
+        };
+        if let Some(only) = &self.only_files {
+            for (keep, file) in keep.iter_mut().zip(self.snapshot.files()) {
+                *keep &= only.contains(&file.path);
+            }
         }
+        keep
     }
 
     /// Data file `path` (from the table root) with its table's location:
